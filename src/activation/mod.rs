@@ -1,0 +1,2 @@
+//! Activation: manifest, generations, RAM-backed mounts, ownership.
+//! (Implemented by the activation work.)

@@ -1,0 +1,308 @@
+//! Every flag in one place: the agenix-compatible top-level flags and the subcommands.
+//!
+//! The binary also answers to other names through argv[0] (symlinks made by the flake):
+//! `create-keys`, `copy-keys`, `check-keys` and `install-with-secrets` act as that
+//! subcommand; `agenix` is the plain CLI.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// agenix-compatible secrets lifecycle tool.
+#[derive(Debug, Parser)]
+#[command(
+    name = "agefleet",
+    version,
+    about = "agenix-compatible secrets lifecycle tool: edit, decrypt, rekey, drift, keys, activation",
+    long_about = None,
+    args_conflicts_with_subcommands = true,
+    after_help = "agenix-compatible: `agefleet -e FILE`, `agefleet -d FILE`, `agefleet -r` behave like agenix.\n\
+                  Rules file: --rules, else $RULES, else ./secrets.nix."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    /// Edit FILE using $EDITOR (agenix -e).
+    #[arg(
+        short = 'e',
+        long = "edit",
+        value_name = "FILE",
+        group = "agenix_action"
+    )]
+    pub edit: Option<PathBuf>,
+
+    /// Decrypt FILE to stdout (agenix -d).
+    #[arg(
+        short = 'd',
+        long = "decrypt",
+        value_name = "FILE",
+        group = "agenix_action"
+    )]
+    pub decrypt: Option<PathBuf>,
+
+    /// Re-encrypt all secrets with the recipients in the rules (agenix -r).
+    #[arg(short = 'r', long = "rekey", group = "agenix_action")]
+    pub rekey: bool,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Options every verb understands.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Identity to decrypt with (repeatable): OpenSSH private key or age identity file.
+    /// Default: ~/.ssh/id_rsa then ~/.ssh/id_ed25519.
+    #[arg(short = 'i', long = "identity", value_name = "KEY", global = true)]
+    pub identity: Vec<PathBuf>,
+
+    /// Say more about what is being done.
+    #[arg(short = 'v', long = "verbose", global = true)]
+    pub verbose: bool,
+
+    /// The rules file (default: $RULES, else ./secrets.nix).
+    #[arg(long = "rules", value_name = "FILE", global = true, env = "RULES")]
+    pub rules: Option<PathBuf>,
+
+    /// How to evaluate the rules file: builtin evaluator, nix-instantiate, or builtin with
+    /// a fallback to Nix for what the builtin evaluator does not support.
+    #[arg(long = "nix-eval", value_enum, default_value_t = NixEval::Auto, global = true)]
+    pub nix_eval: NixEval,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NixEval {
+    Auto,
+    Builtin,
+    Nix,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create or edit a secret with $EDITOR (stdin becomes the plaintext when it is not a TTY).
+    Edit(EditArgs),
+    /// Decrypt a secret to stdout (raw bytes), or to --output.
+    Decrypt(DecryptArgs),
+    /// Re-encrypt secrets to the recipients the rules list.
+    Rekey(RekeyArgs),
+    /// Show drift between the rules and the files' headers, without decrypting.
+    Status(StatusArgs),
+    /// Print the evaluated rules file.
+    Rules(RulesArgs),
+    /// Create the fleet's SSH keys (git access + agenix identity).
+    CreateKeys(CreateKeysArgs),
+    /// Copy a key set from a mounted source (e.g. a USB stick) into the SSH directory.
+    CopyKeys(CopyKeysArgs),
+    /// Check the SSH keys and which secrets they can open.
+    CheckKeys(CheckKeysArgs),
+    /// Provision a first install with its secrets over a forwarded SSH agent.
+    InstallWithSecrets(InstallArgs),
+    /// Install secrets from a manifest into the RAM-backed secrets directory.
+    Activate(ActivateArgs),
+    /// Print a shell completion script.
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EditArgs {
+    /// The secret to create or edit, as named in the rules.
+    pub file: PathBuf,
+    /// `git add --intent-to-add` the secret when it is not tracked.
+    #[arg(long)]
+    pub git_add: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DecryptArgs {
+    /// The secret to decrypt.
+    pub file: PathBuf,
+    /// Write the plaintext here (created 0600) instead of stdout.
+    #[arg(short = 'o', long = "output", value_name = "PATH")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Args)]
+pub struct RekeyArgs {
+    /// Only these secrets (default: every secret in the rules).
+    pub files: Vec<PathBuf>,
+    /// Only secrets whose header disagrees with the rules (recipients or armor).
+    #[arg(long)]
+    pub drifted: bool,
+    /// Only secrets whose rules list this public key.
+    #[arg(long, value_name = "KEY")]
+    pub recipient: Option<String>,
+    /// Report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RulesArgs {
+    /// Print the JSON value `nix-instantiate --eval --strict --json` would print.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KeyRole {
+    Git,
+    Agenix,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateKeysArgs {
+    /// Where the keys go.
+    #[arg(long, value_name = "DIR")]
+    pub ssh_dir: Option<PathBuf>,
+    /// Only create one of the two keys.
+    #[arg(long, value_enum)]
+    pub only: Option<KeyRole>,
+    /// Comment stored in the keys.
+    #[arg(long, value_name = "C")]
+    pub comment: Option<String>,
+    /// Read a passphrase for the git key from stdin (the agenix key is never encrypted).
+    #[arg(long)]
+    pub passphrase_stdin: bool,
+    /// Move existing keys to a timestamped backup instead of refusing.
+    #[arg(long)]
+    pub force: bool,
+    /// Say what would be done, do nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CopyKeysArgs {
+    /// Source directory (e.g. a mounted USB stick).
+    #[arg(long, value_name = "DIR")]
+    pub from: PathBuf,
+    /// Destination SSH directory.
+    #[arg(long, value_name = "DIR")]
+    pub ssh_dir: Option<PathBuf>,
+    /// Owner of the copied files.
+    #[arg(long, value_name = "USER[:GROUP]")]
+    pub owner: Option<String>,
+    /// Replace different existing keys (after a backup).
+    #[arg(long)]
+    pub force: bool,
+    /// Say what would be done, do nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckKeysArgs {
+    /// SSH directory holding the keys.
+    #[arg(long, value_name = "DIR")]
+    pub ssh_dir: Option<PathBuf>,
+    /// Prove each openable secret decrypts (to nowhere).
+    #[arg(long)]
+    pub try_decrypt: bool,
+    /// Report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// The flake and host to install: DIR#HOST.
+    #[arg(long, value_name = "DIR#HOST")]
+    pub flake: String,
+    /// Where the target system is mounted.
+    #[arg(long, value_name = "DIR", default_value = "/mnt")]
+    pub root: PathBuf,
+    /// The secrets repository (default: the locked git+ssh input of the flake).
+    #[arg(long, value_name = "URL")]
+    pub secrets_url: Option<String>,
+    /// The flake input that holds the secrets.
+    #[arg(long, value_name = "NAME", default_value = "secrets")]
+    pub secrets_input: String,
+    /// known_hosts file to check the secrets server's host key against.
+    #[arg(long, value_name = "FILE")]
+    pub known_hosts: Option<PathBuf>,
+    /// The host's identity: a private key file, or `generate`.
+    #[arg(long, value_name = "FILE|generate")]
+    pub host_key: Option<String>,
+    /// A directory whose tree is copied under the root.
+    #[arg(long, value_name = "DIR")]
+    pub extra_files: Option<PathBuf>,
+    /// The partitioning command.
+    #[arg(long, value_name = "CMD")]
+    pub disko_cmd: Option<String>,
+    /// The install command.
+    #[arg(long, value_name = "CMD")]
+    pub nixos_install_cmd: Option<String>,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub yes: bool,
+    /// Run the preflight and print the plan, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Phase {
+    Install,
+    Chown,
+    All,
+}
+
+#[derive(Debug, Args)]
+pub struct ActivateArgs {
+    /// The JSON manifest written by the Nix module.
+    #[arg(long, value_name = "FILE")]
+    pub manifest: PathBuf,
+    /// Which part of activation to run.
+    #[arg(long, value_enum, default_value_t = Phase::All)]
+    pub phase: Phase,
+    /// Report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// bash, zsh, fish, elvish or powershell.
+    pub shell: clap_complete::Shell,
+}
+
+/// Names the binary answers to through argv[0], and the subcommand each one means.
+pub const ARGV0_ALIASES: &[(&str, &str)] = &[
+    ("create-keys", "create-keys"),
+    ("copy-keys", "copy-keys"),
+    ("check-keys", "check-keys"),
+    ("install-with-secrets", "install-with-secrets"),
+];
+
+/// Parses argv, first rewriting an argv[0] alias into its subcommand.
+pub fn parse(mut args: Vec<OsString>) -> Result<Cli, clap::Error> {
+    if let Some(sub) = args
+        .first()
+        .and_then(|a0| std::path::Path::new(a0).file_name())
+        .and_then(|n| n.to_str())
+        .and_then(|n| ARGV0_ALIASES.iter().find(|(alias, _)| *alias == n))
+        .map(|(_, sub)| *sub)
+    {
+        args[0] = OsString::from("agefleet");
+        args.insert(1, OsString::from(sub));
+    }
+    Cli::try_parse_from(args)
+}

@@ -1,0 +1,158 @@
+//! One module per verb. Commands are the only layer that prints: messages to stderr, data to
+//! stdout. They return an [`Outcome`] (exit 0 or 1 after reporting every problem) or an
+//! [`Error`] (one message, mapped to an exit code by `main`).
+
+use std::path::PathBuf;
+
+use crate::cli::{Cli, Command};
+
+pub mod activate;
+pub mod completions;
+pub mod context;
+pub mod decrypt;
+pub mod edit;
+pub mod install;
+pub mod keys;
+pub mod rekey;
+pub mod rules;
+pub mod status;
+pub mod ui;
+
+pub use context::Context;
+
+/// How a command that ran to its end went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything asked for was done and is fine: exit 0.
+    Success,
+    /// Every item was processed and the problems were reported: exit 1.
+    Problems,
+}
+
+impl Outcome {
+    pub fn code(self) -> u8 {
+        match self {
+            Outcome::Success => 0,
+            Outcome::Problems => 1,
+        }
+    }
+
+    /// `Problems` if `failed`, else `Success`.
+    pub fn from_failed(failed: bool) -> Self {
+        if failed {
+            Outcome::Problems
+        } else {
+            Outcome::Success
+        }
+    }
+}
+
+/// A command that stopped. The message is one line and never holds secret material.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Exit 1: the operation failed.
+    #[error("{0}")]
+    Failed(String),
+    /// Exit 2: the command line or environment is not usable.
+    #[error("{0}")]
+    Usage(String),
+    /// Exit 3: refused to overwrite something.
+    #[error("{0}")]
+    Refused(String),
+    /// Exit 4: a preflight check failed before any destructive step.
+    #[error("{0}")]
+    Preflight(String),
+    /// Exit 5: an external tool failed.
+    #[error("{0}")]
+    ExternalTool(String),
+}
+
+impl Error {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Failed(_) => 1,
+            Error::Usage(_) => 2,
+            Error::Refused(_) => 3,
+            Error::Preflight(_) => 4,
+            Error::ExternalTool(_) => 5,
+        }
+    }
+
+    pub fn failed(e: impl std::fmt::Display) -> Self {
+        Error::Failed(e.to_string())
+    }
+}
+
+/// Library errors become exit-1 failures unless a command says otherwise; each library error
+/// already names its file (and line:col).
+macro_rules! failed_from {
+    ($($t:ty),* $(,)?) => {$(
+        impl From<$t> for Error {
+            fn from(e: $t) -> Self {
+                Error::Failed(e.to_string())
+            }
+        }
+    )*};
+}
+failed_from!(
+    crate::rules::RulesError,
+    crate::envelope::EnvelopeError,
+    crate::identity::IdentityError,
+    crate::recipient::RecipientError,
+    crate::fsutil::FsError,
+    crate::git::GitError,
+);
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> Result<Outcome> {
+    let Cli {
+        global,
+        edit,
+        decrypt,
+        rekey,
+        command,
+    } = cli;
+    let ctx = Context::new(global);
+    match (command, edit, decrypt, rekey) {
+        (Some(cmd), ..) => run_command(&ctx, cmd),
+        (None, Some(file), _, _) => edit::run(
+            &ctx,
+            &crate::cli::EditArgs {
+                file,
+                git_add: false,
+            },
+        ),
+        (None, None, Some(file), _) => {
+            decrypt::run(&ctx, &crate::cli::DecryptArgs { file, output: None })
+        }
+        (None, None, None, true) => rekey::run(&ctx, &crate::cli::RekeyArgs::default()),
+        (None, None, None, false) => Err(Error::Usage(
+            "no action given: use -e FILE, -d FILE, -r or a subcommand (see --help)".into(),
+        )),
+    }
+}
+
+fn run_command(ctx: &Context, cmd: Command) -> Result<Outcome> {
+    match cmd {
+        Command::Edit(a) => edit::run(ctx, &a),
+        Command::Decrypt(a) => decrypt::run(ctx, &a),
+        Command::Rekey(a) => rekey::run(ctx, &a),
+        Command::Status(a) => status::run(ctx, &a),
+        Command::Rules(a) => rules::run(ctx, &a),
+        Command::CreateKeys(a) => keys::create(ctx, &a),
+        Command::CopyKeys(a) => keys::copy(ctx, &a),
+        Command::CheckKeys(a) => keys::check(ctx, &a),
+        Command::InstallWithSecrets(a) => install::run(ctx, &a),
+        Command::Activate(a) => activate::run(ctx, &a),
+        Command::Completions(a) => completions::run(&a),
+    }
+}
+
+/// The home directory, for default key paths.
+pub fn home_dir() -> Option<PathBuf> {
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+}

@@ -1,0 +1,18 @@
+//! agefleet: an agenix-compatible secrets lifecycle library.
+//!
+//! Flow is one-directional: `cli` (clap definitions) -> `commands` (one module per verb,
+//! the only place that prints) -> library modules (`rules`, `recipient`, `identity`,
+//! `envelope`, `fsutil`, `git`, `keys`, `activation`), which never print or exit and return
+//! typed errors.
+
+pub mod activation;
+pub mod cli;
+pub mod commands;
+pub mod envelope;
+pub mod fsutil;
+pub mod git;
+pub mod identity;
+pub mod keys;
+pub mod recipient;
+pub mod rules;
+pub mod sys;

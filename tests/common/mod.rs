@@ -1,0 +1,188 @@
+//! Shared integration-test helpers: the binary, tool/root requirements, key generation, a
+//! temporary fleet. Area-specific rigs live in sibling files (`sshd.rs`, …).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// True when running under CI, where nothing may skip.
+pub fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// Whether `tool` is on PATH. Outside CI a missing tool skips the test with a printed
+/// reason; in CI it fails the test.
+#[must_use]
+pub fn require_tool(tool: &str) -> bool {
+    let found = which(tool).is_some();
+    if !found {
+        if in_ci() {
+            panic!("required tool `{tool}` is not installed (CI must install it: see .ci/run)");
+        }
+        eprintln!("SKIP: `{tool}` is not installed (install it to run this test; CI does)");
+    }
+    found
+}
+
+/// Whether we run as root. Outside CI, not being root skips; in CI it fails.
+#[must_use]
+pub fn require_root() -> bool {
+    let root = rustix::process::geteuid().is_root();
+    if !root {
+        if in_ci() {
+            panic!("this test needs root and CI runs as root");
+        }
+        eprintln!("SKIP: this test needs root");
+    }
+    root
+}
+
+pub fn which(tool: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(tool))
+        .find(|p| p.is_file())
+}
+
+/// A `Command` for the agefleet binary with a scrubbed environment: HOME points at `home`,
+/// no RULES/EDITOR leak in from the caller.
+pub fn agefleet(home: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_agefleet"));
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("NO_COLOR", "1")
+        .env("LANG", "C.UTF-8");
+    if let Some(v) = std::env::var_os("XDG_RUNTIME_DIR") {
+        cmd.env("XDG_RUNTIME_DIR", v);
+    }
+    cmd
+}
+
+/// Runs `cmd` with stdin closed (`/dev/null`) and returns its output.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.stdin(std::process::Stdio::null())
+        .output()
+        .expect("spawn command")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// An OpenSSH key pair made by `ssh-keygen` (the reference implementation).
+pub struct SshKey {
+    pub private: PathBuf,
+    pub public_line: String,
+}
+
+/// Generates a key with `ssh-keygen -t <kind>` at `dir/name`, optionally with a passphrase.
+pub fn ssh_keygen(dir: &Path, name: &str, kind: &str, passphrase: &str) -> SshKey {
+    let private = dir.join(name);
+    let mut cmd = Command::new("ssh-keygen");
+    cmd.args(["-q", "-t", kind, "-N", passphrase, "-C", name, "-f"])
+        .arg(&private);
+    if kind == "rsa" {
+        cmd.args(["-b", "2048"]);
+    }
+    let out = run(&mut cmd);
+    assert!(out.status.success(), "ssh-keygen failed: {}", stderr(&out));
+    let public_line = std::fs::read_to_string(private.with_extension("pub"))
+        .expect("read .pub")
+        .trim()
+        .to_string();
+    SshKey {
+        private,
+        public_line,
+    }
+}
+
+/// An age X25519 identity made by `age-keygen`: (identity file, recipient).
+pub fn age_keygen(dir: &Path, name: &str) -> (PathBuf, String) {
+    let path = dir.join(name);
+    let out = run(Command::new("age-keygen").arg("-o").arg(&path));
+    assert!(out.status.success(), "age-keygen failed: {}", stderr(&out));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let recipient = text
+        .lines()
+        .find_map(|l| l.strip_prefix("# public key: "))
+        .expect("public key comment")
+        .to_string();
+    (path, recipient)
+}
+
+/// Decrypts `file` with the reference `age` CLI and identity `key`.
+pub fn age_decrypt(key: &Path, file: &Path) -> Output {
+    run(Command::new("age").arg("-d").arg("-i").arg(key).arg(file))
+}
+
+/// Encrypts `plaintext` with the reference `age` CLI to `recipients` into `out`.
+pub fn age_encrypt(recipients: &[&str], armor: bool, plaintext: &[u8], out: &Path) {
+    use std::io::Write;
+    let mut cmd = Command::new("age");
+    cmd.arg("-e");
+    if armor {
+        cmd.arg("-a");
+    }
+    for r in recipients {
+        cmd.arg("-r").arg(r);
+    }
+    cmd.arg("-o").arg(out);
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn age");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(plaintext)
+        .expect("write plaintext");
+    let status = child.wait().unwrap();
+    assert!(status.success(), "age -e failed");
+}
+
+/// Writes a `secrets.nix` mapping each secret name to its keys (and armor flag).
+pub fn write_rules(dir: &Path, rules: &[(&str, &[&str], bool)]) -> PathBuf {
+    let mut s = String::from("{\n");
+    for (name, keys, armor) in rules {
+        s.push_str(&format!("  {}.publicKeys = [", nix_string(name)));
+        for k in *keys {
+            s.push_str(&format!(" {}", nix_string(k)));
+        }
+        s.push_str(" ];\n");
+        if *armor {
+            s.push_str(&format!("  {}.armor = true;\n", nix_string(name)));
+        }
+    }
+    s.push_str("}\n");
+    let path = dir.join("secrets.nix");
+    std::fs::write(&path, s).unwrap();
+    path
+}
+
+/// A Nix string literal for `s`.
+pub fn nix_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '$' => out.push_str("\\$"),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Mode bits of a file (permission part).
+pub fn mode_of(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
