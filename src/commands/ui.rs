@@ -1,1 +1,47 @@
-//! Terminal output helpers: colour, warnings, progress.
+//! Terminal output helpers: warnings, info, colour (only on a TTY and never with NO_COLOR),
+//! and the terminal passphrase prompt.
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+/// Whether stderr gets colour.
+pub fn color_stderr() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
+}
+
+fn paint(code: &str, s: &str) -> String {
+    if color_stderr() {
+        format!("\x1b[{code}m{s}\x1b[0m")
+    } else {
+        s.to_string()
+    }
+}
+
+/// `warning: …` on stderr.
+pub fn warn(msg: &str) {
+    eprintln!("{} {msg}", paint("33", "warning:"));
+}
+
+/// `error: …` on stderr, for one failing item among many.
+pub fn error(msg: &str) {
+    eprintln!("{} {msg}", paint("31", "error:"));
+}
+
+/// A plain message on stderr.
+pub fn info(msg: &str) {
+    eprintln!("{msg}");
+}
+
+/// Asks for passphrases on the controlling terminal (`/dev/tty`), never on stdin, so piped
+/// plaintext and prompts do not mix. Without a terminal it answers `None` at once: no hang.
+pub struct TerminalPrompt;
+
+impl crate::identity::PassphrasePrompt for TerminalPrompt {
+    fn passphrase(&self, key_path: &Path) -> Option<age::secrecy::SecretString> {
+        let prompt = format!("Enter passphrase for {}: ", key_path.display());
+        // rpassword opens /dev/tty itself; failure to open it means there is no terminal.
+        rpassword::prompt_password(prompt)
+            .ok()
+            .map(|p| age::secrecy::SecretString::from(p))
+    }
+}
