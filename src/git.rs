@@ -13,5 +13,8 @@ pub fn is_tracked(_path: &Path) -> Result<Option<bool>, GitError> {
 
 /// `git add --intent-to-add path`. (Placeholder until the git work lands.)
 pub fn add_intent_to_add(path: &Path) -> Result<(), GitError> {
-    Err(GitError(format!("{}: git support not built yet", path.display())))
+    Err(GitError(format!(
+        "{}: git support not built yet",
+        path.display()
+    )))
 }
