@@ -76,7 +76,7 @@ impl Header {
 /// Encrypts `plaintext` to `recipients`; armored when `armor`.
 pub fn encrypt(
     plaintext: &[u8],
-    recipients: &[Recipient],
+    recipients: &[&Recipient],
     armor: bool,
 ) -> Result<Vec<u8>, EnvelopeError> {
     let _ = (plaintext, recipients, armor);
