@@ -346,7 +346,7 @@ mod tests {
             secrets_mount_point: "/run/agenix.d".into(),
             identity_paths: vec![],
             fs: FsChoice::Tmpfs,
-            secrets: secrets,
+            secrets,
         }
     }
 
