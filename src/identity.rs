@@ -232,6 +232,11 @@ impl IdentitySet {
         Ok(())
     }
 
+    /// Whether any identity (usable or locked) was loaded.
+    pub fn has_any(&self) -> bool {
+        !self.identities.is_empty()
+    }
+
     /// The usable (unencrypted or unlocked) identities, for `envelope::decrypt`.
     pub fn age_identities(&self) -> Vec<&dyn age::Identity> {
         let mut out: Vec<&dyn age::Identity> = Vec::with_capacity(self.identities.len());
