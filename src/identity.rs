@@ -254,11 +254,6 @@ impl IdentitySet {
     pub fn tags(&self) -> impl Iterator<Item = &str> {
         self.identities.iter().filter_map(|id| id.tag.as_deref())
     }
-
-    /// Whether any identity was loaded (usable or locked).
-    pub fn has_any(&self) -> bool {
-        !self.identities.is_empty()
-    }
 }
 
 /// Reads an identity file into zeroized memory (bounded size).
