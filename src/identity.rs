@@ -74,7 +74,7 @@ impl std::fmt::Debug for LoadedIdentity {
 }
 
 /// All identities of a run.
-#[derive(Default)]
+#[derive(Default, Debug)]
 pub struct IdentitySet {
     pub identities: Vec<LoadedIdentity>,
 }
@@ -404,3 +404,6 @@ fn parse_age_identity_file(path: &Path, text: &str) -> Result<LoadedIdentity, St
         key: Key::Native(identities),
     })
 }
+
+#[cfg(test)]
+mod tests;
