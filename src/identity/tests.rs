@@ -157,7 +157,7 @@ fn invalid_explicit_identities_name_the_file_and_reason() {
     ];
     for (name, content, reason) in &cases {
         let p = write(dir.path(), name, content);
-        let e = IdentitySet::load(&[p.clone()], None).unwrap_err();
+        let e = IdentitySet::load(std::slice::from_ref(&p), None).unwrap_err();
         let msg = e.to_string();
         assert!(msg.starts_with(&p.display().to_string()), "{msg}");
         assert!(msg.contains(reason), "{name}: {msg}");
@@ -271,7 +271,7 @@ fn no_prompt_when_an_unencrypted_key_covers_every_header() {
 fn wrong_passphrase_three_times_then_never_again() {
     let dir = tempfile::tempdir().unwrap();
     let locked = write(dir.path(), "locked", LOCKED_KEY);
-    let (mut set, _) = IdentitySet::load(&[locked.clone()], None).unwrap();
+    let (mut set, _) = IdentitySet::load(std::slice::from_ref(&locked), None).unwrap();
     let h = header_with(&[&tag(LOCKED_PUB)]);
     let wrong = Scripted::new(&[Some("wrong"), Some(""), Some("nope")]);
     let e = set.unlock_for(&[&h], &wrong).unwrap_err();
