@@ -203,6 +203,16 @@ pub fn unlink_at(dir: impl AsFd, name: &Path) -> io::Result<()> {
     rustix::fs::unlinkat(dir, name, AtFlags::empty()).map_err(errno)
 }
 
+/// Takes an exclusive advisory lock on `fd`, waiting for it; released when `fd` is closed.
+pub fn lock_exclusive(fd: impl AsFd) -> io::Result<()> {
+    loop {
+        match rustix::fs::flock(&fd, rustix::fs::FlockOperation::LockExclusive) {
+            Err(rustix::io::Errno::INTR) => {}
+            other => return other.map_err(errno),
+        }
+    }
+}
+
 /// Writes all of `data` to `fd` and syncs it.
 pub fn write_all_sync(fd: impl AsFd, mut data: &[u8]) -> io::Result<()> {
     while !data.is_empty() {

@@ -69,6 +69,8 @@ fn installs_content_mode_owner_on_a_noswap_tmpfs() {
     let user = TestUser::new("afu", &group);
     let ed = common::ssh_keygen(&root.join("keys"), "ed", "ed25519", "");
     let rsa = common::ssh_keygen(&root.join("keys"), "rsa", "rsa", "");
+    // Skipped at activation (no prompt: stdin is /dev/null and nobody is there at boot).
+    let locked = common::ssh_keygen(&root.join("keys"), "locked", "ed25519", "pass phrase");
 
     let plain = fx.age("plain.age", b"root secret\n");
     let owned = fx.store.join("owned.age");
@@ -87,7 +89,13 @@ fn installs_content_mode_owner_on_a_noswap_tmpfs() {
     s_numeric.mode = "500";
     let manifest = fx.layout.manifest(
         "manifest.json",
-        &[&fx.key, &ed.private, &rsa.private],
+        &[
+            &locked.private,
+            &fx.key,
+            &ed.private,
+            &rsa.private,
+            &root.join("absent"),
+        ],
         "tmpfs",
         &[
             Secret::new("plain", &plain),
@@ -237,6 +245,18 @@ fn generations_are_numbered_and_old_ones_removed() {
     let out = activate(fx.home(), &only_a, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(l.current_generation().as_deref(), Some("42"));
+    assert_eq!(l.generations(), ["42", "keep-me"]);
+
+    // secretsDir that is a real directory is not replaced, and nothing new is left behind.
+    std::fs::remove_file(&l.secrets_dir).unwrap();
+    std::fs::create_dir(&l.secrets_dir).unwrap();
+    let out = activate(fx.home(), &only_a, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is not a symlink"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(l.generations(), ["42", "keep-me"]);
 }
 
@@ -608,6 +628,67 @@ fn home_manager_paths_expand_xdg_runtime_dir_and_home() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn a_user_activates_into_its_runtime_dir_without_mounting_or_chown() {
+    let Some(root) =
+        in_mount_namespace("a_user_activates_into_its_runtime_dir_without_mounting_or_chown")
+    else {
+        return;
+    };
+    assert!(require_tool("setpriv"));
+    let group = TestGroup::new("afg");
+    let user = TestUser::new("afu", &group);
+    let fx = Fixture::new(&root);
+    let a = fx.age("a.age", b"user secret");
+    // The user's runtime dir: a tmpfs owned by the user, as systemd-logind makes it.
+    let runtime = root.join("run-user");
+    std::fs::create_dir(&runtime).unwrap();
+    let out = common::run(
+        std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o"])
+            .arg(format!("mode=0700,uid={},gid={}", user.uid, group.gid))
+            .arg("tmpfs")
+            .arg(&runtime),
+    );
+    assert!(out.status.success(), "mount: {}", stderr(&out));
+    for p in [&root, &fx.store, &root.join("keys")] {
+        std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    std::os::unix::fs::chown(&fx.key, Some(user.uid), Some(group.gid)).unwrap();
+    let manifest = serde_json::json!({
+        "version": 1,
+        "secretsDir": "${XDG_RUNTIME_DIR}/agenix",
+        "secretsMountPoint": "${XDG_RUNTIME_DIR}/agenix.d",
+        "identityPaths": [fx.key],
+        "fs": "tmpfs",
+        "secrets": [{"name": "a", "file": a, "path": "${XDG_RUNTIME_DIR}/agenix/a",
+                     "mode": "0400", "owner": "0", "group": "0", "symlink": true}]
+    });
+    let path = root.join("hm.json");
+    std::fs::write(&path, manifest.to_string()).unwrap();
+    let out = common::run(
+        std::process::Command::new("setpriv")
+            .arg(format!("--reuid={}", user.uid))
+            .arg(format!("--regid={}", group.gid))
+            .arg("--clear-groups")
+            .arg(env!("CARGO_BIN_EXE_agefleet"))
+            .args(["activate", "--phase", "install", "--manifest"])
+            .arg(&path)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &root)
+            .env("XDG_RUNTIME_DIR", &runtime),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+    assert_eq!(read(&runtime.join("agenix/a")), "user secret");
+    let mp = runtime.join("agenix.d");
+    assert_eq!(owner_mode(&mp), (user.uid, group.gid, 0o751));
+    assert_eq!(owner_mode(&mp.join("1/a")), (user.uid, group.gid, 0o400));
+    // Nothing was mounted at the mount point: it is a directory of the runtime tmpfs.
+    assert!(mount_options(&mp).is_none());
 }
 
 #[test]

@@ -69,10 +69,12 @@ pub fn install(
             ));
         }
     }
+    let mp_fd = sys::open_dir_nofollow(mp).map_err(|e| ActivationError::io(mp, e))?;
+    // Two activations at once (a switch racing the boot unit) would pick the same number.
+    sys::lock_exclusive(&mp_fd).map_err(|e| ActivationError::io(mp, e))?;
     let generation = next_generation(layout)?;
     let gen_name = PathBuf::from(generation.to_string());
     let gen_path = mp.join(&gen_name);
-    let mp_fd = sys::open_dir_nofollow(mp).map_err(|e| ActivationError::io(mp, e))?;
     // A leftover of an interrupted activation; it is not current (current is N-1).
     sys::remove_tree_at(&mp_fd, &gen_name).map_err(|e| ActivationError::io(&gen_path, e))?;
     sys::mkdir_at(&mp_fd, &gen_name, 0o751).map_err(|e| ActivationError::io(&gen_path, e))?;
@@ -263,21 +265,27 @@ pub fn chown_current(
 ) -> Result<Outcome, ActivationError> {
     let mp = &layout.mount_point;
     let sd = &layout.secrets_dir;
+    let not_installed = || {
+        ActivationError::at(
+            sd,
+            format!(
+                "does not point at a generation in {}; run the install phase first",
+                mp.display()
+            ),
+        )
+    };
+    let mp_fd = match sys::open_dir_nofollow(mp) {
+        Ok(fd) => fd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(not_installed()),
+        Err(e) => return Err(ActivationError::io(mp, e)),
+    };
+    sys::lock_exclusive(&mp_fd).map_err(|e| ActivationError::io(mp, e))?;
     let generation = match current(layout)? {
         Some((n, target)) if target == mp.join(n.to_string()) => n,
-        _ => {
-            return Err(ActivationError::at(
-                sd,
-                format!(
-                    "does not point at a generation in {}; run the install phase first",
-                    mp.display()
-                ),
-            ))
-        }
+        _ => return Err(not_installed()),
     };
     let gen_name = PathBuf::from(generation.to_string());
     let gen_path = mp.join(&gen_name);
-    let mp_fd = sys::open_dir_nofollow(mp).map_err(|e| ActivationError::io(mp, e))?;
     let gen_fd =
         sys::open_dir_at(&mp_fd, &gen_name).map_err(|e| ActivationError::io(&gen_path, e))?;
     let gid = owners.keys_gid().unwrap_or(0);

@@ -101,11 +101,7 @@ fn plan_one(
 
 /// Loads the readable, non-empty identities of `paths`; the others become warnings.
 pub fn load_identities(paths: &[PathBuf]) -> (IdentitySet, Vec<String>) {
-    // PENDING-MERGE: IdentitySet::load_lenient(paths) once the crypto work lands.
-    match IdentitySet::load(paths, None) {
-        Ok(loaded) => loaded,
-        Err(e) => (IdentitySet::default(), vec![e.to_string()]),
-    }
+    IdentitySet::load_lenient(paths)
 }
 
 /// Decrypts `plan.file` and writes it to its target: into the generation directory `gen`

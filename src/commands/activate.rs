@@ -4,6 +4,7 @@
 use super::{ui, Context, Error, Outcome, Result};
 use crate::activation::{self, Env, Manifest, MountState, Phase};
 use crate::cli::{self, ActivateArgs};
+use crate::sys::{FsKind, RamMount};
 
 pub fn run(ctx: &Context, args: &ActivateArgs) -> Result<Outcome> {
     let manifest = Manifest::load(&args.manifest).map_err(Error::failed)?;
@@ -27,9 +28,16 @@ pub fn run(ctx: &Context, args: &ActivateArgs) -> Result<Outcome> {
     } else {
         if let Some(mount) = &report.mount {
             ctx.verbose(&match mount {
-                MountState::Mounted { fs } => format!("mounted {fs:?}"),
-                MountState::Reused { fs } => format!("reusing existing {fs:?} mount"),
-                MountState::Directory { fs } => format!("using the directory as is ({fs:?})"),
+                MountState::Mounted {
+                    fs: RamMount::TmpfsNoswap,
+                } => "mounted tmpfs (noswap)".into(),
+                MountState::Mounted {
+                    fs: RamMount::Ramfs,
+                } => "mounted ramfs".into(),
+                MountState::Reused { fs } => format!("reusing the existing {} mount", fs_name(*fs)),
+                MountState::Directory { fs } => {
+                    format!("using the directory as it is ({})", fs_name(*fs))
+                }
             });
         }
         let verb = match phase {
@@ -49,6 +57,14 @@ pub fn run(ctx: &Context, args: &ActivateArgs) -> Result<Outcome> {
         ));
     }
     Ok(Outcome::from_failed(report.failed()))
+}
+
+fn fs_name(fs: FsKind) -> String {
+    match fs {
+        FsKind::Tmpfs => "tmpfs".into(),
+        FsKind::Ramfs => "ramfs".into(),
+        FsKind::Other(magic) => format!("filesystem type {magic:#x}"),
+    }
 }
 
 /// A secret name for a message: quoted, with control characters escaped.
