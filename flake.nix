@@ -74,7 +74,5 @@
           };
         }
       );
-
-      formatter = forAllSystems (pkgs: pkgs.nixfmt-rfc-style);
     };
 }

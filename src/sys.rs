@@ -152,6 +152,13 @@ pub fn open_dir(path: &Path) -> io::Result<OwnedFd> {
     .map_err(errno)
 }
 
+/// Whether `e` says a no-follow directory open met a symlink (ELOOP) or a non-directory.
+pub fn is_symlink_or_not_dir(e: &io::Error) -> bool {
+    let raw = e.raw_os_error();
+    raw == Some(rustix::io::Errno::LOOP.raw_os_error())
+        || raw == Some(rustix::io::Errno::NOTDIR.raw_os_error())
+}
+
 /// Opens the directory `name` inside `dir` without following a symlink.
 pub fn open_dir_at(dir: impl AsFd, name: &Path) -> io::Result<OwnedFd> {
     rustix::fs::openat(

@@ -37,7 +37,7 @@ pub fn ensure(layout: &Layout, warnings: &mut Vec<String>) -> Result<MountState,
         Err(e) => return Err(ActivationError::io(mp, e)),
     }
     // Refuses a symlink at the mount point: mounting over it would follow it.
-    let fd = sys::open_dir_nofollow(mp).map_err(|e| ActivationError::io(mp, e))?;
+    let fd = sys::open_dir_nofollow(mp).map_err(|e| not_a_directory(mp, e))?;
     let kind = sys::fs_kind(&fd).map_err(|e| ActivationError::io(mp, e))?;
     let can_mount = cfg!(any(target_os = "linux", target_os = "android")) && sys::is_root();
     let state = if !can_mount {
@@ -62,7 +62,15 @@ pub fn ensure(layout: &Layout, warnings: &mut Vec<String>) -> Result<MountState,
             .map_err(|e| ActivationError::at(mp, format!("cannot mount a RAM filesystem: {e}")))?;
         MountState::Mounted { fs }
     };
-    let fd = sys::open_dir_nofollow(mp).map_err(|e| ActivationError::io(mp, e))?;
+    let fd = sys::open_dir_nofollow(mp).map_err(|e| not_a_directory(mp, e))?;
     sys::fchmod(&fd, 0o751).map_err(|e| ActivationError::io(mp, e))?;
     Ok(state)
+}
+
+fn not_a_directory(mp: &std::path::Path, e: std::io::Error) -> ActivationError {
+    if sys::is_symlink_or_not_dir(&e) {
+        ActivationError::at(mp, "is a symlink or not a directory; refusing to use it")
+    } else {
+        ActivationError::io(mp, e)
+    }
 }
