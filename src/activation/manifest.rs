@@ -160,4 +160,25 @@ mod tests {
         assert_eq!(parse_mode("u=r"), None);
         assert_eq!(parse_mode("07777"), None);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic_and_errors_are_one_line(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
+            if let Err(e) = Manifest::parse(&bytes, Path::new("m.json")) {
+                let msg = e.to_string();
+                proptest::prop_assert!(msg.starts_with("m.json:"));
+                proptest::prop_assert!(!msg.contains('\n'));
+            }
+        }
+
+        #[test]
+        fn mutated_manifests_never_panic(cut in 0usize..400, insert in "[\\[\\]{}:,\"0-9a-z]{0,4}") {
+            let mut text = GOOD.to_string();
+            let at = cut.min(text.len());
+            if text.is_char_boundary(at) {
+                text.insert_str(at, &insert);
+            }
+            let _ = Manifest::parse(text.as_bytes(), Path::new("m.json"));
+        }
+    }
 }

@@ -155,4 +155,18 @@ mod tests {
             assert!(check_absolute(bad).is_err(), "{bad:?} accepted");
         }
     }
+
+    proptest::proptest! {
+        /// An accepted name, joined to a base and normalised, stays strictly under the base.
+        #[test]
+        fn accepted_names_stay_under_the_base(name in "[a-z./\u{0}]{0,12}") {
+            if check_name(&name).is_ok() {
+                let joined = Path::new("/base").join(&name);
+                let normal = check_absolute(joined.to_str().unwrap()).unwrap();
+                proptest::prop_assert!(normal.starts_with("/base"));
+                proptest::prop_assert!(normal != Path::new("/base"));
+                proptest::prop_assert_eq!(normal, joined);
+            }
+        }
+    }
 }
