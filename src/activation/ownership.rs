@@ -4,9 +4,13 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-/// The group that owns the mount point and generation directories where it exists
-/// (NixOS creates it; agenix uses it too).
-pub const KEYS_GROUP: &str = "keys";
+/// The group that owns the mount point and generation directories where it exists, as with
+/// agenix: `keys` (NixOS creates it), `admin` on macOS.
+pub const KEYS_GROUP: &str = if cfg!(target_os = "macos") {
+    "admin"
+} else {
+    "keys"
+};
 
 /// Users and groups by name.
 #[derive(Debug, Default, Clone)]
@@ -27,10 +31,18 @@ impl UserDb {
                 Err(e) => Err((path, e)),
             }
         };
-        Ok(UserDb {
+        #[allow(unused_mut)]
+        let mut db = UserDb {
             users: parse_db(&read("passwd")?),
             groups: parse_db(&read("group")?),
-        })
+        };
+        // macOS keeps regular users in Open Directory, not in /etc/passwd.
+        #[cfg(target_os = "macos")]
+        {
+            merge_dscl(&mut db.users, "/Users", "UniqueID");
+            merge_dscl(&mut db.groups, "/Groups", "PrimaryGroupID");
+        }
+        Ok(db)
     }
 
     /// The uid of `owner` (a number or a user name).
@@ -43,7 +55,7 @@ impl UserDb {
         resolve(group, &self.groups, "group")
     }
 
-    /// The gid of the `keys` group, if the system has one.
+    /// The gid of [`KEYS_GROUP`], if the system has one.
     pub fn keys_gid(&self) -> Option<u32> {
         self.groups.get(KEYS_GROUP).copied()
     }
@@ -63,6 +75,39 @@ fn resolve(who: &str, db: &HashMap<String, u32>, what: &str) -> Result<u32, Stri
     db.get(who)
         .copied()
         .ok_or_else(|| format!("unknown {what} `{who}`"))
+}
+
+/// Adds the entries of `dscl . -list PATH KEY` ("name   id" lines) missing from `map`. A
+/// failing `dscl` adds nothing: names it would have known are then reported as unknown.
+#[cfg(target_os = "macos")]
+fn merge_dscl(map: &mut HashMap<String, u32>, path: &str, key: &str) {
+    let Ok(out) = std::process::Command::new("/usr/bin/dscl")
+        .args([".", "-list", path, key])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+    else {
+        return;
+    };
+    if !out.status.success() {
+        return;
+    }
+    for (name, id) in parse_dscl(&String::from_utf8_lossy(&out.stdout)) {
+        map.entry(name).or_insert(id);
+    }
+}
+
+/// "name   id" lines as printed by `dscl . -list /Users UniqueID`.
+#[cfg_attr(not(target_os = "macos"), allow(dead_code))]
+fn parse_dscl(text: &str) -> Vec<(String, u32)> {
+    text.lines()
+        .filter_map(|line| {
+            let mut parts = line.split_whitespace();
+            let name = parts.next()?;
+            let id = parts.next()?.parse::<u32>().ok()?;
+            parts.next().is_none().then(|| (name.to_string(), id))
+        })
+        .collect()
 }
 
 /// `name:x:id:...` lines (passwd and group share the first three fields). Comments, blank
@@ -115,6 +160,15 @@ mod tests {
         assert!(db.uid("4294967295").is_err());
         assert!(db.uid("99999999999").is_err());
         assert!(db.uid("+nis").is_err());
+    }
+
+    #[test]
+    fn dscl_listing() {
+        let parsed = parse_dscl("_www  70\nalice   501\nbroken\nbad x\nnobody -2\n");
+        assert_eq!(
+            parsed,
+            vec![("_www".to_string(), 70), ("alice".to_string(), 501)]
+        );
     }
 
     #[test]
