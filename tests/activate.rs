@@ -148,6 +148,51 @@ fn installs_content_mode_owner_on_a_noswap_tmpfs() {
 }
 
 #[test]
+fn many_secrets_on_several_threads_keep_their_names() {
+    let Some(root) = in_mount_namespace("many_secrets_on_several_threads_keep_their_names") else {
+        return;
+    };
+    let fx = Fixture::new(&root);
+    let l = &fx.layout;
+    let a = fx.age("a.age", b"A");
+    let b = fx.age("b.age", b"B");
+    let missing = fx.store.join("missing.age");
+    // Enough secrets for several worker threads; every 7th fails, the others alternate A/B.
+    let secrets: Vec<Secret> = (0..300)
+        .map(|i| {
+            let file = match i {
+                i if i % 7 == 3 => &missing,
+                i if i % 2 == 0 => &a,
+                _ => &b,
+            };
+            Secret::new(&format!("s{i:03}"), file)
+        })
+        .collect();
+    let out = activate(fx.home(), &fx.manifest(&secrets), &["--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let failed: Vec<&str> = report["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    let expected: Vec<String> = (0..300)
+        .filter(|i| i % 7 == 3)
+        .map(|i| format!("s{i:03}"))
+        .collect();
+    assert_eq!(failed, expected);
+    for i in 0..300 {
+        let path = l.secrets_dir.join(format!("s{i:03}"));
+        match i {
+            i if i % 7 == 3 => assert!(!path.exists()),
+            i if i % 2 == 0 => assert_eq!(read(&path), "A"),
+            _ => assert_eq!(read(&path), "B"),
+        }
+    }
+}
+
+#[test]
 fn ramfs_on_request_and_an_existing_ram_mount_is_reused() {
     let Some(root) = in_mount_namespace("ramfs_on_request_and_an_existing_ram_mount_is_reused")
     else {

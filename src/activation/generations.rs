@@ -182,9 +182,13 @@ where
     // Below this many secrets per thread, loading identities again costs more than it saves.
     const MIN_PER_THREAD: usize = 64;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = cores.min(plans.len().div_ceil(MIN_PER_THREAD)).max(1);
+    let threads = cores
+        .min(16)
+        .min(plans.len().div_ceil(MIN_PER_THREAD))
+        .max(1);
     let chunk = plans.len().div_ceil(threads).max(1);
     let run_chunk = |start: usize, ids: &IdentitySet| -> Vec<Result<(), String>> {
+        let start = start.min(plans.len());
         plans[start..(start + chunk).min(plans.len())]
             .iter()
             .enumerate()
@@ -210,7 +214,7 @@ where
                 Ok(part) => results.extend(part),
                 // A panicking worker must not lose its secrets silently.
                 Err(_) => {
-                    let start = (t + 1) * chunk;
+                    let start = ((t + 1) * chunk).min(plans.len());
                     let end = (start + chunk).min(plans.len());
                     results.extend(
                         (start..end).map(|_| Err("internal error while installing".to_string())),
