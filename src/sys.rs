@@ -199,10 +199,13 @@ pub fn open_read_nofollow_at(dir: impl AsFd, name: &Path) -> io::Result<OwnedFd>
     .map_err(errno)
 }
 
-/// Whether the open `fd` is a regular file.
-pub fn is_regular_file(fd: impl AsFd) -> io::Result<bool> {
+/// The link count of the open `fd` if it is a regular file; `None` for anything else.
+pub fn regular_file_links(fd: impl AsFd) -> io::Result<Option<u64>> {
     let st = rustix::fs::fstat(fd).map_err(errno)?;
-    Ok(rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile)
+    let regular =
+        rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile;
+    #[allow(clippy::useless_conversion)] // nlink is u32 on some targets
+    Ok(regular.then(|| u64::from(st.st_nlink)))
 }
 
 /// Removes the file or symlink `name` from `dir`.

@@ -602,6 +602,21 @@ fn install_phase_then_chown_phase() {
     let dirs_gid = lookup_id("group", "keys").unwrap_or(0);
     assert_eq!(owner_mode(&gen).1, dirs_gid);
     assert_eq!(owner_mode(&l.mount_point).1, dirs_gid);
+
+    // A hard link put in place of a `symlink = false` file is not handed to its owner.
+    let victim = root.join("victim");
+    std::fs::write(&victim, b"root only").unwrap();
+    std::fs::remove_file(&file_at).unwrap();
+    std::fs::hard_link(&victim, &file_at).unwrap();
+    let out = activate(fx.home(), &manifest, &["--phase", "chown"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("has other hard links"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(owner_mode(&victim).0, 0);
+    assert_eq!(owner_mode(&gen.join("owned")), (user.uid, group.gid, 0o640));
 }
 
 #[test]

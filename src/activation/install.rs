@@ -176,10 +176,19 @@ pub fn chown_one(
             format!("{shown}: {e}")
         }
     })?;
-    if !sys::is_regular_file(&fd).map_err(|e| format!("{shown}: {e}"))? {
-        return Err(format!(
-            "{shown}: not a regular file; not changing its owner"
-        ));
+    match sys::regular_file_links(&fd).map_err(|e| format!("{shown}: {e}"))? {
+        Some(1) => {}
+        Some(_) => {
+            // A hard link planted in a writable directory would hand its target to `uid`.
+            return Err(format!(
+                "{shown}: has other hard links; not changing its owner"
+            ));
+        }
+        None => {
+            return Err(format!(
+                "{shown}: not a regular file; not changing its owner"
+            ))
+        }
     }
     sys::fchown(&fd, uid, gid).map_err(|e| format!("{shown}: cannot change owner: {e}"))?;
     sys::fchmod(&fd, plan.mode).map_err(|e| format!("{shown}: {e}"))
