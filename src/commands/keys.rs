@@ -42,10 +42,13 @@ fn print_json(v: &Value) -> Result<Outcome> {
 }
 
 fn say_dir_action(dir: &Path, action: DirAction, dry_run: bool) {
-    let would = if dry_run { "would " } else { "" };
     match action {
         DirAction::Keep => {}
-        DirAction::Create => ui::info(&format!("{would}create {} (mode 0700)", dir.display())),
+        DirAction::Create => ui::info(&format!(
+            "{} {} (mode 0700)",
+            if dry_run { "would create" } else { "created" },
+            dir.display()
+        )),
         DirAction::Tighten { from } => ui::warn(&format!(
             "{}: mode {from:04o} gives group/other access; {}",
             dir.display(),
@@ -97,28 +100,21 @@ pub fn create(_ctx: &Context, args: &CreateKeysArgs) -> Result<Outcome> {
     openssh::validate_comment(&comment).map_err(|e| Error::Usage(e.to_string()))?;
     let plan = create::plan(&dir, &roles).map_err(key_error)?;
 
-    if !plan.existing.is_empty() {
-        if args.force {
-            for p in &plan.existing {
-                ui::info(&format!(
-                    "{}{} exists: moving it to a backup",
-                    if args.dry_run { "would back up: " } else { "" },
-                    p.display()
-                ));
-            }
-        } else {
-            for p in &plan.existing {
-                ui::error(&format!("{}: already exists", p.display()));
-            }
-            return Err(Error::Refused(format!(
-                "refusing to overwrite existing keys in {} (use --force to move them to a \
-                 timestamped backup first)",
-                dir.display()
-            )));
+    if !plan.existing.is_empty() && !args.force {
+        for p in &plan.existing {
+            ui::error(&format!("{}: already exists", p.display()));
         }
+        return Err(Error::Refused(format!(
+            "refusing to overwrite existing keys in {} (use --force to move them to a \
+             timestamped backup first)",
+            dir.display()
+        )));
     }
-    say_dir_action(&dir, plan.dir_action, args.dry_run);
     if args.dry_run {
+        say_dir_action(&dir, plan.dir_action, true);
+        for p in &plan.existing {
+            ui::info(&format!("would move {} to a backup", p.display()));
+        }
         for t in &plan.targets {
             ui::info(&format!(
                 "would create {} (0600) and {} (0644)",
@@ -164,6 +160,7 @@ pub fn create(_ctx: &Context, args: &CreateKeysArgs) -> Result<Outcome> {
     )
     .map_err(key_error)?;
 
+    say_dir_action(&dir, plan.dir_action, false);
     if let Some(b) = &created.backup {
         for m in &b.moved {
             ui::info(&format!("moved {} to {}", m.from.display(), m.to.display()));
@@ -245,7 +242,7 @@ pub fn create(_ctx: &Context, args: &CreateKeysArgs) -> Result<Outcome> {
     Ok(Outcome::Success)
 }
 
-pub fn copy(_ctx: &Context, args: &CopyKeysArgs) -> Result<Outcome> {
+pub fn copy(ctx: &Context, args: &CopyKeysArgs) -> Result<Outcome> {
     let dir = ssh_dir(args.ssh_dir.as_deref())?;
     let owner = match &args.owner {
         Some(spec) => {
@@ -289,15 +286,15 @@ pub fn copy(_ctx: &Context, args: &CopyKeysArgs) -> Result<Outcome> {
             "the keys in {} are already these: nothing to do",
             dir.display()
         ));
-    } else {
-        say_dir_action(&dir, plan.dir_action, args.dry_run);
     }
     let backup = if args.dry_run {
+        say_dir_action(&dir, plan.dir_action, true);
         None
     } else {
-        copy::execute(&plan, args.force).map_err(key_error)?
+        let backup = copy::execute(&plan, args.force).map_err(key_error)?;
+        say_dir_action(&dir, plan.dir_action, false);
+        backup
     };
-    let would = if args.dry_run { "would " } else { "" };
     let mut actions = Vec::new();
     for f in &plan.files {
         let backed_up = backup
@@ -309,24 +306,44 @@ pub fn copy(_ctx: &Context, args: &CopyKeysArgs) -> Result<Outcome> {
         } else {
             format!("from {}", f.source.display())
         };
+        let verb = |now: &str, done: &str| {
+            if args.dry_run {
+                format!("would {now}")
+            } else {
+                done.to_string()
+            }
+        };
         let msg = match f.action {
-            Action::Create => format!("{would}create {} ({from})", f.dest.display()),
+            Action::Create => format!(
+                "{} {} ({from})",
+                verb("create", "created"),
+                f.dest.display()
+            ),
             Action::Replace => format!(
-                "{would}replace {} ({from}; old file {})",
+                "{} {} ({from}; the old file {})",
+                verb("replace", "replaced"),
                 f.dest.display(),
                 match &backed_up {
-                    Some(to) => format!("moved to {}", to.display()),
-                    None => "moved to a backup".to_string(),
+                    Some(to) => format!("was moved to {}", to.display()),
+                    None => "would be moved to a backup".to_string(),
                 }
             ),
             Action::Fix => format!(
-                "{would}fix mode/owner of {} (already identical)",
-                f.dest.display()
+                "{} {} (content already identical): mode {:04o}{}",
+                verb("fix", "fixed"),
+                f.dest.display(),
+                f.mode,
+                match plan.owner {
+                    Some(o) => format!(", owner {}:{}", o.uid, o.gid),
+                    None => String::new(),
+                }
             ),
-            Action::Unchanged => format!("unchanged {}", f.dest.display()),
+            Action::Unchanged => format!("unchanged: {}", f.dest.display()),
         };
-        if !args.json {
-            ui::info(&msg);
+        match (args.json, f.action) {
+            (true, _) => {}
+            (false, Action::Unchanged) => ctx.verbose(&msg),
+            (false, _) => ui::info(&msg),
         }
         actions.push(json!({
             "file": f.dest,
