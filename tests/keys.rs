@@ -1090,3 +1090,215 @@ fn binary_answers_to_its_key_command_names() {
     assert_eq!(code(&o), 0);
     assert!(stdout(&o).contains("--passphrase-stdin"));
 }
+
+// ---------------------------------------------------------------- check-keys with rules
+
+/// A fleet: keys made by create-keys, and a rules file (in its own directory, away from the
+/// working directory) with secrets encrypted by the reference `age` CLI.
+struct Fleet {
+    _tmp: tempfile::TempDir,
+    home: PathBuf,
+    ssh: PathBuf,
+    rules: PathBuf,
+    secrets: PathBuf,
+}
+
+fn fleet() -> Fleet {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().to_path_buf();
+    let ssh = home.join("ssh");
+    let o = af(&home, &["create-keys", "--ssh-dir", s(&ssh)]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let mine = read_trimmed(&ssh.join("id_ed25519_agenix.pub"));
+    let other = common::ssh_keygen(&home, "other_host", "ed25519", "");
+    let (_, x25519) = common::age_keygen(&home, "admin.txt");
+    let secrets = home.join("repo");
+    std::fs::create_dir_all(secrets.join("sub")).unwrap();
+    let both: &[&str] = &[&mine, &other.public_line, &x25519];
+    let theirs: &[&str] = &[&other.public_line, &x25519];
+    let only_mine: &[&str] = &[&mine];
+    let rules = common::write_rules(
+        &secrets,
+        &[
+            ("mine.age", both, false),
+            ("theirs.age", theirs, false),
+            ("sub/armored.age", only_mine, true),
+            ("not-yet.age", only_mine, false),
+        ],
+    );
+    common::age_encrypt(both, false, b"for me", &secrets.join("mine.age"));
+    common::age_encrypt(theirs, false, b"not for me", &secrets.join("theirs.age"));
+    common::age_encrypt(
+        only_mine,
+        true,
+        b"armored",
+        &secrets.join("sub/armored.age"),
+    );
+    Fleet {
+        _tmp: tmp,
+        home,
+        ssh,
+        rules,
+        secrets,
+    }
+}
+
+/// (file, decryptable, status, method) per secret.
+fn secret_rows(v: &Value) -> Vec<(String, bool, String, String)> {
+    v["secrets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            (
+                x["file"].as_str().unwrap().to_string(),
+                x["decryptable"].as_bool().unwrap(),
+                x["status"].as_str().unwrap().to_string(),
+                x["method"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn row(file: &str, ok: bool, status: &str, method: &str) -> (String, bool, String, String) {
+    (file.into(), ok, status.into(), method.into())
+}
+
+#[test]
+fn check_with_rules_lists_what_the_agenix_identity_can_open() {
+    if !require_tool("age") || !require_tool("age-keygen") || !require_tool("ssh-keygen") {
+        return;
+    }
+    let f = fleet();
+    let args = ["check-keys", "--ssh-dir", s(&f.ssh), "--rules", s(&f.rules)];
+    let mut json_args = args.to_vec();
+    json_args.push("--json");
+    let o = af(&f.home, &json_args);
+    // A rule whose file does not exist yet is reported, not a failure.
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v = json(&o);
+    assert_eq!(
+        secret_rows(&v),
+        [
+            row("mine.age", true, "openable", "header"),
+            row("not-yet.age", false, "missing", "header"),
+            row("sub/armored.age", true, "openable", "header"),
+            row("theirs.age", false, "not-recipient", "header"),
+        ]
+    );
+    assert_eq!(
+        PathBuf::from(v["secrets"][0]["path"].as_str().unwrap()),
+        f.secrets.join("mine.age")
+    );
+
+    // The same through $RULES, as a table.
+    let o =
+        run(agefleet(&f.home)
+            .env("RULES", &f.rules)
+            .args(["check-keys", "--ssh-dir", s(&f.ssh)]));
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let out = stdout(&o);
+    assert_eq!(out.lines().next(), Some("All SSH keys are present."));
+    let line = |name: &str| {
+        out.lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no row for {name}:\n{out}"))
+            .to_string()
+    };
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("SECRET") && l.contains("CAN OPEN")),
+        "{out}"
+    );
+    assert!(line("mine.age").contains("yes (header)"));
+    assert!(line("theirs.age").contains(" no"));
+    assert!(line("not-yet.age").contains("missing file"));
+
+    // --try-decrypt proves it.
+    let mut tried = json_args.clone();
+    tried.push("--try-decrypt");
+    let o = af(&f.home, &tried);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        secret_rows(&json(&o)),
+        [
+            row("mine.age", true, "openable", "decryption"),
+            row("not-yet.age", false, "missing", "decryption"),
+            row("sub/armored.age", true, "openable", "decryption"),
+            row("theirs.age", false, "not-recipient", "decryption"),
+        ]
+    );
+    // No plaintext anywhere in the output.
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("for me"));
+    assert!(!stderr(&o).contains("for me"));
+}
+
+#[test]
+fn check_with_rules_fails_on_unreadable_or_undecryptable_secrets() {
+    if !require_tool("age") || !require_tool("age-keygen") || !require_tool("ssh-keygen") {
+        return;
+    }
+    let f = fleet();
+    let base = [
+        "check-keys",
+        "--ssh-dir",
+        s(&f.ssh),
+        "--rules",
+        s(&f.rules),
+        "--json",
+    ];
+
+    // A payload corrupted after the header: the header still names us, so only
+    // --try-decrypt can tell.
+    let mine = f.secrets.join("mine.age");
+    let mut bytes = std::fs::read(&mine).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    std::fs::write(&mine, &bytes).unwrap();
+    let o = af(&f.home, &base);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        secret_rows(&json(&o))[0],
+        row("mine.age", true, "openable", "header")
+    );
+    let mut tried = base.to_vec();
+    tried.push("--try-decrypt");
+    let o = af(&f.home, &tried);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let v = json(&o);
+    assert_eq!(
+        secret_rows(&v)[0],
+        row("mine.age", false, "error", "decryption")
+    );
+    assert!(v["secrets"][0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("decryption failed"));
+    assert_eq!(v["ok"], false);
+
+    // Not an age file at all: an error with or without --try-decrypt.
+    std::fs::write(f.secrets.join("theirs.age"), b"this is not age\n").unwrap();
+    let o = af(&f.home, &base);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert_eq!(
+        secret_rows(&json(&o))[3],
+        row("theirs.age", false, "error", "header")
+    );
+    assert!(stderr(&o).contains(&format!("{}:", f.secrets.join("theirs.age").display())));
+
+    // With a broken agenix identity the secrets cannot be checked: failure.
+    std::fs::write(f.ssh.join("id_ed25519_agenix"), b"garbage").unwrap();
+    let o = af(&f.home, &base);
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("secrets not checked"), "{}", stderr(&o));
+
+    // A rules file that does not evaluate: one error naming it.
+    let bad = f.secrets.join("bad.nix");
+    std::fs::write(&bad, "{ \"x.age\".publicKeys = [ ; }\n").unwrap();
+    let o = af(
+        &f.home,
+        &["check-keys", "--ssh-dir", s(&f.ssh), "--rules", s(&bad)],
+    );
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains(s(&bad)), "{}", stderr(&o));
+}

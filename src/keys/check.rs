@@ -242,15 +242,26 @@ fn check_one(
     tag: &str,
     identities: Option<&crate::identity::IdentitySet>,
 ) -> (SecretStatus, Option<String>) {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return (SecretStatus::Missing, Some("no such file".into()))
         }
         Err(e) => return (SecretStatus::Error, Some(e.to_string())),
     };
-    let header = match crate::envelope::Header::parse(&bytes) {
-        Ok(h) => h,
+    // Without decryption only the header is read, not the payload.
+    let parsed = match identities {
+        None => crate::envelope::Header::read_from(file).map(|h| (h, Vec::new())),
+        Some(_) => {
+            let mut bytes = Vec::new();
+            match std::io::Read::read_to_end(&mut &file, &mut bytes) {
+                Ok(_) => crate::envelope::Header::parse(&bytes).map(|h| (h, bytes)),
+                Err(e) => return (SecretStatus::Error, Some(e.to_string())),
+            }
+        }
+    };
+    let (header, bytes) = match parsed {
+        Ok(hb) => hb,
         Err(e) => return (SecretStatus::Error, Some(e.to_string())),
     };
     if !header.ssh_tags().any(|t| t == tag) {
