@@ -1231,6 +1231,18 @@ fn check_with_rules_lists_what_the_agenix_identity_can_open() {
     // No plaintext anywhere in the output.
     assert!(!String::from_utf8_lossy(&o.stdout).contains("for me"));
     assert!(!stderr(&o).contains("for me"));
+
+    // A loose mode fails the check, but the secrets are still listed.
+    let agenix = f.ssh.join("id_ed25519_agenix");
+    std::fs::set_permissions(&agenix, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let o = af(&f.home, &json_args);
+    assert_eq!(code(&o), 1);
+    let v = json(&o);
+    assert_eq!(v["ok"], false);
+    assert_eq!(
+        secret_rows(&v)[0],
+        row("mine.age", true, "openable", "header")
+    );
 }
 
 #[test]
@@ -1291,6 +1303,7 @@ fn check_with_rules_fails_on_unreadable_or_undecryptable_secrets() {
     let o = af(&f.home, &base);
     assert_eq!(code(&o), 1);
     assert!(stderr(&o).contains("secrets not checked"), "{}", stderr(&o));
+    assert!(json(&o)["secrets"].as_array().unwrap().is_empty());
 
     // A rules file that does not evaluate: one error naming it.
     let bad = f.secrets.join("bad.nix");

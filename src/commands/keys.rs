@@ -394,11 +394,13 @@ pub fn check(ctx: &Context, args: &CheckKeysArgs) -> Result<Outcome> {
         ));
     }
     let mut keys: Vec<KeyCheck> = Vec::new();
-    let mut agenix_public = None;
+    let mut agenix = None;
     for role in Role::ALL {
         let (c, public) = check::check_key(&dir, role);
-        if role == Role::Agenix && c.ok {
-            agenix_public = public;
+        // Secrets can be checked with any parsable, unencrypted agenix key, even one whose
+        // other checks (mode, .pub) failed: those are reported in the table anyway.
+        if role == Role::Agenix && c.encrypted == Some(false) {
+            agenix = public.map(|p| (p, c.path.clone()));
         }
         keys.push(c);
     }
@@ -409,18 +411,19 @@ pub fn check(ctx: &Context, args: &CheckKeysArgs) -> Result<Outcome> {
     let mut secrets_note = None;
     if ctx.rules_given() {
         let rules = ctx.load_rules()?;
-        match &agenix_public {
-            Some(public) => {
-                let agenix = &keys[1].path;
+        match &agenix {
+            Some((public, path)) => {
                 secrets = Some(
-                    check::check_secrets(&rules, public, agenix, args.try_decrypt)
+                    check::check_secrets(&rules, public, path, args.try_decrypt)
                         .map_err(key_error)?,
                 );
             }
             None => {
                 failed = true;
-                secrets_note =
-                    Some("secrets not checked: the agenix identity failed its checks".to_string());
+                secrets_note = Some(
+                    "secrets not checked: no usable (parsable, unencrypted) agenix identity"
+                        .to_string(),
+                );
             }
         }
     } else if args.try_decrypt {
@@ -443,17 +446,12 @@ pub fn check(ctx: &Context, args: &CheckKeysArgs) -> Result<Outcome> {
     }
 
     if args.json {
-        let secrets_json = secrets.as_ref().map(|list| {
-            list.iter()
-                .map(|s| serde_json::to_value(s).unwrap_or(Value::Null))
-                .collect::<Vec<_>>()
-        });
         print_json(&json!({
             "all_present": all_present,
             "ok": !failed,
             "ssh_dir": dir,
             "keys": keys,
-            "secrets": secrets_json.unwrap_or_default(),
+            "secrets": secrets.unwrap_or_default(),
         }))?;
         return Ok(Outcome::from_failed(failed));
     }
