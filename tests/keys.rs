@@ -1315,3 +1315,30 @@ fn check_with_rules_fails_on_unreadable_or_undecryptable_secrets() {
     assert_eq!(code(&o), 1);
     assert!(stderr(&o).contains(s(&bad)), "{}", stderr(&o));
 }
+
+#[test]
+fn copy_owner_as_non_root_fails_preflight() {
+    if !require_root() || !require_tool("setpriv") || !require_tool("ssh-keygen") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let src = usb(tmp.path());
+    let dir = tmp.path().join("ssh");
+    // As `nobody`, giving files to root is refused before anything is read or written.
+    let o = run(Command::new("setpriv")
+        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_agefleet"))
+        .args([
+            "copy-keys",
+            "--from",
+            s(&src),
+            "--ssh-dir",
+            s(&dir),
+            "--owner",
+            "root",
+        ]));
+    assert_eq!(code(&o), 4, "{}", stderr(&o));
+    assert!(stderr(&o).contains("only root"), "{}", stderr(&o));
+    assert!(!dir.exists());
+}
