@@ -316,7 +316,7 @@ fn create_force_moves_old_keys_into_a_backup() {
         ],
     );
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert_eq!(json(&o)["backup"].as_array().unwrap().len(), 4);
+    assert_eq!(json(&o)["would_back_up"].as_array().unwrap().len(), 4);
     assert_eq!(snapshot(&dir), before);
 
     let o = af(

@@ -139,7 +139,7 @@ pub fn create(_ctx: &Context, args: &CreateKeysArgs) -> Result<Outcome> {
                 "dry_run": true,
                 "ssh_dir": dir,
                 "keys": keys,
-                "backup": plan.existing,
+                "would_back_up": plan.existing,
             }));
         }
         return Ok(Outcome::Success);
