@@ -530,3 +530,22 @@ fn table(header: &[&str; 3], rows: &[[String; 3]]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::table;
+
+    #[test]
+    fn table_aligns_columns_and_trims_line_ends() {
+        let rows = [
+            ["id_ed25519".to_string(), "/a".to_string(), "ok".to_string()],
+            ["k".to_string(), "/long/path".to_string(), String::new()],
+        ];
+        assert_eq!(
+            table(&["KEY", "PATH", "CHECKS"], &rows),
+            "KEY         PATH        CHECKS\n\
+             id_ed25519  /a          ok\n\
+             k           /long/path\n"
+        );
+    }
+}
