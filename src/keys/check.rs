@@ -217,7 +217,7 @@ pub fn check_secrets(
         .entries
         .iter()
         .map(|entry| {
-            let path = rules.dir.join(&entry.name);
+            let path = rules.file_of(&entry.name);
             let (status, error) = check_one(&path, &tag, identities.as_ref());
             SecretCheck {
                 file: entry.name.clone(),
