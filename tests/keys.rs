@@ -1214,6 +1214,18 @@ fn check_with_rules_lists_what_the_agenix_identity_can_open() {
     assert!(line("theirs.age").contains(" no"));
     assert!(line("not-yet.age").contains("missing file"));
 
+    // A relative rules path from the secrets directory (as agenix is used): same answer.
+    let o = run(agefleet(&f.home).current_dir(&f.secrets).args([
+        "check-keys",
+        "--ssh-dir",
+        s(&f.ssh),
+        "--rules",
+        "secrets.nix",
+        "--json",
+    ]));
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(secret_rows(&json(&o)), secret_rows(&v));
+
     // --try-decrypt proves it.
     let mut tried = json_args.clone();
     tried.push("--try-decrypt");
