@@ -44,9 +44,12 @@ pub struct Recipient {
     inner: Inner,
 }
 
+mod ssh_ed25519;
+
 #[derive(Clone)]
 enum Inner {
-    Ssh(age::ssh::Recipient),
+    SshEd25519(ssh_ed25519::SshEd25519),
+    SshRsa(age::ssh::Recipient),
     X25519(age::x25519::Recipient),
 }
 
@@ -187,16 +190,21 @@ impl Recipient {
                         _ => format!("invalid {kind} key data"),
                     })
                 })?;
-                let kind = if kind == "ssh-rsa" {
-                    RecipientKind::SshRsa
-                } else {
-                    RecipientKind::SshEd25519
+                let tag = ssh_tag(&wire);
+                let (kind, inner) = match parsed {
+                    age::ssh::Recipient::SshEd25519(_, point) => (
+                        RecipientKind::SshEd25519,
+                        Inner::SshEd25519(ssh_ed25519::SshEd25519::new(&wire, point, tag.clone())),
+                    ),
+                    rsa @ age::ssh::Recipient::SshRsa(..) => {
+                        (RecipientKind::SshRsa, Inner::SshRsa(rsa))
+                    }
                 };
                 Ok(Recipient {
                     text: text.to_string(),
                     kind,
-                    tag: Some(ssh_tag(&wire)),
-                    inner: Inner::Ssh(parsed),
+                    tag: Some(tag),
+                    inner,
                 })
             }
             k if k.starts_with("age1") => {
@@ -229,7 +237,8 @@ impl Recipient {
 
     pub fn as_age(&self) -> &dyn age::Recipient {
         match &self.inner {
-            Inner::Ssh(r) => r,
+            Inner::SshEd25519(r) => r,
+            Inner::SshRsa(r) => r,
             Inner::X25519(r) => r,
         }
     }
