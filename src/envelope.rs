@@ -127,7 +127,7 @@ impl Header {
 /// The age crate adds one random "grease" stanza to every header; readers ignore it.
 pub fn encrypt(
     plaintext: &[u8],
-    recipients: &[Recipient],
+    recipients: &[&Recipient],
     armor: bool,
 ) -> Result<Vec<u8>, EnvelopeError> {
     if recipients.is_empty() {
