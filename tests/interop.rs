@@ -345,3 +345,29 @@ fn damaged_age_cli_files_give_precise_errors() {
         Err(EnvelopeError::NotAge(_))
     ));
 }
+
+#[test]
+fn pem_rsa_identity_decrypts_age_cli_output() {
+    let Some(k) = keys() else { return };
+    // `ssh-keygen -m PEM` writes the old "BEGIN RSA PRIVATE KEY" form.
+    let pem = k.dir.join("pem");
+    let out = common::run(
+        std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "rsa", "-b", "2048", "-m", "PEM", "-N", "", "-f"])
+            .arg(&pem),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(std::fs::read_to_string(&pem)
+        .unwrap()
+        .starts_with("-----BEGIN RSA PRIVATE KEY-----"));
+    let public = std::fs::read_to_string(pem.with_extension("pub")).unwrap();
+    let file = k.dir.join("pem.age");
+    age_encrypt(&[public.trim()], false, b"old format", &file);
+    let set = ids(&[&pem]);
+    assert_eq!(
+        set.tags().collect::<Vec<_>>(),
+        [Recipient::parse(&public).unwrap().tag.unwrap().as_str()]
+    );
+    let pt = envelope::decrypt(&std::fs::read(&file).unwrap(), &set).unwrap();
+    assert_eq!(&pt[..], b"old format");
+}
