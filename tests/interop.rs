@@ -43,6 +43,10 @@ fn ids(paths: &[&Path]) -> IdentitySet {
     IdentitySet::load(&paths, None).unwrap().0
 }
 
+fn refs(recipients: &[Recipient]) -> Vec<&Recipient> {
+    recipients.iter().collect()
+}
+
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, bytes).unwrap();
@@ -74,7 +78,7 @@ fn library_output_decrypts_with_age_cli() {
     for (public, private) in cases {
         let r = Recipient::parse(public).unwrap();
         for armor in [false, true] {
-            let ct = envelope::encrypt(&plaintext, std::slice::from_ref(&r), armor).unwrap();
+            let ct = envelope::encrypt(&plaintext, &[&r], armor).unwrap();
             let file = write(&k.dir, "out.age", &ct);
             let out = age_decrypt(private, &file);
             assert!(
@@ -96,7 +100,7 @@ fn mixed_recipients_in_one_file_each_decrypt_with_age_cli() {
         .map(|p| Recipient::parse(p).unwrap())
         .collect();
     for armor in [false, true] {
-        let ct = envelope::encrypt(b"for everyone\n", &recipients, armor).unwrap();
+        let ct = envelope::encrypt(b"for everyone\n", &refs(&recipients), armor).unwrap();
         let file = write(&k.dir, "mixed.age", &ct);
         for private in [&k.ed25519.private, &k.rsa.private, &k.x25519.0] {
             let out = age_decrypt(private, &file);
@@ -196,7 +200,7 @@ fn header_tags_agree_with_recipient_tags_for_both_writers() {
     assert!(matches!(header.stanzas[1], Stanza::SshRsa { .. }));
 
     // agefleet (the age crate) adds one grease stanza, which is ignored.
-    let ct = envelope::encrypt(b"x", &recipients, false).unwrap();
+    let ct = envelope::encrypt(b"x", &refs(&recipients), false).unwrap();
     let header = Header::parse(&ct).unwrap();
     let mut tags: Vec<&str> = header.ssh_tags().collect();
     tags.sort();
@@ -234,9 +238,7 @@ fn passphrase_key_is_asked_once_for_many_files_and_never_when_unneeded() {
         );
         files.push(std::fs::read(&file).unwrap());
     }
-    files.push(
-        envelope::encrypt(b"secret 3", std::slice::from_ref(&locked_recipient), true).unwrap(),
-    );
+    files.push(envelope::encrypt(b"secret 3", &[&locked_recipient], true).unwrap());
     let headers: Vec<Header> = files.iter().map(|f| Header::parse(f).unwrap()).collect();
     let header_refs: Vec<&Header> = headers.iter().collect();
 
@@ -254,7 +256,7 @@ fn passphrase_key_is_asked_once_for_many_files_and_never_when_unneeded() {
     }
 
     // No file has its tag: never asked, even with the key loaded beside another one.
-    let other = envelope::encrypt(b"not for you", &[plain_recipient], false).unwrap();
+    let other = envelope::encrypt(b"not for you", &[&plain_recipient], false).unwrap();
     let other_header = Header::parse(&other).unwrap();
     let mut set = ids(&[&locked.private, &k.ed25519.private]);
     let prompt = Counting {
@@ -293,7 +295,7 @@ fn age_cli_decrypts_library_output_with_passphrase_key_through_a_pty() {
     }
     let locked = ssh_keygen(&k.dir, "locked", "ed25519", "hunter22");
     let r = Recipient::parse(&locked.public_line).unwrap();
-    let ct = envelope::encrypt(b"via a terminal\n", &[r], true).unwrap();
+    let ct = envelope::encrypt(b"via a terminal\n", &[&r], true).unwrap();
     let file = write(&k.dir, "p.age", &ct);
     let out_file = k.dir.join("p.txt");
     let path = std::env::var_os("PATH").unwrap_or_default();
