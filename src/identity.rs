@@ -238,13 +238,19 @@ impl IdentitySet {
     }
 
     /// The usable (unencrypted or unlocked) identities, for `envelope::decrypt`.
+    ///
+    /// SSH identities come first: a stanza that is not theirs is skipped by comparing tags,
+    /// whereas an X25519 identity pays a Diffie-Hellman for every X25519 stanza it tries.
     pub fn age_identities(&self) -> Vec<&dyn age::Identity> {
         let mut out: Vec<&dyn age::Identity> = Vec::with_capacity(self.identities.len());
         for id in &self.identities {
-            match &id.key {
-                Key::Ssh(k) => out.push(k),
-                Key::Native(ks) => out.extend(ks.iter().map(|k| k as &dyn age::Identity)),
-                Key::Locked(_) | Key::Failed => {}
+            if let Key::Ssh(k) = &id.key {
+                out.push(k);
+            }
+        }
+        for id in &self.identities {
+            if let Key::Native(ks) = &id.key {
+                out.extend(ks.iter().map(|k| k as &dyn age::Identity));
             }
         }
         out
