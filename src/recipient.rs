@@ -325,6 +325,8 @@ mod tests {
             ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHsKLqeplhpW+uObz5dvMgjz1OxfM/XXUB+VHtZ6isGNxyz", "not valid base64"),
             ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHsKLqeplhpW", "invalid ssh-ed25519 key data"),
             ("age1xyz", "invalid age1"),
+            ("ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQCYdoGX7H/tHJ2esRHIvm4pXRNsiRoQ6rO10+mdTBes/OMfhzJlMh0go0NkyvCL9CtiX4wWRk72uuCyFlz1dZnLo5TfqimBVBLlqFW13Rnv0ib3XrEErFXrk6fg84raUGC6TeH5WcHGBc/WgVxcI1S+yDvWU26pXUvX+iXErH+kvw== small", "smaller than 2048 bits"),
+            ("age1yubikey1qwt50d05nh5vutpdzmlg5wn80xq5negm4uj9ghv0snvdd3yysf5yw3rhl3t", "plugin recipients are not supported"),
             ("age1t7rxyev2z3rw82stdlrrepyc39nvn86l5078zqkf5uasdy86jp6svpy7pb", "invalid age1"),
         ];
         for (input, reason) in cases {
