@@ -64,7 +64,9 @@ impl age::Recipient for SshEd25519 {
         file_key: &FileKey,
     ) -> Result<(Vec<Stanza>, HashSet<String>), age::EncryptError> {
         let mut esk = Zeroizing::new([0u8; 32]);
-        rand::rngs::OsRng.fill_bytes(esk.as_mut());
+        rand::rngs::OsRng
+            .try_fill_bytes(esk.as_mut())
+            .map_err(|e| age::EncryptError::Io(std::io::Error::other(e.to_string())))?;
         let epk = EdwardsPoint::mul_base_clamped(*esk)
             .to_montgomery()
             .to_bytes();
