@@ -45,12 +45,15 @@ pub struct Recipient {
 }
 
 mod ssh_ed25519;
+mod x25519;
 
 #[derive(Clone)]
 enum Inner {
     SshEd25519(ssh_ed25519::SshEd25519),
     SshRsa(age::ssh::Recipient),
-    X25519(age::x25519::Recipient),
+    X25519(x25519::X25519),
+    /// An X25519 key off the curve: valid encoding, left to the age crate.
+    X25519Age(age::x25519::Recipient),
 }
 
 impl std::fmt::Debug for Recipient {
@@ -219,11 +222,15 @@ impl Recipient {
                         "invalid age1… recipient (bad bech32 encoding or checksum)".into()
                     })
                 })?;
+                let inner = match x25519::X25519::new(k) {
+                    Some(fast) => Inner::X25519(fast),
+                    None => Inner::X25519Age(parsed),
+                };
                 Ok(Recipient {
                     text: text.to_string(),
                     kind: RecipientKind::X25519,
                     tag: None,
-                    inner: Inner::X25519(parsed),
+                    inner,
                 })
             }
             k if is_unsupported_ssh_type(k) => Err(error(format!(
@@ -240,6 +247,7 @@ impl Recipient {
             Inner::SshEd25519(r) => r,
             Inner::SshRsa(r) => r,
             Inner::X25519(r) => r,
+            Inner::X25519Age(r) => r,
         }
     }
 
