@@ -10,6 +10,9 @@
 //! - Key material lives in zeroized memory (the age crate's types zeroize on drop).
 //! - After loading and unlocking, an `IdentitySet` is `Sync`: rekey decrypts from rayon
 //!   threads through [`IdentitySet::age_identities`].
+//! - Unencrypted ssh-ed25519 keys unwrap through `ssh_ed25519.rs` (precomputed; same results
+//!   as the age crate's identity); other keys, and keys unlocked with a passphrase, use the
+//!   age crate's identities.
 
 use std::collections::HashSet;
 use std::io::Read;

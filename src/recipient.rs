@@ -7,6 +7,10 @@
 //! - [`Recipient::tag`] is the SSH stanza tag: base64 (standard alphabet, no padding) of the
 //!   first 4 bytes of SHA-256 of the SSH wire public key; `None` for X25519.
 //! - [`Recipient::as_age`] is what `envelope::encrypt` hands to the age crate.
+//!
+//! ssh-ed25519 and X25519 recipients wrap file keys with their per-key work precomputed
+//! (`ssh_ed25519.rs`, `x25519.rs`: same stanzas as the age crate, about 2.5x cheaper); ssh-rsa
+//! and off-curve X25519 keys use the age crate's recipients.
 
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
