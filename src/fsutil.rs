@@ -46,6 +46,119 @@ pub fn is_temp_name(name: &std::ffi::OsStr) -> bool {
         .any(|w| w == TEMP_MARKER.as_bytes())
 }
 
+/// Length of the random suffix of temp names (`{:016x}`).
+const TEMP_SUFFIX_LEN: usize = 16;
+
+/// The secret a temp file of [`atomic_write`] / [`Batch`] belongs to: `Some("x.age")` for
+/// `.x.age.agefleet-tmp.<16 lowercase hex digits>`, `None` for any other name.
+pub fn temp_target(name: &std::ffi::OsStr) -> Option<&std::ffi::OsStr> {
+    let rest = name.as_bytes().strip_prefix(b".")?;
+    let (head, suffix) = rest.split_at(rest.len().checked_sub(TEMP_SUFFIX_LEN)?);
+    let base = head.strip_suffix(TEMP_MARKER.as_bytes())?;
+    let hex = suffix
+        .iter()
+        .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    (!base.is_empty() && hex).then(|| std::ffi::OsStr::from_bytes(base))
+}
+
+/// An exclusive lock on the rules directory, held by every run that writes secrets (rekey,
+/// edit) from before it reads the files it will replace until its renames are durable.
+///
+/// Why a lock rather than an age limit on leftovers: with every writer holding it, a temp
+/// file found by a lock holder cannot belong to a live run, so [`remove_stale_temps`] may
+/// remove it at once, with no clock or guessed timeout involved; concurrent rekeys/edits of
+/// one repository are serialised, so neither can rename stale ciphertext over the other's
+/// result. It is `flock(2)` on the directory itself: nothing is created in the repository,
+/// and the kernel drops the lock when the holder dies (kill -9 included), so a dead run
+/// never leaves the lock behind. Removing a temp file is also harmless to data in the worst
+/// case (a writer that does not take this lock): its rename then fails with an error and
+/// the secret keeps its old content. Temp files hold ciphertext only, never plaintext.
+#[derive(Debug)]
+pub struct WriteLock {
+    /// The locked directory; the lock lives as long as this descriptor.
+    _dir: File,
+}
+
+impl WriteLock {
+    /// Takes the lock on `dir` without waiting; `None` when another process holds it.
+    pub fn try_acquire(dir: &Path) -> Result<Option<WriteLock>, FsError> {
+        let f = File::open(dir).map_err(|e| FsError::new(dir, "cannot open to lock", e))?;
+        match rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(Some(WriteLock { _dir: f })),
+            Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+            Err(e) => Err(FsError::new(dir, "cannot lock", e.into())),
+        }
+    }
+
+    /// Takes the lock on `dir`, waiting for its holder to finish.
+    pub fn acquire(dir: &Path) -> Result<WriteLock, FsError> {
+        let f = File::open(dir).map_err(|e| FsError::new(dir, "cannot open to lock", e))?;
+        loop {
+            match rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive) {
+                Ok(()) => return Ok(WriteLock { _dir: f }),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(FsError::new(dir, "cannot lock", e.into())),
+            }
+        }
+    }
+
+    /// Whether a writer holds the lock on `dir` right now (so temp files there may be
+    /// live). Errors count as not held.
+    pub fn is_held(dir: &Path) -> bool {
+        let Ok(f) = File::open(dir) else {
+            return false;
+        };
+        // A shared lock conflicts only with a writer's exclusive one; dropping `f` releases it.
+        matches!(
+            rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockShared),
+            Err(rustix::io::Errno::WOULDBLOCK)
+        )
+    }
+}
+
+/// Removes the leftover temp files (see [`temp_target`]) of `targets`, i.e. of killed runs:
+/// holding `_lock` proves no live writer owns them. Only regular files are removed. Returns
+/// the removed paths and the ones that could not be removed, with why.
+pub fn remove_stale_temps(targets: &[PathBuf], _lock: &WriteLock) -> (Vec<PathBuf>, Vec<FsError>) {
+    let mut by_dir: std::collections::BTreeMap<
+        PathBuf,
+        std::collections::HashSet<&std::ffi::OsStr>,
+    > = std::collections::BTreeMap::new();
+    for t in targets {
+        if let Some(base) = t.file_name() {
+            by_dir.entry(parent_dir(t)).or_default().insert(base);
+        }
+    }
+    let (mut removed, mut failed) = (Vec::new(), Vec::new());
+    for (dir, bases) in by_dir {
+        let entries = match fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                failed.push(FsError::new(&dir, "cannot list for stale temp files", e));
+                continue;
+            }
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            if !temp_target(&name).is_some_and(|b| bases.contains(b)) {
+                continue;
+            }
+            // file_type() does not follow symlinks: only our own kind of file is removed.
+            if !e.file_type().is_ok_and(|t| t.is_file()) {
+                continue;
+            }
+            let path = e.path();
+            match fs::remove_file(&path) {
+                Ok(()) => removed.push(path),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => failed.push(FsError::new(&path, "cannot remove stale temp file", e)),
+            }
+        }
+    }
+    (removed, failed)
+}
+
 /// Writes `data` to `path` atomically. A new file gets `new_mode`; an existing one keeps its
 /// permission bits. A symlink at `path` is refused rather than replaced by a file.
 pub fn atomic_write(path: &Path, data: &[u8], new_mode: u32) -> Result<(), FsError> {
@@ -277,7 +390,11 @@ fn create_temp_beside(path: &Path, mode: u32) -> Result<(File, PathBuf), FsError
         let mut name = OsString::from(".");
         name.push(base);
         name.push(TEMP_MARKER);
-        name.push(format!("{:016x}", rand::random::<u64>()));
+        name.push(format!(
+            "{:0width$x}",
+            rand::random::<u64>(),
+            width = TEMP_SUFFIX_LEN
+        ));
         let tmp = dir.join(name);
         match OpenOptions::new()
             .write(true)
@@ -514,6 +631,89 @@ mod tests {
             ".x.age.agefleet-tmp.0123456789abcdef"
         )));
         assert!(!is_temp_name(std::ffi::OsStr::new("x.age")));
+    }
+
+    #[test]
+    fn temp_target_names_the_secret() {
+        let t = |s: &str| temp_target(std::ffi::OsStr::new(s)).map(|b| b.to_owned());
+        assert_eq!(
+            t(".x.age.agefleet-tmp.0123456789abcdef"),
+            Some("x.age".into())
+        );
+        assert_eq!(
+            t(".my secret.age.agefleet-tmp.ffffffffffffffff"),
+            Some("my secret.age".into())
+        );
+        assert_eq!(t(".x.age.agefleet-tmp.0123456789ABCDEF"), None);
+        assert_eq!(t(".x.age.agefleet-tmp.0123456789abcde"), None);
+        assert_eq!(t("x.age.agefleet-tmp.0123456789abcdef"), None);
+        assert_eq!(t("..agefleet-tmp.0123456789abcdef"), None);
+        assert_eq!(t(".agefleet-tmp.0123456789abcdef"), None);
+        assert_eq!(t(""), None);
+        assert_eq!(t("."), None);
+        assert_eq!(t(".x.age"), None);
+    }
+
+    #[test]
+    fn real_temp_names_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.age");
+        let (_f, tmp) = create_temp_beside(&p, 0o600).unwrap();
+        assert_eq!(
+            temp_target(tmp.file_name().unwrap()),
+            Some(std::ffi::OsStr::new("s.age"))
+        );
+    }
+
+    #[test]
+    fn write_lock_excludes_a_second_holder_and_dies_with_its_descriptor() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!WriteLock::is_held(dir.path()));
+        let first = WriteLock::try_acquire(dir.path()).unwrap().unwrap();
+        assert!(WriteLock::is_held(dir.path()));
+        assert!(WriteLock::try_acquire(dir.path()).unwrap().is_none());
+        drop(first);
+        assert!(!WriteLock::is_held(dir.path()));
+        let _again = WriteLock::acquire(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn stale_temps_of_the_targets_only_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        fs::create_dir(d.join("sub")).unwrap();
+        let mine = [
+            d.join(".a.age.agefleet-tmp.0000000000000001"),
+            d.join(".a.age.agefleet-tmp.0000000000000002"),
+            d.join("sub/.b.age.agefleet-tmp.0000000000000003"),
+        ];
+        let others = [
+            d.join(".c.age.agefleet-tmp.0000000000000004"), // not a target
+            d.join(".a.age.agefleet-tmp.zz"),               // not our name
+            d.join("a.age"),
+        ];
+        for p in mine.iter().chain(&others) {
+            fs::write(p, b"x").unwrap();
+        }
+        // A directory and a symlink with our names are not ours: left alone.
+        let dir_named = d.join(".a.age.agefleet-tmp.0000000000000005");
+        fs::create_dir(&dir_named).unwrap();
+        let link_named = d.join(".a.age.agefleet-tmp.0000000000000006");
+        std::os::unix::fs::symlink(d.join("a.age"), &link_named).unwrap();
+
+        let lock = WriteLock::acquire(d).unwrap();
+        let targets = [d.join("a.age"), d.join("sub/b.age"), d.join("nodir/x.age")];
+        let (mut removed, failed) = remove_stale_temps(&targets, &lock);
+        removed.sort();
+        let mut want = mine.to_vec();
+        want.sort();
+        assert_eq!(removed, want);
+        assert!(failed.is_empty(), "{failed:?}");
+        for p in &others {
+            assert!(p.exists(), "{}", p.display());
+        }
+        assert!(dir_named.is_dir() && fs::symlink_metadata(&link_named).is_ok());
+        assert_eq!(fs::read(d.join("a.age")).unwrap(), b"x");
     }
 
     #[test]

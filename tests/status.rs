@@ -188,3 +188,79 @@ fn broken_rules_file_is_one_clean_error() {
     let out = f.run(&["status", "--nix-eval", "builtin"]);
     assert_clean_failure(&out, "secrets.nix");
 }
+
+#[test]
+fn leftover_temp_files_are_reported_then_removed_by_rekey_and_edit() {
+    if !require_tool("age") {
+        return;
+    }
+    let f = Fleet::new();
+    let admin = f.admin.public_line.clone();
+    f.rules(&[
+        ("a.age", &[&admin], false),
+        ("sub/b.age", &[&admin], false),
+        ("new.age", &[&admin], false),
+    ]);
+    f.age_file("a.age", &[&admin], b"a");
+    f.age_file("sub/b.age", &[&admin], b"b");
+    // What a killed rekey/edit leaves: temps beside existing secrets, beside a new secret
+    // whose first write never landed, and beside a file no rule names.
+    let stale_a = f.path(".a.age.agefleet-tmp.0123456789abcdef");
+    let stale_b = f.path("sub/.b.age.agefleet-tmp.fedcba9876543210");
+    let stale_new = f.path(".new.age.agefleet-tmp.00000000000000ff");
+    let stale_gone = f.path(".gone.age.agefleet-tmp.00000000000000aa");
+    for p in [&stale_a, &stale_b, &stale_new, &stale_gone] {
+        std::fs::write(p, b"half-written ciphertext").unwrap();
+    }
+    // Not ours: left alone, not reported.
+    let unrelated = f.path(".a.age.agefleet-tmp.not-hex-at-all!");
+    std::fs::write(&unrelated, b"x").unwrap();
+
+    let (code, v) = status_json(&f);
+    assert_eq!(code, Some(1), "{v}");
+    assert_eq!(problems_of(&v, "a.age"), ["stale-temp"]);
+    assert_eq!(problems_of(&v, "sub/b.age"), ["stale-temp"]);
+    assert_eq!(problems_of(&v, "new.age"), ["missing-file", "stale-temp"]);
+    assert_eq!(problems_of(&v, "gone.age"), ["stale-temp"]);
+    let a = v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["file"] == "a.age")
+        .unwrap();
+    assert_eq!(a["stale_temps"][0], ".a.age.agefleet-tmp.0123456789abcdef");
+    let table = stdout(&f.run(&["status"]));
+    assert!(
+        table.contains("stale-temp") && table.contains("interrupted"),
+        "{table}"
+    );
+
+    // While a writer holds the lock, temps may be live: not reported.
+    {
+        let _lock = agefleet::fsutil::WriteLock::try_acquire(&f.dir)
+            .unwrap()
+            .expect("nobody else holds the lock");
+        let (_, v) = status_json(&f);
+        assert!(problems_of(&v, "a.age").is_empty(), "{v}");
+    }
+
+    // A rekey removes the leftovers beside the files of its rules; others stay.
+    let out = f.run(&["rekey"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for p in [&stale_a, &stale_b, &stale_new] {
+        assert!(!p.exists(), "{} left", p.display());
+    }
+    assert!(stale_gone.exists() && unrelated.exists());
+    std::fs::remove_file(&stale_gone).unwrap();
+    let (code, v) = status_json(&f);
+    assert_eq!(code, Some(1), "{v}");
+    assert_eq!(problems_of(&v, "new.age"), ["missing-file"]);
+    assert!(problems_of(&v, "a.age").is_empty(), "{v}");
+
+    // So does an edit, for the secret it writes.
+    std::fs::write(&stale_a, b"half-written ciphertext").unwrap();
+    let out = f.run_stdin(&["edit", "a.age"], b"a2");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stale_a.exists());
+    assert_eq!(f.age_plaintext(&f.admin.private, "a.age"), b"a2");
+}

@@ -2,11 +2,12 @@
 //! rule's recipients, and reading a secret file.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use super::{ui, Context, Error, Result};
 use crate::envelope::Header;
+use crate::fsutil::{self, WriteLock};
 use crate::identity::IdentitySet;
 use crate::recipient::Recipient;
 use crate::rules::RuleEntry;
@@ -19,6 +20,33 @@ pub fn load_identities(ctx: &Context) -> Result<IdentitySet> {
         ui::warn(&w);
     }
     Ok(ids)
+}
+
+/// Takes the write lock on the rules directory `dir` (saying so when it has to wait for
+/// another run), then removes the leftover temp files of killed runs beside `targets`. The
+/// lock must be held until the new files are renamed into place (see [`WriteLock`]).
+pub fn lock_for_writing(ctx: &Context, dir: &Path, targets: &[PathBuf]) -> Result<WriteLock> {
+    let lock = match WriteLock::try_acquire(dir)? {
+        Some(l) => l,
+        None => {
+            ui::info(&format!(
+                "waiting for another agefleet run writing secrets in {}",
+                dir.display()
+            ));
+            WriteLock::acquire(dir)?
+        }
+    };
+    let (removed, failed) = fsutil::remove_stale_temps(targets, &lock);
+    for p in removed {
+        ctx.verbose(&format!(
+            "removed {} (left by an interrupted run)",
+            p.display()
+        ));
+    }
+    for e in failed {
+        ui::warn(&e.to_string());
+    }
+    Ok(lock)
 }
 
 /// Loads identities and unlocks those the given headers need (one prompt per key at most).

@@ -12,7 +12,9 @@ use std::process::Command;
 use zeroize::Zeroizing;
 
 use super::common::refs;
-use super::common::{cwd, header_of, identities_for, read_secret, RecipientCache};
+use super::common::{
+    cwd, header_of, identities_for, lock_for_writing, read_secret, RecipientCache,
+};
 use super::{ui, Context, Error, Outcome, Result};
 use crate::cli::EditArgs;
 use crate::envelope;
@@ -59,7 +61,10 @@ pub fn run(ctx: &Context, args: &EditArgs) -> Result<Outcome> {
 
     let ciphertext = envelope::encrypt(&new, &refs(&recipients), armor)
         .map_err(|e| Error::Failed(format!("{shown}: {e}")))?;
+    // The editor may run for long, so the lock is taken for the write only.
+    let lock = lock_for_writing(ctx, &rules.dir, std::slice::from_ref(&path))?;
     fsutil::atomic_write(&path, &ciphertext, 0o644)?;
+    drop(lock);
     ctx.verbose(&format!("wrote {shown}"));
     super::gitcheck::warn_untracked(ctx, &path, args.git_add);
     Ok(Outcome::Success)

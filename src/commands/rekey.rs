@@ -14,7 +14,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::common::{cwd, identities_for, refs, RecipientCache};
+use super::common::{cwd, identities_for, lock_for_writing, refs, RecipientCache};
 use super::{ui, Context, Error, Outcome, Result};
 use crate::cli::RekeyArgs;
 use crate::envelope::{self, Header};
@@ -85,6 +85,11 @@ pub fn run(ctx: &Context, args: &RekeyArgs) -> Result<Outcome> {
             ui::warn(&format!("no rule lists the key {}", abbreviate(key)));
         }
     }
+
+    // Held until the renames are durable: no other writer can change a file between our
+    // read and our rename, and leftovers beside our files are from dead runs.
+    let targets: Vec<PathBuf> = selected.iter().map(|e| rules.file_of(&e.name)).collect();
+    let _lock = lock_for_writing(ctx, &rules.dir, &targets)?;
 
     // Phase 1: rules and headers, in parallel; nothing is decrypted yet.
     let cache = RecipientCache::default();

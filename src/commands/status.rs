@@ -14,6 +14,7 @@ use super::{ui, Context, Outcome, Result};
 use crate::cli::StatusArgs;
 use crate::drift::{self, Drift};
 use crate::envelope::Header;
+use crate::fsutil::{self, WriteLock};
 use crate::git::Tracker;
 use crate::names::normalize_name;
 
@@ -26,6 +27,8 @@ pub mod code {
     pub const UNTRACKED: &str = "untracked";
     pub const UNREADABLE: &str = "unreadable";
     pub const BAD_RULE: &str = "bad-rule";
+    /// A temp file of an interrupted rekey/edit lies beside the secret.
+    pub const STALE_TEMP: &str = "stale-temp";
 }
 
 #[derive(Debug, Serialize)]
@@ -41,6 +44,10 @@ struct Entry {
     drift: Option<Drift>,
     #[serde(skip_serializing_if = "Option::is_none")]
     armored: Option<bool>,
+    /// Temp files of interrupted runs beside this secret (rules-directory relative); the next
+    /// rekey or edit of the secret removes them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    stale_temps: Vec<String>,
 }
 
 pub fn run(ctx: &Context, args: &StatusArgs) -> Result<Outcome> {
@@ -68,6 +75,7 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<Outcome> {
                 error: None,
                 drift: None,
                 armored: None,
+                stale_temps: Vec::new(),
             };
             let parsed = e
                 .rule
@@ -92,7 +100,8 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<Outcome> {
         .map(|e| normalize_name(&e.name))
         .collect();
     let mut found = Vec::new();
-    find_age_files(&rules.dir, &rules.dir, &mut found);
+    let mut temps = Vec::new();
+    find_age_files(&rules.dir, &rules.dir, &mut found, &mut temps);
     let orphans: Vec<Entry> = found
         .par_iter()
         .filter(|rel| !named.contains(&normalize_name(rel)))
@@ -104,6 +113,7 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<Outcome> {
                 error: None,
                 drift: None,
                 armored: None,
+                stale_temps: Vec::new(),
             };
             inspect(
                 &rules.dir.join(rel),
@@ -115,6 +125,10 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<Outcome> {
         })
         .collect();
     entries.extend(orphans);
+    // While a rekey/edit holds the write lock its temp files are live, not leftovers.
+    if !temps.is_empty() && !WriteLock::is_held(&rules.dir) {
+        add_stale_temps(&mut entries, temps);
+    }
     entries.sort_by(|a, b| a.file.cmp(&b.file));
 
     let problems = entries.iter().any(|e| !e.problems.is_empty());
@@ -185,6 +199,39 @@ fn inspect(
     entry.problems.sort_by_key(|p| problem_rank(p));
 }
 
+/// Marks each secret that has leftover temp files (`(secret, temp)`, rules-directory
+/// relative) with [`code::STALE_TEMP`]; a secret with no entry yet (a new file whose first
+/// edit was killed) gets its own.
+fn add_stale_temps(entries: &mut Vec<Entry>, temps: Vec<(String, String)>) {
+    for (secret, temp) in temps {
+        let wanted = normalize_name(&secret);
+        let at = match entries
+            .iter()
+            .position(|e| normalize_name(&e.file) == wanted)
+        {
+            Some(i) => i,
+            None => {
+                entries.push(Entry {
+                    file: secret,
+                    problems: Vec::new(),
+                    rule: false,
+                    error: None,
+                    drift: None,
+                    armored: None,
+                    stale_temps: Vec::new(),
+                });
+                entries.len() - 1
+            }
+        };
+        let e = &mut entries[at];
+        if !e.problems.contains(&code::STALE_TEMP) {
+            e.problems.push(code::STALE_TEMP);
+            e.problems.sort_by_key(|p| problem_rank(p));
+        }
+        e.stale_temps.push(temp);
+    }
+}
+
 fn problem_rank(p: &str) -> usize {
     [
         code::BAD_RULE,
@@ -194,6 +241,7 @@ fn problem_rank(p: &str) -> usize {
         code::RECIPIENTS_DRIFT,
         code::ARMOR_DRIFT,
         code::UNTRACKED,
+        code::STALE_TEMP,
     ]
     .iter()
     .position(|c| c == &p)
@@ -213,8 +261,14 @@ fn read_header_bytes(path: &Path) -> std::io::Result<Vec<u8>> {
 }
 
 /// Collects `.age` files under `dir` (relative to `root`), skipping hidden directories
-/// (`.git`) and not following symlinked directories.
-fn find_age_files(root: &Path, dir: &Path, out: &mut Vec<String>) {
+/// (`.git`) and not following symlinked directories; and the temp files agefleet leaves
+/// when killed, as `(secret, temp)`.
+fn find_age_files(
+    root: &Path,
+    dir: &Path,
+    out: &mut Vec<String>,
+    temps: &mut Vec<(String, String)>,
+) {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return;
     };
@@ -223,19 +277,29 @@ fn find_age_files(root: &Path, dir: &Path, out: &mut Vec<String>) {
         let name = e.file_name();
         let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
         if name.to_string_lossy().starts_with('.') {
+            if !is_dir {
+                temps.extend(leftover(root, &e.path()));
+            }
             continue; // .git, editor droppings, agefleet temp files
         }
         children.insert(e.path(), is_dir);
     }
     for (path, is_dir) in children {
         if is_dir {
-            find_age_files(root, &path, out);
+            find_age_files(root, &path, out, temps);
         } else if path.extension().is_some_and(|x| x == "age") {
             if let Ok(rel) = path.strip_prefix(root) {
                 out.push(rel.to_string_lossy().into_owned());
             }
         }
     }
+}
+
+/// `(secret, temp)` relative to `root` when `path` is an agefleet temp file.
+fn leftover(root: &Path, path: &Path) -> Option<(String, String)> {
+    let secret = path.with_file_name(fsutil::temp_target(path.file_name()?)?);
+    let rel = |p: &Path| Some(p.strip_prefix(root).ok()?.to_string_lossy().into_owned());
+    Some((rel(&secret)?, rel(path)?))
 }
 
 fn print_table(entries: &[Entry]) {
@@ -284,6 +348,9 @@ fn print_table(entries: &[Entry]) {
         }
         if let Some(err) = &e.error {
             detail.push(err.clone());
+        }
+        for t in &e.stale_temps {
+            detail.push(format!("{t}: left by an interrupted run"));
         }
         let detail = if detail.is_empty() {
             String::new()

@@ -279,7 +279,13 @@ fn builtin_json(path: &Path) -> Result<serde_json::Value, RulesError> {
 }
 
 fn builtin_entries(path: &Path) -> Result<Vec<RuleEntry>, RulesError> {
-    let text = read_rules(path)?;
+    evaluate_str(path, read_rules(path)?)
+}
+
+/// The builtin evaluator's entries for rules `text`, as if read from `path` (which names the
+/// file in errors and anchors relative imports). The in-memory entry point for fuzzing and
+/// property tests; [`load`] is the one for files.
+pub fn evaluate_str(path: &Path, text: String) -> Result<Vec<RuleEntry>, RulesError> {
     let root = path.to_path_buf();
     on_eval_stack(path, move || {
         let mut ev = Evaluator::new();
