@@ -5,6 +5,9 @@
 //!   moment the process dies at: the new content goes to a temp file in the same directory,
 //!   is fsynced, renamed over `path`, and the directory is fsynced. An existing file's
 //!   permission bits are kept.
+//! - Writers of secrets (rekey, edit) hold a [`WriteLock`] on the rules directory, so a
+//!   temp file (see [`temp_target`]) found by a lock holder is a dead run's leftover and
+//!   [`remove_stale_temps`] removes it.
 //! - [`PrivateTempDir`] is a 0700 directory on tmpfs/ramfs, never on persistent disk, and is
 //!   removed when dropped.
 

@@ -446,3 +446,64 @@ fn build_corpus_small(rng: &mut impl Rng) -> Corpus {
         seed: 7,
     }
 }
+
+/// Concurrent writers are serialised by the write lock, and a temp file that may belong to
+/// the lock holder is not touched until the lock is free.
+#[test]
+fn a_rekey_waits_for_the_write_lock_before_touching_anything() {
+    use std::io::BufRead;
+    if !require_tool("ssh-keygen") {
+        return;
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let mut c = build_corpus_small(&mut rng);
+    let host = ssh_keygen(c.fleet.tmp.path(), "host", "ed25519", "");
+    let admin = c.fleet.admin.public_line.clone();
+    c.write_rules(&[&admin, &host.public_line]);
+    let before: Vec<Vec<u8>> = c
+        .names
+        .iter()
+        .map(|n| std::fs::read(c.fleet.path(n)).unwrap())
+        .collect();
+    let live_temp = c.fleet.path(".s0.age.agefleet-tmp.0123456789abcdef");
+    std::fs::write(&live_temp, b"another run's staged ciphertext").unwrap();
+
+    let held = agefleet::fsutil::WriteLock::try_acquire(&c.fleet.dir)
+        .unwrap()
+        .expect("lock free");
+    let mut child = Killed(
+        c.fleet
+            .cmd()
+            .arg("-r")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut err = std::io::BufReader::new(child.0.stderr.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = err.read_line(&mut line).unwrap();
+        assert!(n > 0, "rekey ended without waiting for the lock");
+        if line.contains("waiting for another agefleet run") {
+            break;
+        }
+    }
+    // Blocked on the lock: nothing rewritten, the other run's temp untouched.
+    for (n, b) in c.names.iter().zip(&before) {
+        assert_eq!(&std::fs::read(c.fleet.path(n)).unwrap(), b, "{n}");
+    }
+    assert!(live_temp.exists());
+
+    drop(held);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    let status = child.0.wait().unwrap();
+    assert!(status.success(), "{rest}");
+    assert!(!live_temp.exists(), "the leftover was not removed");
+    c.verify("after the waiting rekey");
+    let out = c.fleet.run(&["status"]);
+    assert!(out.status.success(), "{}", stdout(&out));
+}

@@ -5,7 +5,9 @@
 //! and the exit is 1. Headers are read first so each passphrase-protected key is unlocked at
 //! most once, and only when a selected file has a stanza for it. Files are then rekeyed in
 //! parallel into temp files, made durable with one flush, and each renamed over its file
-//! (atomic, mode kept; see `fsutil::Batch`); output is in rule order.
+//! (atomic, mode kept; see `fsutil::Batch`); output is in rule order. The whole run holds
+//! the rules directory's write lock (`fsutil::WriteLock`) and first removes the temp files
+//! killed runs left beside the selected files.
 
 use std::path::PathBuf;
 
