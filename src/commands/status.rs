@@ -203,26 +203,25 @@ fn inspect(
 /// relative) with [`code::STALE_TEMP`]; a secret with no entry yet (a new file whose first
 /// edit was killed) gets its own.
 fn add_stale_temps(entries: &mut Vec<Entry>, temps: Vec<(String, String)>) {
+    // Indexed: a killed run over many files leaves as many temps.
+    let mut index: std::collections::HashMap<String, usize> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (normalize_name(&e.file), i))
+        .collect();
     for (secret, temp) in temps {
-        let wanted = normalize_name(&secret);
-        let at = match entries
-            .iter()
-            .position(|e| normalize_name(&e.file) == wanted)
-        {
-            Some(i) => i,
-            None => {
-                entries.push(Entry {
-                    file: secret,
-                    problems: Vec::new(),
-                    rule: false,
-                    error: None,
-                    drift: None,
-                    armored: None,
-                    stale_temps: Vec::new(),
-                });
-                entries.len() - 1
-            }
-        };
+        let at = *index.entry(normalize_name(&secret)).or_insert_with(|| {
+            entries.push(Entry {
+                file: secret,
+                problems: Vec::new(),
+                rule: false,
+                error: None,
+                drift: None,
+                armored: None,
+                stale_temps: Vec::new(),
+            });
+            entries.len() - 1
+        });
         let e = &mut entries[at];
         if !e.problems.contains(&code::STALE_TEMP) {
             e.problems.push(code::STALE_TEMP);
