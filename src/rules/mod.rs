@@ -203,8 +203,27 @@ fn on_eval_stack<T: Send + 'static>(
         .map_err(|_| internal("the evaluator panicked"))?
 }
 
+/// `message` with control characters escaped (`\n`, `\u{1b}`): evaluation messages quote
+/// names and strings from the rules file, and errors must stay one line.
+fn one_line(message: String) -> String {
+    if !message.chars().any(char::is_control) {
+        return message;
+    }
+    message
+        .chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// A whole-file evaluation error as a [`RulesError`].
-fn file_error(ev: &Evaluator, root: &Path, e: EvalError) -> RulesError {
+fn file_error(ev: &Evaluator, root: &Path, mut e: EvalError) -> RulesError {
+    e.message = one_line(e.message);
     let at = e.pos.map(|p| ev.locate(p));
     match (e.kind, at) {
         (ErrorKind::Unsupported, Some((file, line, col))) => RulesError::Unsupported {
@@ -235,25 +254,21 @@ fn file_error(ev: &Evaluator, root: &Path, e: EvalError) -> RulesError {
 /// One entry's evaluation error: `file:line:col: secret "name": what` when it lies in the
 /// rules file itself, else the rules file, the secret, then where it happened.
 fn entry_error(ev: &Evaluator, root: &Path, name: &str, e: &EvalError) -> RuleError {
+    let what = one_line(e.message.clone());
     let message = match e.pos {
         Some(p) if p.file == 0 => {
             let (file, line, col) = ev.locate(p);
-            format!(
-                "{}:{line}:{col}: secret {name:?}: {}",
-                file.display(),
-                e.message
-            )
+            format!("{}:{line}:{col}: secret {name:?}: {what}", file.display())
         }
         Some(p) => {
             let (file, line, col) = ev.locate(p);
             format!(
-                "{}: secret {name:?}: {}:{line}:{col}: {}",
+                "{}: secret {name:?}: {}:{line}:{col}: {what}",
                 root.display(),
                 file.display(),
-                e.message
             )
         }
-        None => format!("{}: secret {name:?}: {}", root.display(), e.message),
+        None => format!("{}: secret {name:?}: {what}", root.display()),
     };
     RuleError { message }
 }
