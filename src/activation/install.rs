@@ -48,7 +48,7 @@ pub fn plan(
     for spec in &m.secrets {
         let fail = |reason: String| SecretFailure {
             name: spec.name.clone(),
-            reason,
+            reason: super::one_line(&reason),
         };
         if !seen.insert(spec.name.as_str()) {
             failures.push(fail("duplicate secret name in the manifest".into()));

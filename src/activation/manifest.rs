@@ -81,7 +81,8 @@ impl Manifest {
 fn syntax(origin: &Path, e: &serde_json::Error) -> ActivationError {
     let text = e.to_string();
     let suffix = format!(" at line {} column {}", e.line(), e.column());
-    let reason = text.strip_suffix(&suffix).unwrap_or(&text).to_string();
+    // serde quotes unknown field names as given: escape what would break the line.
+    let reason = super::one_line(text.strip_suffix(&suffix).unwrap_or(&text));
     ActivationError::ManifestSyntax {
         path: PathBuf::from(origin),
         line: e.line(),

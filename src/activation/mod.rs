@@ -73,6 +73,20 @@ impl ActivationError {
     }
 }
 
+/// `s` with control characters escaped (`\n`, `\u{1b}`): reasons quote manifest strings
+/// (field names, paths, modes), and errors must stay one line.
+pub(crate) fn one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// One secret that could not be installed or chowned.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SecretFailure {
@@ -136,7 +150,7 @@ impl Layout {
     pub fn resolve(m: &Manifest, origin: &Path, env: &Env) -> Result<Self, ActivationError> {
         let bad = |what: &str, reason: &str| ActivationError::Manifest {
             path: origin.to_path_buf(),
-            reason: format!("{what}: {reason}"),
+            reason: one_line(&format!("{what}: {reason}")),
         };
         let dir = |what: &str, raw: &str| -> Result<PathBuf, ActivationError> {
             let expanded = paths::expand(raw, env.var).map_err(|r| bad(what, &r))?;
