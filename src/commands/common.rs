@@ -39,9 +39,27 @@ pub fn identities_for(ctx: &Context, headers: &[&Header]) -> Result<IdentitySet>
 #[derive(Default)]
 pub struct RecipientCache {
     parsed: Mutex<HashMap<String, std::result::Result<Arc<Recipient>, String>>>,
+    /// The rules file the keys come from, named in errors.
+    rules_file: Option<std::path::PathBuf>,
 }
 
 impl RecipientCache {
+    /// A cache whose errors name `rules_file` (where the bad key is written).
+    pub fn for_rules(rules_file: &Path) -> Self {
+        RecipientCache {
+            rules_file: Some(rules_file.to_path_buf()),
+            ..Self::default()
+        }
+    }
+
+    /// `secret "name"`, prefixed with the rules file when known.
+    fn which(&self, name: &str) -> String {
+        match &self.rules_file {
+            Some(f) => format!("{}: secret {name:?}", f.display()),
+            None => format!("secret {name:?}"),
+        }
+    }
+
     /// The recipients of the secret `name`; one line naming the secret and key if any is bad.
     pub fn parse_all(
         &self,
@@ -50,7 +68,8 @@ impl RecipientCache {
     ) -> std::result::Result<Vec<Arc<Recipient>>, String> {
         if keys.is_empty() {
             return Err(format!(
-                "secret {name:?}: publicKeys is empty: nobody could decrypt it"
+                "{}: publicKeys is empty: nobody could decrypt it",
+                self.which(name)
             ));
         }
         keys.iter()
@@ -63,7 +82,7 @@ impl RecipientCache {
                     }
                     p
                 });
-                parsed.map_err(|e| format!("secret {name:?}: {e}"))
+                parsed.map_err(|e| format!("{}: {e}", self.which(name)))
             })
             .collect()
     }

@@ -87,7 +87,7 @@ pub fn run(ctx: &Context, args: &RekeyArgs) -> Result<Outcome> {
     }
 
     // Phase 1: rules and headers, in parallel; nothing is decrypted yet.
-    let cache = RecipientCache::default();
+    let cache = RecipientCache::for_rules(&rules.path);
     let phase1: Vec<(String, std::result::Result<Option<Planned>, Report>)> = selected
         .par_iter()
         .map(|entry| {

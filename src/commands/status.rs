@@ -45,7 +45,7 @@ struct Entry {
 
 pub fn run(ctx: &Context, args: &StatusArgs) -> Result<Outcome> {
     let rules = ctx.load_rules()?;
-    let cache = RecipientCache::default();
+    let cache = RecipientCache::for_rules(&rules.path);
     let tracker = match Tracker::open(&rules.dir) {
         Ok(t) => t,
         Err(e) => {
