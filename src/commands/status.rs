@@ -205,10 +205,17 @@ fn problem_rank(p: &str) -> usize {
 fn read_header_bytes(path: &Path) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     const LIMIT: u64 = 1 << 20;
+    use std::os::unix::fs::OpenOptionsExt;
+    // Non-blocking open and a regular-file check: a FIFO named like a secret must not hang.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
     let mut buf = Vec::new();
-    std::fs::File::open(path)?
-        .take(LIMIT)
-        .read_to_end(&mut buf)?;
+    file.take(LIMIT).read_to_end(&mut buf)?;
     Ok(buf)
 }
 
