@@ -113,7 +113,10 @@ impl Dir {
         };
         d.write_mode("home/.ssh/id_ed25519", &s.admin_private, 0o600);
         d.write("home/.ssh/id_ed25519.pub", s.admin_public.as_bytes());
-        d.rules(&format!("{{ \"a.age\".publicKeys = [ \"{}\" ]; }}\n", s.admin_public));
+        d.rules(&format!(
+            "{{ \"a.age\".publicKeys = [ \"{}\" ]; }}\n",
+            s.admin_public
+        ));
         d
     }
 
@@ -191,11 +194,17 @@ fn cases() -> Vec<(&'static str, Setup)> {
         }),
         ("rules: top level is a list", |d| {
             d.corpus_rules("top_level_list.nix");
-            fatal(&["rekey"], "secrets.nix:1:1: the rules file evaluates to a list")
+            fatal(
+                &["rekey"],
+                "secrets.nix:1:1: the rules file evaluates to a list",
+            )
         }),
         ("rules: undefined variable", |d| {
             d.corpus_rules("undefined_variable.nix");
-            report(&["rules"], "secrets.nix:2:26: secret \"a.age\": undefined variable")
+            report(
+                &["rules"],
+                "secrets.nix:2:26: secret \"a.age\": undefined variable",
+            )
         }),
         ("rules: assert false", |d| {
             d.corpus_rules("assert_false.nix");
@@ -207,11 +216,17 @@ fn cases() -> Vec<(&'static str, Setup)> {
         }),
         ("rules: rec cycle", |d| {
             d.corpus_rules("rec_cycle.nix");
-            report(&["rekey"], "secrets.nix:3:7: secret \"a.age\": infinite recursion")
+            report(
+                &["rekey"],
+                "secrets.nix:3:7: secret \"a.age\": infinite recursion",
+            )
         }),
         ("rules: missing import", |d| {
             d.corpus_rules("missing_import.nix");
-            fatal(&["-e", "a.age"], "secrets.nix:1:12: secret \"a.age\": cannot import")
+            fatal(
+                &["-e", "a.age"],
+                "secrets.nix:1:12: secret \"a.age\": cannot import",
+            )
         }),
         ("rules: bad fromJSON", |d| {
             d.corpus_rules("bad_fromjson.nix");
@@ -219,7 +234,10 @@ fn cases() -> Vec<(&'static str, Setup)> {
         }),
         ("rules: readFile of a missing file", |d| {
             d.corpus_rules("readfile_missing.nix");
-            report(&["rules"], "secrets.nix:1:27: secret \"a.age\": cannot read")
+            report(
+                &["rules"],
+                "secrets.nix:1:27: secret \"a.age\": cannot read",
+            )
         }),
         // ---- rules files (inline) ----
         ("rules: let x = x; in x", |d| {
@@ -272,33 +290,50 @@ fn cases() -> Vec<(&'static str, Setup)> {
         }),
         ("rules: publicKeys is an integer", |d| {
             d.rules("{ \"a.age\".publicKeys = 3; }");
-            fatal(&["-e", "a.age"], "secrets.nix: secret \"a.age\": publicKeys is an integer")
+            fatal(
+                &["-e", "a.age"],
+                "secrets.nix: secret \"a.age\": publicKeys is an integer",
+            )
         }),
         ("rules: armor is a string", |d| {
             let key = &shared().admin_public;
             d.rules(&format!(
                 "{{ \"a.age\" = {{ publicKeys = [ \"{key}\" ]; armor = \"yes\"; }}; }}"
             ));
-            fatal(&["-e", "a.age"], "secrets.nix: secret \"a.age\": armor is a string")
+            fatal(
+                &["-e", "a.age"],
+                "secrets.nix: secret \"a.age\": armor is a string",
+            )
         }),
         ("rules: invalid public key", |d| {
             d.rules("{ \"a.age\".publicKeys = [ \"ssh-ed25519 AAAAnotbase64!\" ]; }");
-            fatal(&["-e", "a.age"], "secrets.nix: secret \"a.age\": invalid public key")
+            fatal(
+                &["-e", "a.age"],
+                "secrets.nix: secret \"a.age\": invalid public key",
+            )
         }),
         ("rules: empty publicKeys", |d| {
             d.write("a.age", &shared().good_age);
             d.rules("{ \"a.age\".publicKeys = [ ]; }");
-            report(&["rekey"], "secrets.nix: secret \"a.age\": publicKeys is empty")
+            report(
+                &["rekey"],
+                "secrets.nix: secret \"a.age\": publicKeys is empty",
+            )
         }),
         ("rules: not UTF-8", |d| {
-            d.write("secrets.nix", b"{ \"a.age\".publicKeys = [ \"\xff\xfe\" ]; }");
+            d.write(
+                "secrets.nix",
+                b"{ \"a.age\".publicKeys = [ \"\xff\xfe\" ]; }",
+            );
             fatal(&["rules"], "secrets.nix")
         }),
         ("rules: empty file", |d| {
             d.rules("");
             fatal(&["rules"], "secrets.nix:1:1")
         }),
-        ("rules: file missing", |_| fatal(&["--rules", "absent.nix", "status"], "absent.nix")),
+        ("rules: file missing", |_| {
+            fatal(&["--rules", "absent.nix", "status"], "absent.nix")
+        }),
         ("rules: a directory", |d| {
             d.mkdir("rulesdir.nix");
             fatal(&["--rules", "rulesdir.nix", "status"], "rulesdir.nix")
@@ -341,7 +376,10 @@ fn cases() -> Vec<(&'static str, Setup)> {
                     b[i] ^= 1;
                 }),
             );
-            fatal(&["-d", "a.age"], "a.age: corrupt or truncated age file (header MAC")
+            fatal(
+                &["-d", "a.age"],
+                "a.age: corrupt or truncated age file (header MAC",
+            )
         }),
         ("age: flipped payload byte", |d| {
             d.write(
@@ -451,11 +489,21 @@ fn cases() -> Vec<(&'static str, Setup)> {
             fatal(&["activate", "--manifest", "m.json"], "m.json:1:")
         }),
         ("manifest: wrong version", |d| {
-            d.write("m.json", manifest("").replace("\"version\":1", "\"version\":9").as_bytes());
+            d.write(
+                "m.json",
+                manifest("")
+                    .replace("\"version\":1", "\"version\":9")
+                    .as_bytes(),
+            );
             fatal(&["activate", "--manifest", "m.json"], "m.json")
         }),
         ("manifest: unknown field", |d| {
-            d.write("m.json", manifest("").replace("\"fs\"", "\"fss\":1,\"fs\"").as_bytes());
+            d.write(
+                "m.json",
+                manifest("")
+                    .replace("\"fs\"", "\"fss\":1,\"fs\"")
+                    .as_bytes(),
+            );
             fatal(&["activate", "--manifest", "m.json"], "m.json:")
         }),
         ("manifest: secret without a mode", |d| {
@@ -465,7 +513,10 @@ fn cases() -> Vec<(&'static str, Setup)> {
         }),
         ("manifest: not an object", |d| {
             d.write("m.json", b"[1, 2]");
-            fatal(&["activate", "--manifest", "m.json", "--phase", "chown"], "m.json")
+            fatal(
+                &["activate", "--manifest", "m.json", "--phase", "chown"],
+                "m.json",
+            )
         }),
         ("manifest: empty", |d| {
             d.write("m.json", b"");
@@ -495,23 +546,35 @@ fn cases() -> Vec<(&'static str, Setup)> {
         }),
         ("copy-keys: garbage source", |d| {
             d.write_mode("usb/id_ed25519", b"garbage\n", 0o600);
-            fatal(&["copy-keys", "--from", "usb", "--ssh-dir", "dest"], "usb/id_ed25519")
+            fatal(
+                &["copy-keys", "--from", "usb", "--ssh-dir", "dest"],
+                "usb/id_ed25519",
+            )
         }),
         ("copy-keys: dangling symlink source", |d| {
             d.mkdir("usb");
             d.symlink("nowhere", "usb/id_ed25519");
-            fatal(&["copy-keys", "--from", "usb", "--ssh-dir", "dest"], "usb/id_ed25519")
+            fatal(
+                &["copy-keys", "--from", "usb", "--ssh-dir", "dest"],
+                "usb/id_ed25519",
+            )
         }),
         ("copy-keys: source key symlinked to a device", |d| {
             d.mkdir("usb");
             d.symlink("/dev/zero", "usb/id_ed25519");
-            fatal(&["copy-keys", "--from", "usb", "--ssh-dir", "dest"], "usb/id_ed25519")
+            fatal(
+                &["copy-keys", "--from", "usb", "--ssh-dir", "dest"],
+                "usb/id_ed25519",
+            )
         }),
         ("copy-keys: private and .pub do not match", |d| {
             let s = shared();
             d.write_mode("usb/id_ed25519", &s.admin_private, 0o600);
             d.write("usb/id_ed25519.pub", s.locked_public.as_bytes());
-            fatal(&["copy-keys", "--from", "usb", "--ssh-dir", "dest"], "usb/id_ed25519")
+            fatal(
+                &["copy-keys", "--from", "usb", "--ssh-dir", "dest"],
+                "usb/id_ed25519",
+            )
         }),
         ("copy-keys: source is a file", |d| {
             d.write("usb", b"");
@@ -526,14 +589,18 @@ fn cases() -> Vec<(&'static str, Setup)> {
         ("argv: -e and -d together", |_| {
             usage(&["-e", "a.age", "-d", "a.age"], "cannot be used with")
         }),
-        ("argv: -d without a value", |_| usage(&["-d"], "'--decrypt <FILE>'")),
+        ("argv: -d without a value", |_| {
+            usage(&["-d"], "'--decrypt <FILE>'")
+        }),
         ("argv: --rules without a value", |_| {
             usage(&["status", "--rules"], "'--rules <FILE>'")
         }),
         ("argv: bad --nix-eval", |_| {
             usage(&["--nix-eval", "sometimes", "status"], "'sometimes'")
         }),
-        ("argv: unknown shell", |_| usage(&["completions", "tcsh"], "'tcsh'")),
+        ("argv: unknown shell", |_| {
+            usage(&["completions", "tcsh"], "'tcsh'")
+        }),
         ("argv: activate without --manifest", |_| {
             usage(&["activate"], "--manifest <FILE>")
         }),
@@ -541,7 +608,9 @@ fn cases() -> Vec<(&'static str, Setup)> {
             usage(&["-e", "a.age", "status"], "cannot be combined")
         }),
         ("argv: no action", |_| usage(&[], "no action given")),
-        ("argv: unknown subcommand", |_| usage(&["rekeyy"], "'rekeyy'")),
+        ("argv: unknown subcommand", |_| {
+            usage(&["rekeyy"], "'rekeyy'")
+        }),
     ];
     c.sort_by_key(|(name, _)| *name);
     c
@@ -690,7 +759,10 @@ fn problems(run: &Run, out: &Output, changes: &[PathBuf]) -> Vec<String> {
     }
     match run.style {
         Style::Fatal => {
-            let errors: Vec<&str> = err.lines().filter(|l| !l.starts_with("warning: ")).collect();
+            let errors: Vec<&str> = err
+                .lines()
+                .filter(|l| !l.starts_with("warning: "))
+                .collect();
             if errors.len() != 1 || !errors[0].starts_with("agefleet: ") {
                 p.push("want exactly one `agefleet: …` line besides warnings".into());
             } else if !errors[0].contains(&run.needle) {
@@ -699,7 +771,9 @@ fn problems(run: &Run, out: &Output, changes: &[PathBuf]) -> Vec<String> {
         }
         Style::Report => {
             if let Some(l) = err.lines().find(|l| !is_report_line(l)) {
-                p.push(format!("unexpected stderr line (a multi-line error?): {l:?}"));
+                p.push(format!(
+                    "unexpected stderr line (a multi-line error?): {l:?}"
+                ));
             }
             if !err.contains(&run.needle) && !so.contains(&run.needle) {
                 p.push(format!("the report does not contain {:?}", run.needle));
