@@ -10,6 +10,7 @@ use crate::envelope::Header;
 use crate::identity::IdentitySet;
 use crate::recipient::Recipient;
 use crate::rules::RuleEntry;
+use zeroize::Zeroizing;
 
 /// Loads `-i` identities or the defaults, printing a warning for each skipped default key.
 pub fn load_identities(ctx: &Context) -> Result<IdentitySet> {
@@ -134,7 +135,50 @@ pub fn cwd() -> Result<std::path::PathBuf> {
         .map_err(|e| Error::Failed(format!("cannot read the current directory: {e}")))
 }
 
+/// Reads all of `reader` into a zeroized buffer. `read_to_end` on a `Zeroizing<Vec>` grows
+/// it by reallocation, which frees the outgrown block without clearing it and leaves copies
+/// of the secret in freed memory; here each outgrown buffer is zeroized as it is replaced.
+pub fn read_to_end_zeroizing(
+    mut reader: impl std::io::Read,
+) -> std::io::Result<Zeroizing<Vec<u8>>> {
+    let mut buf = Zeroizing::new(Vec::with_capacity(8 * 1024));
+    loop {
+        let len = buf.len();
+        if len == buf.capacity() {
+            let mut bigger = Zeroizing::new(Vec::with_capacity(len * 2));
+            bigger.extend_from_slice(&buf);
+            buf = bigger;
+        }
+        let cap = buf.capacity();
+        buf.resize(cap, 0);
+        match reader.read(&mut buf[len..]) {
+            Ok(0) => {
+                buf.truncate(len);
+                return Ok(buf);
+            }
+            Ok(n) => buf.truncate(len + n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => buf.truncate(len),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Borrowed views of shared recipients, as `envelope` and `drift` take them.
 pub fn refs(recipients: &[Arc<Recipient>]) -> Vec<&Recipient> {
     recipients.iter().map(|r| r.as_ref()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zeroizing_reads_return_every_byte_across_growth() {
+        for len in [0usize, 1, 8 * 1024, 8 * 1024 + 1, 100_000] {
+            let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            // A reader that hands out odd-sized pieces, as pipes do.
+            let reader = std::io::Read::chain(&data[..len / 3], &data[len / 3..]);
+            assert_eq!(read_to_end_zeroizing(reader).unwrap().as_slice(), &data[..]);
+        }
+    }
 }

@@ -5,14 +5,16 @@
 //! recipients and written atomically. Byte-identical content is not re-encrypted. A failing
 //! editor leaves the secret untouched. When stdin is not a terminal it becomes the plaintext.
 
-use std::io::{IsTerminal, Read};
+use std::io::IsTerminal;
 use std::path::Path;
 use std::process::Command;
 
 use zeroize::Zeroizing;
 
 use super::common::refs;
-use super::common::{cwd, header_of, identities_for, read_secret, RecipientCache};
+use super::common::{
+    cwd, header_of, identities_for, read_secret, read_to_end_zeroizing, RecipientCache,
+};
 use super::{ui, Context, Error, Outcome, Result};
 use crate::cli::EditArgs;
 use crate::envelope;
@@ -45,11 +47,8 @@ pub fn run(ctx: &Context, args: &EditArgs) -> Result<Outcome> {
             }
         }
     } else {
-        let mut buf = Zeroizing::new(Vec::new());
-        std::io::stdin()
-            .read_to_end(&mut buf)
-            .map_err(|e| Error::Failed(format!("cannot read the new plaintext from stdin: {e}")))?;
-        buf
+        read_to_end_zeroizing(std::io::stdin().lock())
+            .map_err(|e| Error::Failed(format!("cannot read the new plaintext from stdin: {e}")))?
     };
 
     if old.as_ref().is_some_and(|o| o.as_slice() == new.as_slice()) {
@@ -98,8 +97,8 @@ fn edit_in_editor(secret: &Path, old: Option<&[u8]>) -> Result<Option<Zeroizing<
             secret.display()
         )));
     }
-    match std::fs::read(&file) {
-        Ok(bytes) => Ok(Some(Zeroizing::new(bytes))),
+    match std::fs::File::open(&file).and_then(read_to_end_zeroizing) {
+        Ok(bytes) => Ok(Some(bytes)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::Failed(format!(
             "cannot read the edited plaintext: {e}"
