@@ -163,6 +163,26 @@ fn good_age_with(edit: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
     b
 }
 
+/// The good ciphertext with its `ssh-ed25519` stanza (line 2: `-> ssh-ed25519 TAG EPK`,
+/// line 3: the body) edited; arguments are `["ssh-ed25519", TAG, EPK]`.
+fn stanza_with(edit: impl FnOnce(&mut Vec<String>, &mut String)) -> Vec<u8> {
+    let text = &shared().good_age;
+    let mut lines: Vec<Vec<u8>> = text.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
+    let first = String::from_utf8(lines[1].clone()).unwrap();
+    let mut args: Vec<String> = first
+        .strip_prefix("-> ")
+        .unwrap()
+        .split(' ')
+        .map(str::to_string)
+        .collect();
+    assert_eq!(args[0], "ssh-ed25519");
+    let mut body = String::from_utf8(lines[2].clone()).unwrap();
+    edit(&mut args, &mut body);
+    lines[1] = format!("-> {}", args.join(" ")).into_bytes();
+    lines[2] = body.into_bytes();
+    lines.join(&b'\n')
+}
+
 fn header_end(b: &[u8]) -> usize {
     b.windows(5).position(|w| w == b"\n--- ").unwrap()
 }
@@ -255,6 +275,22 @@ fn cases() -> Vec<(&'static str, Setup)> {
         ("rules: 20,000 nested attrsets", |d| {
             d.rules(&format!("{}1{}", "{a=".repeat(20_000), ";}".repeat(20_000)));
             fatal(&["-e", "a.age"], "secrets.nix:1:")
+        }),
+        ("rules: 20,000 nested with", |d| {
+            d.rules(&format!("{}{{}}", "with {}; ".repeat(20_000)));
+            fatal(&["rules"], "secrets.nix:1:1")
+        }),
+        ("rules: 20,000 ++ operators", |d| {
+            d.rules(&vec!["[]"; 20_001].join(" ++ "));
+            fatal(&["rules"], "secrets.nix:1:")
+        }),
+        ("rules: 20,000 nested interpolations", |d| {
+            d.rules(&format!(
+                "{}\"x\"{}",
+                "\"${".repeat(20_000),
+                "}\"".repeat(20_000)
+            ));
+            fatal(&["status"], "secrets.nix:1:")
         }),
         ("rules: 1,000,000-deep evaluation", |d| {
             d.rules("let f = n: if n == 0 then {} else f (n - 1); in f 1000000");
@@ -390,6 +426,21 @@ fn cases() -> Vec<(&'static str, Setup)> {
                 }),
             );
             report(&["rekey", "a.age"], "a.age")
+        }),
+        ("age: our key's stanza with a short ephemeral share", |d| {
+            d.write("a.age", &stanza_with(|args, _| args[2] = "AAAA".into()));
+            fatal(&["-d", "a.age"], "a.age: no identity matches")
+        }),
+        (
+            "age: our key's stanza with a low-order ephemeral share",
+            |d| {
+                d.write("a.age", &stanza_with(|args, _| args[2] = "A".repeat(43)));
+                fatal(&["-d", "a.age"], "a.age: corrupt or truncated")
+            },
+        ),
+        ("age: our key's stanza with a short body", |d| {
+            d.write("a.age", &stanza_with(|_, body| *body = "AAAA".into()));
+            fatal(&["-e", "a.age"], "a.age: corrupt or truncated")
         }),
         ("age: wrong version line", |d| {
             d.write(
