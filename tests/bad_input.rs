@@ -876,7 +876,7 @@ fn every_bad_input_fails_cleanly_and_writes_nothing() {
 
 /// A private key readable by group and others: ssh refuses it, age and agenix accept it.
 /// agefleet follows age for decryption (a key copied with a loose umask must still work)
-/// and check-keys is where the mode is flagged; either way nothing crashes.
+/// with a warning, and check-keys fails on it; either way nothing crashes.
 #[test]
 fn a_group_readable_identity_decrypts_and_check_keys_flags_it() {
     if !require_tool("ssh-keygen") || !require_tool("age") {
@@ -895,6 +895,13 @@ fn a_group_readable_identity_decrypts_and_check_keys_flags_it() {
     .expect("finished");
     assert!(out.status.success(), "stderr: {}", stderr(&out));
     assert_eq!(out.stdout, PLAINTEXT);
+    assert!(
+        stderr(&out).starts_with(
+            "warning: loose.key: private key is accessible by group or others (mode 0644)"
+        ),
+        "no warning about the mode: {}",
+        stderr(&out)
+    );
 
     for name in ["id_ed25519", "id_ed25519_agenix"] {
         dir.write_mode(&format!("keys/{name}"), &s.admin_private, 0o644);

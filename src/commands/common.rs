@@ -19,6 +19,21 @@ pub fn load_identities(ctx: &Context) -> Result<IdentitySet> {
     for w in warnings {
         ui::warn(&w);
     }
+    // Like age and agenix, a private key readable by others is still used (ssh would refuse
+    // it); the user is told, since anyone who could read it can decrypt these secrets.
+    for id in &ids.identities {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(&id.path) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                ui::warn(&format!(
+                    "{}: private key is accessible by group or others (mode {mode:04o}); \
+                     `chmod 600` it",
+                    id.path.display()
+                ));
+            }
+        }
+    }
     Ok(ids)
 }
 
