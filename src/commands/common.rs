@@ -113,30 +113,7 @@ impl RecipientCache {
 
 /// Reads a secret file, naming it in the error.
 pub fn read_secret(path: &Path) -> Result<Vec<u8>> {
-    read_regular(path).map_err(|e| Error::Failed(format!("{}: {e}", path.display())))
-}
-
-/// Reads a file that must be regular (symlinks followed). A device or FIFO where a `.age`
-/// file should be (a repo can hold a symlink to `/dev/zero`) would otherwise block at open
-/// or be read forever; the non-blocking open makes a FIFO fail the check instead.
-pub fn read_regular(path: &Path) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-        .open(path)?;
-    let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Err(std::io::Error::other(if meta.is_dir() {
-            "is a directory"
-        } else {
-            "not a regular file"
-        }));
-    }
-    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-    file.read_to_end(&mut bytes)?;
-    Ok(bytes)
+    crate::fsutil::read_regular(path).map_err(|e| Error::Failed(format!("{}: {e}", path.display())))
 }
 
 /// Parses a secret's header, naming the file in the error.

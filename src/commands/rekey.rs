@@ -14,7 +14,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::common::{cwd, identities_for, read_regular, refs, RecipientCache};
+use super::common::{cwd, identities_for, refs, RecipientCache};
 use super::{ui, Context, Error, Outcome, Result};
 use crate::cli::RekeyArgs;
 use crate::envelope::{self, Header};
@@ -169,7 +169,7 @@ fn plan(
     };
     let recipients = cache.of(entry).map_err(failed)?;
     let armor = entry.rule.as_ref().map(|r| r.armor).unwrap_or(false);
-    let bytes = match read_regular(&path) {
+    let bytes = match crate::fsutil::read_regular(&path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(Report::Skipped {
@@ -195,7 +195,7 @@ fn rekey_one(p: &Planned, ids: &IdentitySet, batch: &Batch) -> Report {
     let shown = p.path.display();
     let run = || -> std::result::Result<(), String> {
         // Re-read: phase 1 kept only the header, so memory stays bounded over many files.
-        let bytes = read_regular(&p.path).map_err(|e| format!("{shown}: {e}"))?;
+        let bytes = crate::fsutil::read_regular(&p.path).map_err(|e| format!("{shown}: {e}"))?;
         let plaintext = envelope::decrypt(&bytes, ids).map_err(|e| format!("{shown}: {e}"))?;
         let ciphertext = envelope::encrypt(&plaintext, &refs(&p.recipients), p.armor)
             .map_err(|e| format!("{shown}: {e}"))?;
