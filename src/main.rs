@@ -21,7 +21,8 @@ fn main() -> ExitCode {
     match agefleet::commands::run(cli) {
         Ok(outcome) => ExitCode::from(outcome.code()),
         Err(err) => {
-            eprintln!("agefleet: {err}");
+            let message = agefleet::commands::ui::printable_lines(&err.to_string());
+            eprintln!("agefleet: {message}");
             ExitCode::from(err.exit_code())
         }
     }

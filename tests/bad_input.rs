@@ -468,6 +468,26 @@ fn cases() -> Vec<(&'static str, Setup)> {
             );
             fatal(&["-d", "a.age"], "a.age: corrupt or truncated")
         }),
+        (
+            "age: a name with a terminal escape and a newline (rekey)",
+            |d| {
+                let key = &shared().admin_public;
+                d.rules(&format!(
+                    "{{ \"e\u{1b}[2J\\n.age\".publicKeys = [ \"{key}\" ]; }}"
+                ));
+                d.write("e\u{1b}[2J\n.age", b"not an age file");
+                report(&["rekey"], "e\\u{1b}[2J\\n.age: not an age file")
+            },
+        ),
+        // A newline in a path given on the command line is kept by the final error line
+        // (Nix's own stderr, shown verbatim, is the one multi-line message); escapes are not.
+        ("age: a name with a terminal escape (-d)", |d| {
+            d.write("e\u{1b}]0;title\u{7}.age", b"not an age file");
+            fatal(
+                &["-d", "e\u{1b}]0;title\u{7}.age"],
+                "e\\u{1b}]0;title\\u{7}.age: not an age file",
+            )
+        }),
         ("age: a directory", |d| {
             d.mkdir("a.age");
             fatal(&["-d", "a.age"], "a.age")
@@ -801,6 +821,10 @@ fn problems(run: &Run, out: &Output, changes: &[PathBuf]) -> Vec<String> {
         if err.contains(bad) {
             p.push(format!("stderr contains {bad:?}"));
         }
+    }
+    // NO_COLOR is set: an escape character can only come from an input, unescaped.
+    if err.contains('\u{1b}') || so.contains('\u{1b}') {
+        p.push("output holds a raw escape character".into());
     }
     let secret = String::from_utf8_lossy(PLAINTEXT);
     for leaked in [secret.as_ref(), "hunter2"] {

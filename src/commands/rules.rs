@@ -1,4 +1,5 @@
 //! `rules`: print the evaluated rules file.
+use super::ui::printable;
 use super::{Context, Error, Outcome, Result};
 use crate::cli::RulesArgs;
 use crate::rules::{self, Backend};
@@ -20,14 +21,14 @@ pub fn run(ctx: &Context, args: &RulesArgs) -> Result<Outcome> {
         match &entry.rule {
             Ok(rule) => {
                 let armor = if rule.armor { " (armor)" } else { "" };
-                println!("{}{armor}", entry.name);
+                println!("{}{armor}", printable(&entry.name));
                 for key in &rule.public_keys {
-                    println!("  {key}");
+                    println!("  {}", printable(key));
                 }
             }
             Err(e) => {
                 bad = true;
-                println!("{} (bad rule)", entry.name);
+                println!("{} (bad rule)", printable(&entry.name));
                 super::ui::error(&e.to_string());
             }
         }

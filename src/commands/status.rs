@@ -250,7 +250,7 @@ fn print_table(entries: &[Entry]) {
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let width = entries
         .iter()
-        .map(|e| e.file.chars().count())
+        .map(|e| ui::printable(&e.file).chars().count())
         .max()
         .unwrap_or(4)
         .max(4);
@@ -295,9 +295,9 @@ fn print_table(entries: &[Entry]) {
         let detail = if detail.is_empty() {
             String::new()
         } else {
-            format!("  ({})", detail.join("; "))
+            format!("  ({})", ui::printable(&detail.join("; ")))
         };
-        println!("{:width$}  {status}{detail}", e.file);
+        println!("{:width$}  {status}{detail}", ui::printable(&e.file));
     }
 }
 
