@@ -615,6 +615,19 @@ fn cases() -> Vec<(&'static str, Setup)> {
             }
             report(&["check-keys", "--ssh-dir", "keys"], "a symbolic link")
         }),
+        ("check-keys: a rule name with a terminal escape", |d| {
+            let s = shared();
+            d.write_mode("keys/id_ed25519_agenix", &s.admin_private, 0o600);
+            d.write("keys/id_ed25519_agenix.pub", s.admin_public.as_bytes());
+            d.rules(&format!(
+                "{{ \"e\u{1b}]0;t\u{7}.age\".publicKeys = [ \"{}\" ]; }}",
+                s.admin_public
+            ));
+            report(
+                &["check-keys", "--ssh-dir", "keys", "--rules", "secrets.nix"],
+                "e\\u{1b}]0;t\\u{7}.age",
+            )
+        }),
         ("copy-keys: garbage source", |d| {
             d.write_mode("usb/id_ed25519", b"garbage\n", 0o600);
             fatal(

@@ -376,7 +376,11 @@ pub fn copy(ctx: &Context, args: &CopyKeysArgs) -> Result<Outcome> {
         }));
     }
     for k in &plan.keys {
-        println!("{}: {}", k.role.file_name(), k.fingerprint_line);
+        println!(
+            "{}: {}",
+            k.role.file_name(),
+            ui::printable(&k.fingerprint_line)
+        );
     }
     Ok(Outcome::Success)
 }
@@ -503,6 +507,12 @@ pub fn check(ctx: &Context, args: &CheckKeysArgs) -> Result<Outcome> {
 
 /// Left-aligned columns separated by two spaces; the last column is not padded.
 fn table(header: &[&str; 3], rows: &[[String; 3]]) -> String {
+    // Cells hold names from the rules and key comments: control characters escaped.
+    let rows: Vec<[String; 3]> = rows
+        .iter()
+        .map(|r| r.clone().map(|c| ui::printable(&c).into_owned()))
+        .collect();
+    let rows = &rows[..];
     let mut widths = header.map(|h| h.chars().count());
     for r in rows {
         for (w, cell) in widths.iter_mut().zip(r) {
