@@ -902,7 +902,7 @@ impl Evaluator {
                 Some(existing) => {
                     let prior = existing.at();
                     if existing.is_mergeable() && def.is_mergeable() {
-                        let new_defs = self.into_nested(def)?;
+                        let new_defs = self.nested_of(def)?;
                         let mut slot = std::mem::replace(existing, Def::Thunk(0, None));
                         let merged = self.nested_mut(&mut slot).and_then(|target| {
                             for (k, d) in new_defs {
@@ -944,7 +944,7 @@ impl Evaluator {
     }
 
     /// Turns a mergeable definition into its nested map (expanding an attrset literal).
-    fn into_nested(&mut self, def: Def) -> R<BTreeMap<Rc<str>, Def>> {
+    fn nested_of(&mut self, def: Def) -> R<BTreeMap<Rc<str>, Def>> {
         match def {
             Def::Nested(m, _) => Ok(m),
             Def::Expr {
@@ -964,7 +964,7 @@ impl Evaluator {
         if let Def::Expr { .. } = def {
             let at = def.at();
             let owned = std::mem::replace(def, Def::Thunk(0, None));
-            *def = Def::Nested(self.into_nested(owned)?, at);
+            *def = Def::Nested(self.nested_of(owned)?, at);
         }
         match def {
             Def::Nested(m, _) => Ok(m),
@@ -1233,14 +1233,14 @@ impl Evaluator {
     }
 
     /// The JSON value `nix-instantiate --eval --strict --json` prints for `v`.
-    pub fn to_json(&mut self, v: &Value) -> R<serde_json::Value> {
+    pub fn json_value(&mut self, v: &Value) -> R<serde_json::Value> {
         self.enter()?;
-        let r = self.to_json_inner(v);
+        let r = self.json_value_inner(v);
         self.leave();
         r
     }
 
-    fn to_json_inner(&mut self, v: &Value) -> R<serde_json::Value> {
+    fn json_value_inner(&mut self, v: &Value) -> R<serde_json::Value> {
         use serde_json::Value as J;
         Ok(match v {
             Value::Null => J::Null,
@@ -1257,19 +1257,19 @@ impl Evaluator {
                 let mut out = Vec::with_capacity(items.len());
                 for t in items.iter() {
                     let item = self.force(*t)?;
-                    out.push(self.to_json(&item)?);
+                    out.push(self.json_value(&item)?);
                 }
                 J::Array(out)
             }
             Value::Attrs(set) => {
                 if let Some(&o) = set.get("outPath") {
                     let o = self.force(o)?;
-                    return self.to_json(&o);
+                    return self.json_value(&o);
                 }
                 let mut out = serde_json::Map::new();
                 for (k, t) in set.iter() {
                     let item = self.force(*t)?;
-                    out.insert(k.to_string(), self.to_json(&item)?);
+                    out.insert(k.to_string(), self.json_value(&item)?);
                 }
                 J::Object(out)
             }

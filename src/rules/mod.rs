@@ -273,7 +273,7 @@ fn builtin_json(path: &Path) -> Result<serde_json::Value, RulesError> {
     let root = path.to_path_buf();
     on_eval_stack(path, move || {
         let mut ev = Evaluator::new();
-        let result = ev.eval_root(&root, text).and_then(|v| ev.to_json(&v));
+        let result = ev.eval_root(&root, text).and_then(|v| ev.json_value(&v));
         result.map_err(|e| file_error(&ev, &root, e))
     })
 }
@@ -311,13 +311,13 @@ fn builtin_entries(path: &Path) -> Result<Vec<RuleEntry>, RulesError> {
 fn entry_json(ev: &mut Evaluator, t: value::ThunkId) -> Result<serde_json::Value, EvalError> {
     let v = ev.force(t)?;
     let Value::Attrs(set) = &v else {
-        return ev.to_json(&v);
+        return ev.json_value(&v);
     };
     let mut out = serde_json::Map::new();
     for (k, t) in set.iter() {
         let item = ev.force(*t)?;
         if &**k == "publicKeys" || &**k == "armor" {
-            out.insert(k.to_string(), ev.to_json(&item)?);
+            out.insert(k.to_string(), ev.json_value(&item)?);
         } else {
             ev.deep_force(&item)?;
         }

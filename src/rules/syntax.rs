@@ -72,10 +72,10 @@ fn check_nesting(text: &str) -> Result<(), SyntaxError> {
                     return Err(too_deep(here));
                 }
             }
-            TOKEN_R_PAREN | TOKEN_R_BRACK | TOKEN_R_BRACE | TOKEN_INTERPOL_END => {
-                if chains.len() > 1 {
-                    chains.pop();
-                }
+            TOKEN_R_PAREN | TOKEN_R_BRACK | TOKEN_R_BRACE | TOKEN_INTERPOL_END
+                if chains.len() > 1 =>
+            {
+                chains.pop();
             }
             TOKEN_CONCAT | TOKEN_UPDATE | TOKEN_IMPLICATION => {
                 if let Some(n) = chains.last_mut() {
