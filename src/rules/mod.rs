@@ -361,3 +361,6 @@ fn nix_entries(path: &Path) -> Result<Vec<RuleEntry>, RulesError> {
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests;
