@@ -362,13 +362,16 @@ impl Evaluator {
         let result = match &state {
             ThunkState::Expr { expr, env } => self.eval(expr, *env),
             ThunkState::Apply { f, args } => self.apply_all(f.clone(), args),
-            ThunkState::Attr { of, name } => self.force(*of).and_then(|v| match v {
-                Value::Attrs(set) => match set.get(name) {
-                    Some(&t) => self.force(t),
-                    None => Err(EvalError::new(format!("attribute '{name}' missing"))),
-                },
-                other => Err(EvalError::expected("a set", &other)),
-            }),
+            ThunkState::Attr { of, name, at } => self
+                .force(*of)
+                .and_then(|v| match v {
+                    Value::Attrs(set) => match set.get(name) {
+                        Some(&t) => self.force(t),
+                        None => Err(EvalError::new(format!("attribute '{name}' missing"))),
+                    },
+                    other => Err(EvalError::expected("a set", &other)),
+                })
+                .map_err(|e| e.or_at(*at)),
             ThunkState::Var { name, env, at } => self.lookup(name, *env).map_err(|e| e.or_at(*at)),
             ThunkState::Forcing | ThunkState::Done(_) => {
                 Err(EvalError::new("internal error: thunk state"))
@@ -828,6 +831,7 @@ impl Evaluator {
                             Some(of) => self.lazy(ThunkState::Attr {
                                 of,
                                 name: name.clone(),
+                                at,
                             }),
                             None => self.lazy(ThunkState::Var {
                                 name: name.clone(),

@@ -304,3 +304,26 @@ proptest! {
         prop_assert_eq!(eval_src(&src).map_err(|e| e.1), Ok(expected));
     }
 }
+
+/// Token soup: any arrangement of Nix tokens must give a value or an error, never a panic.
+fn token_soup() -> impl Strategy<Value = String> {
+    let tokens = [
+        "{", "}", "[", "]", "(", ")", "let", "in", "rec", "inherit", "with", "x", "y", "=", ";",
+        ":", "\"a\"", "''b''", "\"${", "${", "1", "2.5", "++", "//", "+", "-", "*", "/", "!",
+        ".", "?", "or", "@", "...", ",", "./p", "<n>", "if", "then", "else", "assert", "==",
+        "&&", "||", "->", "<", "builtins", "map", "throw", "import", "null", "true", " ", "\n",
+        "#c\n", "''", "\"", "}:", "a.b", "__x",
+    ];
+    prop::collection::vec(prop::sample::select(tokens.to_vec()), 0..40)
+        .prop_map(|ts| ts.join(" "))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+    #[test]
+    fn token_soup_never_panics(src in token_soup()) {
+        if let Err((_, m)) = eval_src(&src) {
+            prop_assert!(!m.contains("internal error"), "{}: {}", src, m);
+        }
+    }
+}
