@@ -607,3 +607,52 @@ fn a_thousand_rules_evaluate_like_nix() {
         assert_eq!(builtin, nix_json(&file));
     }
 }
+
+/// Random `''` and `"` string literals (escapes, interpolations, indentation, blank lines)
+/// evaluate to what Nix makes of them: one `nix-instantiate` call for all of them.
+#[test]
+fn random_string_literals_match_nix() {
+    if !common::require_tool("nix-instantiate") {
+        return;
+    }
+    let indented = [
+        "  ", " ", "\n", "\n", "a", "b c", "''$", "'''", "''\\n", "''\\t", "${x}", "${y}", "$",
+        "x'y", "\t", "$$", "''\\'", "$a", "    ", "\n  ",
+    ];
+    let quoted = [
+        "a", " ", "\\n", "\\\\", "\\\"", "${x}", "$", "$$", "\\$", "\\${", "\n", "\\t", "'",
+    ];
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    let mut src = String::from("let x = \"X\"; y = \"\\n Y\"; in [\n");
+    for i in 0..400 {
+        let (pieces, open, close): (&[&str], &str, &str) = if i % 2 == 0 {
+            (&indented, "''", "''")
+        } else {
+            (&quoted, "\"", "\"")
+        };
+        src.push_str(open);
+        for _ in 0..next(12) {
+            src.push_str(pieces[next(pieces.len())]);
+        }
+        src.push_str(close);
+        src.push('\n');
+    }
+    src.push_str("]\n");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("strings.nix");
+    std::fs::write(&file, &src).unwrap();
+    let expected = nix_json(&file);
+    let (builtin, _, _) = rules::evaluate_json(&file, EvalMode::Builtin).unwrap();
+    let (exp, got) = (expected.as_array().unwrap(), builtin.as_array().unwrap());
+    assert_eq!(exp.len(), got.len());
+    let literals: Vec<&str> = src.lines().skip(1).collect();
+    for (i, (e, g)) in exp.iter().zip(got).enumerate() {
+        assert_eq!(g, e, "literal #{i} near {:?}", literals.get(i));
+    }
+}

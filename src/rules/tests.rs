@@ -309,13 +309,12 @@ proptest! {
 fn token_soup() -> impl Strategy<Value = String> {
     let tokens = [
         "{", "}", "[", "]", "(", ")", "let", "in", "rec", "inherit", "with", "x", "y", "=", ";",
-        ":", "\"a\"", "''b''", "\"${", "${", "1", "2.5", "++", "//", "+", "-", "*", "/", "!",
-        ".", "?", "or", "@", "...", ",", "./p", "<n>", "if", "then", "else", "assert", "==",
-        "&&", "||", "->", "<", "builtins", "map", "throw", "import", "null", "true", " ", "\n",
-        "#c\n", "''", "\"", "}:", "a.b", "__x",
+        ":", "\"a\"", "''b''", "\"${", "${", "1", "2.5", "++", "//", "+", "-", "*", "/", "!", ".",
+        "?", "or", "@", "...", ",", "./p", "<n>", "if", "then", "else", "assert", "==", "&&", "||",
+        "->", "<", "builtins", "map", "throw", "import", "null", "true", " ", "\n", "#c\n", "''",
+        "\"", "}:", "a.b", "__x",
     ];
-    prop::collection::vec(prop::sample::select(tokens.to_vec()), 0..40)
-        .prop_map(|ts| ts.join(" "))
+    prop::collection::vec(prop::sample::select(tokens.to_vec()), 0..40).prop_map(|ts| ts.join(" "))
 }
 
 proptest! {
