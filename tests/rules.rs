@@ -401,6 +401,17 @@ fn bad_entries_are_reported_and_the_others_load() {
         "{err}"
     );
     let err = rules
+        .entry("string.age")
+        .unwrap()
+        .rule
+        .as_ref()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("secrets.nix:4:3: secret \"string.age\": publicKeys is a string"),
+        "{err}"
+    );
+    let err = rules
         .entry("undefined.age")
         .unwrap()
         .rule

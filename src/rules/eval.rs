@@ -108,6 +108,8 @@ pub struct Evaluator {
     depth: usize,
     /// The directory the root file was named from, to name imported files relative to it.
     root_dirs: Option<(PathBuf, PathBuf)>,
+    /// Definition positions of attribute values, for naming where a bad rule is.
+    defined_at: HashMap<ThunkId, Pos>,
 }
 
 fn req<T>(node: Option<T>) -> R<T> {
@@ -159,6 +161,7 @@ impl Evaluator {
             builtins_set: Rc::new(Attrs::new()),
             depth: 0,
             root_dirs: None,
+            defined_at: HashMap::new(),
         };
         let mut set = Attrs::new();
         let mut globals = HashMap::new();
@@ -986,14 +989,25 @@ impl Evaluator {
     }
 
     fn materialize(&mut self, def: Def) -> ThunkId {
-        match def {
+        let at = def.at();
+        let t = match def {
             Def::Expr { expr, env, .. } => self.thunk_expr(expr, env),
             Def::Thunk(t, _) => t,
             Def::Nested(m, _) => {
                 let attrs = self.materialize_all(m);
                 self.done(Value::Attrs(Rc::new(attrs)))
             }
+        };
+        if let Some(at) = at {
+            self.defined_at.entry(t).or_insert(at);
         }
+        t
+    }
+
+    /// Where the attribute whose value is thunk `t` was defined, if it came from an
+    /// attribute set in source.
+    pub fn defined_at(&self, t: ThunkId) -> Option<Pos> {
+        self.defined_at.get(&t).copied()
     }
 
     // ---- operators ----------------------------------------------------------------------

@@ -127,18 +127,25 @@ pub enum RulesError {
 impl Rules {
     /// The entry whose name designates `name` (see [`crate::rules::names`]).
     pub fn entry(&self, name: &str) -> Option<&RuleEntry> {
-        self.entries.iter().find(|e| e.name == name)
+        // `entries` is sorted by name (byte order).
+        self.entries
+            .binary_search_by(|e| e.name.as_str().cmp(name))
+            .ok()
+            .map(|i| &self.entries[i])
     }
 }
 
 /// Evaluates `path` and returns every entry. Errors only when the file as a whole fails.
 pub fn load(path: &Path, mode: EvalMode) -> Result<Rules, RulesError> {
-    let rules = |entries, backend, fallback_reason| Rules {
-        path: path.to_path_buf(),
-        dir: rules_dir(path),
-        entries,
-        backend,
-        fallback_reason,
+    let rules = |mut entries: Vec<RuleEntry>, backend, fallback_reason| {
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        Rules {
+            path: path.to_path_buf(),
+            dir: rules_dir(path),
+            entries,
+            backend,
+            fallback_reason,
+        }
     };
     match mode {
         EvalMode::Builtin => Ok(rules(builtin_entries(path)?, Backend::Builtin, None)),
@@ -291,7 +298,16 @@ fn builtin_entries(path: &Path) -> Result<Vec<RuleEntry>, RulesError> {
         let mut entries = Vec::with_capacity(set.len());
         for (name, t) in set.iter() {
             let rule = match entry_json(&mut ev, *t) {
-                Ok(j) => convert::rule_from_json(&root, name, &j),
+                Ok(j) => {
+                    let location = match ev.defined_at(*t) {
+                        Some(p) if p.file == 0 => {
+                            let (file, line, col) = ev.locate(p);
+                            format!("{}:{line}:{col}", file.display())
+                        }
+                        _ => root.display().to_string(),
+                    };
+                    convert::rule_from_json(&location, name, &j)
+                }
                 Err(e) if e.kind == ErrorKind::Unsupported => {
                     return Err(file_error(&ev, &root, e))
                 }
@@ -347,9 +363,9 @@ fn nix_entries(path: &Path) -> Result<Vec<RuleEntry>, RulesError> {
         .iter()
         .map(|(name, v)| {
             let rule = match v.get("ok") {
-                Some(j) => convert::rule_from_json(path, name, j),
+                Some(j) => convert::rule_from_json(&path.display().to_string(), name, j),
                 None => Err(convert::entry_error(
-                    path,
+                    &path.display().to_string(),
                     name,
                     "evaluation failed in nix-instantiate (throw or failed assertion)",
                 )),
