@@ -667,3 +667,79 @@ fn random_string_literals_match_nix() {
         assert_eq!(g, e, "literal #{i} near {:?}", literals.get(i));
     }
 }
+
+/// Tricky corners of the subset, each compared with Nix (one `nix-instantiate` call).
+#[test]
+fn curated_expressions_match_nix() {
+    if !common::require_tool("nix-instantiate") {
+        return;
+    }
+    let exprs = [
+        r#"toString [ 1 "a" null true false [ ] 2 [ [ ] ] "b" ]"#,
+        r#"[ (toString 1.5) (toString (-3)) (toString ./.) ]"#,
+        r#"[ 1.5 (1.0 / 3) 2.0 (1 + 0.5) (7 / 2) (-7 / 2) (0.1 * 3) ]"#,
+        r#"builtins.split "" "ab""#,
+        r#"builtins.split "a*" "baaac""#,
+        r#"builtins.split "(x)(y)?" "axbxyc""#,
+        r#"builtins.split "[[:space:]]+" " a  b ""#,
+        r#"[ (builtins.match "(.*)\\.age" "dir/x.age") (builtins.match "a" "ab") (builtins.match "" "") ]"#,
+        r#"builtins.replaceStrings [ "ab" "a" "" ] [ "X" "Y" "_" ] "aabab""#,
+        r#"builtins.replaceStrings [ "\n" ] [ "" ] "k1\nk2\n""#,
+        r#"builtins.sort (a: b: a.k < b.k) [ { k = 2; v = "x"; } { k = 1; v = "y"; } { k = 2; v = "z"; } { k = 1; v = "w"; } ]"#,
+        r#"{ a.b.c = 1; a.b.d = 2; a = { e = 3; }; }"#,
+        r#"let n = "k"; in { "${n}.age".publicKeys = [ ]; ${n + "2"}.armor = true; x.${n} = 1; x.y = 2; }"#,
+        r#"let x = 1; in rec { inherit x; y = x + 1; z = { inherit y; }; }"#,
+        r#"with { a = 1; b = 2; }; with { a = 3; }; [ a b ]"#,
+        r#"let a = 0; in with { a = 1; }; a"#,
+        r#"[ (builtins.tryEval (throw "x")) (builtins.tryEval (assert false; 1)) (builtins.tryEval 1) ]"#,
+        r#"[ ({ }.a or 1) ({ a = { }; }.a.b or 2) ({ a = 3; }.a or 4) ]"#,
+        r#"[ (builtins.substring 2 100 "abc") (builtins.substring 5 1 "abc") (builtins.substring 0 0 "abc") ]"#,
+        r#"[ (baseNameOf "/a/b.age") (baseNameOf "b") (baseNameOf "a/") (dirOf "a/b/c") (dirOf "/") ]"#,
+        r#"builtins.toJSON [ "a\nb\t\"\\ é" 1 null { z = 1; a = [ ]; } ]"#,
+        r#"builtins.fromJSON "[1, -2, 3.5, \"\\u00e9\\n\", {\"b\": null, \"a\": true}]""#,
+        r#"[ (builtins.attrNames { b = 1; a = 2; "A" = 3; "_" = 4; "1" = 5; }) ]"#,
+        r#"builtins.listToAttrs [ { name = "x"; value = 1; } { name = "x"; value = 2; } ]"#,
+        r#"builtins.mapAttrs (name: v: "${name}=${toString v}") { a = 1; b = 2; }"#,
+        r#"builtins.foldl' (acc: x: acc ++ [ (x * 2) ]) [ ] (builtins.genList (i: i) 5)"#,
+        r#"[ (builtins.elem [ 1 ] [ [ 1 ] ]) (builtins.elem 2 [ 1 ]) ([ 1 2 ] < [ 1 3 ]) ("a" < "B") ]"#,
+        r#"[ (builtins.typeOf null) (builtins.typeOf (x: x)) (builtins.typeOf map) (builtins.typeOf 1.0) ]"#,
+        r#"[ (builtins.catAttrs "a" [ { a = 1; } { b = 2; } { a = 3; } ]) (builtins.intersectAttrs { a = 0; } { a = 1; b = 2; }) ]"#,
+        r#"[ (builtins.all (x: x > 0) [ ]) (builtins.any (x: x > 0) [ ]) (builtins.length (builtins.concatLists [ [ 1 ] [ ] [ 2 3 ] ])) ]"#,
+        r#"[ (builtins.hasAttr "a" { a = null; }) (builtins.getAttr "a" { a = 5; }) ({ a = 1; } ? "a") ]"#,
+        r#"({ a, b ? a * 10, ... }@args: [ a b args ]) { a = 1; c = 2; }"#,
+        r#"let f = { x ? y, y ? 5 }: x; in f { }"#,
+        r#"let s = { __functor = self: x: x + self.n; n = 10; }; in s 5"#,
+        r#"''
+          a
+            ${"b"}
+           c''"#,
+        r#"''${"x"}
+            y
+          z''"#,
+        r#""a${"b${"c"}"}d\${e}$$f""#,
+        r#"[ (-(1)) (- 2) (!true) (!(1 == 2)) (1 != 1.0) (true -> false) ]"#,
+        r#"[ (builtins.isFunction map) (builtins.isFunction (builtins.map (x: x))) (builtins.isPath ./.) ]"#,
+        r#"builtins.removeAttrs { a = 1; b = 2; c = 3; } [ "a" "c" "d" ]"#,
+        r#"builtins.concatStringsSep "/" [ "a" "b" "" "c" ]"#,
+        r#"builtins.stringLength "é€""#,
+        r#"builtins.deepSeq { a = [ 1 ]; } (builtins.seq 1 "ok")"#,
+    ];
+    let src = format!(
+        "[\n{}\n]\n",
+        exprs
+            .iter()
+            .map(|e| format!("({e})"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("curated.nix");
+    std::fs::write(&file, &src).unwrap();
+    let expected = nix_json(&file);
+    let (builtin, _, _) = rules::evaluate_json(&file, EvalMode::Builtin).unwrap();
+    let (exp, got) = (expected.as_array().unwrap(), builtin.as_array().unwrap());
+    for (i, (e, g)) in exp.iter().zip(got).enumerate() {
+        assert_eq!(g, e, "{}", exprs[i]);
+    }
+    assert_eq!(exp.len(), got.len());
+}

@@ -116,6 +116,12 @@ fn attribute_sets_merge_and_inherit_like_nix() {
     );
     assert!(err("{ a.b = 1; a.b = 2; }").contains("attribute 'b' already defined at"));
     assert!(err("{ a = 1; a.b = 2; }").contains("attribute 'a' already defined at"));
+    // Nix never merges dynamic attributes.
+    assert!(
+        err("let n = \"k\"; in { \"${n}.age\".publicKeys = [ ]; \"${n}.age\".armor = true; }")
+            .contains("dynamic attribute 'k.age' already defined at")
+    );
+    assert!(err("{ a = 1; ${\"a\"} = 2; }").contains("attribute 'a' already defined at"));
     assert_eq!(
         ok("let x = 1; in rec { inherit x; y = x; }"),
         json!({"x": 1, "y": 1})

@@ -96,7 +96,7 @@ impl Evaluator {
                                 at,
                             }),
                         };
-                        self.insert_def(defs, &[(name, at)], Def::Thunk(t, at))?;
+                        self.insert_def(defs, &[(name, at, false)], Def::Thunk(t, at))?;
                     }
                 }
                 ast::Entry::AttrpathValue(apv) => {
@@ -119,8 +119,15 @@ impl Evaluator {
                                 .or_at(at));
                             }
                         }
+                        let dynamic = match &attr {
+                            ast::Attr::Ident(_) => false,
+                            ast::Attr::Str(s) => s
+                                .parts()
+                                .any(|p| matches!(p, ast::InterpolPart::Interpolation(_))),
+                            ast::Attr::Dynamic(_) => true,
+                        };
                         match self.attr_key(&attr, value_env)? {
-                            Some(k) => keys.push((k, at)),
+                            Some(k) => keys.push((k, at, dynamic)),
                             None => skip = true,
                         }
                     }
@@ -144,16 +151,37 @@ impl Evaluator {
     }
 
     /// Inserts a definition at an attribute path, merging dotted paths and attribute set
-    /// literals the way Nix does (`a.b = 1; a.c = 2;`, `a = { b = 1; }; a.c = 2;`).
+    /// literals the way Nix does (`a.b = 1; a.c = 2;`, `a = { b = 1; }; a.c = 2;`). A
+    /// dynamic key (`${e}`, `"${e}"`) is never merged: defining it twice is an error, as in
+    /// Nix.
     fn insert_def(
         &mut self,
         defs: &mut BTreeMap<Rc<str>, Def>,
-        keys: &[(Rc<str>, Option<Pos>)],
+        keys: &[(Rc<str>, Option<Pos>, bool)],
         def: Def,
     ) -> R<()> {
-        let Some(((name, at), rest)) = keys.split_first() else {
+        let Some(((name, at, dynamic), rest)) = keys.split_first() else {
             return Ok(());
         };
+        if *dynamic {
+            if let Some(existing) = defs.get(name) {
+                return Err(EvalError::new(format!(
+                    "dynamic attribute '{name}' already defined at {}",
+                    self.show_pos(existing.at())
+                ))
+                .or_at(*at));
+            }
+            // Sealed: a later definition of the same name is a duplicate, never a merge.
+            let t = if rest.is_empty() {
+                self.materialize(def)
+            } else {
+                let mut inner = BTreeMap::new();
+                self.insert_def(&mut inner, rest, def)?;
+                self.materialize(Def::Nested(inner, *at))
+            };
+            defs.insert(name.clone(), Def::Thunk(t, *at));
+            return Ok(());
+        }
         if rest.is_empty() {
             match defs.get_mut(name) {
                 None => {
@@ -168,7 +196,7 @@ impl Evaluator {
                         let merged = self.nested_mut(&mut slot).and_then(|target| {
                             for (k, d) in new_defs {
                                 let a = d.at();
-                                self.insert_def(target, &[(k, a)], d)?;
+                                self.insert_def(target, &[(k, a, false)], d)?;
                             }
                             Ok(())
                         });
