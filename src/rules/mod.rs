@@ -125,7 +125,7 @@ pub enum RulesError {
 }
 
 impl Rules {
-    /// The entry whose name designates `name` (see [`crate::rules::names`]).
+    /// The entry named exactly `name` (matching of file names is in [`crate::names`]).
     pub fn entry(&self, name: &str) -> Option<&RuleEntry> {
         // `entries` is sorted by name (byte order).
         self.entries
