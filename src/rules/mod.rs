@@ -295,19 +295,21 @@ fn builtin_entries(path: &Path) -> Result<Vec<RuleEntry>, RulesError> {
             Ok(other) => return Err(not_a_set(&root, &text, other.type_phrase())),
             Err(e) => return Err(file_error(&ev, &root, e)),
         };
+        let root_name = root.display().to_string();
         let mut entries = Vec::with_capacity(set.len());
         for (name, t) in set.iter() {
             let rule = match entry_json(&mut ev, *t) {
-                Ok(j) => {
+                Ok(j) => convert::rule_from_json(&root_name, name, &j).or_else(|_| {
+                    // Bad shape: name the entry's definition when it is in the rules file.
                     let location = match ev.defined_at(*t) {
                         Some(p) if p.file == 0 => {
                             let (file, line, col) = ev.locate(p);
                             format!("{}:{line}:{col}", file.display())
                         }
-                        _ => root.display().to_string(),
+                        _ => root_name.clone(),
                     };
                     convert::rule_from_json(&location, name, &j)
-                }
+                }),
                 Err(e) if e.kind == ErrorKind::Unsupported => {
                     return Err(file_error(&ev, &root, e))
                 }

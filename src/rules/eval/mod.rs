@@ -87,6 +87,8 @@ pub struct SourceFile {
     /// Absolute, canonical-form path (relative paths in the file resolve against its parent).
     pub path: PathBuf,
     pub text: String,
+    /// Byte offsets where lines start, for positions in messages.
+    line_starts: Vec<usize>,
 }
 
 /// How a value is turned into a string.
@@ -242,7 +244,7 @@ impl Evaluator {
     pub fn locate(&self, pos: Pos) -> (PathBuf, usize, usize) {
         match self.files.get(pos.file) {
             Some(f) => {
-                let (l, c) = syntax::line_col(&f.text, pos.offset);
+                let (l, c) = syntax::line_col_indexed(&f.text, &f.line_starts, pos.offset);
                 (f.display.clone(), l, c)
             }
             None => (PathBuf::new(), 0, 0),
@@ -326,10 +328,12 @@ impl Evaluator {
                 ))
             })?,
         };
+        let line_starts = syntax::line_starts(&text);
         self.files.push(SourceFile {
             display,
             path: path.clone(),
             text,
+            line_starts,
         });
         let file = self.files.len() - 1;
         let expr = syntax::parse(&self.files[file].text).map_err(|e| EvalError {
@@ -651,7 +655,11 @@ impl Evaluator {
                     },
                 }
             }
-            E::Ident(i) => self.lookup(&ident_name(i), env),
+            E::Ident(i) => match i.syntax().first_token() {
+                // The token's text is borrowed from the tree: no allocation per lookup.
+                Some(tok) => self.lookup(tok.text(), env),
+                None => Err(EvalError::new("malformed identifier")),
+            },
             E::With(w) => {
                 let ns = self.thunk_expr(req(w.namespace())?, env);
                 let inner = self.child_env(env, Scope::With(ns));
