@@ -743,3 +743,49 @@ fn curated_expressions_match_nix() {
     }
     assert_eq!(exp.len(), got.len());
 }
+
+/// Without root there is no usable store or daemon socket: the Nix backend still evaluates
+/// (it passes `--store dummy://`).
+#[test]
+fn nix_backend_works_without_root() {
+    if !common::require_root()
+        || !common::require_tool("nix-instantiate")
+        || !common::require_tool("setpriv")
+    {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/rules/02-with-import-keys");
+    for f in ["secrets.nix", "keys.nix"] {
+        std::fs::copy(src.join(f), dir.path().join(f)).unwrap();
+    }
+    let expected = nix_json(&dir.path().join("secrets.nix"));
+    for json in [true, false] {
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(env!("CARGO_BIN_EXE_agefleet"))
+            .args(["rules", "--nix-eval=nix", "--rules"])
+            .arg(dir.path().join("secrets.nix"))
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", dir.path())
+            .current_dir(dir.path());
+        if json {
+            cmd.arg("--json");
+        }
+        let out = common::run(&mut cmd);
+        assert!(out.status.success(), "{}", common::stderr(&out));
+        if json {
+            let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(got, expected);
+        } else {
+            assert!(
+                common::stdout(&out).contains("yubikey-only.age\n  age1"),
+                "{}",
+                common::stdout(&out)
+            );
+        }
+    }
+}
