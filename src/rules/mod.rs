@@ -23,9 +23,12 @@ mod value;
 use eval::{ErrorKind, EvalError, Evaluator};
 use value::Value;
 
-/// Stack for the thread that parses and evaluates: deep enough for [`eval::MAX_DEPTH`]
-/// nested evaluation steps in an unoptimised build. Only touched pages are committed.
-const EVAL_STACK_BYTES: usize = 1 << 30;
+/// Stacks tried for the thread that parses and evaluates, largest first (a small machine may
+/// refuse to map the largest). Only touched pages are ever committed.
+const EVAL_STACK_SIZES: [usize; 3] = [1 << 30, 1 << 28, 1 << 26];
+
+/// Stack allowed per level of evaluation depth: over twice what an unoptimised build uses.
+const STACK_PER_LEVEL: usize = 64 << 10;
 
 /// Which evaluator to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,22 +195,37 @@ fn read_rules(path: &Path) -> Result<String, RulesError> {
     })
 }
 
-/// Runs `f` on a thread with a stack sized for the evaluator's depth limit.
+/// Runs `f` on a thread with a large stack, passing it the evaluation depth that stack
+/// affords (at most [`eval::MAX_DEPTH`]).
 fn on_eval_stack<T: Send + 'static>(
     path: &Path,
-    f: impl FnOnce() -> Result<T, RulesError> + Send + 'static,
+    f: impl FnOnce(usize) -> Result<T, RulesError> + Send + Clone + 'static,
 ) -> Result<T, RulesError> {
     let internal = |what: &str| RulesError::Eval {
         file: path.to_path_buf(),
         message: format!("internal error: {what}"),
     };
-    std::thread::Builder::new()
-        .name("rules-eval".into())
-        .stack_size(EVAL_STACK_BYTES)
-        .spawn(f)
-        .map_err(|e| internal(&format!("cannot start the evaluator thread: {e}")))?
-        .join()
-        .map_err(|_| internal("the evaluator panicked"))?
+    let mut last_error = None;
+    for size in EVAL_STACK_SIZES {
+        let depth = (size / STACK_PER_LEVEL).min(eval::MAX_DEPTH);
+        let run = f.clone();
+        match std::thread::Builder::new()
+            .name("rules-eval".into())
+            .stack_size(size)
+            .spawn(move || run(depth))
+        {
+            Ok(handle) => {
+                return handle
+                    .join()
+                    .map_err(|_| internal("the evaluator panicked"))?
+            }
+            Err(e) => last_error = Some(e),
+        }
+    }
+    let why = last_error.map_or_else(String::new, |e| e.to_string());
+    Err(internal(&format!(
+        "cannot start the evaluator thread: {why}"
+    )))
 }
 
 /// A whole-file evaluation error as a [`RulesError`].
@@ -278,8 +296,8 @@ fn not_a_set(root: &Path, text: &str, what: &str) -> RulesError {
 fn builtin_json(path: &Path) -> Result<serde_json::Value, RulesError> {
     let text = read_rules(path)?;
     let root = path.to_path_buf();
-    on_eval_stack(path, move || {
-        let mut ev = Evaluator::new();
+    on_eval_stack(path, move |max_depth| {
+        let mut ev = Evaluator::with_max_depth(max_depth);
         let result = ev.eval_root(&root, text).and_then(|v| ev.json_value(&v));
         result.map_err(|e| file_error(&ev, &root, e))
     })
@@ -288,8 +306,8 @@ fn builtin_json(path: &Path) -> Result<serde_json::Value, RulesError> {
 fn builtin_entries(path: &Path) -> Result<Vec<RuleEntry>, RulesError> {
     let text = read_rules(path)?;
     let root = path.to_path_buf();
-    on_eval_stack(path, move || {
-        let mut ev = Evaluator::new();
+    on_eval_stack(path, move |max_depth| {
+        let mut ev = Evaluator::with_max_depth(max_depth);
         let set = match ev.eval_root(&root, text.clone()) {
             Ok(Value::Attrs(set)) => set,
             Ok(other) => return Err(not_a_set(&root, &text, other.type_phrase())),

@@ -13,8 +13,8 @@ use super::eval::{ErrorKind, Evaluator};
 /// "unsupported" error).
 fn eval_src(src: &str) -> Result<serde_json::Value, (ErrorKind, String)> {
     let src = src.to_string();
-    super::on_eval_stack(Path::new("t.nix"), move || {
-        let mut ev = Evaluator::new();
+    super::on_eval_stack(Path::new("t.nix"), move |max_depth| {
+        let mut ev = Evaluator::with_max_depth(max_depth);
         Ok(ev
             .eval_root(Path::new("/nonexistent/t.nix"), src)
             .and_then(|v| ev.json_value(&v))

@@ -3,7 +3,7 @@
 //! Invariants: every expression is evaluated in an environment created for its own file
 //! (so an error's position is the node's offset in that environment's file); a thunk being
 //! forced is a black hole, so a second visit reports infinite recursion instead of looping;
-//! evaluation depth is bounded by [`MAX_DEPTH`], so deep recursion is an error, never a
+//! evaluation depth is bounded (by [`MAX_DEPTH`] or less), so deep recursion is an error, never a
 //! stack overflow (the caller runs evaluation on a thread with a stack sized for it).
 
 use std::collections::{HashMap, HashSet};
@@ -24,7 +24,7 @@ use super::value::{
 };
 
 /// Deepest nesting of evaluation steps (expression evaluation, thunk forcing, deep
-/// conversion) before evaluation stops with an error.
+/// conversion) before evaluation stops with an error, by default.
 pub const MAX_DEPTH: usize = 10_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +111,7 @@ pub struct Evaluator {
     global_env: EnvId,
     builtins_set: Rc<Attrs>,
     depth: usize,
+    max_depth: usize,
     /// The directory the root file was named from, to name imported files relative to it.
     root_dirs: Option<(PathBuf, PathBuf)>,
     /// Definition positions of attribute values, for naming where a bad rule is.
@@ -165,6 +166,7 @@ impl Evaluator {
             global_env: 0,
             builtins_set: Rc::new(Attrs::new()),
             depth: 0,
+            max_depth: MAX_DEPTH,
             root_dirs: None,
             defined_at: HashMap::new(),
         };
@@ -199,6 +201,14 @@ impl Evaluator {
         });
         ev.global_env = ev.envs.len() - 1;
         ev
+    }
+
+    /// An evaluator that stops at `max_depth` nested evaluation steps.
+    pub fn with_max_depth(max_depth: usize) -> Self {
+        Evaluator {
+            max_depth,
+            ..Self::new()
+        }
     }
 
     // ---- arenas -------------------------------------------------------------------------
@@ -262,9 +272,10 @@ impl Evaluator {
     }
 
     fn enter(&mut self) -> R<()> {
-        if self.depth >= MAX_DEPTH {
+        if self.depth >= self.max_depth {
             return Err(EvalError::new(format!(
-                "evaluation nested too deeply (more than {MAX_DEPTH} levels; infinite recursion?)"
+                "evaluation nested too deeply (more than {} levels; infinite recursion?)",
+                self.max_depth
             )));
         }
         self.depth += 1;
