@@ -328,7 +328,7 @@ fn cases() -> Vec<(&'static str, Setup)> {
             d.rules("{ \"a.age\".publicKeys = 3; }");
             fatal(
                 &["-e", "a.age"],
-                "secrets.nix: secret \"a.age\": publicKeys is an integer",
+                "secrets.nix:1:3: secret \"a.age\": publicKeys is an integer",
             )
         }),
         ("rules: armor is a string", |d| {
@@ -338,7 +338,7 @@ fn cases() -> Vec<(&'static str, Setup)> {
             ));
             fatal(
                 &["-e", "a.age"],
-                "secrets.nix: secret \"a.age\": armor is a string",
+                "secrets.nix:1:3: secret \"a.age\": armor is a string",
             )
         }),
         ("rules: invalid public key", |d| {
