@@ -408,8 +408,10 @@ fn cases() -> Vec<(&'static str, Setup)> {
             d.write(
                 "a.age",
                 &good_age_with(|b| {
+                    // Another valid base64 digit in the MAC's first place: still a
+                    // well-formed MAC, just the wrong one.
                     let i = header_end(b) + 5;
-                    b[i] ^= 1;
+                    b[i] = if b[i] == b'A' { b'B' } else { b'A' };
                 }),
             );
             fatal(
@@ -592,6 +594,9 @@ fn cases() -> Vec<(&'static str, Setup)> {
         ("manifest: empty", |d| {
             d.write("m.json", b"");
             fatal(&["activate", "--manifest", "m.json"], "m.json")
+        }),
+        ("manifest: /dev/zero", |_| {
+            fatal(&["activate", "--manifest", "/dev/zero"], "/dev/zero: ")
         }),
         ("manifest: missing", |_| {
             fatal(&["activate", "--manifest", "absent.json"], "absent.json")
