@@ -502,6 +502,31 @@ fn cases() -> Vec<(&'static str, Setup)> {
             d.symlink("/dev/zero", "a.age");
             report(&["rekey"], "a.age: not a regular file")
         }),
+        ("decrypt --output: corrupt input creates no output", |d| {
+            d.write(
+                "a.age",
+                b"age-encryption.org/v1\n-> X25519 AAAA\n--- AAAA\n",
+            );
+            fatal(&["decrypt", "a.age", "--output", "out.txt"], "a.age: ")
+        }),
+        (
+            "decrypt --output: an existing file is not overwritten",
+            |d| {
+                d.write("a.age", &shared().good_age);
+                d.write("out.txt", b"keep me");
+                Run {
+                    code: 3,
+                    ..fatal(
+                        &["decrypt", "a.age", "--output", "out.txt"],
+                        "out.txt: already exists",
+                    )
+                }
+            },
+        ),
+        ("edit subcommand: bad rules", |d| {
+            d.rules("{ \"a.age\".publicKeys = [ 1 ]; }");
+            fatal(&["edit", "a.age"], "secrets.nix:1:")
+        }),
         ("age: decrypt of a missing file", |_| {
             fatal(&["-d", "a.age"], "a.age")
         }),
