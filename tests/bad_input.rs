@@ -552,6 +552,21 @@ fn cases() -> Vec<(&'static str, Setup)> {
             d.mkdir("keydir");
             fatal(&["-d", "a.age", "-i", "keydir"], "keydir")
         }),
+        ("identity: a FIFO", |d| {
+            d.write("a.age", &shared().good_age);
+            rustix::fs::mknodat(
+                rustix::fs::CWD,
+                &d.path("fifo.key"),
+                rustix::fs::FileType::Fifo,
+                rustix::fs::Mode::from_raw_mode(0o600),
+                0,
+            )
+            .unwrap();
+            fatal(
+                &["-d", "a.age", "-i", "fifo.key"],
+                "fifo.key: not a regular file",
+            )
+        }),
         ("identity: missing", |d| {
             d.write("a.age", &shared().good_age);
             fatal(&["-d", "a.age", "-i", "absent.key"], "absent.key")
