@@ -556,7 +556,7 @@ fn cases() -> Vec<(&'static str, Setup)> {
             d.write("a.age", &shared().good_age);
             rustix::fs::mknodat(
                 rustix::fs::CWD,
-                &d.path("fifo.key"),
+                d.path("fifo.key"),
                 rustix::fs::FileType::Fifo,
                 rustix::fs::Mode::from_raw_mode(0o600),
                 0,
