@@ -705,6 +705,24 @@ fn cases() -> Vec<(&'static str, Setup)> {
                 "usb/id_ed25519",
             )
         }),
+        (
+            "copy-keys: destination key is a symlink out of the directory",
+            |d| {
+                let s = shared();
+                d.write_mode("usb/id_ed25519", &s.admin_private, 0o600);
+                d.write("usb/id_ed25519.pub", s.admin_public.as_bytes());
+                d.write("victim", b"must stay");
+                d.mkdir("dest");
+                d.symlink("../victim", "dest/id_ed25519");
+                Run {
+                    code: 3,
+                    ..report(
+                        &["copy-keys", "--from", "usb", "--ssh-dir", "dest"],
+                        "dest/id_ed25519: exists and differs",
+                    )
+                }
+            },
+        ),
         ("copy-keys: source is a file", |d| {
             d.write("usb", b"");
             fatal(&["copy-keys", "--from", "usb", "--ssh-dir", "dest"], "usb")
