@@ -2,6 +2,8 @@
 //! temporary fleet. Area-specific rigs live in sibling files (`sshd.rs`, …).
 #![allow(dead_code)]
 
+pub mod sshd;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
