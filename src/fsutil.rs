@@ -1,5 +1,290 @@
-//! Atomic replace, private temp dirs on tmpfs, modes, no-follow opens.
+//! Atomic replace, private temp dirs on RAM-backed filesystems, modes.
+//!
+//! Invariants:
+//! - [`atomic_write`] leaves `path` holding either its old bytes or the new ones, whatever
+//!   moment the process dies at: the new content goes to a temp file in the same directory,
+//!   is fsynced, renamed over `path`, and the directory is fsynced. An existing file's
+//!   permission bits are kept.
+//! - [`PrivateTempDir`] is a 0700 directory on tmpfs/ramfs, never on persistent disk, and is
+//!   removed when dropped.
 
+use std::ffi::OsString;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// A filesystem operation that failed, naming the path.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct FsError(pub String);
+#[error("{path}: {what}: {source}")]
+pub struct FsError {
+    pub path: PathBuf,
+    pub what: &'static str,
+    #[source]
+    pub source: io::Error,
+}
+
+impl FsError {
+    pub fn new(path: &Path, what: &'static str, source: io::Error) -> Self {
+        FsError {
+            path: path.to_path_buf(),
+            what,
+            source,
+        }
+    }
+}
+
+/// Marker in the names of temp files made by [`atomic_write`], so a later run (or `status`)
+/// can recognise leftovers of a killed run.
+pub const TEMP_MARKER: &str = ".agefleet-tmp.";
+
+/// Whether `name` is a leftover temp file of [`atomic_write`].
+pub fn is_temp_name(name: &std::ffi::OsStr) -> bool {
+    name.as_bytes()
+        .windows(TEMP_MARKER.len())
+        .any(|w| w == TEMP_MARKER.as_bytes())
+}
+
+/// Writes `data` to `path` atomically. A new file gets `new_mode`; an existing one keeps its
+/// permission bits. A symlink at `path` is refused rather than replaced by a file.
+pub fn atomic_write(path: &Path, data: &[u8], new_mode: u32) -> Result<(), FsError> {
+    let mode = match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            return Err(FsError::new(
+                path,
+                "refusing to replace a symlink",
+                io::Error::from(io::ErrorKind::InvalidInput),
+            ))
+        }
+        Ok(meta) => meta.permissions().mode() & 0o7777,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => new_mode,
+        Err(e) => return Err(FsError::new(path, "cannot stat", e)),
+    };
+    let dir = parent_dir(path);
+    let (mut file, tmp) = create_temp_beside(path, mode)?;
+    let guard = RemoveOnDrop(Some(tmp.clone()));
+    file.write_all(data)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| FsError::new(&tmp, "cannot write", e))?;
+    // Mode given at open is masked by the umask; set it exactly before the rename.
+    file.set_permissions(fs::Permissions::from_mode(mode))
+        .map_err(|e| FsError::new(&tmp, "cannot set mode", e))?;
+    drop(file);
+    fs::rename(&tmp, path).map_err(|e| FsError::new(path, "cannot replace", e))?;
+    std::mem::forget(guard);
+    sync_dir(&dir)
+}
+
+/// Creates an exclusive, no-follow temp file next to `path` with `mode`.
+fn create_temp_beside(path: &Path, mode: u32) -> Result<(File, PathBuf), FsError> {
+    let dir = parent_dir(path);
+    let base = path.file_name().unwrap_or_default();
+    for _ in 0..16 {
+        let mut name = OsString::from(".");
+        name.push(base);
+        name.push(TEMP_MARKER);
+        name.push(format!("{:016x}", rand::random::<u64>()));
+        let tmp = dir.join(name);
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode & 0o777)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(&tmp)
+        {
+            Ok(f) => return Ok((f, tmp)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(FsError::new(path, "cannot create temp file", e)),
+        }
+    }
+    Err(FsError::new(
+        path,
+        "cannot create temp file",
+        io::Error::from(io::ErrorKind::AlreadyExists),
+    ))
+}
+
+/// fsync a directory so a rename in it is durable.
+pub fn sync_dir(dir: &Path) -> Result<(), FsError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| FsError::new(dir, "cannot sync directory", e))
+}
+
+/// The directory holding `path` (`.` for a bare name).
+pub fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+struct RemoveOnDrop(Option<PathBuf>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = fs::remove_file(p);
+        }
+    }
+}
+
+const TMPFS_MAGIC: u64 = 0x0102_1994;
+const RAMFS_MAGIC: u64 = 0x8584_58f6;
+
+/// Whether `path` lives on a RAM-backed filesystem (tmpfs or ramfs).
+pub fn is_ram_backed(path: &Path) -> bool {
+    rustix::fs::statfs(path)
+        .map(|s| {
+            #[allow(clippy::unnecessary_cast)] // f_type's width differs between targets
+            let t = s.f_type as u64;
+            t == TMPFS_MAGIC || t == RAMFS_MAGIC
+        })
+        .unwrap_or(false)
+}
+
+/// A 0700 directory on tmpfs/ramfs for plaintext, removed on drop.
+#[derive(Debug)]
+pub struct PrivateTempDir {
+    path: PathBuf,
+}
+
+impl PrivateTempDir {
+    /// Creates the directory under `$XDG_RUNTIME_DIR` when that is RAM-backed, else under
+    /// `/dev/shm`. Refuses when neither is RAM-backed: plaintext never goes to disk.
+    pub fn new() -> Result<Self, FsError> {
+        let candidates = std::env::var_os("XDG_RUNTIME_DIR")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .into_iter()
+            .chain([PathBuf::from("/dev/shm")]);
+        let mut tried = Vec::new();
+        for base in candidates {
+            if base.is_dir() && is_ram_backed(&base) {
+                return Self::new_in(&base);
+            }
+            tried.push(base.display().to_string());
+        }
+        Err(FsError::new(
+            Path::new(&tried.join(", ")),
+            "no RAM-backed directory for plaintext (need $XDG_RUNTIME_DIR or /dev/shm on tmpfs)",
+            io::Error::from(io::ErrorKind::NotFound),
+        ))
+    }
+
+    /// Creates the directory under `base` (which the caller vouches for).
+    pub fn new_in(base: &Path) -> Result<Self, FsError> {
+        for _ in 0..16 {
+            let path = base.join(format!("agefleet.{:016x}", rand::random::<u64>()));
+            match fs::DirBuilder::new()
+                .mode(0o700)
+                .create(&path)
+                .map(|()| path.clone())
+            {
+                Ok(p) => {
+                    // DirBuilder's mode is masked by the umask; make it exact.
+                    fs::set_permissions(&p, fs::Permissions::from_mode(0o700))
+                        .map_err(|e| FsError::new(&p, "cannot set mode", e))?;
+                    return Ok(PrivateTempDir { path: p });
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(FsError::new(base, "cannot create private temp dir", e)),
+            }
+        }
+        Err(FsError::new(
+            base,
+            "cannot create private temp dir",
+            io::Error::from(io::ErrorKind::AlreadyExists),
+        ))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for PrivateTempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Creates `path` exclusively with `mode` (exact, umask ignored) and writes `data`.
+pub fn write_new_private(path: &Path, data: &[u8], mode: u32) -> Result<(), FsError> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(path)
+        .map_err(|e| FsError::new(path, "cannot create", e))?;
+    f.set_permissions(fs::Permissions::from_mode(mode))
+        .and_then(|()| f.write_all(data))
+        .and_then(|()| f.sync_all())
+        .map_err(|e| FsError::new(path, "cannot write", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_creates_with_mode_and_keeps_existing_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.age");
+        atomic_write(&p, b"one", 0o644).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"one");
+        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o644);
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
+        atomic_write(&p, b"two", 0o644).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        // No temp file left behind.
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![OsString::from("a.age")]);
+    }
+
+    #[test]
+    fn atomic_write_refuses_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        fs::write(&target, b"keep").unwrap();
+        let link = dir.path().join("link.age");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let err = atomic_write(&link, b"new", 0o644).unwrap_err();
+        assert!(err.to_string().contains("symlink"), "{err}");
+        assert_eq!(fs::read(&target).unwrap(), b"keep");
+    }
+
+    #[test]
+    fn atomic_write_into_missing_dir_fails_cleanly() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("nope/a.age");
+        let err = atomic_write(&p, b"x", 0o644).unwrap_err();
+        assert!(err.to_string().contains("nope"), "{err}");
+    }
+
+    #[test]
+    fn temp_names_are_recognised() {
+        assert!(is_temp_name(std::ffi::OsStr::new(".x.age.agefleet-tmp.0123456789abcdef")));
+        assert!(!is_temp_name(std::ffi::OsStr::new("x.age")));
+    }
+
+    #[test]
+    fn private_temp_dir_is_0700_on_ram_and_removed() {
+        if !is_ram_backed(Path::new("/dev/shm")) {
+            eprintln!("SKIP: /dev/shm is not tmpfs here");
+            return;
+        }
+        let p;
+        {
+            let d = PrivateTempDir::new_in(Path::new("/dev/shm")).unwrap();
+            p = d.path().to_path_buf();
+            assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o700);
+            assert!(is_ram_backed(&p));
+            fs::write(p.join("f"), b"x").unwrap();
+        }
+        assert!(!p.exists());
+    }
+}

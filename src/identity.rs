@@ -64,6 +64,11 @@ impl IdentitySet {
         unimplemented!("identity::unlock_for: implemented by the crypto work")
     }
 
+    /// Whether any identity (usable or locked) was loaded.
+    pub fn has_any(&self) -> bool {
+        !self.identities.is_empty()
+    }
+
     /// The usable (unencrypted or unlocked) identities, for `envelope::decrypt`.
     pub fn age_identities(&self) -> Vec<&dyn age::Identity> {
         unimplemented!("identity::age_identities: implemented by the crypto work")

@@ -8,11 +8,13 @@
 pub mod activation;
 pub mod cli;
 pub mod commands;
+pub mod drift;
 pub mod envelope;
 pub mod fsutil;
 pub mod git;
 pub mod identity;
 pub mod keys;
+pub mod names;
 pub mod recipient;
 pub mod rules;
 pub mod sys;

@@ -1,7 +1,67 @@
-//! `decrypt` (work in progress).
-use super::{Context, Error, Outcome, Result};
-use crate::cli::DecryptArgs;
+//! `decrypt FILE` / `-d FILE`: the plaintext's raw bytes to stdout (or `--output`, created
+//! 0600 and never over an existing file).
+//!
+//! The file is found through the rules when they name it (so it works from any directory with
+//! `--rules`); a file the rules do not name is still decrypted from the path given, because
+//! decrypting needs only an identity. A missing file is an error (agenix exits 0 there).
 
-pub fn run(_ctx: &Context, _args: &DecryptArgs) -> Result<Outcome> {
-    Err(Error::Failed("decrypt: not implemented yet".into()))
+use std::io::Write;
+use std::path::PathBuf;
+
+use super::common::{cwd, header_of, identities_for, read_secret};
+use super::{ui, Context, Error, Outcome, Result};
+use crate::cli::DecryptArgs;
+use crate::envelope;
+
+pub fn run(ctx: &Context, args: &DecryptArgs) -> Result<Outcome> {
+    let path = locate(ctx, &args.file)?;
+    let shown = path.display().to_string();
+    if !path.exists() {
+        return Err(Error::Failed(format!("{shown}: no such file")));
+    }
+    let bytes = read_secret(&path)?;
+    let header = header_of(&path, &bytes)?;
+    let ids = identities_for(ctx, &[&header])?;
+    let plaintext =
+        envelope::decrypt(&bytes, &ids).map_err(|e| Error::Failed(format!("{shown}: {e}")))?;
+    match &args.output {
+        Some(out) => {
+            if out.exists() {
+                return Err(Error::Refused(format!(
+                    "{}: already exists; not overwriting",
+                    out.display()
+                )));
+            }
+            crate::fsutil::write_new_private(out, &plaintext, 0o600)?;
+        }
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout
+                .write_all(&plaintext)
+                .and_then(|()| stdout.flush())
+                .map_err(|e| Error::Failed(format!("cannot write to stdout: {e}")))?;
+        }
+    }
+    Ok(Outcome::Success)
+}
+
+/// The file to decrypt: the rule's file when the rules name the argument, else the argument
+/// as a path.
+fn locate(ctx: &Context, arg: &std::path::Path) -> Result<PathBuf> {
+    if !ctx.rules_given() && !ctx.rules_path().exists() {
+        return Ok(arg.to_path_buf());
+    }
+    match ctx.load_rules() {
+        Ok(rules) => match rules.resolve(arg, &cwd()?) {
+            Ok(entry) => Ok(rules.file_of(&entry.name)),
+            Err(e) => {
+                ctx.verbose(&e.to_string());
+                Ok(arg.to_path_buf())
+            }
+        },
+        Err(e) => {
+            ui::warn(&format!("ignoring the rules file: {e}"));
+            Ok(arg.to_path_buf())
+        }
+    }
 }

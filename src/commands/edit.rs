@@ -1,7 +1,144 @@
-//! `edit` (work in progress).
-use super::{Context, Error, Outcome, Result};
-use crate::cli::EditArgs;
+//! `edit FILE` / `-e FILE`: create or edit a secret.
+//!
+//! The plaintext goes to a 0700 directory on tmpfs (file 0600, the secret's basename kept so
+//! editors pick the right mode), the editor runs, and the result is encrypted to the rule's
+//! recipients and written atomically. Byte-identical content is not re-encrypted. A failing
+//! editor leaves the secret untouched. When stdin is not a terminal it becomes the plaintext.
 
-pub fn run(_ctx: &Context, _args: &EditArgs) -> Result<Outcome> {
-    Err(Error::Failed("edit: not implemented yet".into()))
+use std::io::{IsTerminal, Read};
+use std::path::Path;
+use std::process::Command;
+
+use zeroize::Zeroizing;
+
+use super::common::{cwd, header_of, identities_for, read_secret, recipients_of};
+use super::{ui, Context, Error, Outcome, Result};
+use crate::cli::EditArgs;
+use crate::envelope;
+use crate::fsutil::{self, PrivateTempDir};
+
+pub fn run(ctx: &Context, args: &EditArgs) -> Result<Outcome> {
+    let rules = ctx.load_rules()?;
+    let entry = rules.resolve(&args.file, &cwd()?)?;
+    let recipients = recipients_of(entry)?;
+    let armor = entry.rule.as_ref().map(|r| r.armor).unwrap_or(false);
+    let path = rules.file_of(&entry.name);
+    let shown = path.display().to_string();
+
+    // The current plaintext, when the secret exists (a new secret needs no identity).
+    let old: Option<Zeroizing<Vec<u8>>> = if path.exists() {
+        let bytes = read_secret(&path)?;
+        let header = header_of(&path, &bytes)?;
+        let ids = identities_for(ctx, &[&header])?;
+        Some(envelope::decrypt(&bytes, &ids).map_err(|e| Error::Failed(format!("{shown}: {e}")))?)
+    } else {
+        None
+    };
+
+    let new = if std::io::stdin().is_terminal() {
+        match edit_in_editor(&path, old.as_ref().map(|o| o.as_slice()))? {
+            Some(p) => p,
+            None => {
+                ui::warn(&format!("{shown} wasn't created."));
+                return Ok(Outcome::Success);
+            }
+        }
+    } else {
+        let mut buf = Zeroizing::new(Vec::new());
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .map_err(|e| Error::Failed(format!("cannot read the new plaintext from stdin: {e}")))?;
+        buf
+    };
+
+    if old.as_ref().is_some_and(|o| o.as_slice() == new.as_slice()) {
+        ui::info(&format!("{shown} wasn't changed, skipping re-encryption."));
+        return Ok(Outcome::Success);
+    }
+
+    let ciphertext = envelope::encrypt(&new, &recipients, armor)
+        .map_err(|e| Error::Failed(format!("{shown}: {e}")))?;
+    fsutil::atomic_write(&path, &ciphertext, 0o644)?;
+    ctx.verbose(&format!("wrote {shown}"));
+    super::gitcheck::warn_untracked(ctx, &path, args.git_add);
+    Ok(Outcome::Success)
+}
+
+/// Runs `$EDITOR` on the plaintext in a private RAM-backed directory. `None` when the editor
+/// left no file (a new secret that was never saved).
+fn edit_in_editor(secret: &Path, old: Option<&[u8]>) -> Result<Option<Zeroizing<Vec<u8>>>> {
+    let dir = PrivateTempDir::new()?;
+    let name = secret.file_name().unwrap_or_else(|| "secret".as_ref());
+    let file = dir.path().join(name);
+    if let Some(old) = old {
+        fsutil::write_new_private(&file, old, 0o600)?;
+    }
+    let editor = std::env::var("EDITOR")
+        .ok()
+        .filter(|e| !e.trim().is_empty())
+        .unwrap_or_else(|| "vi".into());
+    let words = shell_words::split(&editor)
+        .map_err(|e| Error::Usage(format!("EDITOR={editor:?} cannot be split into words: {e}")))?;
+    let (program, editor_args) = words
+        .split_first()
+        .ok_or_else(|| Error::Usage("EDITOR is empty".into()))?;
+
+    // While the editor runs, Ctrl-C belongs to it; a terminating signal removes the temp dir.
+    let cleanup = SignalCleanup::install(dir.path())?;
+    let status = Command::new(program)
+        .args(editor_args)
+        .arg(&file)
+        .status()
+        .map_err(|e| Error::Failed(format!("cannot run editor {program:?}: {e}")))?;
+    drop(cleanup);
+    if !status.success() {
+        return Err(Error::Failed(format!(
+            "editor {program:?} failed ({status}); {} left untouched",
+            secret.display()
+        )));
+    }
+    match std::fs::read(&file) {
+        Ok(bytes) => Ok(Some(Zeroizing::new(bytes))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::Failed(format!("cannot read the edited plaintext: {e}"))),
+    }
+}
+
+/// Ignores SIGINT/SIGQUIT (the editor handles them) and, on SIGTERM/SIGHUP, removes the
+/// private temp dir and exits, so plaintext does not outlive an interrupted edit.
+struct SignalCleanup {
+    handle: signal_hook::iterator::Handle,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SignalCleanup {
+    fn install(dir: &Path) -> Result<Self> {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGQUIT, SIGTERM, SIGHUP])
+            .map_err(|e| Error::Failed(format!("cannot install signal handlers: {e}")))?;
+        let handle = signals.handle();
+        let dir = dir.to_path_buf();
+        let thread = std::thread::spawn(move || {
+            for sig in signals.forever() {
+                if sig == SIGTERM || sig == SIGHUP {
+                    let _ = std::fs::remove_dir_all(&dir);
+                    eprintln!("agefleet: interrupted; plaintext removed, secret left untouched");
+                    std::process::exit(1);
+                }
+            }
+        });
+        Ok(SignalCleanup {
+            handle,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for SignalCleanup {
+    fn drop(&mut self) {
+        self.handle.close();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }

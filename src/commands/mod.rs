@@ -7,10 +7,12 @@ use std::path::PathBuf;
 use crate::cli::{Cli, Command};
 
 pub mod activate;
+pub mod common;
 pub mod completions;
 pub mod context;
 pub mod decrypt;
 pub mod edit;
+pub mod gitcheck;
 pub mod install;
 pub mod keys;
 pub mod rekey;
@@ -101,6 +103,7 @@ failed_from!(
     crate::recipient::RecipientError,
     crate::fsutil::FsError,
     crate::git::GitError,
+    crate::names::NameError,
 );
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

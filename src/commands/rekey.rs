@@ -1,7 +1,224 @@
-//! `rekey` (work in progress).
-use super::{Context, Error, Outcome, Result};
-use crate::cli::RekeyArgs;
+//! `rekey [FILE…] [--drifted] [--recipient KEY]` / `-r`: re-encrypt secrets to the
+//! recipients their rules list.
+//!
+//! Every selected file is processed even when others fail; each failure is reported by name
+//! and the exit is 1. Headers are read first so each passphrase-protected key is unlocked at
+//! most once, and only when a selected file has a stanza for it. Files are then rekeyed in
+//! parallel and each is replaced atomically (its mode kept); output is in rule order.
 
-pub fn run(_ctx: &Context, _args: &RekeyArgs) -> Result<Outcome> {
-    Err(Error::Failed("rekey: not implemented yet".into()))
+use std::path::PathBuf;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::common::{cwd, identities_for, recipients_of};
+use super::{ui, Context, Error, Outcome, Result};
+use crate::cli::RekeyArgs;
+use crate::envelope::{self, Header};
+use crate::identity::IdentitySet;
+use crate::recipient::Recipient;
+use crate::rules::RuleEntry;
+
+/// What happened to one selected secret.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "status")]
+enum Report {
+    Rekeyed,
+    /// Not rekeyed, on purpose (e.g. the file does not exist yet).
+    Skipped { reason: String },
+    Failed { error: String },
+}
+
+#[derive(Serialize)]
+struct Row {
+    file: String,
+    #[serde(flatten)]
+    report: Report,
+}
+
+/// A secret that passed the first phase: its rule parsed and its header read.
+struct Planned {
+    path: PathBuf,
+    recipients: Vec<Recipient>,
+    armor: bool,
+    header: Header,
+}
+
+pub fn run(ctx: &Context, args: &RekeyArgs) -> Result<Outcome> {
+    let rules = ctx.load_rules()?;
+    let mut rows: Vec<(String, Option<Report>)> = Vec::new();
+    let mut selected: Vec<&RuleEntry> = Vec::new();
+
+    if args.files.is_empty() {
+        selected.extend(rules.entries.iter());
+    } else {
+        let cwd = cwd()?;
+        for f in &args.files {
+            match rules.resolve(f, &cwd) {
+                Ok(e) if !selected.iter().any(|s| std::ptr::eq(*s, e)) => selected.push(e),
+                Ok(_) => {}
+                Err(e) => rows.push((
+                    f.display().to_string(),
+                    Some(Report::Failed {
+                        error: e.to_string(),
+                    }),
+                )),
+            }
+        }
+    }
+    if let Some(key) = &args.recipient {
+        let wanted = key_material(key);
+        selected.retain(|e| {
+            e.rule
+                .as_ref()
+                .is_ok_and(|r| r.public_keys.iter().any(|k| key_material(k) == wanted))
+        });
+        if selected.is_empty() {
+            ui::warn(&format!("no rule lists the key {}", abbreviate(key)));
+        }
+    }
+
+    // Phase 1: rules and headers, in parallel; nothing is decrypted yet.
+    let phase1: Vec<(String, std::result::Result<Option<Planned>, Report>)> = selected
+        .par_iter()
+        .map(|entry| {
+            let path = rules.file_of(&entry.name);
+            (path.display().to_string(), plan(entry, path, args.drifted))
+        })
+        .collect();
+
+    let mut planned = Vec::new();
+    let mut order = Vec::new();
+    for (shown, p) in phase1 {
+        match p {
+            Ok(Some(p)) => {
+                order.push((shown, None));
+                planned.push(p);
+            }
+            Ok(None) => {} // not drifted: not selected, not reported
+            Err(report) => {
+                order.push((shown, Some(report)));
+            }
+        }
+    }
+
+    // Phase 2: unlock once, for the headers that need it.
+    let results: Vec<Report> = if planned.is_empty() {
+        Vec::new()
+    } else {
+        let headers: Vec<&Header> = planned.iter().map(|p| &p.header).collect();
+        let ids = identities_for(ctx, &headers)?;
+        // Phase 3: decrypt, re-encrypt, replace; in parallel.
+        planned.par_iter().map(|p| rekey_one(p, &ids)).collect()
+    };
+
+    let mut results = results.into_iter();
+    for (shown, report) in order {
+        let report = report.unwrap_or_else(|| results.next().expect("one result per planned file"));
+        rows.push((shown, Some(report)));
+    }
+    report(ctx, args.json, rows)
+}
+
+/// Reads the rule and header of one secret. `Ok(None)`: not drifted while only drifted ones
+/// are wanted.
+fn plan(entry: &RuleEntry, path: PathBuf, drifted_only: bool) -> std::result::Result<Option<Planned>, Report> {
+    let failed = |e: Error| Report::Failed {
+        error: e.to_string(),
+    };
+    let recipients = recipients_of(entry).map_err(failed)?;
+    let armor = entry.rule.as_ref().map(|r| r.armor).unwrap_or(false);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Report::Skipped {
+                reason: "the file does not exist (create it with edit)".into(),
+            })
+        }
+        Err(e) => return Err(failed(Error::Failed(format!("{}: {e}", path.display())))),
+    };
+    let header = Header::parse(&bytes)
+        .map_err(|e| failed(Error::Failed(format!("{}: {e}", path.display()))))?;
+    if drifted_only && !crate::drift::compare(&recipients, armor, &header).any() {
+        return Ok(None);
+    }
+    Ok(Some(Planned {
+        path,
+        recipients,
+        armor,
+        header,
+    }))
+}
+
+fn rekey_one(p: &Planned, ids: &IdentitySet) -> Report {
+    let shown = p.path.display();
+    let run = || -> std::result::Result<(), String> {
+        // Re-read: phase 1 kept only the header, so memory stays bounded over many files.
+        let bytes = std::fs::read(&p.path).map_err(|e| format!("{shown}: {e}"))?;
+        let plaintext = envelope::decrypt(&bytes, ids).map_err(|e| format!("{shown}: {e}"))?;
+        let ciphertext = envelope::encrypt(&plaintext, &p.recipients, p.armor)
+            .map_err(|e| format!("{shown}: {e}"))?;
+        crate::fsutil::atomic_write(&p.path, &ciphertext, 0o644).map_err(|e| e.to_string())
+    };
+    match run() {
+        Ok(()) => Report::Rekeyed,
+        Err(error) => Report::Failed { error },
+    }
+}
+
+fn report(ctx: &Context, json: bool, rows: Vec<(String, Option<Report>)>) -> Result<Outcome> {
+    let rows: Vec<Row> = rows
+        .into_iter()
+        .filter_map(|(file, r)| r.map(|report| Row { file, report }))
+        .collect();
+    let failed = rows
+        .iter()
+        .filter(|r| matches!(r.report, Report::Failed { .. }))
+        .count();
+    let rekeyed = rows
+        .iter()
+        .filter(|r| matches!(r.report, Report::Rekeyed))
+        .count();
+    if json {
+        let out = serde_json::json!({ "files": rows });
+        println!("{out}");
+    }
+    for row in &rows {
+        match &row.report {
+            Report::Rekeyed => ctx.verbose(&format!("rekeyed {}", row.file)),
+            Report::Skipped { reason } => ui::warn(&format!("{}: skipped: {reason}", row.file)),
+            Report::Failed { error } => ui::error(error),
+        }
+    }
+    ui::info(&format!(
+        "rekeyed {rekeyed} of {} secret(s){}",
+        rows.len(),
+        if failed > 0 {
+            format!(", {failed} failed")
+        } else {
+            String::new()
+        }
+    ));
+    Ok(Outcome::from_failed(failed > 0))
+}
+
+/// The key itself, without a comment: `ssh-ed25519 AAAA…` or `age1…`.
+fn key_material(key: &str) -> String {
+    let mut words = key.split_whitespace();
+    match words.next() {
+        Some(kind) if kind.starts_with("ssh-") => {
+            format!("{kind} {}", words.next().unwrap_or_default())
+        }
+        Some(other) => other.to_string(),
+        None => String::new(),
+    }
+}
+
+fn abbreviate(key: &str) -> String {
+    let k = key_material(key);
+    if k.len() > 40 {
+        format!("{}…", &k[..40])
+    } else {
+        k
+    }
 }

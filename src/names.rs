@@ -1,0 +1,185 @@
+//! Rule names <-> files on disk.
+//!
+//! A rule key names a file relative to the rules file's directory. For agenix compatibility a
+//! command-line argument is also read relative to the current directory (agenix runs in the
+//! secrets directory, so `./x.age` and `x.age` both match the rule `x.age`). When the two
+//! readings designate two different rules whose files both exist, that is ambiguous and an
+//! error naming both.
+
+use std::path::{Component, Path, PathBuf};
+
+use crate::rules::{RuleEntry, Rules};
+
+#[derive(Debug, thiserror::Error)]
+pub enum NameError {
+    #[error("{arg}: there is no rule for this file in {rules}")]
+    NoRule { arg: String, rules: PathBuf },
+    #[error(
+        "{arg}: ambiguous: it names {a} (relative to the rules directory) and {b} (relative to the current directory); run from the rules directory or give a path"
+    )]
+    Ambiguous { arg: String, a: PathBuf, b: PathBuf },
+}
+
+/// Lexically normalises a relative name: drops `.` components and empty parts
+/// (`./a//b.age` -> `a/b.age`). `..` is kept.
+pub fn normalize_name(name: &str) -> String {
+    let p = Path::new(name);
+    let mut parts: Vec<String> = Vec::new();
+    let absolute = p.has_root();
+    for c in p.components() {
+        match c {
+            Component::CurDir | Component::RootDir | Component::Prefix(_) => {}
+            other => parts.push(other.as_os_str().to_string_lossy().into_owned()),
+        }
+    }
+    let joined = parts.join("/");
+    if absolute {
+        format!("/{joined}")
+    } else {
+        joined
+    }
+}
+
+/// Lexically normalises an absolute path (resolving `.` and `..` without touching the disk).
+pub fn normalize_path(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+fn absolute(path: &Path, cwd: &Path) -> PathBuf {
+    normalize_path(&if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        cwd.join(path)
+    })
+}
+
+impl Rules {
+    /// The file a rule name designates: the rules directory joined with the name.
+    pub fn file_of(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Finds the entry a command-line argument designates (see the module docs).
+    pub fn resolve(&self, arg: &Path, cwd: &Path) -> Result<&RuleEntry, NameError> {
+        let arg_str = arg.to_string_lossy();
+        // Reading 1: the argument is a rule name (rules-directory relative).
+        let by_name = if arg.is_absolute() {
+            None
+        } else {
+            let wanted = normalize_name(&arg_str);
+            self.entries
+                .iter()
+                .find(|e| normalize_name(&e.name) == wanted)
+        };
+        // Reading 2: the argument is a path from the current directory.
+        let wanted_abs = absolute(arg, cwd);
+        let rules_dir_abs = absolute(&self.dir, cwd);
+        let by_path = self
+            .entries
+            .iter()
+            .find(|e| absolute(Path::new(&e.name), &rules_dir_abs) == wanted_abs);
+        match (by_name, by_path) {
+            (Some(a), Some(b)) if !std::ptr::eq(a, b) => {
+                let fa = absolute(&self.file_of(&a.name), cwd);
+                let fb = absolute(&self.file_of(&b.name), cwd);
+                match (fa.exists(), fb.exists()) {
+                    (true, true) => Err(NameError::Ambiguous {
+                        arg: arg_str.into_owned(),
+                        a: self.file_of(&a.name),
+                        b: self.file_of(&b.name),
+                    }),
+                    // Only one reading names an existing file: that one is meant.
+                    (false, true) => Ok(b),
+                    _ => Ok(a),
+                }
+            }
+            (Some(e), _) | (None, Some(e)) => Ok(e),
+            (None, None) => Err(NameError::NoRule {
+                arg: arg_str.into_owned(),
+                rules: self.path.clone(),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::{Backend, Rule};
+
+    fn rules(dir: &Path, names: &[&str]) -> Rules {
+        Rules {
+            path: dir.join("secrets.nix"),
+            dir: dir.to_path_buf(),
+            entries: names
+                .iter()
+                .map(|n| RuleEntry {
+                    name: n.to_string(),
+                    rule: Ok(Rule {
+                        public_keys: vec![],
+                        armor: false,
+                    }),
+                })
+                .collect(),
+            backend: Backend::Builtin,
+            fallback_reason: None,
+        }
+    }
+
+    #[test]
+    fn normalizes_names() {
+        assert_eq!(normalize_name("./a.age"), "a.age");
+        assert_eq!(normalize_name("a//b/./c.age"), "a/b/c.age");
+        assert_eq!(normalize_name("-x.age"), "-x.age");
+        assert_eq!(normalize_name("with space.age"), "with space.age");
+    }
+
+    #[test]
+    fn both_readings_match() {
+        let d = tempfile::tempdir().unwrap();
+        let r = rules(d.path(), &["x.age", "dir/y.age"]);
+        for arg in ["x.age", "./x.age"] {
+            assert_eq!(r.resolve(Path::new(arg), d.path()).unwrap().name, "x.age");
+        }
+        // From the parent directory, with the rules file in a subdirectory.
+        let parent = d.path().parent().unwrap();
+        let sub = d.path().file_name().unwrap();
+        let arg = Path::new(sub).join("dir/y.age");
+        assert_eq!(r.resolve(&arg, parent).unwrap().name, "dir/y.age");
+        // Rules-dir relative name from elsewhere.
+        assert_eq!(r.resolve(Path::new("dir/y.age"), Path::new("/")).unwrap().name, "dir/y.age");
+        assert!(matches!(
+            r.resolve(Path::new("nope.age"), d.path()),
+            Err(NameError::NoRule { .. })
+        ));
+    }
+
+    #[test]
+    fn ambiguity_only_when_both_files_exist() {
+        let d = tempfile::tempdir().unwrap();
+        // rules dir = d/s ; cwd = d ; rules "a.age" and "s/a.age"? Use: cwd d, rules in d/s
+        // with rules "x.age" (-> d/s/x.age) and "../x.age" (-> d/x.age). Arg "x.age" reads as
+        // rule "x.age" by name and as d/x.age (rule "../x.age") by path.
+        let s = d.path().join("s");
+        std::fs::create_dir(&s).unwrap();
+        let r = rules(&s, &["x.age", "../x.age"]);
+        std::fs::write(s.join("x.age"), b"").unwrap();
+        assert_eq!(r.resolve(Path::new("x.age"), d.path()).unwrap().name, "x.age");
+        std::fs::write(d.path().join("x.age"), b"").unwrap();
+        let err = r.resolve(Path::new("x.age"), d.path()).unwrap_err();
+        assert!(matches!(err, NameError::Ambiguous { .. }), "{err}");
+        assert!(err.to_string().contains("ambiguous"));
+    }
+}
