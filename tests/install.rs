@@ -3,10 +3,12 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 use agefleet::git::{clone_with_agent, SshRemote};
 use common::sshd::{self, SshRig};
+use common::{age_encrypt, agefleet, mode_of, ssh_keygen, stderr, stdout, SshKey};
 
 /// The library clone with the agent: works with the right known_hosts, refuses a wrong or
 /// missing entry (naming the host and the file), refuses when the agent has no usable key.
@@ -68,4 +70,554 @@ fn git_clone_over_agent_checks_host_key() {
     for pid in pids {
         assert!(!sshd::alive(pid), "process {pid} still running");
     }
+}
+
+const PLAINTEXT: &[u8] = b"db-password-for-web\n";
+
+/// One install scenario: the rig, a secrets repo, a flake (git work tree) whose flake.lock
+/// points at the repo, a host key, and fake disko / nixos-install that record what they got.
+struct Fixture {
+    rig: SshRig,
+    tmp: tempfile::TempDir,
+    home: PathBuf,
+    root: PathBuf,
+    flake: PathBuf,
+    record: PathBuf,
+    disko: PathBuf,
+    install: PathBuf,
+    extra: PathBuf,
+    host_key: SshKey,
+    url: String,
+}
+
+fn script(path: &Path, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, format!("#!/bin/sh\nset -e\n{body}")).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// A secrets repo (in the rig) with `db.age` for operator + `host_public` (the header
+/// lists `encrypted_to`) and `other.age` for the operator only.
+fn secrets_repo(rig: &SshRig, name: &str, host_public: &str, encrypted_to: &[&str]) -> String {
+    let work = tempfile::tempdir().unwrap();
+    let rules = common::write_rules(
+        work.path(),
+        &[
+            (
+                "db.age",
+                &[rig.operator_public.as_str(), host_public],
+                false,
+            ),
+            ("other.age", &[rig.operator_public.as_str()], false),
+        ],
+    );
+    let mut to = vec![rig.operator_public.as_str()];
+    to.extend_from_slice(encrypted_to);
+    age_encrypt(&to, false, PLAINTEXT, &work.path().join("db.age"));
+    age_encrypt(
+        &[rig.operator_public.as_str()],
+        true,
+        b"other",
+        &work.path().join("other.age"),
+    );
+    let read = |p: &Path| std::fs::read(p).unwrap();
+    let (r, d, o) = (
+        read(&rules),
+        read(&work.path().join("db.age")),
+        read(&work.path().join("other.age")),
+    );
+    rig.bare_repo(
+        name,
+        &[("secrets.nix", &r), ("db.age", &d), ("other.age", &o)],
+    )
+}
+
+impl Fixture {
+    /// None when the machine lacks root or the tools (the reason is printed).
+    fn new() -> Option<Fixture> {
+        if !sshd::available() || !common::require_tool("age") {
+            return None;
+        }
+        let rig = SshRig::start();
+        let tmp = tempfile::tempdir().unwrap();
+        let t = tmp.path();
+        let home = t.join("home");
+        let record = t.join("record");
+        let flake = t.join("flake");
+        let extra = t.join("extra");
+        for d in [&home, &record, &flake, &extra] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        let host_key = ssh_keygen(t, "host_key", "ed25519", "");
+        let url = secrets_repo(
+            &rig,
+            "secrets",
+            &host_key.public_line,
+            &[&host_key.public_line],
+        );
+
+        // The flake: tracked files, plus an untracked note and an untracked private key that
+        // must not be staged.
+        std::fs::write(flake.join("flake.nix"), "{ outputs = _: { }; }\n").unwrap();
+        std::fs::create_dir_all(flake.join("hosts")).unwrap();
+        std::fs::write(flake.join("hosts/web.nix"), "{ }\n").unwrap();
+        std::fs::write(
+            flake.join("flake.lock"),
+            format!(
+                r#"{{"nodes":{{"root":{{"inputs":{{"secrets":"secrets"}}}},"secrets":{{"locked":{{"type":"git","url":"{url}","ref":"refs/heads/main"}},"original":{{"type":"git","url":"{url}"}}}}}},"root":"root","version":7}}"#
+            ),
+        )
+        .unwrap();
+        sshd::git(&flake, &["init", "-q"]);
+        sshd::git(&flake, &["add", "flake.nix", "flake.lock", "hosts/web.nix"]);
+        sshd::git(&flake, &["commit", "-q", "-m", "flake"]);
+        std::fs::write(flake.join("notes.txt"), "untracked").unwrap();
+        ssh_keygen(&flake, "id_ed25519", "ed25519", "");
+
+        // Extra files: a private dir and file whose modes must survive.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(extra.join("etc/wireguard")).unwrap();
+        std::fs::set_permissions(
+            extra.join("etc/wireguard"),
+            std::fs::Permissions::from_mode(0o700),
+        )
+        .unwrap();
+        std::fs::write(extra.join("etc/wireguard/wg0.key"), "wg-key\n").unwrap();
+        std::fs::set_permissions(
+            extra.join("etc/wireguard/wg0.key"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+
+        let root = t.join("mnt");
+        let disko = t.join("fake-disko");
+        script(
+            &disko,
+            &format!(
+                "printf '%s\\n' \"$@\" > {rec}/disko.argv\nmkdir -p {root}\ntouch {rec}/disko.ran\n",
+                rec = record.display(),
+                root = root.display()
+            ),
+        );
+        let install = t.join("fake-nixos-install");
+        script(
+            &install,
+            &format!(
+                "printf '%s\\n' \"$@\" > {rec}/install.argv\n\
+                 printf '%s' \"$SSH_AUTH_SOCK\" > {rec}/install.sock\n\
+                 for last in \"$@\"; do :; done\n\
+                 cp -r \"${{last#path:}}\" {rec}/staged-secrets\n\
+                 printf '%s' \"${{last#path:}}\" > {rec}/staged-path\n",
+                rec = record.display()
+            ),
+        );
+        Some(Fixture {
+            rig,
+            home,
+            root,
+            flake,
+            record,
+            disko,
+            install,
+            extra,
+            host_key,
+            url,
+            tmp,
+        })
+    }
+
+    /// The install-with-secrets arguments of the happy path (URL from flake.lock).
+    fn args(&self) -> Vec<String> {
+        [
+            "install-with-secrets",
+            "--flake",
+            &format!("{}#web", self.flake.display()),
+            "--root",
+            self.root.to_str().unwrap(),
+            "--known-hosts",
+            self.rig.known_hosts.to_str().unwrap(),
+            "--host-key",
+            self.host_key.private.to_str().unwrap(),
+            "--disko-cmd",
+            &format!("{} --mode disko", self.disko.display()),
+            "--nixos-install-cmd",
+            self.install.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+
+    fn run(&self, args: &[String], agent: Option<&Path>) -> Output {
+        let mut cmd = agefleet(&self.home);
+        cmd.args(args);
+        if let Some(sock) = agent {
+            cmd.env("SSH_AUTH_SOCK", sock);
+        }
+        common::run(&mut cmd)
+    }
+
+    fn recorded(&self, name: &str) -> Option<String> {
+        std::fs::read_to_string(self.record.join(name)).ok()
+    }
+
+    fn disko_ran(&self) -> bool {
+        self.record.join("disko.ran").exists()
+    }
+
+    /// Nothing destructive happened: disko and install never ran, the root was not created.
+    fn assert_untouched(&self, out: &Output) {
+        assert!(!self.disko_ran(), "disko ran: {}", stderr(out));
+        assert!(self.recorded("install.argv").is_none(), "install ran");
+        assert!(!self.root.exists(), "root was created");
+    }
+
+    fn stop(self) {
+        let pids = self.rig.pids();
+        drop(self);
+        for pid in pids {
+            assert!(!sshd::alive(pid), "process {pid} still running");
+        }
+    }
+}
+
+fn with(mut args: Vec<String>, more: &[&str]) -> Vec<String> {
+    args.extend(more.iter().map(|s| s.to_string()));
+    args
+}
+
+fn fingerprint(path: &Path) -> String {
+    let out = common::run(Command::new("ssh-keygen").arg("-lf").arg(path));
+    assert!(out.status.success(), "ssh-keygen -lf: {}", stderr(&out));
+    stdout(&out).split_whitespace().nth(1).unwrap().to_string()
+}
+
+/// Every file under `dir` holding private key material.
+fn private_keys_under(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(text) = std::fs::read(&p) {
+                let s = String::from_utf8_lossy(&text);
+                if s.contains("PRIVATE KEY") || s.contains("AGE-SECRET-KEY-1") {
+                    found.push(p);
+                }
+            }
+        }
+    }
+    found
+}
+
+/// Checks what a successful install left behind and what the fake tools saw.
+fn assert_installed(fx: &Fixture, out: &Output, expected_sock: Option<&Path>) -> serde_json::Value {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}\nsshd log: {}",
+        stderr(out),
+        fx.rig.sshd_log()
+    );
+    assert!(fx.disko_ran());
+    assert_eq!(fx.recorded("disko.argv").unwrap(), "--mode\ndisko\n");
+
+    // The install command's argv and agent.
+    let argv: Vec<String> = fx
+        .recorded("install.argv")
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let staged = fx.recorded("staged-path").unwrap();
+    assert_eq!(
+        argv,
+        [
+            "--root".to_string(),
+            fx.root.display().to_string(),
+            "--flake".into(),
+            format!("{}/etc/nixos#web", fx.root.display()),
+            "--no-channel-copy".into(),
+            "--override-input".into(),
+            "secrets".into(),
+            format!("path:{staged}"),
+        ]
+    );
+    let sock = fx.recorded("install.sock").unwrap();
+    assert!(!sock.is_empty(), "SSH_AUTH_SOCK not passed to the install");
+    if let Some(expected) = expected_sock {
+        assert_eq!(Path::new(&sock), expected);
+    }
+    // The staging dir is gone, and it held the repo's files without .git.
+    assert!(
+        !Path::new(&staged).exists(),
+        "staging dir left behind: {staged}"
+    );
+    let copy = fx.record.join("staged-secrets");
+    assert!(copy.join("secrets.nix").is_file());
+    assert!(!copy.join(".git").exists());
+
+    // The host key, placed 0600 + .pub 0644, decrypts the staged secret it is listed for.
+    let key = fx.root.join("etc/ssh/ssh_host_ed25519_key");
+    assert_eq!(mode_of(&key), 0o600);
+    assert_eq!(mode_of(&key.with_extension("pub")), 0o644);
+    assert_eq!(fingerprint(&key), fingerprint(&fx.host_key.private));
+    let dec = common::age_decrypt(&key, &copy.join("db.age"));
+    assert!(dec.status.success(), "age -d: {}", stderr(&dec));
+    assert_eq!(dec.stdout, PLAINTEXT);
+    // ... and not the one it is not listed for.
+    assert!(!common::age_decrypt(&key, &copy.join("other.age"))
+        .status
+        .success());
+
+    // The flake: tracked files only; no private key material under /etc/nixos.
+    let nixos = fx.root.join("etc/nixos");
+    for f in ["flake.nix", "flake.lock", "hosts/web.nix"] {
+        assert!(nixos.join(f).is_file(), "{f} not staged");
+    }
+    assert!(!nixos.join("notes.txt").exists(), "untracked file staged");
+    assert!(!nixos.join("id_ed25519").exists(), "untracked key staged");
+    assert!(!nixos.join(".git").exists());
+    assert_eq!(private_keys_under(&nixos), Vec::<PathBuf>::new());
+
+    // Extra files with their modes.
+    assert_eq!(mode_of(&fx.root.join("etc/wireguard")), 0o700);
+    assert_eq!(mode_of(&fx.root.join("etc/wireguard/wg0.key")), 0o600);
+
+    // The report: paths, modes, fingerprints, never contents.
+    let report: serde_json::Value = serde_json::from_str(&stdout(out)).expect("JSON report");
+    assert_eq!(report["installed"], true);
+    let placed = report["placed"].as_array().unwrap();
+    let key_entry = placed
+        .iter()
+        .find(|p| p["path"] == key.to_str().unwrap())
+        .expect("host key in report");
+    assert_eq!(key_entry["mode"], "0600");
+    assert_eq!(key_entry["fingerprint"], fingerprint(&key).as_str());
+    let all = format!("{}{}", stdout(out), stderr(out));
+    assert!(!all.contains("PRIVATE KEY"), "key material in output");
+    assert!(!all.contains(std::str::from_utf8(PLAINTEXT).unwrap().trim()));
+    report
+}
+
+#[test]
+fn happy_path_with_agent() {
+    let Some(fx) = Fixture::new() else { return };
+    let args = with(
+        fx.args(),
+        &[
+            "--extra-files",
+            fx.extra.to_str().unwrap(),
+            "--yes",
+            "--json",
+        ],
+    );
+    let out = fx.run(&args, Some(&fx.rig.agent_sock));
+    let report = assert_installed(&fx, &out, Some(&fx.rig.agent_sock));
+    assert_eq!(report["plan"]["secrets"]["url"], fx.url.as_str());
+    assert_eq!(
+        report["plan"]["secrets"]["for_host"],
+        serde_json::json!(["db.age"])
+    );
+    fx.stop();
+}
+
+#[test]
+fn through_ssh_with_forwarded_agent() {
+    let Some(fx) = Fixture::new() else { return };
+    let mut remote = vec![
+        "env".to_string(),
+        format!("HOME={}", fx.home.display()),
+        "NO_COLOR=1".to_string(),
+        env!("CARGO_BIN_EXE_agefleet").to_string(),
+    ];
+    remote.extend(with(
+        fx.args(),
+        &[
+            "--extra-files",
+            fx.extra.to_str().unwrap(),
+            "--yes",
+            "--json",
+        ],
+    ));
+    let out = common::run(&mut fx.rig.ssh_forwarding(&remote));
+    assert_installed(&fx, &out, None);
+    // Inside the session the agent is sshd's forwarded socket, not the rig's agent.
+    let sock = fx.recorded("install.sock").unwrap();
+    assert_ne!(Path::new(&sock), fx.rig.agent_sock);
+    assert!(
+        fx.rig.sshd_log().contains("agent") || !sock.is_empty(),
+        "no forwarded agent"
+    );
+    fx.stop();
+}
+
+#[test]
+fn no_agent_is_a_preflight_failure() {
+    let Some(fx) = Fixture::new() else { return };
+    let args = with(fx.args(), &["--yes"]);
+    let out = fx.run(&args, None);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("SSH_AUTH_SOCK"), "{}", stderr(&out));
+    fx.assert_untouched(&out);
+    let dead = fx.tmp.path().join("no-agent.sock");
+    let out = fx.run(&args, Some(&dead));
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no-agent.sock"), "{}", stderr(&out));
+    fx.assert_untouched(&out);
+    fx.stop();
+}
+
+#[test]
+fn wrong_known_hosts_is_a_preflight_failure() {
+    let Some(fx) = Fixture::new() else { return };
+    let other = ssh_keygen(fx.tmp.path(), "impostor", "ed25519", "");
+    let kh = fx.tmp.path().join("bad_known_hosts");
+    let fields: Vec<&str> = other.public_line.split_whitespace().take(2).collect();
+    std::fs::write(
+        &kh,
+        format!("[127.0.0.1]:{} {}\n", fx.rig.port, fields.join(" ")),
+    )
+    .unwrap();
+    let mut args = with(fx.args(), &["--yes"]);
+    let i = args.iter().position(|a| a == "--known-hosts").unwrap();
+    args[i + 1] = kh.display().to_string();
+    let out = fx.run(&args, Some(&fx.rig.agent_sock));
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("[127.0.0.1]:{}", fx.rig.port)),
+        "{err}"
+    );
+    assert!(err.contains("bad_known_hosts"), "{err}");
+    fx.assert_untouched(&out);
+    fx.stop();
+}
+
+#[test]
+fn unlisted_host_key_is_a_preflight_failure() {
+    let Some(fx) = Fixture::new() else { return };
+    let stranger = ssh_keygen(fx.tmp.path(), "stranger", "ed25519", "");
+    let mut args = with(fx.args(), &["--yes"]);
+    let i = args.iter().position(|a| a == "--host-key").unwrap();
+    args[i + 1] = stranger.private.display().to_string();
+    let out = fx.run(&args, Some(&fx.rig.agent_sock));
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("no secret"), "{err}");
+    // The public line and a snippet to paste are shown.
+    let fields: Vec<&str> = stranger.public_line.split_whitespace().take(2).collect();
+    assert!(err.contains(&fields.join(" ")), "{err}");
+    fx.assert_untouched(&out);
+    fx.stop();
+}
+
+#[test]
+fn listed_but_not_rekeyed_names_the_files() {
+    let Some(fx) = Fixture::new() else { return };
+    // db.age lists the host in secrets.nix but was encrypted before it was added.
+    let stale = secrets_repo(&fx.rig, "stale", &fx.host_key.public_line, &[]);
+    let args = with(fx.args(), &["--yes", "--secrets-url", &stale]);
+    let out = fx.run(&args, Some(&fx.rig.agent_sock));
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("db.age") && err.contains("rekey"), "{err}");
+    assert!(!err.contains("other.age"), "{err}");
+    fx.assert_untouched(&out);
+    fx.stop();
+}
+
+#[test]
+fn dry_run_changes_nothing() {
+    let Some(fx) = Fixture::new() else { return };
+    let args = with(fx.args(), &["--dry-run", "--json"]);
+    let out = fx.run(&args, Some(&fx.rig.agent_sock));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    fx.assert_untouched(&out);
+    let plan: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON plan");
+    assert_eq!(plan["dry_run"], true);
+    assert_eq!(plan["installed"], false);
+    assert_eq!(plan["plan"]["host"], "web");
+    assert_eq!(
+        plan["plan"]["host_key"]["fingerprint"],
+        fingerprint(&fx.host_key.private).as_str()
+    );
+    // The staging dir named in the planned install command is gone.
+    let install = plan["plan"]["install"].as_array().unwrap();
+    let staged = install.last().unwrap().as_str().unwrap();
+    assert!(!Path::new(staged.trim_start_matches("path:")).exists());
+    fx.stop();
+}
+
+#[test]
+fn without_terminal_or_yes_it_refuses() {
+    let Some(fx) = Fixture::new() else { return };
+    let out = fx.run(&fx.args(), Some(&fx.rig.agent_sock));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--yes"), "{}", stderr(&out));
+    fx.assert_untouched(&out);
+    fx.stop();
+}
+
+#[test]
+fn failing_install_command_exits_5() {
+    let Some(fx) = Fixture::new() else { return };
+    let failing = fx.tmp.path().join("failing-install");
+    script(
+        &failing,
+        &format!(
+            "for last in \"$@\"; do :; done\nprintf '%s' \"$last\" > {}\necho 'nixos-install: boom' >&2\nexit 3\n",
+            fx.tmp.path().join("failing-staged").display()
+        ),
+    );
+    let mut args = with(fx.args(), &["--yes"]);
+    let i = args
+        .iter()
+        .position(|a| a == "--nixos-install-cmd")
+        .unwrap();
+    args[i + 1] = failing.display().to_string();
+    let out = fx.run(&args, Some(&fx.rig.agent_sock));
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(fx.disko_ran());
+    // Staging is removed on the failure path too.
+    let staged = std::fs::read_to_string(fx.tmp.path().join("failing-staged")).unwrap();
+    assert!(staged.starts_with("path:"), "{staged}");
+    assert!(!Path::new(staged.trim_start_matches("path:")).exists());
+    fx.stop();
+}
+
+#[test]
+fn generated_host_key_flow() {
+    let Some(fx) = Fixture::new() else { return };
+    let mut args = with(fx.args(), &["--yes"]);
+    let i = args.iter().position(|a| a == "--host-key").unwrap();
+    args[i + 1] = "generate".into();
+    // First run: a new key, kept in the state dir, printed with a snippet; exit 4.
+    let out = fx.run(&args, Some(&fx.rig.agent_sock));
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    fx.assert_untouched(&out);
+    let kept = fx
+        .home
+        .join(".local/state/agefleet/install/web/ssh_host_ed25519_key");
+    assert_eq!(mode_of(&kept), 0o600);
+    let public = stdout(&common::run(
+        Command::new("ssh-keygen").arg("-y").arg("-f").arg(&kept),
+    ));
+    let public = public.trim();
+    let fields: Vec<&str> = public.split_whitespace().take(2).collect();
+    assert!(stderr(&out).contains(&fields.join(" ")), "{}", stderr(&out));
+    assert!(stderr(&out).contains("secrets.nix"), "{}", stderr(&out));
+
+    // The operator adds it and rekeys; the second run reuses the kept key and installs.
+    let url = secrets_repo(&fx.rig, "with-generated", public, &[public]);
+    let args = with(args, &["--secrets-url", &url, "--json"]);
+    let out = fx.run(&args, Some(&fx.rig.agent_sock));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let key = fx.root.join("etc/ssh/ssh_host_ed25519_key");
+    assert_eq!(fingerprint(&key), fingerprint(&kept));
+    let dec = common::age_decrypt(&key, &fx.record.join("staged-secrets/db.age"));
+    assert_eq!(dec.stdout, PLAINTEXT, "{}", stderr(&dec));
+    fx.stop();
 }
