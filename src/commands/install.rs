@@ -510,7 +510,7 @@ fn require_program(program: &str, what: &str) -> Result<()> {
 
 fn print_plan(plan: &Plan) {
     let mut s = format!(
-        "plan for {} (flake {}):\n  secrets: {} ({}) at {}, {} secret(s) for this host: {}\n  host key: {} ({:?}{})\n",
+        "plan for {} (flake {}):\n  secrets: {} ({}) at {}, {} secret(s) for this host: {}\n  host key: {} ({}{})\n",
         plan.host,
         plan.flake.display(),
         plan.secrets.url,
@@ -519,7 +519,7 @@ fn print_plan(plan: &Plan) {
         plan.secrets.for_host.len(),
         plan.secrets.for_host.join(", "),
         plan.host_key.fingerprint,
-        plan.host_key.source,
+        plan.host_key.source.label(),
         plan.host_key
             .kept_at
             .as_ref()

@@ -41,6 +41,17 @@ pub enum HostKeySource {
     Reused,
 }
 
+impl HostKeySource {
+    /// How the plan names it.
+    pub fn label(self) -> &'static str {
+        match self {
+            HostKeySource::File => "given",
+            HostKeySource::Generated => "generated now",
+            HostKeySource::Reused => "generated earlier",
+        }
+    }
+}
+
 /// The host's ed25519 identity.
 pub struct HostIdentity {
     /// OpenSSH private key text (unencrypted: the host reads it at boot).
