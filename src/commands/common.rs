@@ -61,6 +61,5 @@ pub fn header_of(path: &Path, bytes: &[u8]) -> Result<Header> {
 
 /// The current directory, for resolving command-line names.
 pub fn cwd() -> Result<std::path::PathBuf> {
-    std::env::current_dir()
-        .map_err(|e| Error::Failed(format!("cannot read the current directory: {e}")))
+    std::env::current_dir().map_err(|e| Error::Failed(format!("cannot read the current directory: {e}")))
 }

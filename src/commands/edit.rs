@@ -100,9 +100,7 @@ fn edit_in_editor(secret: &Path, old: Option<&[u8]>) -> Result<Option<Zeroizing<
     match std::fs::read(&file) {
         Ok(bytes) => Ok(Some(Zeroizing::new(bytes))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::Failed(format!(
-            "cannot read the edited plaintext: {e}"
-        ))),
+        Err(e) => Err(Error::Failed(format!("cannot read the edited plaintext: {e}"))),
     }
 }
 
@@ -116,9 +114,8 @@ struct SignalCleanup {
 impl SignalCleanup {
     fn install(dir: &Path) -> Result<Self> {
         use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
-        let mut signals =
-            signal_hook::iterator::Signals::new([SIGINT, SIGQUIT, SIGTERM, SIGHUP])
-                .map_err(|e| Error::Failed(format!("cannot install signal handlers: {e}")))?;
+        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGQUIT, SIGTERM, SIGHUP])
+            .map_err(|e| Error::Failed(format!("cannot install signal handlers: {e}")))?;
         let handle = signals.handle();
         let dir = dir.to_path_buf();
         let thread = std::thread::spawn(move || {

@@ -25,12 +25,8 @@ use crate::rules::RuleEntry;
 enum Report {
     Rekeyed,
     /// Not rekeyed, on purpose (e.g. the file does not exist yet).
-    Skipped {
-        reason: String,
-    },
-    Failed {
-        error: String,
-    },
+    Skipped { reason: String },
+    Failed { error: String },
 }
 
 #[derive(Serialize)]
@@ -126,11 +122,7 @@ pub fn run(ctx: &Context, args: &RekeyArgs) -> Result<Outcome> {
 
 /// Reads the rule and header of one secret. `Ok(None)`: not drifted while only drifted ones
 /// are wanted.
-fn plan(
-    entry: &RuleEntry,
-    path: PathBuf,
-    drifted_only: bool,
-) -> std::result::Result<Option<Planned>, Report> {
+fn plan(entry: &RuleEntry, path: PathBuf, drifted_only: bool) -> std::result::Result<Option<Planned>, Report> {
     let failed = |e: Error| Report::Failed {
         error: e.to_string(),
     };
