@@ -53,7 +53,7 @@ impl Drift {
 }
 
 /// Compares a rule (its parsed recipients and armor flag) with a header.
-pub fn compare(recipients: &[Recipient], armor: bool, header: &Header) -> Drift {
+pub fn compare(recipients: &[&Recipient], armor: bool, header: &Header) -> Drift {
     let header_tags: BTreeSet<&str> = header.ssh_tags().collect();
     let rule_tags: BTreeSet<&str> = recipients.iter().filter_map(|r| r.tag.as_deref()).collect();
     let added = recipients

@@ -7,10 +7,15 @@
 //! - [`decrypt`] returns the plaintext in zeroized memory; errors distinguish "not an age
 //!   file", "no identity matches", and "corrupt / truncated".
 
+use std::io::{Read, Write};
+
 use zeroize::Zeroizing;
 
 use crate::identity::IdentitySet;
 use crate::recipient::Recipient;
+
+mod armor;
+pub mod header;
 
 /// One recipient stanza of a header.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,12 +53,56 @@ pub enum EnvelopeError {
     Encrypt(String),
     #[error("no recipients")]
     NoRecipients,
+    #[error("encrypted with a passphrase (scrypt), not to keys: agefleet does not decrypt those")]
+    Passphrase,
+    #[error("read failed: {0}")]
+    Io(String),
+}
+
+impl From<header::ParseError> for EnvelopeError {
+    fn from(e: header::ParseError) -> Self {
+        match e {
+            header::ParseError::Incomplete => EnvelopeError::Corrupt("truncated header".into()),
+            header::ParseError::NotAge(m) => EnvelopeError::NotAge(m),
+            header::ParseError::Corrupt(m) => EnvelopeError::Corrupt(m),
+        }
+    }
 }
 
 impl Header {
+    /// Reads the header of a whole file (binary or armored). Never panics; bounded work.
     pub fn parse(bytes: &[u8]) -> Result<Self, EnvelopeError> {
-        let _ = bytes;
-        unimplemented!("envelope::Header::parse: implemented by the crypto work")
+        header::parse(bytes, true).map_err(EnvelopeError::from)
+    }
+
+    /// Reads just enough of `reader` for its header: what `status` needs over many files
+    /// without reading their payloads. Bounded by [`header::MAX_HEADER_BYTES`] (of
+    /// decoded header; armored input may take up to 4/3 of that plus line breaks).
+    pub fn read_from<R: Read>(mut reader: R) -> Result<Self, EnvelopeError> {
+        const FIRST_READ: usize = 4096;
+        let cap = header::MAX_HEADER_BYTES / 3 * 4 + header::MAX_HEADER_BYTES / 32 + 4096;
+        let mut buf = Vec::with_capacity(FIRST_READ);
+        let mut want = FIRST_READ;
+        loop {
+            let before = buf.len();
+            (&mut reader)
+                .take((want - before) as u64)
+                .read_to_end(&mut buf)
+                .map_err(|e| EnvelopeError::Io(e.to_string()))?;
+            let at_eof = buf.len() < want;
+            match header::parse(&buf, at_eof) {
+                Err(header::ParseError::Incomplete) if want < cap => {
+                    want = want.saturating_mul(4).min(cap);
+                }
+                Err(header::ParseError::Incomplete) => {
+                    return Err(EnvelopeError::Corrupt(format!(
+                        "header larger than {} KiB",
+                        header::MAX_HEADER_BYTES / 1024
+                    )))
+                }
+                other => return other.map_err(EnvelopeError::from),
+            }
+        }
     }
 
     /// The SSH tags in this header.
@@ -74,17 +123,100 @@ impl Header {
 }
 
 /// Encrypts `plaintext` to `recipients`; armored when `armor`.
+///
+/// The age crate adds one random "grease" stanza to every header; readers ignore it.
 pub fn encrypt(
     plaintext: &[u8],
-    recipients: &[Recipient],
+    recipients: &[&Recipient],
     armor: bool,
 ) -> Result<Vec<u8>, EnvelopeError> {
-    let _ = (plaintext, recipients, armor);
-    unimplemented!("envelope::encrypt: implemented by the crypto work")
+    if recipients.is_empty() {
+        return Err(EnvelopeError::NoRecipients);
+    }
+    let encryptor = age::Encryptor::with_recipients(recipients.iter().map(|r| r.as_age()))
+        .map_err(|e| EnvelopeError::Encrypt(e.to_string()))?;
+    let io_error = |e: std::io::Error| EnvelopeError::Encrypt(e.to_string());
+    // Header (~300 bytes per RSA recipient, less for others), nonce, one 16-byte tag per
+    // 64 KiB chunk; the armor adds a third plus line breaks.
+    let binary_len =
+        128 + recipients.len() * 320 + plaintext.len() + 16 * (plaintext.len() / 65536 + 2);
+    let mut out = Vec::with_capacity(if armor {
+        binary_len / 3 * 4 + binary_len / 48 + 80
+    } else {
+        binary_len
+    });
+    if armor {
+        let armored =
+            age::armor::ArmoredWriter::wrap_output(&mut out, age::armor::Format::AsciiArmor)
+                .map_err(io_error)?;
+        let mut writer = encryptor.wrap_output(armored).map_err(io_error)?;
+        writer.write_all(plaintext).map_err(io_error)?;
+        writer
+            .finish()
+            .and_then(|armored| armored.finish())
+            .map_err(io_error)?;
+    } else {
+        let mut writer = encryptor.wrap_output(&mut out).map_err(io_error)?;
+        writer.write_all(plaintext).map_err(io_error)?;
+        writer.finish().map_err(io_error)?;
+    }
+    Ok(out)
 }
 
 /// Decrypts `ciphertext` (binary or armored) with the usable identities of `ids`.
 pub fn decrypt(ciphertext: &[u8], ids: &IdentitySet) -> Result<Zeroizing<Vec<u8>>, EnvelopeError> {
-    let _ = (ciphertext, ids);
-    unimplemented!("envelope::decrypt: implemented by the crypto work")
+    let dearmored;
+    let binary: &[u8] = match armor::detect(ciphertext) {
+        armor::Detected::Armored(start) => {
+            dearmored = armor::decode_all(&ciphertext[start..]).map_err(EnvelopeError::Corrupt)?;
+            &dearmored
+        }
+        armor::Detected::Binary | armor::Detected::Undecided => ciphertext,
+    };
+    // Our own parser first: bounded work on hostile input, and precise messages.
+    let (stanzas, _) = header::parse_binary(binary, true)?;
+    if stanzas.contains(&Stanza::Scrypt) {
+        return Err(EnvelopeError::Passphrase);
+    }
+    let identities = ids.age_identities();
+    if identities.is_empty() {
+        return Err(EnvelopeError::NoMatchingIdentity);
+    }
+    let decryptor = age::Decryptor::new_buffered(binary).map_err(map_decrypt_error)?;
+    let mut reader = decryptor
+        .decrypt(identities.iter().copied())
+        .map_err(map_decrypt_error)?;
+    // The plaintext is shorter than the binary ciphertext, so this buffer never grows:
+    // no stray copies of plaintext are left behind by reallocation.
+    let mut plaintext = Zeroizing::new(Vec::with_capacity(binary.len()));
+    reader.read_to_end(&mut plaintext).map_err(|e| {
+        EnvelopeError::Corrupt(match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => "truncated payload".into(),
+            _ => "payload authentication failed".into(),
+        })
+    })?;
+    Ok(plaintext)
 }
+
+fn map_decrypt_error(e: age::DecryptError) -> EnvelopeError {
+    use age::DecryptError as D;
+    match e {
+        D::NoMatchingKeys => EnvelopeError::NoMatchingIdentity,
+        D::UnknownFormat => EnvelopeError::NotAge("unsupported age format version".into()),
+        D::InvalidHeader => EnvelopeError::Corrupt("invalid header".into()),
+        D::InvalidMac => EnvelopeError::Corrupt("header MAC mismatch".into()),
+        D::DecryptionFailed => {
+            EnvelopeError::Corrupt("the stanza for a matching key could not be decrypted".into())
+        }
+        D::KeyDecryptionFailed => EnvelopeError::Corrupt("key decryption failed".into()),
+        D::ExcessiveWork { .. } => EnvelopeError::Passphrase,
+        D::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            EnvelopeError::Corrupt("truncated file".into())
+        }
+        D::Io(e) => EnvelopeError::Corrupt(e.to_string()),
+        other => EnvelopeError::Corrupt(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -235,13 +235,22 @@ mod tests {
         let p = dir.path().join("a.age");
         atomic_write(&p, b"one", 0o644).unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"one");
-        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o644);
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
         fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
         atomic_write(&p, b"two", 0o644).unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
-        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         // No temp file left behind.
-        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, vec![OsString::from("a.age")]);
     }
 
@@ -267,7 +276,9 @@ mod tests {
 
     #[test]
     fn temp_names_are_recognised() {
-        assert!(is_temp_name(std::ffi::OsStr::new(".x.age.agefleet-tmp.0123456789abcdef")));
+        assert!(is_temp_name(std::ffi::OsStr::new(
+            ".x.age.agefleet-tmp.0123456789abcdef"
+        )));
         assert!(!is_temp_name(std::ffi::OsStr::new("x.age")));
     }
 
@@ -281,7 +292,10 @@ mod tests {
         {
             let d = PrivateTempDir::new_in(Path::new("/dev/shm")).unwrap();
             p = d.path().to_path_buf();
-            assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o700);
+            assert_eq!(
+                fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+                0o700
+            );
             assert!(is_ram_backed(&p));
             fs::write(p.join("f"), b"x").unwrap();
         }

@@ -8,10 +8,17 @@
 //!   is given the headers of the files about to be decrypted: only keys whose tag appears in
 //!   one of them are unlocked, each at most once per run, through the [`PassphrasePrompt`].
 //! - Key material lives in zeroized memory (the age crate's types zeroize on drop).
+//! - After loading and unlocking, an `IdentitySet` is `Sync`: rekey decrypts from rayon
+//!   threads through [`IdentitySet::age_identities`].
 
+use std::collections::HashSet;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use zeroize::Zeroizing;
+
 use crate::envelope::Header;
+use crate::recipient::ssh_tag;
 
 /// Asks the operator for a passphrase. Implemented by the commands layer (terminal) and by
 /// tests. Returns `None` when no terminal is available.
@@ -19,16 +26,55 @@ pub trait PassphrasePrompt: Sync {
     fn passphrase(&self, key_path: &Path) -> Option<age::secrecy::SecretString>;
 }
 
+/// What an identity file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentityKind {
+    SshEd25519,
+    SshRsa,
+    /// An age identity file (`AGE-SECRET-KEY-1…` lines).
+    Age,
+}
+
 /// A loaded identity file.
 pub struct LoadedIdentity {
     pub path: PathBuf,
     /// SSH stanza tag of the key (None for age X25519 identity files).
     pub tag: Option<String>,
-    // implementation fields
+    pub kind: IdentityKind,
+    key: Key,
+}
+
+enum Key {
+    /// An unencrypted (or unlocked) SSH key.
+    Ssh(age::ssh::Identity),
+    /// A passphrase-protected OpenSSH key not unlocked yet.
+    Locked(age::ssh::EncryptedKey),
+    /// Unlocking was attempted and failed this run: never prompt for it again.
+    Failed,
+    /// The identities of an age identity file.
+    Native(Vec<age::x25519::Identity>),
+}
+
+impl LoadedIdentity {
+    /// Whether this is a passphrase-protected key that has not been unlocked.
+    pub fn is_locked(&self) -> bool {
+        matches!(self.key, Key::Locked(_) | Key::Failed)
+    }
+}
+
+impl std::fmt::Debug for LoadedIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedIdentity")
+            .field("path", &self.path)
+            .field("tag", &self.tag)
+            .field("kind", &self.kind)
+            .field("locked", &self.is_locked())
+            .finish()
+    }
 }
 
 /// All identities of a run.
-#[derive(Default)]
+#[derive(Default, Debug)]
 pub struct IdentitySet {
     pub identities: Vec<LoadedIdentity>,
 }
@@ -43,6 +89,19 @@ pub enum IdentityError {
     WrongPassphrase { path: PathBuf },
 }
 
+/// Identity files larger than this are not key files.
+const MAX_IDENTITY_FILE_BYTES: u64 = 1 << 20;
+/// Passphrase attempts per key.
+const PASSPHRASE_ATTEMPTS: usize = 3;
+/// The default identities, in agenix's order.
+const DEFAULT_KEYS: [&str; 2] = ["id_rsa", "id_ed25519"];
+
+/// Why one file could not be loaded.
+enum LoadFailure {
+    Missing,
+    Unusable(String),
+}
+
 impl IdentitySet {
     /// Loads `explicit` identities, or the defaults under `home` when `explicit` is empty.
     /// Returns the set and warnings about skipped default keys.
@@ -50,18 +109,127 @@ impl IdentitySet {
         explicit: &[PathBuf],
         home: Option<&Path>,
     ) -> Result<(Self, Vec<String>), IdentityError> {
-        let _ = (explicit, home);
-        unimplemented!("identity::load: implemented by the crypto work")
+        let mut set = IdentitySet::default();
+        let mut warnings = Vec::new();
+        if !explicit.is_empty() {
+            for path in explicit {
+                match load_file(path) {
+                    Ok(id) => set.identities.push(id),
+                    Err(LoadFailure::Missing) => {
+                        return Err(IdentityError::Invalid {
+                            path: path.clone(),
+                            reason: "no such file".into(),
+                        })
+                    }
+                    Err(LoadFailure::Unusable(reason)) => {
+                        return Err(IdentityError::Invalid {
+                            path: path.clone(),
+                            reason,
+                        })
+                    }
+                }
+            }
+            return Ok((set, warnings));
+        }
+        if let Some(home) = home {
+            for name in DEFAULT_KEYS {
+                let path = home.join(".ssh").join(name);
+                match load_file(&path) {
+                    Ok(id) => set.identities.push(id),
+                    Err(LoadFailure::Missing) => {}
+                    Err(LoadFailure::Unusable(reason)) => {
+                        warnings.push(format!("skipping {}: {reason}", path.display()))
+                    }
+                }
+            }
+        }
+        Ok((set, warnings))
+    }
+
+    /// Loads every readable, valid identity among `paths`, skipping the others with a
+    /// warning each (missing, unreadable, empty, invalid): what activation needs.
+    pub fn load_lenient(paths: &[PathBuf]) -> (Self, Vec<String>) {
+        let mut set = IdentitySet::default();
+        let mut warnings = Vec::new();
+        for path in paths {
+            match load_file(path) {
+                Ok(id) => set.identities.push(id),
+                Err(LoadFailure::Missing) => {
+                    warnings.push(format!("skipping {}: no such file", path.display()))
+                }
+                Err(LoadFailure::Unusable(reason)) => {
+                    warnings.push(format!("skipping {}: {reason}", path.display()))
+                }
+            }
+        }
+        (set, warnings)
     }
 
     /// Unlocks the encrypted keys needed by `headers`, prompting at most once per key.
+    ///
+    /// A locked key is needed when some header has a stanza with its tag and no stanza for
+    /// a key that is already usable (X25519 stanzas are anonymous, so an age identity never
+    /// counts as covering a header). A wrong passphrase is asked again, up to 3 attempts;
+    /// a key that failed is not asked for again in this run.
     pub fn unlock_for(
         &mut self,
         headers: &[&Header],
         prompt: &dyn PassphrasePrompt,
     ) -> Result<(), IdentityError> {
-        let _ = (headers, prompt);
-        unimplemented!("identity::unlock_for: implemented by the crypto work")
+        let mut usable: HashSet<String> = self
+            .identities
+            .iter()
+            .filter(|id| matches!(id.key, Key::Ssh(_)))
+            .filter_map(|id| id.tag.clone())
+            .collect();
+        for id in &mut self.identities {
+            let Some(tag) = id.tag.as_deref() else {
+                continue;
+            };
+            let needed = || {
+                headers.iter().any(|h| {
+                    h.ssh_tags().any(|t| t == tag) && !h.ssh_tags().any(|t| usable.contains(t))
+                })
+            };
+            match &id.key {
+                Key::Locked(encrypted) => {
+                    if !needed() {
+                        continue;
+                    }
+                    let mut unlocked = None;
+                    for _ in 0..PASSPHRASE_ATTEMPTS {
+                        let Some(passphrase) = prompt.passphrase(&id.path) else {
+                            return Err(IdentityError::NoTerminal {
+                                path: id.path.clone(),
+                            });
+                        };
+                        if let Ok(key) = encrypted.decrypt(passphrase) {
+                            unlocked = Some(key);
+                            break;
+                        }
+                    }
+                    match unlocked {
+                        Some(key) => {
+                            usable.insert(tag.to_string());
+                            id.key = Key::Ssh(age::ssh::Identity::from(key));
+                        }
+                        None => {
+                            id.key = Key::Failed;
+                            return Err(IdentityError::WrongPassphrase {
+                                path: id.path.clone(),
+                            });
+                        }
+                    }
+                }
+                Key::Failed if needed() => {
+                    return Err(IdentityError::WrongPassphrase {
+                        path: id.path.clone(),
+                    })
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// Whether any identity (usable or locked) was loaded.
@@ -71,6 +239,171 @@ impl IdentitySet {
 
     /// The usable (unencrypted or unlocked) identities, for `envelope::decrypt`.
     pub fn age_identities(&self) -> Vec<&dyn age::Identity> {
-        unimplemented!("identity::age_identities: implemented by the crypto work")
+        let mut out: Vec<&dyn age::Identity> = Vec::with_capacity(self.identities.len());
+        for id in &self.identities {
+            match &id.key {
+                Key::Ssh(k) => out.push(k),
+                Key::Native(ks) => out.extend(ks.iter().map(|k| k as &dyn age::Identity)),
+                Key::Locked(_) | Key::Failed => {}
+            }
+        }
+        out
+    }
+
+    /// SSH tags of every loaded SSH identity, usable or locked.
+    pub fn tags(&self) -> impl Iterator<Item = &str> {
+        self.identities.iter().filter_map(|id| id.tag.as_deref())
     }
 }
+
+/// Reads an identity file into zeroized memory (bounded size).
+fn read_secret_file(path: &Path) -> Result<Zeroizing<Vec<u8>>, LoadFailure> {
+    let file = std::fs::File::open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => LoadFailure::Missing,
+        std::io::ErrorKind::PermissionDenied => LoadFailure::Unusable("permission denied".into()),
+        _ => LoadFailure::Unusable(format!("cannot read: {e}")),
+    })?;
+    let meta = file
+        .metadata()
+        .map_err(|e| LoadFailure::Unusable(format!("cannot read: {e}")))?;
+    if meta.is_dir() {
+        return Err(LoadFailure::Unusable("is a directory".into()));
+    }
+    let hint = usize::try_from(meta.len().min(MAX_IDENTITY_FILE_BYTES)).unwrap_or(0);
+    let mut bytes = Zeroizing::new(Vec::with_capacity(hint + 1));
+    file.take(MAX_IDENTITY_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| LoadFailure::Unusable(format!("cannot read: {e}")))?;
+    if bytes.len() as u64 > MAX_IDENTITY_FILE_BYTES {
+        return Err(LoadFailure::Unusable(
+            "too large to be a key file (over 1 MiB)".into(),
+        ));
+    }
+    Ok(bytes)
+}
+
+fn load_file(path: &Path) -> Result<LoadedIdentity, LoadFailure> {
+    let bytes = read_secret_file(path)?;
+    parse_identity(path, &bytes).map_err(LoadFailure::Unusable)
+}
+
+/// Parses the content of an identity file; the error is a one-line reason (never content).
+fn parse_identity(path: &Path, bytes: &[u8]) -> Result<LoadedIdentity, String> {
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .ok_or_else(|| "empty file".to_string())?;
+    let content = &bytes[start..];
+    if content.starts_with(b"-----BEGIN OPENSSH PRIVATE KEY-----")
+        || content.starts_with(b"-----BEGIN RSA PRIVATE KEY-----")
+    {
+        return parse_ssh_identity(path, content);
+    }
+    if content.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----") {
+        return Err("passphrase-encrypted age identity files are not supported".into());
+    }
+    if content.starts_with(b"-----BEGIN") {
+        return Err(
+            "unsupported private key format (use an OpenSSH, PEM RSA or age identity file)".into(),
+        );
+    }
+    let Ok(text) = std::str::from_utf8(content) else {
+        return Err("not a private key or age identity file".into());
+    };
+    let first_word = text.split_ascii_whitespace().next().unwrap_or_default();
+    if looks_like_ssh_public_key(first_word) {
+        return Err("this is a public key, not a private key".into());
+    }
+    parse_age_identity_file(path, text)
+}
+
+fn looks_like_ssh_public_key(first_word: &str) -> bool {
+    first_word.starts_with("ssh-")
+        || first_word.starts_with("ecdsa-sha2-")
+        || first_word.starts_with("sk-ssh-")
+        || first_word.starts_with("sk-ecdsa-")
+}
+
+fn parse_ssh_identity(path: &Path, content: &[u8]) -> Result<LoadedIdentity, String> {
+    use age::ssh::{Identity, UnsupportedKey};
+    let identity = Identity::from_buffer(content, Some(path.display().to_string()))
+        .map_err(|_| "not a valid OpenSSH or PEM RSA private key".to_string())?;
+    let (key, recipient) = match identity {
+        Identity::Unencrypted(_) => {
+            let recipient = age::ssh::Recipient::try_from(identity.clone());
+            (Key::Ssh(identity), recipient)
+        }
+        Identity::Encrypted(encrypted) => {
+            let recipient = age::ssh::Recipient::try_from(Identity::Encrypted(encrypted.clone()));
+            (Key::Locked(encrypted), recipient)
+        }
+        Identity::Unsupported(unsupported) => {
+            return Err(match unsupported {
+                UnsupportedKey::EncryptedPem => {
+                    "encrypted PEM keys are not supported (convert with `ssh-keygen -p -o -f KEY`)"
+                        .into()
+                }
+                UnsupportedKey::EncryptedSsh(cipher) => {
+                    format!("unsupported key encryption cipher {cipher}")
+                }
+                UnsupportedKey::Hardware(t) => {
+                    format!("unsupported key type {t} (hardware security keys cannot decrypt age files)")
+                }
+                UnsupportedKey::Type(t) => format!("unsupported key type {t}"),
+            });
+        }
+    };
+    let (kind, wire) = match recipient {
+        Ok(age::ssh::Recipient::SshEd25519(wire, _)) => (IdentityKind::SshEd25519, wire),
+        Ok(age::ssh::Recipient::SshRsa(wire, _)) => (IdentityKind::SshRsa, wire),
+        Err(age::ssh::ParseRecipientKeyError::Unsupported(t)) => {
+            return Err(format!("unsupported key type {t}"))
+        }
+        Err(_) => return Err("unsupported key type".into()),
+    };
+    Ok(LoadedIdentity {
+        path: path.to_path_buf(),
+        tag: Some(ssh_tag(&wire)),
+        kind,
+        key,
+    })
+}
+
+fn parse_age_identity_file(path: &Path, text: &str) -> Result<LoadedIdentity, String> {
+    let mut identities = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        match line.parse::<age::x25519::Identity>() {
+            Ok(id) => identities.push(id),
+            Err(_) => {
+                let reason = if line.starts_with("age1") {
+                    "this is an age public key (recipient), not an identity".to_string()
+                } else if line.starts_with("AGE-PLUGIN-") {
+                    "age plugin identities are not supported".to_string()
+                } else if line.starts_with("AGE-SECRET-KEY-") {
+                    format!("line {}: invalid age identity", i + 1)
+                } else if identities.is_empty() {
+                    "not a private key or age identity file".to_string()
+                } else {
+                    format!("line {}: not an age identity", i + 1)
+                };
+                return Err(reason);
+            }
+        }
+    }
+    if identities.is_empty() {
+        return Err("no identity in the file (only comments)".into());
+    }
+    Ok(LoadedIdentity {
+        path: path.to_path_buf(),
+        tag: None,
+        kind: IdentityKind::Age,
+        key: Key::Native(identities),
+    })
+}
+
+#[cfg(test)]
+mod tests;

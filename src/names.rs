@@ -159,7 +159,12 @@ mod tests {
         let arg = Path::new(sub).join("dir/y.age");
         assert_eq!(r.resolve(&arg, parent).unwrap().name, "dir/y.age");
         // Rules-dir relative name from elsewhere.
-        assert_eq!(r.resolve(Path::new("dir/y.age"), Path::new("/")).unwrap().name, "dir/y.age");
+        assert_eq!(
+            r.resolve(Path::new("dir/y.age"), Path::new("/"))
+                .unwrap()
+                .name,
+            "dir/y.age"
+        );
         assert!(matches!(
             r.resolve(Path::new("nope.age"), d.path()),
             Err(NameError::NoRule { .. })
@@ -176,7 +181,10 @@ mod tests {
         std::fs::create_dir(&s).unwrap();
         let r = rules(&s, &["x.age", "../x.age"]);
         std::fs::write(s.join("x.age"), b"").unwrap();
-        assert_eq!(r.resolve(Path::new("x.age"), d.path()).unwrap().name, "x.age");
+        assert_eq!(
+            r.resolve(Path::new("x.age"), d.path()).unwrap().name,
+            "x.age"
+        );
         std::fs::write(d.path().join("x.age"), b"").unwrap();
         let err = r.resolve(Path::new("x.age"), d.path()).unwrap_err();
         assert!(matches!(err, NameError::Ambiguous { .. }), "{err}");

@@ -8,6 +8,11 @@
 //!   first 4 bytes of SHA-256 of the SSH wire public key; `None` for X25519.
 //! - [`Recipient::as_age`] is what `envelope::encrypt` hands to the age crate.
 
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::DecodePaddingMode;
+use base64::prelude::{Engine, BASE64_STANDARD_NO_PAD};
+use sha2::{Digest, Sha256};
+
 /// What kind of key a recipient is; also the stanza type it writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum RecipientKind {
@@ -16,14 +21,33 @@ pub enum RecipientKind {
     X25519,
 }
 
-/// A parsed recipient.
+impl RecipientKind {
+    /// The key type as written in a public key line (`ssh-ed25519`, `ssh-rsa`, `X25519`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecipientKind::SshEd25519 => "ssh-ed25519",
+            RecipientKind::SshRsa => "ssh-rsa",
+            RecipientKind::X25519 => "X25519",
+        }
+    }
+}
+
+/// A parsed recipient. Parsing (RSA key decoding in particular) happens once; encrypting to
+/// the same recipient many times reuses it.
+#[derive(Clone)]
 pub struct Recipient {
     /// The key as written, trimmed (comment included).
     pub text: String,
     pub kind: RecipientKind,
     /// SSH stanza tag; `None` for X25519.
     pub tag: Option<String>,
-    inner: Box<dyn age::Recipient + Send + Sync>,
+    inner: Inner,
+}
+
+#[derive(Clone)]
+enum Inner {
+    Ssh(age::ssh::Recipient),
+    X25519(age::x25519::Recipient),
 }
 
 impl std::fmt::Debug for Recipient {
@@ -44,13 +68,305 @@ pub struct RecipientError {
     pub reason: String,
 }
 
+/// How many characters of a key an error message shows.
+const ABBREVIATED_CHARS: usize = 20;
+
+/// The first [`ABBREVIATED_CHARS`] characters of `key` (trimmed), with `…` when cut.
+pub fn abbreviate(key: &str) -> String {
+    let key = key.trim();
+    let mut chars = key.chars();
+    let head: String = chars.by_ref().take(ABBREVIATED_CHARS).collect();
+    if chars.next().is_some() {
+        format!("{head}…")
+    } else {
+        head
+    }
+}
+
+/// SSH stanza tag of an SSH wire-format public key (what age writes as the first argument of
+/// `ssh-ed25519` / `ssh-rsa` stanzas).
+pub fn ssh_tag(wire: &[u8]) -> String {
+    let digest = Sha256::digest(wire);
+    BASE64_STANDARD_NO_PAD.encode(&digest[..4])
+}
+
+/// The SSH stanza tag of a public key line (`ssh-ed25519 AAAA… [comment]` or `ssh-rsa …`);
+/// `Ok(None)` for an X25519 recipient.
+pub fn tag_of(public_line: &str) -> Result<Option<String>, RecipientError> {
+    Recipient::parse(public_line).map(|r| r.tag)
+}
+
+/// Base64 as found in OpenSSH public key lines: standard alphabet, padding optional.
+const SSH_BASE64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// Key material of a public key line, ignoring its comment: what [`Recipient::matches_key`]
+/// compares.
+#[derive(Debug, PartialEq, Eq)]
+enum KeyMaterial {
+    Ssh(Vec<u8>),
+    Age(String),
+}
+
+fn key_material(s: &str) -> Option<KeyMaterial> {
+    let mut fields = s.split_ascii_whitespace();
+    let kind = fields.next()?;
+    if kind.starts_with("age1") {
+        return Some(KeyMaterial::Age(kind.to_ascii_lowercase()));
+    }
+    let wire = SSH_BASE64.decode(fields.next()?).ok()?;
+    // The wire form starts with the key type as an SSH string; a line whose type field
+    // disagrees with its data is not this key.
+    let declared = wire_key_type(&wire)?;
+    (declared == kind.as_bytes()).then_some(KeyMaterial::Ssh(wire))
+}
+
+/// The key type at the start of an SSH wire public key (`uint32 len || type`).
+fn wire_key_type(wire: &[u8]) -> Option<&[u8]> {
+    let len_bytes: [u8; 4] = wire.get(..4)?.try_into().ok()?;
+    let len = usize::try_from(u32::from_be_bytes(len_bytes)).ok()?;
+    wire.get(4..4usize.checked_add(len)?)
+}
+
+/// SSH key types we recognise but age cannot encrypt to.
+fn is_unsupported_ssh_type(kind: &str) -> bool {
+    kind.starts_with("ecdsa-sha2-")
+        || kind.starts_with("sk-")
+        || kind == "ssh-dss"
+        || kind.contains("-cert-v01@openssh.com")
+}
+
 impl Recipient {
+    /// Parses one public key as written in `secrets.nix`.
     pub fn parse(s: &str) -> Result<Self, RecipientError> {
-        let _ = s;
-        unimplemented!("recipient::parse: implemented by the crypto work")
+        let text = s.trim();
+        let error = |reason: String| RecipientError {
+            key: abbreviate(text),
+            reason,
+        };
+        let mut fields = text.split_ascii_whitespace();
+        let Some(kind) = fields.next() else {
+            return Err(error("empty key".into()));
+        };
+        if kind.starts_with("AGE-SECRET-KEY-") || kind.starts_with("-----BEGIN") {
+            // Never echo private key material, not even abbreviated.
+            return Err(RecipientError {
+                key: "<private key>".into(),
+                reason: "this is a private key, not a public key".into(),
+            });
+        }
+        match kind {
+            "ssh-ed25519" | "ssh-rsa" => {
+                let Some(data) = fields.next() else {
+                    return Err(error(
+                        "missing the base64 key data after the key type".into(),
+                    ));
+                };
+                let wire = SSH_BASE64
+                    .decode(data)
+                    .map_err(|_| error("key data is not valid base64".into()))?;
+                if wire_key_type(&wire) != Some(kind.as_bytes()) {
+                    return Err(error(format!("key data is not an {kind} key")));
+                }
+                // Hand age the canonical form: its parser would silently ignore trailing
+                // characters glued to the base64, which we reject above by decoding it whole.
+                let canonical = format!("{kind} {}", BASE64_STANDARD_NO_PAD.encode(&wire));
+                let parsed: age::ssh::Recipient = canonical.parse().map_err(|e| {
+                    error(match e {
+                        age::ssh::ParseRecipientKeyError::RsaModulusTooLarge => {
+                            "RSA key is too large for age".into()
+                        }
+                        age::ssh::ParseRecipientKeyError::RsaModulusTooSmall => {
+                            "RSA key is smaller than 2048 bits".into()
+                        }
+                        age::ssh::ParseRecipientKeyError::Unsupported(t) => {
+                            format!("unsupported key type {t}")
+                        }
+                        _ => format!("invalid {kind} key data"),
+                    })
+                })?;
+                let kind = if kind == "ssh-rsa" {
+                    RecipientKind::SshRsa
+                } else {
+                    RecipientKind::SshEd25519
+                };
+                Ok(Recipient {
+                    text: text.to_string(),
+                    kind,
+                    tag: Some(ssh_tag(&wire)),
+                    inner: Inner::Ssh(parsed),
+                })
+            }
+            k if k.starts_with("age1") => {
+                if fields.next().is_some() {
+                    return Err(error("unexpected text after an age1… recipient".into()));
+                }
+                let parsed: age::x25519::Recipient = k.parse().map_err(|_| {
+                    error(if k.len() > 62 || k[4..].contains('1') {
+                        "not an X25519 age recipient (age plugin recipients are not supported)"
+                            .into()
+                    } else {
+                        "invalid age1… recipient (bad bech32 encoding or checksum)".into()
+                    })
+                })?;
+                Ok(Recipient {
+                    text: text.to_string(),
+                    kind: RecipientKind::X25519,
+                    tag: None,
+                    inner: Inner::X25519(parsed),
+                })
+            }
+            k if is_unsupported_ssh_type(k) => Err(error(format!(
+                "unsupported key type {k} (age encrypts to ssh-ed25519, ssh-rsa and age1… keys)"
+            ))),
+            _ => Err(error(
+                "not an ssh-ed25519, ssh-rsa or age1… public key".into(),
+            )),
+        }
     }
 
     pub fn as_age(&self) -> &dyn age::Recipient {
-        self.inner.as_ref()
+        match &self.inner {
+            Inner::Ssh(r) => r,
+            Inner::X25519(r) => r,
+        }
+    }
+
+    /// Whether `key` (a public key line, comment optional) is this same key: compares the
+    /// key material, not the text.
+    pub fn matches_key(&self, key: &str) -> bool {
+        match (key_material(&self.text), key_material(key)) {
+            (Some(a), Some(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // From the age crate's own test vectors.
+    const ED25519: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHsKLqeplhpW+uObz5dvMgjz1OxfM/XXUB+VHtZ6isGN alice@rust";
+    const RSA: &str = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQDE7nIXTGNuaRBN9toI/wNALuQec8mvlt0iJ7o3OaD2UvoKHJ7S8rmIn4FiQDUed/Vac3OhUibei1k+TBmm16u2Rj3klgWZOIDgi8d4vXKI5N3YBhxr3jsQ+kz1c+iZ4z/tTtz306+4K46XViVMWwyyg9j82Jn41mOAy9vdeDIfQ5fLeaGqn5KwlT61GNkZ+ozWK/ZNlQIlNCcoXxhJULIs9XrtczWyVBAea1nlDo0WHODePxoJjmsNHrpQXn5mf9O83xs10qfTUjnRUt48jRmedFy4tcra3QGmSTQ3KZne+wXXSb0cIpXLGvZjQSPHgG1hc4r3uBpiSzvesGLv79XL alice@rust";
+    const X25519: &str = "age1t7rxyev2z3rw82stdlrrepyc39nvn86l5078zqkf5uasdy86jp6svpy7pa";
+    const ECDSA: &str = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBHFliOyIZs1gxGF3fmDxFykQhE88wy6AKDGFBfn0R6ZuvRmENABZQa9+pj9hMki+LX0qDJbmHTiWDbYv/cmFt/Q=";
+
+    fn expected_tag(line: &str) -> String {
+        let b64 = line.split_whitespace().nth(1).unwrap();
+        let wire = SSH_BASE64.decode(b64).unwrap();
+        let d = Sha256::digest(&wire);
+        BASE64_STANDARD_NO_PAD.encode(&d[..4])
+    }
+
+    #[test]
+    fn parses_ed25519_with_comment() {
+        let r = Recipient::parse(&format!("  {ED25519}\n")).unwrap();
+        assert_eq!(r.kind, RecipientKind::SshEd25519);
+        assert_eq!(r.text, ED25519);
+        let tag = r.tag.as_deref().unwrap();
+        assert_eq!(tag.len(), 6);
+        assert_eq!(tag, expected_tag(ED25519));
+    }
+
+    #[test]
+    fn parses_without_comment_and_with_padding() {
+        let no_comment = ED25519.rsplit_once(' ').unwrap().0;
+        let a = Recipient::parse(no_comment).unwrap();
+        let b = Recipient::parse(ED25519).unwrap();
+        assert_eq!(a.tag, b.tag);
+        // OpenSSH writes the padded form for ed25519 keys (68 chars, one '=').
+        let wire = SSH_BASE64
+            .decode(no_comment.split_whitespace().nth(1).unwrap())
+            .unwrap();
+        let padded = format!(
+            "ssh-ed25519 {}",
+            base64::prelude::BASE64_STANDARD.encode(&wire)
+        );
+        assert_eq!(Recipient::parse(&padded).unwrap().tag, a.tag);
+    }
+
+    #[test]
+    fn parses_rsa_and_x25519() {
+        let r = Recipient::parse(RSA).unwrap();
+        assert_eq!(r.kind, RecipientKind::SshRsa);
+        assert_eq!(r.tag.as_deref(), Some(expected_tag(RSA).as_str()));
+        let x = Recipient::parse(X25519).unwrap();
+        assert_eq!(x.kind, RecipientKind::X25519);
+        assert_eq!(x.tag, None);
+        assert_eq!(tag_of(X25519).unwrap(), None);
+        assert_eq!(tag_of(RSA).unwrap(), r.tag);
+    }
+
+    #[test]
+    fn rejects_bad_keys_with_abbreviated_key_and_reason() {
+        let cases: &[(&str, &str)] = &[
+            ("", "empty key"),
+            ("   ", "empty key"),
+            (ECDSA, "unsupported key type ecdsa-sha2-nistp256"),
+            (
+                "sk-ssh-ed25519@openssh.com AAAAGnNrLXNzaC1lZDI1NTE5QG9wZW5zc2guY29tAAAAI",
+                "unsupported key type sk-ssh-ed25519",
+            ),
+            ("hello world", "not an ssh-ed25519, ssh-rsa or age1"),
+            ("ssh-ed25519", "missing the base64"),
+            ("ssh-ed25519 !!!notbase64!!!", "not valid base64"),
+            ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHsKLqeplhpW+uObz5dvMgjz1OxfM/XXUB+VHtZ6isGNxyz", "not valid base64"),
+            ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHsKLqeplhpW", "invalid ssh-ed25519 key data"),
+            ("age1xyz", "invalid age1"),
+            ("age1t7rxyev2z3rw82stdlrrepyc39nvn86l5078zqkf5uasdy86jp6svpy7pb", "invalid age1"),
+        ];
+        for (input, reason) in cases {
+            let e = Recipient::parse(input).unwrap_err();
+            assert!(
+                e.reason.contains(reason),
+                "{input:?}: reason {:?} lacks {reason:?}",
+                e.reason
+            );
+            assert!(
+                e.key.chars().count() <= ABBREVIATED_CHARS + 1,
+                "{:?}",
+                e.key
+            );
+            assert!(!e.to_string().contains('\n'));
+        }
+        // A key type that disagrees with its data.
+        let swapped = ED25519.replacen("ssh-ed25519", "ssh-rsa", 1);
+        assert!(Recipient::parse(&swapped)
+            .unwrap_err()
+            .reason
+            .contains("not an ssh-rsa key"));
+        let long = Recipient::parse(ECDSA).unwrap_err();
+        assert_eq!(long.key, "ecdsa-sha2-nistp256 …");
+    }
+
+    #[test]
+    fn private_keys_are_never_echoed() {
+        let secret = "AGE-SECRET-KEY-1QQPQQFQ8PJWMXCDFGHJKLMNPQRSTUVWXYZ";
+        let e = Recipient::parse(secret).unwrap_err();
+        assert!(!e.to_string().contains("QQPQ"));
+        assert!(e.reason.contains("private key"));
+    }
+
+    #[test]
+    fn matches_key_ignores_comments() {
+        let r = Recipient::parse(ED25519).unwrap();
+        let bare = ED25519.rsplit_once(' ').unwrap().0;
+        assert!(r.matches_key(bare));
+        assert!(r.matches_key(&format!("{bare} other@host")));
+        assert!(!r.matches_key(RSA));
+        assert!(!r.matches_key("garbage"));
+        let x = Recipient::parse(X25519).unwrap();
+        assert!(x.matches_key(X25519));
+        assert!(!x.matches_key(ED25519));
+    }
+
+    #[test]
+    fn abbreviation() {
+        assert_eq!(abbreviate("short"), "short");
+        assert_eq!(abbreviate("12345678901234567890"), "12345678901234567890");
+        assert_eq!(abbreviate("123456789012345678901"), "12345678901234567890…");
     }
 }

@@ -1,7 +1,9 @@
 //! What the secret verbs (edit, decrypt, rekey) share: identity loading with warnings, a
 //! rule's recipients, and reading a secret file.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use super::{ui, Context, Error, Result};
 use crate::envelope::Header;
@@ -32,21 +34,46 @@ pub fn identities_for(ctx: &Context, headers: &[&Header]) -> Result<IdentitySet>
     Ok(ids)
 }
 
-/// The parsed recipients of a rule entry; the entry's error if it is bad.
-pub fn recipients_of(entry: &RuleEntry) -> Result<Vec<Recipient>> {
-    let rule = entry.rule.as_ref().map_err(Error::failed)?;
-    if rule.public_keys.is_empty() {
-        return Err(Error::Failed(format!(
-            "secret {:?}: publicKeys is empty: nobody could decrypt it",
-            entry.name
-        )));
+/// Parsed recipients, shared across rules: fleets list the same few keys in every rule, so
+/// each distinct key string is parsed once per run.
+#[derive(Default)]
+pub struct RecipientCache {
+    parsed: Mutex<HashMap<String, std::result::Result<Arc<Recipient>, String>>>,
+}
+
+impl RecipientCache {
+    /// The recipients of the secret `name`; one line naming the secret and key if any is bad.
+    pub fn parse_all(
+        &self,
+        name: &str,
+        keys: &[String],
+    ) -> std::result::Result<Vec<Arc<Recipient>>, String> {
+        if keys.is_empty() {
+            return Err(format!(
+                "secret {name:?}: publicKeys is empty: nobody could decrypt it"
+            ));
+        }
+        keys.iter()
+            .map(|k| {
+                let cached = self.parsed.lock().ok().and_then(|m| m.get(k).cloned());
+                let parsed = cached.unwrap_or_else(|| {
+                    let p = Recipient::parse(k).map(Arc::new).map_err(|e| e.to_string());
+                    if let Ok(mut m) = self.parsed.lock() {
+                        m.insert(k.clone(), p.clone());
+                    }
+                    p
+                });
+                parsed.map_err(|e| format!("secret {name:?}: {e}"))
+            })
+            .collect()
     }
-    rule.public_keys
-        .iter()
-        .map(|k| {
-            Recipient::parse(k).map_err(|e| Error::Failed(format!("secret {:?}: {e}", entry.name)))
-        })
-        .collect()
+
+    /// The recipients of a rule entry; the entry's error if it is bad.
+    pub fn of(&self, entry: &RuleEntry) -> Result<Vec<Arc<Recipient>>> {
+        let rule = entry.rule.as_ref().map_err(Error::failed)?;
+        self.parse_all(&entry.name, &rule.public_keys)
+            .map_err(Error::Failed)
+    }
 }
 
 /// Reads a secret file, naming it in the error.
@@ -61,5 +88,11 @@ pub fn header_of(path: &Path, bytes: &[u8]) -> Result<Header> {
 
 /// The current directory, for resolving command-line names.
 pub fn cwd() -> Result<std::path::PathBuf> {
-    std::env::current_dir().map_err(|e| Error::Failed(format!("cannot read the current directory: {e}")))
+    std::env::current_dir()
+        .map_err(|e| Error::Failed(format!("cannot read the current directory: {e}")))
+}
+
+/// Borrowed views of shared recipients, as `envelope` and `drift` take them.
+pub fn refs(recipients: &[Arc<Recipient>]) -> Vec<&Recipient> {
+    recipients.iter().map(|r| r.as_ref()).collect()
 }

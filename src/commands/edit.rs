@@ -11,7 +11,8 @@ use std::process::Command;
 
 use zeroize::Zeroizing;
 
-use super::common::{cwd, header_of, identities_for, read_secret, recipients_of};
+use super::common::refs;
+use super::common::{cwd, header_of, identities_for, read_secret, RecipientCache};
 use super::{ui, Context, Error, Outcome, Result};
 use crate::cli::EditArgs;
 use crate::envelope;
@@ -20,7 +21,7 @@ use crate::fsutil::{self, PrivateTempDir};
 pub fn run(ctx: &Context, args: &EditArgs) -> Result<Outcome> {
     let rules = ctx.load_rules()?;
     let entry = rules.resolve(&args.file, &cwd()?)?;
-    let recipients = recipients_of(entry)?;
+    let recipients = RecipientCache::default().of(entry)?;
     let armor = entry.rule.as_ref().map(|r| r.armor).unwrap_or(false);
     let path = rules.file_of(&entry.name);
     let shown = path.display().to_string();
@@ -56,7 +57,7 @@ pub fn run(ctx: &Context, args: &EditArgs) -> Result<Outcome> {
         return Ok(Outcome::Success);
     }
 
-    let ciphertext = envelope::encrypt(&new, &recipients, armor)
+    let ciphertext = envelope::encrypt(&new, &refs(&recipients), armor)
         .map_err(|e| Error::Failed(format!("{shown}: {e}")))?;
     fsutil::atomic_write(&path, &ciphertext, 0o644)?;
     ctx.verbose(&format!("wrote {shown}"));
@@ -100,7 +101,9 @@ fn edit_in_editor(secret: &Path, old: Option<&[u8]>) -> Result<Option<Zeroizing<
     match std::fs::read(&file) {
         Ok(bytes) => Ok(Some(Zeroizing::new(bytes))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::Failed(format!("cannot read the edited plaintext: {e}"))),
+        Err(e) => Err(Error::Failed(format!(
+            "cannot read the edited plaintext: {e}"
+        ))),
     }
 }
 
@@ -114,8 +117,9 @@ struct SignalCleanup {
 impl SignalCleanup {
     fn install(dir: &Path) -> Result<Self> {
         use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
-        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGQUIT, SIGTERM, SIGHUP])
-            .map_err(|e| Error::Failed(format!("cannot install signal handlers: {e}")))?;
+        let mut signals =
+            signal_hook::iterator::Signals::new([SIGINT, SIGQUIT, SIGTERM, SIGHUP])
+                .map_err(|e| Error::Failed(format!("cannot install signal handlers: {e}")))?;
         let handle = signals.handle();
         let dir = dir.to_path_buf();
         let thread = std::thread::spawn(move || {

@@ -8,10 +8,12 @@
 
 use std::path::PathBuf;
 
+use std::sync::Arc;
+
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::common::{cwd, identities_for, recipients_of};
+use super::common::{cwd, identities_for, refs, RecipientCache};
 use super::{ui, Context, Error, Outcome, Result};
 use crate::cli::RekeyArgs;
 use crate::envelope::{self, Header};
@@ -25,8 +27,12 @@ use crate::rules::RuleEntry;
 enum Report {
     Rekeyed,
     /// Not rekeyed, on purpose (e.g. the file does not exist yet).
-    Skipped { reason: String },
-    Failed { error: String },
+    Skipped {
+        reason: String,
+    },
+    Failed {
+        error: String,
+    },
 }
 
 #[derive(Serialize)]
@@ -39,7 +45,7 @@ struct Row {
 /// A secret that passed the first phase: its rule parsed and its header read.
 struct Planned {
     path: PathBuf,
-    recipients: Vec<Recipient>,
+    recipients: Vec<Arc<Recipient>>,
     armor: bool,
     header: Header,
 }
@@ -79,11 +85,15 @@ pub fn run(ctx: &Context, args: &RekeyArgs) -> Result<Outcome> {
     }
 
     // Phase 1: rules and headers, in parallel; nothing is decrypted yet.
+    let cache = RecipientCache::default();
     let phase1: Vec<(String, std::result::Result<Option<Planned>, Report>)> = selected
         .par_iter()
         .map(|entry| {
             let path = rules.file_of(&entry.name);
-            (path.display().to_string(), plan(entry, path, args.drifted))
+            (
+                path.display().to_string(),
+                plan(&cache, entry, path, args.drifted),
+            )
         })
         .collect();
 
@@ -122,11 +132,16 @@ pub fn run(ctx: &Context, args: &RekeyArgs) -> Result<Outcome> {
 
 /// Reads the rule and header of one secret. `Ok(None)`: not drifted while only drifted ones
 /// are wanted.
-fn plan(entry: &RuleEntry, path: PathBuf, drifted_only: bool) -> std::result::Result<Option<Planned>, Report> {
+fn plan(
+    cache: &RecipientCache,
+    entry: &RuleEntry,
+    path: PathBuf,
+    drifted_only: bool,
+) -> std::result::Result<Option<Planned>, Report> {
     let failed = |e: Error| Report::Failed {
         error: e.to_string(),
     };
-    let recipients = recipients_of(entry).map_err(failed)?;
+    let recipients = cache.of(entry).map_err(failed)?;
     let armor = entry.rule.as_ref().map(|r| r.armor).unwrap_or(false);
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
@@ -139,7 +154,7 @@ fn plan(entry: &RuleEntry, path: PathBuf, drifted_only: bool) -> std::result::Re
     };
     let header = Header::parse(&bytes)
         .map_err(|e| failed(Error::Failed(format!("{}: {e}", path.display()))))?;
-    if drifted_only && !crate::drift::compare(&recipients, armor, &header).any() {
+    if drifted_only && !crate::drift::compare(&refs(&recipients), armor, &header).any() {
         return Ok(None);
     }
     Ok(Some(Planned {
@@ -156,7 +171,7 @@ fn rekey_one(p: &Planned, ids: &IdentitySet) -> Report {
         // Re-read: phase 1 kept only the header, so memory stays bounded over many files.
         let bytes = std::fs::read(&p.path).map_err(|e| format!("{shown}: {e}"))?;
         let plaintext = envelope::decrypt(&bytes, ids).map_err(|e| format!("{shown}: {e}"))?;
-        let ciphertext = envelope::encrypt(&plaintext, &p.recipients, p.armor)
+        let ciphertext = envelope::encrypt(&plaintext, &refs(&p.recipients), p.armor)
             .map_err(|e| format!("{shown}: {e}"))?;
         crate::fsutil::atomic_write(&p.path, &ciphertext, 0o644).map_err(|e| e.to_string())
     };

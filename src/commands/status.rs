@@ -1,7 +1,299 @@
-//! `status` (work in progress).
-use super::{Context, Error, Outcome, Result};
-use crate::cli::StatusArgs;
+//! `status [--json]`: drift between the rules and the `.age` files, from headers only (no
+//! identity, no decryption). One entry per rule and per `.age` file found under the rules
+//! directory. Exit 0 when no entry has a problem, 1 otherwise.
 
-pub fn run(_ctx: &Context, _args: &StatusArgs) -> Result<Outcome> {
-    Err(Error::Failed("status: not implemented yet".into()))
+use std::collections::{BTreeMap, HashSet};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::common::RecipientCache;
+use super::{ui, Context, Outcome, Result};
+use crate::cli::StatusArgs;
+use crate::drift::{self, Drift};
+use crate::envelope::Header;
+use crate::git::Tracker;
+use crate::names::normalize_name;
+
+/// The problem codes, as printed and in JSON.
+pub mod code {
+    pub const MISSING_FILE: &str = "missing-file";
+    pub const ORPHAN: &str = "orphan";
+    pub const RECIPIENTS_DRIFT: &str = "recipients-drift";
+    pub const ARMOR_DRIFT: &str = "armor-drift";
+    pub const UNTRACKED: &str = "untracked";
+    pub const UNREADABLE: &str = "unreadable";
+    pub const BAD_RULE: &str = "bad-rule";
+}
+
+#[derive(Debug, Serialize)]
+struct Entry {
+    /// The path as in the rules (relative to the rules directory).
+    file: String,
+    problems: Vec<&'static str>,
+    /// Whether a rule names this file.
+    rule: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    drift: Option<Drift>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    armored: Option<bool>,
+}
+
+pub fn run(ctx: &Context, args: &StatusArgs) -> Result<Outcome> {
+    let rules = ctx.load_rules()?;
+    let cache = RecipientCache::default();
+    let tracker = match Tracker::open(&rules.dir) {
+        Ok(t) => t,
+        Err(e) => {
+            ui::warn(&format!("cannot check git tracking: {e}"));
+            None
+        }
+    };
+
+    let mut entries: Vec<Entry> = rules
+        .entries
+        .par_iter()
+        .map(|e| {
+            let path = rules.file_of(&e.name);
+            let mut entry = Entry {
+                file: e.name.clone(),
+                problems: Vec::new(),
+                rule: true,
+                error: None,
+                drift: None,
+                armored: None,
+            };
+            let parsed = e
+                .rule
+                .as_ref()
+                .map_err(|err| err.to_string())
+                .and_then(|r| {
+                    cache
+                        .parse_all(&e.name, &r.public_keys)
+                        .map(|rs| (rs, r.armor))
+                });
+            inspect(&path, &mut entry, parsed, tracker.as_ref());
+            entry
+        })
+        .collect();
+
+    // Files no rule names.
+    let named: HashSet<String> = rules
+        .entries
+        .iter()
+        .map(|e| normalize_name(&e.name))
+        .collect();
+    let mut found = Vec::new();
+    find_age_files(&rules.dir, &rules.dir, &mut found);
+    let orphans: Vec<Entry> = found
+        .par_iter()
+        .filter(|rel| !named.contains(&normalize_name(rel)))
+        .map(|rel| {
+            let mut entry = Entry {
+                file: rel.clone(),
+                problems: vec![code::ORPHAN],
+                rule: false,
+                error: None,
+                drift: None,
+                armored: None,
+            };
+            inspect(
+                &rules.dir.join(rel),
+                &mut entry,
+                Err(String::new()),
+                tracker.as_ref(),
+            );
+            entry
+        })
+        .collect();
+    entries.extend(orphans);
+    entries.sort_by(|a, b| a.file.cmp(&b.file));
+
+    let problems = entries.iter().any(|e| !e.problems.is_empty());
+    if args.json {
+        println!("{}", serde_json::json!({ "files": entries }));
+    } else {
+        print_table(&entries);
+    }
+    Ok(Outcome::from_failed(problems))
+}
+
+/// Fills in what the file itself says: existence, header, drift against the rule, git.
+/// `rule` is `Err("")` for orphans (no rule), `Err(msg)` for a bad rule.
+fn inspect(
+    path: &Path,
+    entry: &mut Entry,
+    rule: std::result::Result<(Vec<std::sync::Arc<crate::recipient::Recipient>>, bool), String>,
+    tracker: Option<&Tracker>,
+) {
+    if let Err(msg) = &rule {
+        if entry.rule {
+            entry.problems.push(code::BAD_RULE);
+            entry.error = Some(msg.clone());
+        }
+    }
+    let bytes = match read_header_bytes(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            entry.problems.push(code::MISSING_FILE);
+            return;
+        }
+        Err(e) => {
+            entry.problems.push(code::UNREADABLE);
+            entry
+                .error
+                .get_or_insert(format!("{}: {e}", path.display()));
+            return;
+        }
+    };
+    if tracker.is_some_and(|t| !t.is_tracked(path)) {
+        entry.problems.push(code::UNTRACKED);
+    }
+    let header = match Header::parse(&bytes) {
+        Ok(h) => h,
+        Err(e) => {
+            entry.problems.push(code::UNREADABLE);
+            entry
+                .error
+                .get_or_insert(format!("{}: {e}", path.display()));
+            return;
+        }
+    };
+    entry.armored = Some(header.armored);
+    if let Ok((recipients, armor)) = rule {
+        let recipients: Vec<&crate::recipient::Recipient> =
+            recipients.iter().map(|r| r.as_ref()).collect();
+        let d = drift::compare(&recipients, armor, &header);
+        if d.recipients_drift() {
+            entry.problems.push(code::RECIPIENTS_DRIFT);
+        }
+        if d.armor_drift() {
+            entry.problems.push(code::ARMOR_DRIFT);
+        }
+        if d.any() {
+            entry.drift = Some(d);
+        }
+    }
+    entry.problems.sort_by_key(|p| problem_rank(p));
+}
+
+fn problem_rank(p: &str) -> usize {
+    [
+        code::BAD_RULE,
+        code::MISSING_FILE,
+        code::ORPHAN,
+        code::UNREADABLE,
+        code::RECIPIENTS_DRIFT,
+        code::ARMOR_DRIFT,
+        code::UNTRACKED,
+    ]
+    .iter()
+    .position(|c| c == &p)
+    .unwrap_or(usize::MAX)
+}
+
+/// The start of a file: enough for any sane header (headers are parsed, never payloads).
+/// An armored file's header is base64 inside the armor, so more is read for those.
+fn read_header_bytes(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    const LIMIT: u64 = 1 << 20;
+    let mut buf = Vec::new();
+    std::fs::File::open(path)?
+        .take(LIMIT)
+        .read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+/// Collects `.age` files under `dir` (relative to `root`), skipping hidden directories
+/// (`.git`) and not following symlinked directories.
+fn find_age_files(root: &Path, dir: &Path, out: &mut Vec<String>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut children: BTreeMap<PathBuf, bool> = BTreeMap::new();
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
+        if name.to_string_lossy().starts_with('.') {
+            continue; // .git, editor droppings, agefleet temp files
+        }
+        children.insert(e.path(), is_dir);
+    }
+    for (path, is_dir) in children {
+        if is_dir {
+            find_age_files(root, &path, out);
+        } else if path.extension().is_some_and(|x| x == "age") {
+            if let Ok(rel) = path.strip_prefix(root) {
+                out.push(rel.to_string_lossy().into_owned());
+            }
+        }
+    }
+}
+
+fn print_table(entries: &[Entry]) {
+    let color = std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let width = entries
+        .iter()
+        .map(|e| e.file.chars().count())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    println!("{:width$}  STATUS", "FILE");
+    for e in entries {
+        let status = if e.problems.is_empty() {
+            paint(color, "32", "ok")
+        } else {
+            paint(color, "31", &e.problems.join(","))
+        };
+        let mut detail = Vec::new();
+        if let Some(d) = &e.drift {
+            if !d.recipients.added.is_empty() {
+                detail.push(format!(
+                    "not yet encrypted to {} key(s) of the rule",
+                    d.recipients.added.len()
+                ));
+            }
+            if !d.recipients.removed_tags.is_empty() {
+                detail.push(format!(
+                    "still encrypted to {} key(s) the rule dropped",
+                    d.recipients.removed_tags.len()
+                ));
+            }
+            if d.recipients.x25519_expected != d.recipients.x25519_found {
+                detail.push(format!(
+                    "X25519 recipients: rule {}, file {}",
+                    d.recipients.x25519_expected, d.recipients.x25519_found
+                ));
+            }
+            if let Some(a) = d.armor_expected {
+                detail.push(if a {
+                    "rule wants armor".into()
+                } else {
+                    "rule wants binary".into()
+                });
+            }
+        }
+        if let Some(err) = &e.error {
+            detail.push(err.clone());
+        }
+        let detail = if detail.is_empty() {
+            String::new()
+        } else {
+            format!("  ({})", detail.join("; "))
+        };
+        println!("{:width$}  {status}{detail}", e.file);
+    }
+}
+
+fn paint(color: bool, code: &str, s: &str) -> String {
+    if color {
+        format!("\x1b[{code}m{s}\x1b[0m")
+    } else {
+        s.to_string()
+    }
 }

@@ -42,6 +42,6 @@ impl crate::identity::PassphrasePrompt for TerminalPrompt {
         // rpassword opens /dev/tty itself; failure to open it means there is no terminal.
         rpassword::prompt_password(prompt)
             .ok()
-            .map(|p| age::secrecy::SecretString::from(p))
+            .map(age::secrecy::SecretString::from)
     }
 }

@@ -7,6 +7,8 @@ pub mod sshd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod pty;
+
 /// True when running under CI, where nothing may skip.
 pub fn in_ci() -> bool {
     std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0")
@@ -187,4 +189,104 @@ pub fn nix_string(s: &str) -> String {
 pub fn mode_of(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+/// A temporary fleet: a HOME, an admin ed25519 key made by ssh-keygen, a secrets directory.
+pub struct Fleet {
+    pub tmp: tempfile::TempDir,
+    pub home: PathBuf,
+    pub dir: PathBuf,
+    pub admin: SshKey,
+}
+
+impl Fleet {
+    pub fn new() -> Fleet {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = tmp.path().join("home");
+        let dir = tmp.path().join("secrets");
+        std::fs::create_dir_all(home.join(".ssh")).unwrap();
+        std::fs::create_dir_all(&dir).unwrap();
+        let admin = ssh_keygen(&home.join(".ssh"), "id_ed25519", "ed25519", "");
+        Fleet {
+            tmp,
+            home,
+            dir,
+            admin,
+        }
+    }
+
+    /// Writes `secrets.nix` in the secrets dir.
+    pub fn rules(&self, rules: &[(&str, &[&str], bool)]) -> PathBuf {
+        write_rules(&self.dir, rules)
+    }
+
+    /// agefleet run in the secrets directory with HOME set.
+    pub fn cmd(&self) -> Command {
+        let mut c = agefleet(&self.home);
+        c.current_dir(&self.dir);
+        c
+    }
+
+    /// Runs agefleet with `args` and stdin closed.
+    pub fn run(&self, args: &[&str]) -> Output {
+        run(self.cmd().args(args))
+    }
+
+    /// Runs agefleet with `args`, `input` on stdin (not a terminal).
+    pub fn run_stdin(&self, args: &[&str], input: &[u8]) -> Output {
+        use std::io::Write;
+        let mut child = self
+            .cmd()
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Encrypts `plaintext` with the reference age CLI into the secrets dir.
+    pub fn age_file(&self, name: &str, recipients: &[&str], plaintext: &[u8]) -> PathBuf {
+        let p = self.path(name);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        age_encrypt(recipients, false, plaintext, &p);
+        p
+    }
+
+    /// Decrypts with the reference age CLI and the given key; panics on failure.
+    pub fn age_plaintext(&self, key: &Path, name: &str) -> Vec<u8> {
+        let out = age_decrypt(key, &self.path(name));
+        assert!(out.status.success(), "age -d {name}: {}", stderr(&out));
+        out.stdout
+    }
+}
+
+/// Asserts a failure: non-zero exit, no panic, a one-line error mentioning `needle`.
+pub fn assert_clean_failure(out: &Output, needle: &str) {
+    let err = stderr(out);
+    assert!(
+        !out.status.success(),
+        "expected failure, got success; stderr: {err}"
+    );
+    assert!(!err.contains("panicked"), "panicked: {err}");
+    assert!(
+        err.contains(needle),
+        "stderr does not mention {needle:?}: {err}"
+    );
+    let error_lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("agefleet:") || l.starts_with("error:"))
+        .collect();
+    assert!(!error_lines.is_empty(), "no error line: {err}");
+    for l in error_lines {
+        assert!(!l.trim().is_empty());
+    }
 }

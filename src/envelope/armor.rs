@@ -1,0 +1,246 @@
+//! The age ASCII armor (RFC 7468 style): detection and decoding.
+//!
+//! Tolerant where age's reference implementation is (leading and trailing whitespace around
+//! the armor, CRLF line endings), strict about the base64 body (64-column lines, only the
+//! last one short, canonical padding), so a damaged armor is reported rather than guessed at.
+
+use base64::prelude::{Engine, BASE64_STANDARD};
+
+pub(crate) const BEGIN: &[u8] = b"-----BEGIN AGE ENCRYPTED FILE-----";
+pub(crate) const END: &[u8] = b"-----END AGE ENCRYPTED FILE-----";
+const COLUMNS: usize = 64;
+
+/// Where the armor begin marker is, if `bytes` is armored (after leading whitespace).
+pub(crate) enum Detected {
+    Armored(usize),
+    Binary,
+    /// Only whitespace and a prefix of the begin marker so far; more input could decide.
+    Undecided,
+}
+
+pub(crate) fn detect(bytes: &[u8]) -> Detected {
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(bytes.len());
+    let rest = &bytes[start..];
+    if rest.starts_with(BEGIN) {
+        Detected::Armored(start)
+    } else if BEGIN.starts_with(rest) {
+        Detected::Undecided
+    } else {
+        Detected::Binary
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ArmorError {
+    /// The input ends before the armor does (and more input may follow).
+    Incomplete,
+    /// The armor is malformed; the message says how (no content).
+    Malformed(String),
+}
+
+/// What one step of decoding produced.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// A body line was decoded and appended.
+    Data,
+    /// The end marker was reached.
+    End,
+}
+
+/// Incremental decoder over armored input starting at the begin marker.
+pub(crate) struct Decoder<'a> {
+    input: &'a [u8],
+    pos: usize,
+    /// Whether `input` is all there is (a missing final newline is then acceptable).
+    at_eof: bool,
+    began: bool,
+    short_line_seen: bool,
+    line_no: usize,
+}
+
+impl<'a> Decoder<'a> {
+    pub(crate) fn new(input: &'a [u8], at_eof: bool) -> Self {
+        Decoder {
+            input,
+            pos: 0,
+            at_eof,
+            began: false,
+            short_line_seen: false,
+            line_no: 0,
+        }
+    }
+
+    /// The next line, with its line ending and trailing whitespace removed.
+    fn next_line(&mut self) -> Result<&'a [u8], ArmorError> {
+        let rest = &self.input[self.pos..];
+        let (line, advance) = match rest.iter().position(|&b| b == b'\n') {
+            Some(i) => (&rest[..i], i + 1),
+            None if self.at_eof && !rest.is_empty() => (rest, rest.len()),
+            None if self.at_eof => {
+                return Err(ArmorError::Malformed(
+                    "armor ends without its END marker".into(),
+                ))
+            }
+            None => return Err(ArmorError::Incomplete),
+        };
+        self.pos += advance;
+        self.line_no += 1;
+        let trimmed_len = line
+            .iter()
+            .rposition(|b| !b.is_ascii_whitespace())
+            .map_or(0, |i| i + 1);
+        Ok(&line[..trimmed_len])
+    }
+
+    /// Decodes the next body line into `out`.
+    pub(crate) fn step(&mut self, out: &mut Vec<u8>) -> Result<Step, ArmorError> {
+        if !self.began {
+            let line = self.next_line()?;
+            if line != BEGIN {
+                return Err(ArmorError::Malformed(
+                    "text after the armor BEGIN marker".into(),
+                ));
+            }
+            self.began = true;
+        }
+        let line = self.next_line()?;
+        if line == END {
+            return Ok(Step::End);
+        }
+        let line_no = self.line_no;
+        let malformed = |what: &str| {
+            Err(ArmorError::Malformed(format!(
+                "armor line {line_no}: {what}"
+            )))
+        };
+        if self.short_line_seen {
+            return malformed("data after the final (short) base64 line");
+        }
+        if line.is_empty() {
+            return malformed("empty line");
+        }
+        if line.len() > COLUMNS {
+            return malformed("line longer than 64 columns");
+        }
+        if line.len() % 4 != 0 {
+            return malformed("base64 line with missing padding");
+        }
+        if line.len() < COLUMNS || line.ends_with(b"=") {
+            self.short_line_seen = true;
+        }
+        let start = out.len();
+        out.resize(start + line.len() / 4 * 3, 0);
+        match BASE64_STANDARD.decode_slice(line, &mut out[start..]) {
+            Ok(n) => {
+                out.truncate(start + n);
+                Ok(Step::Data)
+            }
+            Err(_) => {
+                out.truncate(start);
+                malformed("invalid base64")
+            }
+        }
+    }
+
+    /// After the end marker: only whitespace may follow.
+    pub(crate) fn check_trailer(&self) -> Result<(), ArmorError> {
+        if self.input[self.pos..]
+            .iter()
+            .all(|b| b.is_ascii_whitespace())
+        {
+            Ok(())
+        } else {
+            Err(ArmorError::Malformed(
+                "data after the armor END marker".into(),
+            ))
+        }
+    }
+}
+
+/// Decodes a whole armored file (`bytes` starting at the begin marker).
+pub(crate) fn decode_all(bytes: &[u8]) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
+    let mut decoder = Decoder::new(bytes, true);
+    loop {
+        match decoder.step(&mut out) {
+            Ok(Step::Data) => {}
+            Ok(Step::End) => break,
+            Err(ArmorError::Malformed(m)) => return Err(m),
+            Err(ArmorError::Incomplete) => return Err("truncated armor".into()),
+        }
+    }
+    decoder.check_trailer().map_err(|e| match e {
+        ArmorError::Malformed(m) => m,
+        ArmorError::Incomplete => "truncated armor".into(),
+    })?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn armor(data: &[u8], eol: &str) -> String {
+        let b64 = BASE64_STANDARD.encode(data);
+        let mut s = String::from("-----BEGIN AGE ENCRYPTED FILE-----");
+        s.push_str(eol);
+        for chunk in b64.as_bytes().chunks(64) {
+            s.push_str(std::str::from_utf8(chunk).unwrap());
+            s.push_str(eol);
+        }
+        s.push_str("-----END AGE ENCRYPTED FILE-----");
+        s.push_str(eol);
+        s
+    }
+
+    #[test]
+    fn round_trips_lf_crlf_and_whitespace() {
+        let data: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+        for eol in ["\n", "\r\n"] {
+            let a = armor(&data, eol);
+            assert_eq!(decode_all(a.as_bytes()).unwrap(), data);
+            let padded = format!("\n  \t{a}\n\n  ");
+            let Detected::Armored(start) = detect(padded.as_bytes()) else {
+                panic!("not detected")
+            };
+            assert_eq!(decode_all(&padded.as_bytes()[start..]).unwrap(), data);
+        }
+        // No final newline after END.
+        let a = armor(&data, "\n");
+        assert_eq!(decode_all(a.trim_end().as_bytes()).unwrap(), data);
+    }
+
+    #[test]
+    fn rejects_malformed_armor() {
+        let data = [7u8; 100];
+        let good = armor(&data, "\n");
+        let cases = [
+            good.replace("-----END AGE ENCRYPTED FILE-----\n", ""),
+            format!("{good}trailing"),
+            good.replacen('A', "*", 1),
+            // Drop one character of a full line.
+            good.replacen(&good[36..100], &good[36..99], 1),
+            good.replace("FILE-----\n", "FILE----- x\n"),
+        ];
+        for c in &cases {
+            assert!(decode_all(c.as_bytes()).is_err(), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn detection() {
+        assert!(matches!(detect(b""), Detected::Undecided));
+        assert!(matches!(detect(b"  -----BEGIN AGE"), Detected::Undecided));
+        assert!(matches!(
+            detect(b"age-encryption.org/v1\n"),
+            Detected::Binary
+        ));
+        assert!(matches!(
+            detect(b"-----BEGIN AGE ENCRYPTED FILE-----\n"),
+            Detected::Armored(0)
+        ));
+    }
+}

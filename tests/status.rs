@@ -1,0 +1,190 @@
+//! `status`: every problem code, JSON shape, exit codes, files from the `age` CLI (no grease)
+//! and from agefleet (grease), all without any identity.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+fn status_json(f: &Fleet) -> (Option<i32>, Value) {
+    let out = f.run(&["status", "--json"]);
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("bad json ({e}): {}", stdout(&out)));
+    (out.status.code(), v)
+}
+
+fn problems_of(v: &Value, file: &str) -> Vec<String> {
+    let entry = v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["file"] == file)
+        .unwrap_or_else(|| panic!("{file} not in {v}"));
+    entry["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn clean_fleet_is_ok_without_any_identity() {
+    if !require_tool("age") {
+        return;
+    }
+    let f = Fleet::new();
+    let admin = f.admin.public_line.clone();
+    let (_, x25519) = age_keygen(f.tmp.path(), "nas.key");
+    f.rules(&[
+        ("cli.age", &[&admin, &x25519], false),
+        ("mine.age", &[&admin, &x25519], false),
+        ("armored.age", &[&admin], true),
+    ]);
+    // cli.age from the age CLI (no grease); mine.age and armored.age from agefleet (grease).
+    f.age_file("cli.age", &[&admin, &x25519], b"cli");
+    assert!(f.run_stdin(&["edit", "mine.age"], b"mine").status.success());
+    assert!(f
+        .run_stdin(&["edit", "armored.age"], b"arm")
+        .status
+        .success());
+    std::fs::remove_file(&f.admin.private).unwrap(); // no identity needed from here on
+    let (code, v) = status_json(&f);
+    assert_eq!(code, Some(0), "{v}");
+    for file in ["cli.age", "mine.age", "armored.age"] {
+        assert!(problems_of(&v, file).is_empty(), "{file}: {v}");
+    }
+    let out = f.run(&["status"]);
+    assert!(out.status.success());
+    assert!(stdout(&out).contains("mine.age") && stdout(&out).contains("ok"));
+}
+
+#[test]
+fn every_problem_code() {
+    if !require_tool("age") || !require_tool("git") {
+        return;
+    }
+    let f = Fleet::new();
+    let admin = f.admin.public_line.clone();
+    let host = ssh_keygen(f.tmp.path(), "host", "ed25519", "");
+    let (_, x1) = age_keygen(f.tmp.path(), "x1.key");
+    let (_, x2) = age_keygen(f.tmp.path(), "x2.key");
+    f.rules(&[
+        ("ok.age", &[&admin], false),
+        ("missing.age", &[&admin], false),
+        ("added.age", &[&admin, &host.public_line], false),
+        ("removed.age", &[&admin], false),
+        ("x25519.age", &[&admin, &x1, &x2], false),
+        ("armor.age", &[&admin], true),
+        ("garbage.age", &[&admin], false),
+        ("bad-rule.age", &["ssh-ed25519 AAAA-nope"], false),
+        ("untracked.age", &[&admin], false),
+    ]);
+    f.age_file("ok.age", &[&admin], b"");
+    f.age_file("added.age", &[&admin], b"");
+    f.age_file("removed.age", &[&admin, &host.public_line], b"");
+    f.age_file("x25519.age", &[&admin, &x1], b"");
+    f.age_file("armor.age", &[&admin], b"");
+    std::fs::write(f.path("garbage.age"), b"plaintext, not age").unwrap();
+    f.age_file("bad-rule.age", &[&admin], b"");
+    f.age_file("orphan/old.age", &[&admin], b"");
+    f.age_file("untracked.age", &[&admin], b"");
+    let git = |args: &[&str]| {
+        let out = run(std::process::Command::new("git")
+            .args(args)
+            .current_dir(&f.dir));
+        assert!(out.status.success(), "git {args:?}: {}", stderr(&out));
+    };
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["rm", "-q", "--cached", "untracked.age"]);
+
+    let (code, v) = status_json(&f);
+    assert_eq!(code, Some(1));
+    assert_eq!(problems_of(&v, "ok.age"), Vec::<String>::new());
+    assert_eq!(problems_of(&v, "missing.age"), ["missing-file"]);
+    assert_eq!(problems_of(&v, "added.age"), ["recipients-drift"]);
+    assert_eq!(problems_of(&v, "removed.age"), ["recipients-drift"]);
+    assert_eq!(problems_of(&v, "x25519.age"), ["recipients-drift"]);
+    assert_eq!(problems_of(&v, "armor.age"), ["armor-drift"]);
+    assert_eq!(problems_of(&v, "garbage.age"), ["unreadable"]);
+    assert_eq!(problems_of(&v, "bad-rule.age"), ["bad-rule"]);
+    assert_eq!(problems_of(&v, "orphan/old.age"), ["orphan"]);
+    assert_eq!(problems_of(&v, "untracked.age"), ["untracked"]);
+    // Detail: which recipient was added, which tag removed, the X25519 counts.
+    let find = |file: &str| {
+        v["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["file"] == file)
+            .unwrap()
+            .clone()
+    };
+    let added = find("added.age");
+    assert_eq!(
+        added["drift"]["recipients"]["added"][0],
+        host.public_line.as_str()
+    );
+    let removed = find("removed.age");
+    assert_eq!(
+        removed["drift"]["recipients"]["removed_tags"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let x = find("x25519.age");
+    assert_eq!(x["drift"]["recipients"]["x25519_expected"], 2);
+    assert_eq!(x["drift"]["recipients"]["x25519_found"], 1);
+    assert!(find("bad-rule.age")["error"]
+        .as_str()
+        .unwrap()
+        .contains("bad-rule.age"));
+
+    // The table names every problem too, and the exit is 1.
+    let out = f.run(&["status"]);
+    assert_eq!(out.status.code(), Some(1));
+    let table = stdout(&out);
+    for c in [
+        "missing-file",
+        "orphan",
+        "recipients-drift",
+        "armor-drift",
+        "untracked",
+        "unreadable",
+        "bad-rule",
+    ] {
+        assert!(table.contains(c), "{c} missing from table:\n{table}");
+    }
+}
+
+#[test]
+fn rekey_drifted_then_status_is_clean() {
+    if !require_tool("age") {
+        return;
+    }
+    let f = Fleet::new();
+    let admin = f.admin.public_line.clone();
+    let host = ssh_keygen(f.tmp.path(), "host", "ed25519", "");
+    f.rules(&[
+        ("a.age", &[&admin, &host.public_line], true),
+        ("b.age", &[&admin], false),
+    ]);
+    f.age_file("a.age", &[&admin], b"a");
+    f.age_file("b.age", &[&admin], b"b");
+    assert_eq!(status_json(&f).0, Some(1));
+    let out = f.run(&["rekey", "--drifted"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (code, v) = status_json(&f);
+    assert_eq!(code, Some(0), "{v}");
+}
+
+#[test]
+fn broken_rules_file_is_one_clean_error() {
+    let f = Fleet::new();
+    std::fs::write(f.path("secrets.nix"), "{ a = ").unwrap();
+    let out = f.run(&["status", "--nix-eval", "builtin"]);
+    assert_clean_failure(&out, "secrets.nix");
+}
