@@ -207,8 +207,11 @@ impl Fixture {
                  printf '%s' \"$SSH_AUTH_SOCK\" > {rec}/install.sock\n\
                  for last in \"$@\"; do :; done\n\
                  cp -r \"${{last#path:}}\" {rec}/staged-secrets\n\
-                 printf '%s' \"${{last#path:}}\" > {rec}/staged-path\n",
-                rec = record.display()
+                 printf '%s' \"${{last#path:}}\" > {rec}/staged-path\n\
+                 if test -f {root}/etc/nixos/flake.nix && test -f {root}/etc/ssh/ssh_host_ed25519_key; \
+                 then touch {rec}/placed-before-install; fi\n",
+                rec = record.display(),
+                root = root.display()
             ),
         );
         Some(Fixture {
@@ -344,6 +347,10 @@ fn assert_installed(fx: &Fixture, out: &Output, expected_sock: Option<&Path>) ->
             "secrets".into(),
             format!("path:{staged}"),
         ]
+    );
+    assert!(
+        fx.record.join("placed-before-install").exists(),
+        "the flake and host key were not in place when the install command ran"
     );
     let sock = fx.recorded("install.sock").unwrap();
     assert!(!sock.is_empty(), "SSH_AUTH_SOCK not passed to the install");

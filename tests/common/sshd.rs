@@ -12,7 +12,14 @@ use std::time::{Duration, Instant};
 
 use super::{run, ssh_keygen, stderr};
 
-const SSHD: &str = "/usr/sbin/sshd";
+/// sshd by absolute path (it refuses to run otherwise): /usr/sbin/sshd, else from PATH.
+fn sshd_path() -> Option<PathBuf> {
+    let debian = Path::new("/usr/sbin/sshd");
+    if debian.is_file() {
+        return Some(debian.to_path_buf());
+    }
+    super::which("sshd").and_then(|p| std::path::absolute(p).ok())
+}
 
 /// A running sshd + ssh-agent pair in a temp dir.
 pub struct SshRig {
@@ -36,7 +43,7 @@ pub fn available() -> bool {
     if !super::require_root() {
         return false;
     }
-    if !Path::new(SSHD).is_file() && !super::require_tool("sshd") {
+    if sshd_path().is_none() && !super::require_tool("sshd") {
         return false;
     }
     ["ssh", "ssh-agent", "ssh-add", "ssh-keygen", "git"]
@@ -111,7 +118,7 @@ impl SshRig {
         };
         let log = std::fs::File::create(rig.dir.path().join("sshd.log")).unwrap();
         rig.sshd = Some(
-            Command::new(SSHD)
+            Command::new(sshd_path().expect("sshd (checked by available())"))
                 .args(["-D", "-e", "-f"])
                 .arg(&cfg)
                 .stdin(Stdio::null())
