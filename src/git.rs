@@ -306,6 +306,10 @@ pub struct Cloned {
 /// keys of the SSH agent at `SSH_AUTH_SOCK` and accepting the server only if `known_hosts`
 /// lists its host key. `branch` selects a branch (default: the remote's HEAD). The user is
 /// the URL's, else `$USER`, else `git`.
+///
+/// libssh2 negotiates the host key algorithm in its own order (ECDSA before Ed25519) unless
+/// the running user's `~/.ssh/known_hosts` lists the host, so a `known_hosts_file` should
+/// list every key type the server has; the error says which type was missing.
 pub fn clone_with_agent(
     remote: &SshRemote,
     known_hosts_file: &Path,
@@ -342,11 +346,24 @@ pub fn clone_with_agent(
                     "{host_name}: host key does not match the one in {} (possible man-in-the-middle; refusing)",
                     known_hosts_file.display()
                 )),
-                known_hosts::Verdict::Unknown => Err(format!(
-                    "{host_name}: host key ({}) is not listed in {}",
-                    known_hosts::key_type(blob).unwrap_or("unknown type"),
-                    known_hosts_file.display()
-                )),
+                known_hosts::Verdict::Unknown => {
+                    let presented = known_hosts::key_type(blob).unwrap_or("unknown type");
+                    let listed = known.types_for(&host_name);
+                    // libssh2 picks the host key algorithm by its own order (ECDSA first)
+                    // unless ~/.ssh/known_hosts lists the host: say what is missing.
+                    let hint = if listed.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            " (it lists only {} for this host; add the server's {presented} key too, e.g. from a verified ssh-keyscan)",
+                            listed.join(", ")
+                        )
+                    };
+                    Err(format!(
+                        "{host_name}: host key ({presented}) is not listed in {}{hint}",
+                        known_hosts_file.display()
+                    ))
+                }
             },
         };
         match verdict {

@@ -80,6 +80,19 @@ impl KnownHosts {
         self.entries.is_empty()
     }
 
+    /// The key types listed (not revoked) for the server known as `name`, sorted.
+    pub fn types_for(&self, name: &str) -> Vec<String> {
+        let mut types: Vec<String> = self
+            .entries
+            .iter()
+            .filter(|e| e.marker == Marker::None && hosts_match(&e.hosts, name))
+            .map(|e| e.key_type.clone())
+            .collect();
+        types.sort();
+        types.dedup();
+        types
+    }
+
     /// Checks the wire-format key `blob` presented by the server known as `name` (see
     /// [`host_name`]).
     pub fn check(&self, name: &str, blob: &[u8]) -> Verdict {
@@ -236,6 +249,8 @@ mod tests {
         assert_eq!(kh.check("127.0.0.1", &k1), Verdict::Unknown);
         assert_eq!(kh.check("[127.0.0.1]:2223", &k1), Verdict::Unknown);
         assert_eq!(kh.check("EXAMPLE.org", &k2), Verdict::Match);
+        assert_eq!(kh.types_for("example.org"), ["ssh-ed25519"]);
+        assert!(kh.types_for("other.org").is_empty());
         assert_eq!(kh.check("192.0.2.1", &k2), Verdict::Match);
         // Another key type for a known host is unknown, not a mismatch (as OpenSSH).
         assert_eq!(
