@@ -142,7 +142,7 @@ fn round_trip_binary_and_armored_with_grease() {
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHsKLqeplhpW+uObz5dvMgjz1OxfM/XXUB+VHtZ6isGN alice",
     )
     .unwrap();
-    let recipients = [recipient, other.clone()];
+    let recipients = [&recipient, &other];
     for armor in [false, true] {
         for plaintext in [&b""[..], b"secret\n", &[7u8; 200_000][..]] {
             let ct = encrypt(plaintext, &recipients, armor).unwrap();
@@ -173,7 +173,7 @@ fn round_trip_binary_and_armored_with_grease() {
 fn armored_with_crlf_and_whitespace_decrypts() {
     let dir = tempfile::tempdir().unwrap();
     let (ids, recipient) = x25519_pair(dir.path());
-    let ct = encrypt(b"crlf", &[recipient], true).unwrap();
+    let ct = encrypt(b"crlf", &[&recipient], true).unwrap();
     let crlf = String::from_utf8(ct).unwrap().replace('\n', "\r\n");
     let wrapped = format!("\n\n  {crlf}  \n");
     assert!(Header::parse(wrapped.as_bytes()).unwrap().armored);
@@ -189,7 +189,7 @@ fn decrypt_errors_are_precise() {
         std::fs::create_dir(&d).unwrap();
         d
     });
-    let ct = encrypt(b"payload", &[stranger], false).unwrap();
+    let ct = encrypt(b"payload", &[&stranger], false).unwrap();
     assert!(matches!(
         decrypt(&ct, &ids),
         Err(EnvelopeError::NoMatchingIdentity)
@@ -198,7 +198,7 @@ fn decrypt_errors_are_precise() {
         decrypt(&ct, &IdentitySet::default()),
         Err(EnvelopeError::NoMatchingIdentity)
     ));
-    let ct = encrypt(b"payload", std::slice::from_ref(&recipient), false).unwrap();
+    let ct = encrypt(b"payload", &[&recipient], false).unwrap();
     let truncated = &ct[..ct.len() - 5];
     assert!(matches!(
         decrypt(truncated, &ids),
@@ -225,7 +225,7 @@ fn decrypt_errors_are_precise() {
         Err(EnvelopeError::NotAge(_))
     ));
     assert!(matches!(decrypt(b"", &ids), Err(EnvelopeError::NotAge(_))));
-    let armored = encrypt(b"payload", &[recipient], true).unwrap();
+    let armored = encrypt(b"payload", &[&recipient], true).unwrap();
     let cut = &armored[..armored.len() - 40];
     assert!(matches!(decrypt(cut, &ids), Err(EnvelopeError::Corrupt(_))));
     assert!(matches!(
@@ -252,7 +252,7 @@ fn sample_header(armor: bool) -> Vec<u8> {
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHsKLqeplhpW+uObz5dvMgjz1OxfM/XXUB+VHtZ6isGN a",
     )
     .unwrap();
-    encrypt(b"sample", &[r], armor).unwrap()
+    encrypt(b"sample", &[&r], armor).unwrap()
 }
 
 proptest! {

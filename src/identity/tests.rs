@@ -105,7 +105,7 @@ fn age_identity_files_with_comments_and_crlf() {
     assert_eq!(set.age_identities().len(), 2);
     assert_eq!(set.tags().count(), 0);
     let r = Recipient::parse(&b.to_public().to_string()).unwrap();
-    let ct = envelope::encrypt(b"two keys", &[r], false).unwrap();
+    let ct = envelope::encrypt(b"two keys", &[&r], false).unwrap();
     assert_eq!(&envelope::decrypt(&ct, &set).unwrap()[..], b"two keys");
 }
 
@@ -243,7 +243,7 @@ fn unlock_prompts_once_and_only_when_needed() {
 
     // And the unlocked key decrypts.
     let r = Recipient::parse(LOCKED_PUB).unwrap();
-    let ct = envelope::encrypt(b"unlocked", &[r], true).unwrap();
+    let ct = envelope::encrypt(b"unlocked", &[&r], true).unwrap();
     assert_eq!(&envelope::decrypt(&ct, &set).unwrap()[..], b"unlocked");
 }
 
