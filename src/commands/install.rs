@@ -130,7 +130,7 @@ pub fn run(ctx: &Context, args: &InstallArgs) -> Result<Outcome> {
     confirm(args)?;
 
     partition(&prepared.disko)?;
-    let root = &args.root;
+    let root = &prepared.plan.root;
     if !root.is_dir() {
         return Err(Error::ExternalTool(format!(
             "{}: not a directory after partitioning; is the disko command right?",
@@ -397,7 +397,8 @@ fn preflight(ctx: &Context, args: &InstallArgs, flake_arg: &Path, host: &str) ->
         }
     }
 
-    let root = &args.root;
+    let root = &std::path::absolute(&args.root)
+        .map_err(|e| fail(format!("{}: --root: {e}", args.root.display())))?;
     install.extend([
         "--root".to_string(),
         root.display().to_string(),
