@@ -307,9 +307,10 @@ pub struct Cloned {
 /// lists its host key. `branch` selects a branch (default: the remote's HEAD). The user is
 /// the URL's, else `$USER`, else `git`.
 ///
-/// libssh2 negotiates the host key algorithm in its own order (ECDSA before Ed25519) unless
-/// the running user's `~/.ssh/known_hosts` lists the host, so a `known_hosts_file` should
-/// list every key type the server has; the error says which type was missing.
+/// libssh2 negotiates the host key algorithm in its own preference order (Ed25519 first)
+/// unless the running user's `~/.ssh/known_hosts` lists the host, not by `known_hosts_file`;
+/// so that file should list every key type the server has. The error says which type the
+/// server presented and which ones the file lists.
 pub fn clone_with_agent(
     remote: &SshRemote,
     known_hosts_file: &Path,
@@ -349,8 +350,8 @@ pub fn clone_with_agent(
                 known_hosts::Verdict::Unknown => {
                     let presented = known_hosts::key_type(blob).unwrap_or("unknown type");
                     let listed = known.types_for(&host_name);
-                    // libssh2 picks the host key algorithm by its own order (ECDSA first)
-                    // unless ~/.ssh/known_hosts lists the host: say what is missing.
+                    // libssh2 picks the host key algorithm by its own order, not by this
+                    // file: say which type is missing.
                     let hint = if listed.is_empty() {
                         String::new()
                     } else {

@@ -10,6 +10,10 @@ use agefleet::git::{clone_with_agent, SshRemote};
 use common::sshd::{self, SshRig};
 use common::{age_encrypt, agefleet, mode_of, ssh_keygen, stderr, stdout, SshKey};
 
+/// libssh2 reads `SSH_AUTH_SOCK` from the process environment: the tests that call the
+/// library clone set it and hold this lock meanwhile (the others run the agefleet binary).
+static AGENT_ENV: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// The library clone with the agent: works with the right known_hosts, refuses a wrong or
 /// missing entry (naming the host and the file), refuses when the agent has no usable key.
 #[test]
@@ -22,13 +26,25 @@ fn git_clone_over_agent_checks_host_key() {
     let remote = SshRemote::parse(&url).unwrap();
     let work = tempfile::tempdir().unwrap();
 
-    // SSH_AUTH_SOCK is process-wide for libssh2; this is the only test in this binary that
-    // calls the library clone, the others run the agefleet binary.
+    let _env = AGENT_ENV.lock().unwrap_or_else(|p| p.into_inner());
     std::env::set_var("SSH_AUTH_SOCK", &rig.agent_sock);
     let ok = clone_with_agent(&remote, &rig.known_hosts, None, &work.path().join("ok"));
     let ok = ok.unwrap_or_else(|e| panic!("clone failed: {e}\nsshd log:\n{}", rig.sshd_log()));
     assert_eq!(std::fs::read(ok.dir.join("a.age")).unwrap(), b"x");
     assert_eq!(ok.commit.len(), 40);
+
+    // The same entry hashed by `ssh-keygen -H` (|1|salt|hmac form) is accepted too.
+    let hashed = work.path().join("hashed_known_hosts");
+    std::fs::copy(&rig.known_hosts, &hashed).unwrap();
+    let out = common::run(Command::new("ssh-keygen").arg("-H").arg("-f").arg(&hashed));
+    assert!(out.status.success(), "ssh-keygen -H: {}", stderr(&out));
+    let text = std::fs::read_to_string(&hashed).unwrap();
+    assert!(
+        text.starts_with("|1|") && !text.contains("127.0.0.1"),
+        "{text}"
+    );
+    clone_with_agent(&remote, &hashed, None, &work.path().join("hashed"))
+        .unwrap_or_else(|e| panic!("clone with hashed known_hosts failed: {e}"));
 
     // A known_hosts with another key for the same host: mismatch, named.
     let other = common::ssh_keygen(work.path(), "other", "ed25519", "");
@@ -407,6 +423,47 @@ fn assert_installed(fx: &Fixture, out: &Output, expected_sock: Option<&Path>) ->
     assert!(!all.contains("PRIVATE KEY"), "key material in output");
     assert!(!all.contains(std::str::from_utf8(PLAINTEXT).unwrap().trim()));
     report
+}
+
+/// A server with Ed25519 and ECDSA host keys, known_hosts listing only the ECDSA one: libssh2
+/// negotiates Ed25519 (its first choice) and the error names the type that is missing and
+/// the one that is listed; listing every key type of the server (the fix the error
+/// suggests) makes the clone work.
+#[test]
+fn git_clone_names_missing_host_key_type() {
+    if !sshd::available() {
+        return;
+    }
+    let rig = SshRig::start_with_host_keys(&["ecdsa"]);
+    let url = rig.bare_repo("repo", &[("secrets.nix", b"{ }\n")]);
+    let remote = SshRemote::parse(&url).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let entry = |line: &str| {
+        let fields: Vec<&str> = line.split_whitespace().take(2).collect();
+        format!("[127.0.0.1]:{} {}\n", rig.port, fields.join(" "))
+    };
+    let only_ecdsa = work.path().join("ecdsa_known_hosts");
+    std::fs::write(&only_ecdsa, entry(&rig.extra_host_publics[0])).unwrap();
+    let both = work.path().join("both_known_hosts");
+    std::fs::write(
+        &both,
+        entry(&rig.extra_host_publics[0]) + &entry(&rig.host_public),
+    )
+    .unwrap();
+
+    let _env = AGENT_ENV.lock().unwrap_or_else(|p| p.into_inner());
+    std::env::set_var("SSH_AUTH_SOCK", &rig.agent_sock);
+    let err = clone_with_agent(&remote, &only_ecdsa, None, &work.path().join("a"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("(ssh-ed25519) is not listed in"), "{err}");
+    assert!(err.contains("lists only ecdsa-sha2-nistp256"), "{err}");
+    assert!(
+        err.contains("ecdsa_known_hosts") && !err.contains('\n'),
+        "{err}"
+    );
+    clone_with_agent(&remote, &both, None, &work.path().join("b"))
+        .unwrap_or_else(|e| panic!("clone with every host key listed: {e}"));
 }
 
 #[test]

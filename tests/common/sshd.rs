@@ -33,6 +33,9 @@ pub struct SshRig {
     pub operator_public: String,
     /// sshd's host public key line.
     pub host_public: String,
+    /// Public lines of further host keys (see [`SshRig::start_with_host_keys`]); these are
+    /// not in `known_hosts`.
+    pub extra_host_publics: Vec<String>,
     sshd: Option<Child>,
     agent: Option<Child>,
 }
@@ -67,6 +70,12 @@ fn wait_for(what: &str, deadline: Duration, mut ready: impl FnMut() -> bool) {
 impl SshRig {
     /// Starts sshd and the agent. Call [`available`] first.
     pub fn start() -> SshRig {
+        Self::start_with_host_keys(&[])
+    }
+
+    /// Starts the rig with sshd holding further host keys of the given `ssh-keygen -t` kinds
+    /// (e.g. `"ecdsa"`) besides its ed25519 one; `known_hosts` lists only the ed25519 key.
+    pub fn start_with_host_keys(extra_kinds: &[&str]) -> SshRig {
         let dir = tempfile::Builder::new()
             .prefix("agefleet-sshrig-")
             .tempdir()
@@ -76,6 +85,10 @@ impl SshRig {
         std::fs::create_dir_all("/run/sshd").expect("create /run/sshd");
 
         let host = ssh_keygen(d, "ssh_host_ed25519_key", "ed25519", "");
+        let extra: Vec<_> = extra_kinds
+            .iter()
+            .map(|k| ssh_keygen(d, &format!("ssh_host_{k}_key"), k, ""))
+            .collect();
         let operator = ssh_keygen(d, "operator", "ed25519", "");
         std::fs::write(
             d.join("authorized_keys"),
@@ -98,10 +111,14 @@ impl SshRig {
                  PidFile {}\nStrictModes no\nUsePAM no\nAllowAgentForwarding yes\n\
                  PermitRootLogin yes\nAuthenticationMethods publickey\n\
                  PasswordAuthentication no\nKbdInteractiveAuthentication no\n\
-                 LogLevel VERBOSE\n",
+                 LogLevel VERBOSE\n{}",
                 host.private.display(),
                 d.join("authorized_keys").display(),
                 d.join("sshd.pid").display(),
+                extra
+                    .iter()
+                    .map(|k| format!("HostKey {}\n", k.private.display()))
+                    .collect::<String>(),
             ),
         )
         .unwrap();
@@ -112,6 +129,7 @@ impl SshRig {
             known_hosts,
             operator_public: operator.public_line.clone(),
             host_public: host.public_line.clone(),
+            extra_host_publics: extra.iter().map(|k| k.public_line.clone()).collect(),
             sshd: None,
             agent: None,
             dir,
