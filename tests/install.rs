@@ -686,3 +686,39 @@ fn generated_host_key_flow() {
     assert_eq!(dec.stdout, PLAINTEXT, "{}", stderr(&dec));
     fx.stop();
 }
+
+#[test]
+fn listed_secret_missing_from_repo_is_a_preflight_failure() {
+    let Some(fx) = Fixture::new() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let rules = common::write_rules(
+        work.path(),
+        &[
+            ("db.age", &[fx.host_key.public_line.as_str()], false),
+            ("gone.age", &[fx.host_key.public_line.as_str()], false),
+        ],
+    );
+    age_encrypt(
+        &[fx.host_key.public_line.as_str()],
+        false,
+        PLAINTEXT,
+        &work.path().join("db.age"),
+    );
+    let url = fx.rig.bare_repo(
+        "missing",
+        &[
+            ("secrets.nix", &std::fs::read(&rules).unwrap()),
+            (
+                "db.age",
+                &std::fs::read(work.path().join("db.age")).unwrap(),
+            ),
+        ],
+    );
+    let args = with(fx.args(), &["--yes", "--secrets-url", &url]);
+    let out = fx.run(&args, Some(&fx.rig.agent_sock));
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("gone.age") && !err.contains("db.age"), "{err}");
+    fx.assert_untouched(&out);
+    fx.stop();
+}
