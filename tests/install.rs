@@ -722,3 +722,80 @@ fn listed_secret_missing_from_repo_is_a_preflight_failure() {
     fx.assert_untouched(&out);
     fx.stop();
 }
+
+#[test]
+fn terminated_run_removes_staging() {
+    let Some(fx) = Fixture::new() else { return };
+    // A disko that signals it started, records its PID, and waits.
+    let slow = fx.tmp.path().join("slow-disko");
+    script(
+        &slow,
+        &format!(
+            "echo $$ > {rec}/slow.pid\nexec sleep 120\n",
+            rec = fx.record.display()
+        ),
+    );
+    let mut args = with(fx.args(), &["--yes"]);
+    let i = args.iter().position(|a| a == "--disko-cmd").unwrap();
+    args[i + 1] = slow.display().to_string();
+    let log = fx.tmp.path().join("agefleet.stderr");
+    let mut cmd = agefleet(&fx.home);
+    cmd.args(&args)
+        .env("SSH_AUTH_SOCK", &fx.rig.agent_sock)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    let mut child = cmd.spawn().unwrap();
+    struct Kill(Option<u32>);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            if let Some(pid) = self.0 {
+                let _ = Command::new("kill")
+                    .arg("-KILL")
+                    .arg(pid.to_string())
+                    .status();
+            }
+        }
+    }
+    let mut disko = Kill(None);
+    let pid_file = fx.record.join("slow.pid");
+    let start = std::time::Instant::now();
+    while !pid_file.exists()
+        || std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .is_empty()
+    {
+        assert!(start.elapsed().as_secs() < 60, "disko never started");
+        assert!(child.try_wait().unwrap().is_none(), "agefleet exited early");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    disko.0 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .ok();
+    // The plan on stderr names the staged secrets.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let staged = text
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("path:"))
+        .expect("staging path in the plan")
+        .to_string();
+    assert!(Path::new(&staged).is_dir());
+    let term = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(
+        !Path::new(&staged).exists(),
+        "staging left behind: {staged}"
+    );
+    assert!(fx.recorded("install.argv").is_none());
+    drop(disko);
+    fx.stop();
+}
