@@ -119,7 +119,17 @@ pub fn run(ctx: &Context, args: &RekeyArgs) -> Result<Outcome> {
         let headers: Vec<&Header> = planned.iter().map(|p| &p.header).collect();
         let ids = identities_for(ctx, &headers)?;
         // Phase 3: decrypt, re-encrypt, replace; in parallel.
-        planned.par_iter().map(|p| rekey_one(p, &ids)).collect()
+        let bar = ui::progress(planned.len(), "rekeying");
+        let done = planned
+            .par_iter()
+            .map(|p| {
+                let r = rekey_one(p, &ids);
+                bar.inc(1);
+                r
+            })
+            .collect();
+        bar.finish_and_clear();
+        done
     };
 
     let mut results = results.into_iter();

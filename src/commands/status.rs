@@ -54,9 +54,11 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<Outcome> {
         }
     };
 
+    let bar = ui::progress(rules.entries.len(), "reading headers");
     let mut entries: Vec<Entry> = rules
         .entries
         .par_iter()
+        .inspect(|_| bar.inc(1))
         .map(|e| {
             let path = rules.file_of(&e.name);
             let mut entry = Entry {
@@ -80,6 +82,8 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<Outcome> {
             entry
         })
         .collect();
+
+    bar.finish_and_clear();
 
     // Files no rule names.
     let named: HashSet<String> = rules

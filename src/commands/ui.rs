@@ -45,3 +45,19 @@ impl crate::identity::PassphrasePrompt for TerminalPrompt {
             .map(age::secrecy::SecretString::from)
     }
 }
+
+/// A progress bar on stderr for work over many items; hidden unless stderr is a terminal and
+/// there is enough work to be worth watching.
+pub fn progress(len: usize, what: &str) -> indicatif::ProgressBar {
+    const WORTH_SHOWING: usize = 50;
+    if len < WORTH_SHOWING || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len as u64);
+    let style = indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {elapsed}")
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_message(what.to_string());
+    bar
+}

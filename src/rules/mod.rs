@@ -12,6 +12,21 @@
 
 use std::path::{Path, PathBuf};
 
+mod builtins;
+mod convert;
+mod eval;
+mod nixcli;
+mod strings;
+mod syntax;
+mod value;
+
+use eval::{ErrorKind, EvalError, Evaluator};
+use value::Value;
+
+/// Stack for the thread that parses and evaluates: deep enough for [`eval::MAX_DEPTH`]
+/// nested evaluation steps in an unoptimised build. Only touched pages are committed.
+const EVAL_STACK_BYTES: usize = 1 << 30;
+
 /// Which evaluator to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EvalMode {
@@ -118,8 +133,23 @@ impl Rules {
 
 /// Evaluates `path` and returns every entry. Errors only when the file as a whole fails.
 pub fn load(path: &Path, mode: EvalMode) -> Result<Rules, RulesError> {
-    let _ = (path, mode);
-    unimplemented!("rules::load: implemented by the rules work")
+    let rules = |entries, backend, fallback_reason| Rules {
+        path: path.to_path_buf(),
+        dir: rules_dir(path),
+        entries,
+        backend,
+        fallback_reason,
+    };
+    match mode {
+        EvalMode::Builtin => Ok(rules(builtin_entries(path)?, Backend::Builtin, None)),
+        EvalMode::Nix => Ok(rules(nix_entries(path)?, Backend::Nix, None)),
+        EvalMode::Auto => match builtin_entries(path) {
+            Err(e @ RulesError::Unsupported { .. }) if nixcli::available() => {
+                Ok(rules(nix_entries(path)?, Backend::Nix, Some(e.to_string())))
+            }
+            other => Ok(rules(other?, Backend::Builtin, None)),
+        },
+    }
 }
 
 /// The JSON value `nix-instantiate --eval --strict --json <path>` prints, from the chosen
@@ -128,6 +158,206 @@ pub fn evaluate_json(
     path: &Path,
     mode: EvalMode,
 ) -> Result<(serde_json::Value, Backend, Option<String>), RulesError> {
-    let _ = (path, mode);
-    unimplemented!("rules::evaluate_json: implemented by the rules work")
+    match mode {
+        EvalMode::Builtin => Ok((builtin_json(path)?, Backend::Builtin, None)),
+        EvalMode::Nix => Ok((nixcli::eval_file(path)?, Backend::Nix, None)),
+        EvalMode::Auto => match builtin_json(path) {
+            Err(e @ RulesError::Unsupported { .. }) if nixcli::available() => {
+                Ok((nixcli::eval_file(path)?, Backend::Nix, Some(e.to_string())))
+            }
+            other => Ok((other?, Backend::Builtin, None)),
+        },
+    }
+}
+
+/// The directory rule names are relative to: the rules file's parent, `.` if it has none.
+fn rules_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn read_rules(path: &Path) -> Result<String, RulesError> {
+    std::fs::read_to_string(path).map_err(|source| RulesError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Runs `f` on a thread with a stack sized for the evaluator's depth limit.
+fn on_eval_stack<T: Send + 'static>(
+    path: &Path,
+    f: impl FnOnce() -> Result<T, RulesError> + Send + 'static,
+) -> Result<T, RulesError> {
+    let internal = |what: &str| RulesError::Eval {
+        file: path.to_path_buf(),
+        message: format!("internal error: {what}"),
+    };
+    std::thread::Builder::new()
+        .name("rules-eval".into())
+        .stack_size(EVAL_STACK_BYTES)
+        .spawn(f)
+        .map_err(|e| internal(&format!("cannot start the evaluator thread: {e}")))?
+        .join()
+        .map_err(|_| internal("the evaluator panicked"))?
+}
+
+/// A whole-file evaluation error as a [`RulesError`].
+fn file_error(ev: &Evaluator, root: &Path, e: EvalError) -> RulesError {
+    let at = e.pos.map(|p| ev.locate(p));
+    match (e.kind, at) {
+        (ErrorKind::Unsupported, Some((file, line, col))) => RulesError::Unsupported {
+            file,
+            line,
+            col,
+            what: e.message,
+        },
+        (ErrorKind::Unsupported, None) => RulesError::Unsupported {
+            file: root.to_path_buf(),
+            line: 1,
+            col: 1,
+            what: e.message,
+        },
+        (_, Some((file, line, col))) => RulesError::At {
+            file,
+            line,
+            col,
+            message: e.message,
+        },
+        (_, None) => RulesError::Eval {
+            file: root.to_path_buf(),
+            message: e.message,
+        },
+    }
+}
+
+/// One entry's evaluation error: `file:line:col: secret "name": what` when it lies in the
+/// rules file itself, else the rules file, the secret, then where it happened.
+fn entry_error(ev: &Evaluator, root: &Path, name: &str, e: &EvalError) -> RuleError {
+    let message = match e.pos {
+        Some(p) if p.file == 0 => {
+            let (file, line, col) = ev.locate(p);
+            format!(
+                "{}:{line}:{col}: secret {name:?}: {}",
+                file.display(),
+                e.message
+            )
+        }
+        Some(p) => {
+            let (file, line, col) = ev.locate(p);
+            format!(
+                "{}: secret {name:?}: {}:{line}:{col}: {}",
+                root.display(),
+                file.display(),
+                e.message
+            )
+        }
+        None => format!("{}: secret {name:?}: {}", root.display(), e.message),
+    };
+    RuleError { message }
+}
+
+fn not_a_set(root: &Path, text: &str, what: &str) -> RulesError {
+    let (line, col) = syntax::line_col(text, syntax::first_token_offset(text));
+    RulesError::At {
+        file: root.to_path_buf(),
+        line,
+        col,
+        message: format!("the rules file evaluates to {what}, not an attribute set"),
+    }
+}
+
+fn builtin_json(path: &Path) -> Result<serde_json::Value, RulesError> {
+    let text = read_rules(path)?;
+    let root = path.to_path_buf();
+    on_eval_stack(path, move || {
+        let mut ev = Evaluator::new();
+        let result = ev.eval_root(&root, text).and_then(|v| ev.to_json(&v));
+        result.map_err(|e| file_error(&ev, &root, e))
+    })
+}
+
+fn builtin_entries(path: &Path) -> Result<Vec<RuleEntry>, RulesError> {
+    let text = read_rules(path)?;
+    let root = path.to_path_buf();
+    on_eval_stack(path, move || {
+        let mut ev = Evaluator::new();
+        let set = match ev.eval_root(&root, text.clone()) {
+            Ok(Value::Attrs(set)) => set,
+            Ok(other) => return Err(not_a_set(&root, &text, other.type_phrase())),
+            Err(e) => return Err(file_error(&ev, &root, e)),
+        };
+        let mut entries = Vec::with_capacity(set.len());
+        for (name, t) in set.iter() {
+            let rule = match entry_json(&mut ev, *t) {
+                Ok(j) => convert::rule_from_json(&root, name, &j),
+                Err(e) if e.kind == ErrorKind::Unsupported => {
+                    return Err(file_error(&ev, &root, e))
+                }
+                Err(e) => Err(entry_error(&ev, &root, name, &e)),
+            };
+            entries.push(RuleEntry {
+                name: name.to_string(),
+                rule,
+            });
+        }
+        Ok(entries)
+    })
+}
+
+/// One entry fully evaluated, as the Nix backend sees it: `publicKeys` and `armor` as JSON,
+/// every other attribute forced (so an error anywhere in the entry makes it bad).
+fn entry_json(ev: &mut Evaluator, t: value::ThunkId) -> Result<serde_json::Value, EvalError> {
+    let v = ev.force(t)?;
+    let Value::Attrs(set) = &v else {
+        return ev.to_json(&v);
+    };
+    let mut out = serde_json::Map::new();
+    for (k, t) in set.iter() {
+        let item = ev.force(*t)?;
+        if &**k == "publicKeys" || &**k == "armor" {
+            out.insert(k.to_string(), ev.to_json(&item)?);
+        } else {
+            ev.deep_force(&item)?;
+        }
+    }
+    Ok(serde_json::Value::Object(out))
+}
+
+fn nix_entries(path: &Path) -> Result<Vec<RuleEntry>, RulesError> {
+    let text = read_rules(path)?;
+    let out = nixcli::eval_entries(path)?;
+    let kind = out.get("type").and_then(|t| t.as_str()).unwrap_or("");
+    let Some(entries) = out.get("entries").and_then(|e| e.as_object()) else {
+        let what = match kind {
+            "int" => "an integer",
+            "bool" => "a Boolean",
+            "string" => "a string",
+            "path" => "a path",
+            "null" => "null",
+            "list" => "a list",
+            "lambda" => "a function",
+            "float" => "a float",
+            _ => "something else",
+        };
+        return Err(not_a_set(path, &text, what));
+    };
+    Ok(entries
+        .iter()
+        .map(|(name, v)| {
+            let rule = match v.get("ok") {
+                Some(j) => convert::rule_from_json(path, name, j),
+                None => Err(convert::entry_error(
+                    path,
+                    name,
+                    "evaluation failed in nix-instantiate (throw or failed assertion)",
+                )),
+            };
+            RuleEntry {
+                name: name.clone(),
+                rule,
+            }
+        })
+        .collect())
 }

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Times agefleet beside the reference `age` CLI on one generated corpus, in one run, and prints
+# ratios against the targets of DESIGN §9:
+#   rekey 200×5       agefleet vs the age CLI file by file (what agenix does, minus its Nix calls)
+#   rekey 10000×5     wall time and peak RSS
+#   status 10000      headers only
+#   rules 1000 rules  builtin evaluator vs nix-instantiate
+# Usage: scripts/bench-vs-peers.sh [N_SMALL=200] [N_LARGE=10000] [RECIPIENTS=5]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+small=${1:-200} large=${2:-10000} m=${3:-5}
+for t in age age-keygen ssh-keygen nix-instantiate python3; do
+  command -v "$t" >/dev/null || { echo "bench: $t is required" >&2; exit 1; }
+done
+cargo build --release --locked --quiet
+bin="$PWD/target/release/agefleet"
+work=$(mktemp -d "${TMPDIR:-/tmp}/agefleet-bench.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+# measure LABEL CMD... : wall seconds and peak RSS (KiB) of CMD and its children.
+measure() {
+  local label=$1; shift
+  python3 - "$label" "$@" <<'PY'
+import resource, subprocess, sys, time
+label, cmd = sys.argv[1], sys.argv[2:]
+t0 = time.perf_counter()
+r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+dt = time.perf_counter() - t0
+rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+if r.returncode not in (0,):
+    sys.stderr.write(r.stderr.decode(errors="replace")[-2000:])
+    sys.exit(f"{label}: exit {r.returncode}")
+print(f"{dt:.4f} {rss}")
+PY
+}
+
+# --- corpus -----------------------------------------------------------------------------
+mkdir -p "$work/keys"
+ssh-keygen -q -t ed25519 -N "" -f "$work/keys/admin"
+recips=("$(cat "$work/keys/admin.pub")")
+for i in $(seq 2 "$m"); do
+  ssh-keygen -q -t ed25519 -N "" -f "$work/keys/host$i"
+  recips+=("$(cat "$work/keys/host$i.pub")")
+done
+rargs=(); for r in "${recips[@]}"; do rargs+=(-r "$r"); done
+
+make_rules() { # make_rules DIR N
+  local dir=$1 n=$2
+  {
+    echo "let"
+    for i in "${!recips[@]}"; do echo "  k$i = \"${recips[$i]}\";"; done
+    echo "  all = [ $(for i in "${!recips[@]}"; do printf 'k%s ' "$i"; done)];"
+    echo "in {"
+    for i in $(seq 1 "$n"); do echo "  \"s$i.age\".publicKeys = all;"; done
+    echo "}"
+  } > "$dir/secrets.nix"
+}
+
+make_corpus() { # make_corpus DIR N : the first 200 files made by the age CLI, the rest copies
+  local dir=$1 n=$2 seed=$(( $2 < 200 ? $2 : 200 ))
+  mkdir -p "$dir"
+  for i in $(seq 1 "$seed"); do
+    head -c 64 /dev/urandom | base64 | age -e "${rargs[@]}" -o "$dir/s$i.age"
+  done
+  for i in $(seq $((seed + 1)) "$n"); do cp "$dir/s$(( (i - 1) % seed + 1 )).age" "$dir/s$i.age"; done
+  make_rules "$dir" "$n"
+}
+
+echo "generating corpus: $small and $large secrets × $m recipients ..." >&2
+make_corpus "$work/small" "$small"
+make_corpus "$work/large" "$large"
+cp -a "$work/small" "$work/small-age"
+
+# --- rekey 200×5: age CLI loop vs agefleet ------------------------------------------------
+cat > "$work/age-loop.sh" <<EOF
+#!/usr/bin/env bash
+set -euo pipefail
+cd "$work/small-age"
+for f in s*.age; do
+  age -d -i "$work/keys/admin" "\$f" | age -e ${rargs[*]@Q} -o "\$f.tmp"
+  mv "\$f.tmp" "\$f"
+done
+EOF
+chmod +x "$work/age-loop.sh"
+read -r t_age _ < <(measure "age CLI loop" "$work/age-loop.sh")
+read -r t_small _ < <(measure "agefleet rekey small" env -C "$work/small" "$bin" -i "$work/keys/admin" -r)
+
+# --- rekey 10000×5, status 10000 -----------------------------------------------------------
+read -r t_large rss_large < <(measure "agefleet rekey large" env -C "$work/large" "$bin" -i "$work/keys/admin" -r)
+read -r t_status _ < <(measure "agefleet status large" env -C "$work/large" "$bin" status)
+
+# --- rules: 1,000 rules, builtin vs nix-instantiate ------------------------------------------
+mkdir -p "$work/rules1000"; make_rules "$work/rules1000" 1000
+read -r t_builtin _ < <(measure "builtin eval" "$bin" --rules "$work/rules1000/secrets.nix" --nix-eval builtin rules --json)
+read -r t_nix _ < <(measure "nix-instantiate" nix-instantiate --eval --strict --json "$work/rules1000/secrets.nix")
+
+python3 - "$small" "$large" "$m" "$t_age" "$t_small" "$t_large" "$rss_large" "$t_status" "$t_builtin" "$t_nix" <<'PY'
+import sys, os
+small, large, m = sys.argv[1:4]
+t_age, t_small, t_large, rss, t_status, t_builtin, t_nix = map(float, sys.argv[4:])
+print(f"machine: {os.cpu_count()} cores, {os.uname().release}")
+print(f"{'measure':42} {'time':>9} {'ratio/target':>22}")
+print(f"{'age CLI loop, rekey '+small+'x'+m:42} {t_age:8.3f}s")
+print(f"{'agefleet rekey '+small+'x'+m:42} {t_small:8.3f}s {f'{t_age/t_small:.1f}x faster (>=40x)':>22}")
+print(f"{'agefleet rekey '+large+'x'+m:42} {t_large:8.3f}s {'(<=3s)':>22}")
+print(f"{'  peak RSS':42} {rss/1024:7.1f}MiB {'(<=64MiB)':>22}")
+print(f"{'agefleet status '+large+' files':42} {t_status:8.3f}s {'(<=0.3s)':>22}")
+print(f"{'nix-instantiate, 1000 rules':42} {t_nix:8.3f}s")
+print(f"{'agefleet builtin eval, 1000 rules':42} {t_builtin:8.3f}s {f'{t_nix/t_builtin:.1f}x faster (>=10x)':>22}")
+PY

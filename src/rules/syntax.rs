@@ -1,0 +1,267 @@
+//! Parsing a rules file with rnix: nesting guard, syntax errors with line:col, positions.
+
+use rnix::parser::ParseError;
+use rnix::SyntaxKind;
+
+/// Deepest bracket / interpolation / prefix-operator nesting accepted before parsing.
+/// rnix's parser is recursive; this keeps hostile input from exhausting the stack.
+pub const MAX_NESTING: usize = 500;
+
+/// A syntax error: byte offset in the source and a one-line message.
+#[derive(Debug)]
+pub struct SyntaxError {
+    pub offset: usize,
+    pub message: String,
+}
+
+/// Parses `text`, refusing over-deep nesting before rnix's recursive parser sees it.
+pub fn parse(text: &str) -> Result<rnix::ast::Expr, SyntaxError> {
+    check_nesting(text)?;
+    let parse = rnix::Root::parse(text);
+    if let Some(err) = parse.errors().first() {
+        return Err(describe(err, text));
+    }
+    // An error token the parser accepted silently still means the file is malformed.
+    let root = parse.tree();
+    use rowan::ast::AstNode;
+    for el in root.syntax().descendants_with_tokens() {
+        let bad = match &el {
+            rnix::NodeOrToken::Token(t) => t.kind() == SyntaxKind::TOKEN_ERROR,
+            rnix::NodeOrToken::Node(n) => n.kind() == SyntaxKind::NODE_ERROR,
+        };
+        if bad {
+            let range = el.text_range();
+            let snippet = first_line(&text[usize::from(range.start())..usize::from(range.end())]);
+            return Err(SyntaxError {
+                offset: range.start().into(),
+                message: format!("syntax error, unexpected '{snippet}'"),
+            });
+        }
+    }
+    root.expr().ok_or(SyntaxError {
+        offset: 0,
+        message: "syntax error, the file holds no expression".into(),
+    })
+}
+
+/// Longest accepted chain of one right-associative operator (`++`, `//`, `->`) at one
+/// bracket level: rnix parses those chains recursively too.
+pub const MAX_CHAIN: usize = 5_000;
+
+fn check_nesting(text: &str) -> Result<(), SyntaxError> {
+    use SyntaxKind::*;
+    let too_deep = |offset| SyntaxError {
+        offset,
+        message: format!("expression nested too deeply (more than {MAX_NESTING} levels)"),
+    };
+    // One entry per open bracket: the right-associative chain length at that level.
+    let mut chains: Vec<usize> = vec![0];
+    let mut prefix_run = 0usize;
+    let mut prev: Option<SyntaxKind> = None;
+    let mut offset = 0usize;
+    for (kind, tok) in rnix::tokenize(text) {
+        let here = offset;
+        offset += tok.len();
+        if kind.is_trivia() {
+            continue;
+        }
+        match kind {
+            TOKEN_L_PAREN | TOKEN_L_BRACK | TOKEN_L_BRACE | TOKEN_INTERPOL_START => {
+                chains.push(0);
+                if chains.len() > MAX_NESTING {
+                    return Err(too_deep(here));
+                }
+            }
+            TOKEN_R_PAREN | TOKEN_R_BRACK | TOKEN_R_BRACE | TOKEN_INTERPOL_END => {
+                if chains.len() > 1 {
+                    chains.pop();
+                }
+            }
+            TOKEN_CONCAT | TOKEN_UPDATE | TOKEN_IMPLICATION => {
+                if let Some(n) = chains.last_mut() {
+                    *n += 1;
+                    if *n > MAX_CHAIN {
+                        return Err(SyntaxError {
+                            offset: here,
+                            message: format!(
+                                "operator chain too long (more than {MAX_CHAIN} operators)"
+                            ),
+                        });
+                    }
+                }
+            }
+            TOKEN_SEMICOLON | TOKEN_IN | TOKEN_COMMA => {
+                if let Some(n) = chains.last_mut() {
+                    *n = 0;
+                }
+            }
+            _ => {}
+        }
+        // `!` and `-` in prefix position nest (`!!!x`, `- - x`).
+        let prefix_pos = !matches!(
+            prev,
+            Some(
+                TOKEN_IDENT
+                    | TOKEN_INTEGER
+                    | TOKEN_FLOAT
+                    | TOKEN_PATH
+                    | TOKEN_URI
+                    | TOKEN_STRING_END
+                    | TOKEN_R_PAREN
+                    | TOKEN_R_BRACK
+                    | TOKEN_R_BRACE
+            )
+        );
+        if matches!(kind, TOKEN_INVERT | TOKEN_SUB) && prefix_pos {
+            prefix_run += 1;
+            if prefix_run > MAX_NESTING {
+                return Err(too_deep(here));
+            }
+        } else {
+            prefix_run = 0;
+        }
+        prev = Some(kind);
+    }
+    Ok(())
+}
+
+fn first_line(s: &str) -> String {
+    let line = s.lines().next().unwrap_or("");
+    let mut out: String = line.chars().take(40).collect();
+    if line.chars().count() > 40 {
+        out.push('…');
+    }
+    out
+}
+
+fn describe(err: &ParseError, text: &str) -> SyntaxError {
+    let snippet = |r: &rnix::TextRange| {
+        first_line(&text[usize::from(r.start())..usize::from(r.end()).min(text.len())])
+    };
+    let (offset, message) = match err {
+        ParseError::Unexpected(r) => (
+            r.start().into(),
+            format!("syntax error, unexpected '{}'", snippet(r)),
+        ),
+        ParseError::UnexpectedExtra(r) => (
+            r.start().into(),
+            format!(
+                "syntax error, unexpected '{}' after the expression",
+                snippet(r)
+            ),
+        ),
+        ParseError::UnexpectedWanted(_, r, wanted) => (
+            r.start().into(),
+            format!(
+                "syntax error, unexpected '{}', expecting {}",
+                snippet(r),
+                wanted_list(wanted)
+            ),
+        ),
+        ParseError::UnexpectedDoubleBind(r) => {
+            (r.start().into(), "syntax error, double '@' binding".into())
+        }
+        ParseError::UnexpectedEOF => (text.len(), "syntax error, unexpected end of file".into()),
+        ParseError::UnexpectedEOFWanted(wanted) => (
+            text.len(),
+            format!(
+                "syntax error, unexpected end of file, expecting {}",
+                wanted_list(wanted)
+            ),
+        ),
+        ParseError::DuplicatedArgs(r, name) => (
+            r.start().into(),
+            format!("duplicate formal function argument '{name}'"),
+        ),
+        ParseError::RecursionLimitExceeded => {
+            (0, "expression nested too deeply for the parser".into())
+        }
+        _ => (0, "syntax error".into()),
+    };
+    SyntaxError { offset, message }
+}
+
+fn wanted_list(kinds: &[SyntaxKind]) -> String {
+    kinds
+        .iter()
+        .map(|k| token_name(*k))
+        .collect::<Vec<_>>()
+        .join(" or ")
+}
+
+fn token_name(k: SyntaxKind) -> String {
+    use SyntaxKind::*;
+    let s = match k {
+        TOKEN_SEMICOLON => "';'",
+        TOKEN_ASSIGN => "'='",
+        TOKEN_R_BRACE => "'}'",
+        TOKEN_R_BRACK => "']'",
+        TOKEN_R_PAREN => "')'",
+        TOKEN_L_BRACE => "'{'",
+        TOKEN_IN => "'in'",
+        TOKEN_THEN => "'then'",
+        TOKEN_ELSE => "'else'",
+        TOKEN_COLON => "':'",
+        TOKEN_COMMA => "','",
+        TOKEN_IDENT => "an identifier",
+        TOKEN_STRING_END => "the end of the string",
+        TOKEN_INTERPOL_END => "'}'",
+        other => return format!("{other:?}").to_lowercase().replace("token_", ""),
+    };
+    s.to_string()
+}
+
+/// Byte offset of the first token that is not whitespace or a comment.
+pub fn first_token_offset(text: &str) -> usize {
+    let mut offset = 0;
+    for (kind, tok) in rnix::tokenize(text) {
+        if !kind.is_trivia() {
+            return offset;
+        }
+        offset += tok.len();
+    }
+    0
+}
+
+/// 1-based line and column (in characters) of byte `offset` in `text`.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |p| p + 1);
+    let col = before[line_start..].chars().count() + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_col_is_one_based() {
+        assert_eq!(line_col("abc\ndef", 0), (1, 1));
+        assert_eq!(line_col("abc\ndef", 5), (2, 2));
+        assert_eq!(line_col("abc\n", 4), (2, 1));
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        for open in [
+            "[", "(", "{ a = ", "!", "- ", "[ 1 ++ ", "\"${", "x: ", "let a = ",
+        ] {
+            let src = open.repeat(20_000) + "1";
+            let err = parse(&src).unwrap_err();
+            assert!(
+                err.message.contains("nested too deeply"),
+                "{open}: {}",
+                err.message
+            );
+        }
+    }
+
+    #[test]
+    fn syntax_error_has_offset() {
+        let err = parse("{\n  a = ;\n}").unwrap_err();
+        assert_eq!(line_col("{\n  a = ;\n}", err.offset), (2, 7));
+    }
+}
