@@ -37,24 +37,45 @@ struct InWorkTree {
     rel: String,
 }
 
-/// `path` made absolute with its parent directory's symlinks resolved (the file itself need
-/// not exist and, if it is a symlink, is not followed: git tracks the link).
+/// `path` made absolute with the symlinks of its existing ancestors resolved (the file itself
+/// and missing parent directories need not exist; a symlink at `path` itself is not
+/// followed: git tracks the link).
 fn resolve(path: &Path) -> Result<PathBuf, GitError> {
     let abs = std::path::absolute(path).map_err(|e| GitError::at(path, e))?;
-    let name = match abs.file_name() {
-        Some(n) => n.to_owned(),
-        None => return abs.canonicalize().map_err(|e| GitError::at(path, e)),
+    let Some(name) = abs.file_name().map(|n| n.to_owned()) else {
+        return abs.canonicalize().map_err(|e| GitError::at(path, e));
     };
-    let parent = abs.parent().unwrap_or(Path::new("/"));
-    let parent = parent.canonicalize().map_err(|e| GitError::at(parent, e))?;
-    Ok(parent.join(name))
+    let mut missing = vec![name];
+    let mut dir = abs.parent().unwrap_or(Path::new("/")).to_path_buf();
+    loop {
+        match dir.canonicalize() {
+            Ok(real) => {
+                let mut out = real;
+                out.extend(missing.iter().rev());
+                return Ok(out);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let Some(n) = dir.file_name().map(|n| n.to_owned()) else {
+                    return Err(GitError::at(&dir, e));
+                };
+                missing.push(n);
+                dir = dir.parent().unwrap_or(Path::new("/")).to_path_buf();
+            }
+            Err(e) => return Err(GitError::at(&dir, e)),
+        }
+    }
 }
 
 /// Finds the work tree holding `path`; `None` when it is in none (or only in a bare repo or
 /// inside a `.git` directory).
 fn locate(path: &Path) -> Result<Option<InWorkTree>, GitError> {
     let abs = resolve(path)?;
-    let start = abs.parent().unwrap_or(Path::new("/"));
+    // Discovery starts at the nearest existing ancestor.
+    let start = abs
+        .ancestors()
+        .skip(1)
+        .find(|a| a.is_dir())
+        .unwrap_or(Path::new("/"));
     let repo = match git2::Repository::discover(start) {
         Ok(r) => r,
         Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(None),
@@ -523,9 +544,14 @@ mod tests {
             Some(true)
         );
         assert_eq!(is_tracked(&dir.path().join("c.age")).unwrap(), Some(false));
-        // A file that does not exist yet (a new secret) is simply not tracked.
+        // A file that does not exist yet (a new secret) is simply not tracked, also in a
+        // directory that does not exist yet.
         assert_eq!(
             is_tracked(&dir.path().join("new.age")).unwrap(),
+            Some(false)
+        );
+        assert_eq!(
+            is_tracked(&dir.path().join("new/dir/x.age")).unwrap(),
             Some(false)
         );
         // Reached through `..` and a symlinked parent directory.
