@@ -799,3 +799,20 @@ fn terminated_run_removes_staging() {
     drop(disko);
     fx.stop();
 }
+
+#[test]
+fn tracked_private_key_in_flake_is_refused() {
+    let Some(fx) = Fixture::new() else { return };
+    // Tracking the key makes it part of what the flake (and so /etc/nixos) would hold.
+    sshd::git(&fx.flake, &["add", "id_ed25519"]);
+    let out = fx.run(&with(fx.args(), &["--yes"]), Some(&fx.rig.agent_sock));
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("id_ed25519") && err.contains("private key"),
+        "{err}"
+    );
+    assert!(!err.contains("id_ed25519.pub"), "{err}");
+    fx.assert_untouched(&out);
+    fx.stop();
+}
