@@ -25,7 +25,10 @@
 //!    --override-input <input> path:<staged secrets>`, `SSH_AUTH_SOCK` passed through.
 //!    Failure: exit 5.
 //! 6. Report placed files (path, mode, fingerprint; never contents). The staging dir is
-//!    removed on every path out of this function (it is a drop guard).
+//!    removed on every path out of this function (it is a drop guard), and on
+//!    SIGINT/SIGTERM/SIGHUP (exit 130).
+//!
+//! A declined confirmation exits 1, nothing changed.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
