@@ -816,3 +816,35 @@ fn tracked_private_key_in_flake_is_refused() {
     fx.assert_untouched(&out);
     fx.stop();
 }
+
+/// On a terminal the plan is confirmed with `Proceed? [y/N]`: "n" changes nothing (exit 1),
+/// "y" installs.
+#[test]
+fn terminal_confirmation() {
+    let Some(fx) = Fixture::new() else { return };
+    if !common::require_tool("script") {
+        return;
+    }
+    let mut argv = vec![env!("CARGO_BIN_EXE_agefleet").to_string()];
+    argv.extend(fx.args());
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let env = [
+        ("PATH", std::env::var_os("PATH").unwrap_or_default()),
+        ("HOME", fx.home.clone().into_os_string()),
+        ("NO_COLOR", "1".into()),
+        ("SSH_AUTH_SOCK", fx.rig.agent_sock.clone().into_os_string()),
+    ];
+    let env: Vec<(&str, &std::ffi::OsStr)> = env.iter().map(|(k, v)| (*k, v.as_os_str())).collect();
+    let timeout = std::time::Duration::from_secs(120);
+
+    let no = common::pty::run_in_pty(&env, fx.tmp.path(), &argv, b"n\n", timeout);
+    assert_eq!(no.code, Some(1), "{}", no.screen);
+    assert!(no.screen.contains("Proceed?"), "{}", no.screen);
+    assert!(!fx.disko_ran() && !fx.root.exists(), "{}", no.screen);
+
+    let yes = common::pty::run_in_pty(&env, fx.tmp.path(), &argv, b"y\n", timeout);
+    assert_eq!(yes.code, Some(0), "{}", yes.screen);
+    assert!(fx.disko_ran());
+    assert!(fx.root.join("etc/ssh/ssh_host_ed25519_key").is_file());
+    fx.stop();
+}
