@@ -16,7 +16,6 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     version,
     about = "agenix-compatible secrets lifecycle tool: edit, decrypt, rekey, drift, keys, activation",
     long_about = None,
-    args_conflicts_with_subcommands = true,
     after_help = "agenix-compatible: `agefleet -e FILE`, `agefleet -d FILE`, `agefleet -r` behave like agenix.\n\
                   Rules file: --rules, else $RULES, else ./secrets.nix."
 )]

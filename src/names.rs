@@ -68,6 +68,10 @@ fn absolute(path: &Path, cwd: &Path) -> PathBuf {
 impl Rules {
     /// The file a rule name designates: the rules directory joined with the name.
     pub fn file_of(&self, name: &str) -> PathBuf {
+        if self.dir == Path::new(".") {
+            // Shown as the rules name it (`x.age`, not `./x.age`), as agenix does.
+            return PathBuf::from(name);
+        }
         self.dir.join(name)
     }
 

@@ -205,4 +205,35 @@ fn no_action_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     let out = f.run(&["--no-such-flag"]);
     assert_eq!(out.status.code(), Some(2));
+    let out = f.run(&["-d", "x.age", "status"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("cannot be combined"),
+        "{}",
+        stderr(&out)
+    );
+    let out = f.run(&["-d", "a.age", "-e", "b.age"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn global_flags_go_before_or_after_the_subcommand() {
+    if !require_tool("age") {
+        return;
+    }
+    let f = Fleet::new();
+    let admin = f.admin.public_line.clone();
+    let rules = f.rules(&[("x.age", &[&admin], false)]);
+    f.age_file("x.age", &[&admin], b"both ways");
+    let key = f.admin.private.to_str().unwrap();
+    let rules = rules.to_str().unwrap();
+    for args in [
+        &["--rules", rules, "-i", key, "decrypt", "x.age"][..],
+        &["decrypt", "x.age", "--rules", rules, "-i", key][..],
+        &["--nix-eval", "builtin", "-v", "decrypt", "x.age"][..],
+    ] {
+        let out = f.run(args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        assert_eq!(out.stdout, b"both ways");
+    }
 }

@@ -119,6 +119,9 @@ pub fn run(cli: Cli) -> Result<Outcome> {
     } = cli;
     let ctx = Context::new(global);
     match (command, edit, decrypt, rekey) {
+        (Some(_), e, d, r) if e.is_some() || d.is_some() || r => Err(Error::Usage(
+            "-e, -d and -r cannot be combined with a subcommand".into(),
+        )),
         (Some(cmd), ..) => run_command(&ctx, cmd),
         (None, Some(file), _, _) => edit::run(
             &ctx,

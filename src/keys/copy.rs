@@ -1,0 +1,368 @@
+//! `copy-keys`: read and validate a key set from a source directory (the templates' USB
+//! layout), compare it with the SSH directory, then install it.
+//!
+//! Planning reads everything and validates every pair before anything is written: a private
+//! key that does not match its `.pub`, an unparsable key, or a passphrase-protected agenix
+//! identity stops the copy with nothing changed.
+
+use std::path::{Path, PathBuf};
+
+use zeroize::Zeroizing;
+
+use super::files;
+use super::openssh;
+use super::owner::Owner;
+use super::{Backup, DirAction, KeyError, Role, PRIVATE_MODE, PUBLIC_MODE};
+
+/// A validated key from the source.
+#[derive(Debug, Clone)]
+pub struct SourceKey {
+    pub role: Role,
+    /// The private key file it came from (`id_ed25519_github`, `id_ed25519`, …).
+    pub private_source: PathBuf,
+    /// Its `.pub`, or `None` when the public key is regenerated from the private key.
+    pub public_source: Option<PathBuf>,
+    /// As `ssh-keygen -lf` prints it.
+    pub fingerprint_line: String,
+    pub encrypted: bool,
+}
+
+/// What happens to one destination file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// Absent: created.
+    Create,
+    /// Same bytes, mode (and owner, with `--owner`): nothing to do.
+    Unchanged,
+    /// Same bytes, but mode or owner differ: fixed in place.
+    Fix,
+    /// Different bytes, or not a regular file: refused unless forced, then backed up and
+    /// replaced.
+    Replace,
+}
+
+/// One destination file and what happens to it.
+#[derive(Debug, Clone)]
+pub struct FilePlan {
+    pub role: Role,
+    pub dest: PathBuf,
+    /// The source file (for a regenerated `.pub`: the private key it was derived from).
+    pub source: PathBuf,
+    /// The `.pub` is regenerated from the private key (the source had none).
+    pub regenerated: bool,
+    /// The mode the destination gets.
+    pub mode: u32,
+    pub action: Action,
+    /// The destination's current mode, when it exists as a regular file.
+    pub current_mode: Option<u32>,
+    contents: Contents,
+}
+
+/// File contents (a private key among them) whose `Debug` shows only the length.
+#[derive(Clone)]
+struct Contents(Zeroizing<Vec<u8>>);
+
+impl std::fmt::Debug for Contents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<{} bytes>", self.0.len())
+    }
+}
+
+/// Everything `copy-keys` will do, found without changing anything.
+#[derive(Debug, Clone)]
+pub struct CopyPlan {
+    pub from: PathBuf,
+    pub ssh_dir: PathBuf,
+    pub dir_action: DirAction,
+    pub owner: Option<Owner>,
+    pub keys: Vec<SourceKey>,
+    /// Roles the source has no key for (nothing is copied for them).
+    pub absent: Vec<Role>,
+    pub files: Vec<FilePlan>,
+}
+
+impl CopyPlan {
+    /// Destination files that differ and need `force`.
+    pub fn conflicts(&self) -> impl Iterator<Item = &FilePlan> {
+        self.files.iter().filter(|f| f.action == Action::Replace)
+    }
+
+    /// Whether the destination already holds exactly this key set.
+    pub fn is_noop(&self) -> bool {
+        self.dir_action == DirAction::Keep
+            && self.files.iter().all(|f| f.action == Action::Unchanged)
+    }
+}
+
+/// Reads the key set in `from`, validates it, and compares it with `ssh_dir`.
+pub fn plan(from: &Path, ssh_dir: &Path, owner: Option<Owner>) -> Result<CopyPlan, KeyError> {
+    match std::fs::metadata(from) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return Err(KeyError::invalid(from, "not a directory")),
+        Err(e) => return Err(KeyError::io(from, e)),
+    }
+    let dir_action = files::inspect_dir(ssh_dir)?;
+    let mut keys = Vec::new();
+    let mut absent = Vec::new();
+    let mut file_plans = Vec::new();
+    for role in Role::ALL {
+        let Some(source) = read_source(from, role)? else {
+            absent.push(role);
+            continue;
+        };
+        for (dest, contents, src, regenerated, mode) in [
+            (
+                ssh_dir.join(role.file_name()),
+                source.private_bytes,
+                source.key.private_source.clone(),
+                false,
+                PRIVATE_MODE,
+            ),
+            (
+                ssh_dir.join(role.public_file_name()),
+                source.public_bytes,
+                source
+                    .key
+                    .public_source
+                    .clone()
+                    .unwrap_or_else(|| source.key.private_source.clone()),
+                source.key.public_source.is_none(),
+                PUBLIC_MODE,
+            ),
+        ] {
+            let (action, current_mode) = compare_dest(&dest, &contents, mode, owner)?;
+            file_plans.push(FilePlan {
+                role,
+                dest,
+                source: src,
+                regenerated,
+                mode,
+                action,
+                current_mode,
+                contents: Contents(contents),
+            });
+        }
+        keys.push(source.key);
+    }
+    if keys.is_empty() {
+        let names: Vec<&str> = Role::ALL
+            .iter()
+            .flat_map(|r| r.source_names().iter().copied())
+            .collect();
+        return Err(KeyError::invalid(
+            from,
+            format!("no keys found (looked for {})", names.join(", ")),
+        ));
+    }
+    Ok(CopyPlan {
+        from: from.to_path_buf(),
+        ssh_dir: ssh_dir.to_path_buf(),
+        dir_action,
+        owner,
+        keys,
+        absent,
+        files: file_plans,
+    })
+}
+
+struct Source {
+    key: SourceKey,
+    private_bytes: Zeroizing<Vec<u8>>,
+    public_bytes: Zeroizing<Vec<u8>>,
+}
+
+/// The validated source key of `role`, or `None` when the source has none.
+fn read_source(from: &Path, role: Role) -> Result<Option<Source>, KeyError> {
+    let mut found: Vec<(PathBuf, files::ReadFile, ssh_key::PrivateKey)> = Vec::new();
+    for name in role.source_names() {
+        let path = from.join(name);
+        if !files::exists_no_follow(&path)? {
+            continue;
+        }
+        // A mounted stick may hold symlinks; what they point at must still be a regular file.
+        let file = files::read_key_file(&path, true)?;
+        let key = openssh::parse_private(&path, &file.bytes)?;
+        found.push((path, file, key));
+    }
+    if let [(a, _, ka), (b, _, kb), ..] = found.as_slice() {
+        if ka.public_key().key_data() != kb.public_key().key_data() {
+            return Err(KeyError::invalid(
+                from,
+                format!(
+                    "{} and {} are different keys: keep only the one to install",
+                    file_name(a),
+                    file_name(b)
+                ),
+            ));
+        }
+    }
+    let Some((private_path, private_file, private)) = found.into_iter().next() else {
+        return Ok(None);
+    };
+    if role == Role::Agenix && private.is_encrypted() {
+        return Err(KeyError::invalid(
+            &private_path,
+            "the agenix identity is passphrase-protected; activation cannot prompt for it \
+             (remove the passphrase with `ssh-keygen -p`)",
+        ));
+    }
+    let mut pub_name = private_path.as_os_str().to_owned();
+    pub_name.push(".pub");
+    let pub_path = PathBuf::from(pub_name);
+    let (public_source, public_bytes, public_key) = if files::exists_no_follow(&pub_path)? {
+        let file = files::read_key_file(&pub_path, true)?;
+        let public = openssh::parse_public(&pub_path, &file.bytes)?;
+        if !openssh::same_key(&private, &public) {
+            return Err(KeyError::Mismatch {
+                private: private_path,
+                public: pub_path,
+            });
+        }
+        (Some(pub_path), file.bytes, public)
+    } else {
+        let public = private.public_key().clone();
+        let mut line = openssh::public_line(&public)?;
+        line.push('\n');
+        (None, Zeroizing::new(line.into_bytes()), public)
+    };
+    Ok(Some(Source {
+        key: SourceKey {
+            role,
+            fingerprint_line: openssh::fingerprint_line(&public_key),
+            encrypted: private.is_encrypted(),
+            private_source: private_path,
+            public_source,
+        },
+        private_bytes: private_file.bytes,
+        public_bytes,
+    }))
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Compares a destination with what it should hold.
+fn compare_dest(
+    dest: &Path,
+    contents: &[u8],
+    mode: u32,
+    owner: Option<Owner>,
+) -> Result<(Action, Option<u32>), KeyError> {
+    let meta = match std::fs::symlink_metadata(dest) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Action::Create, None)),
+        Err(e) => return Err(KeyError::io(dest, e)),
+    };
+    if !meta.file_type().is_file() {
+        return Ok((Action::Replace, None));
+    }
+    let current = files::read_key_file(dest, false)?;
+    if *current.bytes != contents {
+        return Ok((Action::Replace, Some(current.mode)));
+    }
+    let owner_differs = owner.is_some_and(|o| (o.uid, o.gid) != (current.uid, current.gid));
+    let action = if current.mode != mode || owner_differs {
+        Action::Fix
+    } else {
+        Action::Unchanged
+    };
+    Ok((action, Some(current.mode)))
+}
+
+/// Installs `plan`: refuses with [`KeyError::Exists`] (nothing touched) when a destination
+/// differs and `force` is off; otherwise prepares the directory, moves differing
+/// destinations to a backup, writes new files atomically with their mode and owner, and
+/// fixes mode/owner of identical ones.
+pub fn execute(plan: &CopyPlan, force: bool) -> Result<Option<Backup>, KeyError> {
+    if let (Some(first), false) = (plan.conflicts().next(), force) {
+        return Err(KeyError::Exists {
+            path: first.dest.clone(),
+        });
+    }
+    files::prepare_dir(&plan.ssh_dir, plan.dir_action, plan.owner)?;
+    let replaced: Vec<PathBuf> = plan.conflicts().map(|f| f.dest.clone()).collect();
+    let backup = if replaced.is_empty() {
+        None
+    } else {
+        Some(files::backup(&plan.ssh_dir, &replaced)?)
+    };
+    for f in &plan.files {
+        match f.action {
+            Action::Unchanged => {}
+            Action::Create | Action::Replace => {
+                files::write_new_file(&f.dest, &f.contents.0, f.mode, plan.owner)?
+            }
+            Action::Fix => files::fix_file(&f.dest, f.mode, plan.owner)?,
+        }
+    }
+    Ok(backup)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::openssh::generate_ed25519;
+
+    fn put_key(dir: &Path, name: &str, with_pub: bool) -> String {
+        let k = generate_ed25519(name, None).unwrap();
+        std::fs::write(dir.join(name), k.private_openssh.as_bytes()).unwrap();
+        if with_pub {
+            std::fs::write(
+                dir.join(format!("{name}.pub")),
+                format!("{}\n", k.public_line),
+            )
+            .unwrap();
+        }
+        k.public_line
+    }
+
+    #[test]
+    fn github_name_maps_to_id_ed25519_and_pub_is_regenerated() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("usb");
+        std::fs::create_dir(&src).unwrap();
+        let git_pub = put_key(&src, "id_ed25519_github", false);
+        put_key(&src, "id_ed25519_agenix", true);
+        let dst = tmp.path().join("ssh");
+        let p = plan(&src, &dst, None).unwrap();
+        assert!(p.absent.is_empty());
+        assert_eq!(p.files.len(), 4);
+        assert!(p.files.iter().all(|f| f.action == Action::Create));
+        assert!(p.files[1].regenerated);
+        execute(&p, false).unwrap();
+        assert_eq!(
+            std::fs::read(dst.join("id_ed25519")).unwrap(),
+            std::fs::read(src.join("id_ed25519_github")).unwrap()
+        );
+        assert_eq!(
+            std::fs::read_to_string(dst.join("id_ed25519.pub")).unwrap(),
+            format!("{git_pub}\n")
+        );
+        let again = plan(&src, &dst, None).unwrap();
+        assert!(again.is_noop());
+    }
+
+    #[test]
+    fn mismatched_pair_and_ambiguous_sources_are_errors() {
+        let tmp = tempfile::tempdir().unwrap();
+        put_key(tmp.path(), "id_ed25519", true);
+        let other = put_key(tmp.path(), "other", false);
+        std::fs::write(tmp.path().join("id_ed25519.pub"), other).unwrap();
+        let e = plan(tmp.path(), &tmp.path().join("d"), None).unwrap_err();
+        assert!(matches!(e, KeyError::Mismatch { .. }), "{e}");
+
+        let tmp = tempfile::tempdir().unwrap();
+        put_key(tmp.path(), "id_ed25519", false);
+        put_key(tmp.path(), "id_ed25519_github", false);
+        let e = plan(tmp.path(), &tmp.path().join("d"), None).unwrap_err();
+        assert!(e.to_string().contains("different keys"), "{e}");
+
+        let tmp = tempfile::tempdir().unwrap();
+        let e = plan(tmp.path(), &tmp.path().join("d"), None).unwrap_err();
+        assert!(e.to_string().contains("no keys found"), "{e}");
+    }
+}
