@@ -128,12 +128,15 @@ impl HostIdentity {
             id.source = HostKeySource::Reused;
             return Ok(id);
         }
-        let mut key =
-            PrivateKey::random(&mut ssh_key::rand_core::OsRng, ssh_key::Algorithm::Ed25519)
-                .map_err(|e| InstallError::at(path, format!("cannot generate a key: {e}")))?;
-        key.set_comment(comment);
-        let mut id = Self::from_key(&key, HostKeySource::Generated, None)
-            .map_err(|e| InstallError::at(path, e))?;
+        let generated = crate::keys::openssh::generate_ed25519(comment, None)
+            .map_err(|e| InstallError::at(path, format!("cannot generate a key: {e}")))?;
+        let mut id = HostIdentity {
+            private_openssh: generated.private_openssh,
+            public_line: generated.public_line,
+            fingerprint: generated.fingerprint,
+            source: HostKeySource::Generated,
+            path: None,
+        };
         if save {
             if let Some(dir) = path.parent() {
                 use std::os::unix::fs::DirBuilderExt;
@@ -237,17 +240,10 @@ fn safe_relative(name: &str) -> Option<PathBuf> {
 
 /// A `secrets.nix` snippet adding the host key.
 pub fn rules_snippet(host: &str, public_line: &str) -> String {
-    let is_ident = host
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '\''));
-    let var = if is_ident { host } else { "host" };
+    let var = crate::keys::nix::nix_identifier(host);
     format!(
-        "let\n  {var} = \"{}\";\nin\n{{\n  # add {var} to every secret this host needs, then run `agefleet rekey` and push:\n  \"example.age\".publicKeys = [ /* … */ {var} ];\n}}",
-        key_fields(public_line)
+        "let\n{}\nin\n{{\n  # add {var} to every secret this host needs, then run `agefleet rekey` and push:\n  \"example.age\".publicKeys = [ /* … */ {var} ];\n}}",
+        crate::keys::nix::secrets_nix_binding(host, &key_fields(public_line))
     )
 }
 
@@ -315,8 +311,9 @@ mod tests {
     #[test]
     fn snippet_and_names() {
         let s = rules_snippet("web-1", "ssh-ed25519 AAAAC3 root@x");
-        assert!(s.contains("web-1 = \"ssh-ed25519 AAAAC3\";"), "{s}");
-        assert!(rules_snippet("1bad", "ssh-ed25519 A").contains("host = "));
+        assert!(s.contains("  web-1 = \"ssh-ed25519 AAAAC3\";"), "{s}");
+        assert!(s.contains("[ /* … */ web-1 ]"), "{s}");
+        assert!(rules_snippet("1bad", "ssh-ed25519 A").contains("host-1bad = "));
         assert!(safe_relative("a/b.age").is_some());
         assert!(safe_relative("../x.age").is_none());
         assert!(safe_relative("/etc/shadow").is_none());
