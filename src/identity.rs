@@ -10,6 +10,9 @@
 //! - Key material lives in zeroized memory (the age crate's types zeroize on drop).
 //! - After loading and unlocking, an `IdentitySet` is `Sync`: rekey decrypts from rayon
 //!   threads through [`IdentitySet::age_identities`].
+//! - Unencrypted ssh-ed25519 keys unwrap through `ssh_ed25519.rs` (precomputed; same results
+//!   as the age crate's identity); other keys, and keys unlocked with a passphrase, use the
+//!   age crate's identities.
 
 use std::collections::HashSet;
 use std::io::Read;
@@ -47,6 +50,8 @@ pub struct LoadedIdentity {
 enum Key {
     /// An unencrypted (or unlocked) SSH key.
     Ssh(age::ssh::Identity),
+    /// An unencrypted ssh-ed25519 key, on the faster path of `ssh_ed25519.rs`.
+    SshEd25519(ssh_ed25519::SshEd25519Identity),
     /// A passphrase-protected OpenSSH key not unlocked yet.
     Locked(age::ssh::EncryptedKey),
     /// Unlocking was attempted and failed this run: never prompt for it again.
@@ -72,6 +77,8 @@ impl std::fmt::Debug for LoadedIdentity {
             .finish()
     }
 }
+
+mod ssh_ed25519;
 
 /// All identities of a run.
 #[derive(Default, Debug)]
@@ -179,7 +186,7 @@ impl IdentitySet {
         let mut usable: HashSet<String> = self
             .identities
             .iter()
-            .filter(|id| matches!(id.key, Key::Ssh(_)))
+            .filter(|id| matches!(id.key, Key::Ssh(_) | Key::SshEd25519(_)))
             .filter_map(|id| id.tag.clone())
             .collect();
         for id in &mut self.identities {
@@ -238,13 +245,21 @@ impl IdentitySet {
     }
 
     /// The usable (unencrypted or unlocked) identities, for `envelope::decrypt`.
+    ///
+    /// SSH identities come first: a stanza that is not theirs is skipped by comparing tags,
+    /// whereas an X25519 identity pays a Diffie-Hellman for every X25519 stanza it tries.
     pub fn age_identities(&self) -> Vec<&dyn age::Identity> {
         let mut out: Vec<&dyn age::Identity> = Vec::with_capacity(self.identities.len());
         for id in &self.identities {
             match &id.key {
                 Key::Ssh(k) => out.push(k),
-                Key::Native(ks) => out.extend(ks.iter().map(|k| k as &dyn age::Identity)),
-                Key::Locked(_) | Key::Failed => {}
+                Key::SshEd25519(k) => out.push(k),
+                _ => {}
+            }
+        }
+        for id in &self.identities {
+            if let Key::Native(ks) = &id.key {
+                out.extend(ks.iter().map(|k| k as &dyn age::Identity));
             }
         }
         out
@@ -361,12 +376,30 @@ fn parse_ssh_identity(path: &Path, content: &[u8]) -> Result<LoadedIdentity, Str
         }
         Err(_) => return Err("unsupported key type".into()),
     };
+    let key = match key {
+        Key::Ssh(_) if kind == IdentityKind::SshEd25519 => match ed25519_seed(content, &wire) {
+            Some(seed) => Key::SshEd25519(ssh_ed25519::SshEd25519Identity::new(&wire, &seed)),
+            None => key,
+        },
+        other => other,
+    };
     Ok(LoadedIdentity {
         path: path.to_path_buf(),
         tag: Some(ssh_tag(&wire)),
         kind,
         key,
     })
+}
+
+/// The Ed25519 seed of an unencrypted OpenSSH key whose public key is `wire` (the age crate
+/// does not expose it); `None` sends the key down the age crate's own path.
+fn ed25519_seed(content: &[u8], wire: &[u8]) -> Option<Zeroizing<[u8; 32]>> {
+    let key = ssh_key::PrivateKey::from_openssh(content).ok()?;
+    let pair = key.key_data().ed25519()?;
+    if !wire.ends_with(&pair.public.0) {
+        return None;
+    }
+    Some(Zeroizing::new(pair.private.to_bytes()))
 }
 
 fn parse_age_identity_file(path: &Path, text: &str) -> Result<LoadedIdentity, String> {

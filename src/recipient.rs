@@ -7,6 +7,10 @@
 //! - [`Recipient::tag`] is the SSH stanza tag: base64 (standard alphabet, no padding) of the
 //!   first 4 bytes of SHA-256 of the SSH wire public key; `None` for X25519.
 //! - [`Recipient::as_age`] is what `envelope::encrypt` hands to the age crate.
+//!
+//! ssh-ed25519 and X25519 recipients wrap file keys with their per-key work precomputed
+//! (`ssh_ed25519.rs`, `x25519.rs`: same stanzas as the age crate, about 2.5x cheaper); ssh-rsa
+//! and off-curve X25519 keys use the age crate's recipients.
 
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
@@ -44,10 +48,16 @@ pub struct Recipient {
     inner: Inner,
 }
 
+mod ssh_ed25519;
+mod x25519;
+
 #[derive(Clone)]
 enum Inner {
-    Ssh(age::ssh::Recipient),
-    X25519(age::x25519::Recipient),
+    SshEd25519(ssh_ed25519::SshEd25519),
+    SshRsa(age::ssh::Recipient),
+    X25519(x25519::X25519),
+    /// An X25519 key off the curve: valid encoding, left to the age crate.
+    X25519Age(age::x25519::Recipient),
 }
 
 impl std::fmt::Debug for Recipient {
@@ -187,16 +197,21 @@ impl Recipient {
                         _ => format!("invalid {kind} key data"),
                     })
                 })?;
-                let kind = if kind == "ssh-rsa" {
-                    RecipientKind::SshRsa
-                } else {
-                    RecipientKind::SshEd25519
+                let tag = ssh_tag(&wire);
+                let (kind, inner) = match parsed {
+                    age::ssh::Recipient::SshEd25519(_, point) => (
+                        RecipientKind::SshEd25519,
+                        Inner::SshEd25519(ssh_ed25519::SshEd25519::new(&wire, point, tag.clone())),
+                    ),
+                    rsa @ age::ssh::Recipient::SshRsa(..) => {
+                        (RecipientKind::SshRsa, Inner::SshRsa(rsa))
+                    }
                 };
                 Ok(Recipient {
                     text: text.to_string(),
                     kind,
-                    tag: Some(ssh_tag(&wire)),
-                    inner: Inner::Ssh(parsed),
+                    tag: Some(tag),
+                    inner,
                 })
             }
             k if k.starts_with("age1") => {
@@ -211,11 +226,15 @@ impl Recipient {
                         "invalid age1… recipient (bad bech32 encoding or checksum)".into()
                     })
                 })?;
+                let inner = match x25519::X25519::new(k) {
+                    Some(fast) => Inner::X25519(fast),
+                    None => Inner::X25519Age(parsed),
+                };
                 Ok(Recipient {
                     text: text.to_string(),
                     kind: RecipientKind::X25519,
                     tag: None,
-                    inner: Inner::X25519(parsed),
+                    inner,
                 })
             }
             k if is_unsupported_ssh_type(k) => Err(error(format!(
@@ -229,8 +248,10 @@ impl Recipient {
 
     pub fn as_age(&self) -> &dyn age::Recipient {
         match &self.inner {
-            Inner::Ssh(r) => r,
+            Inner::SshEd25519(r) => r,
+            Inner::SshRsa(r) => r,
             Inner::X25519(r) => r,
+            Inner::X25519Age(r) => r,
         }
     }
 
@@ -316,6 +337,8 @@ mod tests {
             ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHsKLqeplhpW+uObz5dvMgjz1OxfM/XXUB+VHtZ6isGNxyz", "not valid base64"),
             ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHsKLqeplhpW", "invalid ssh-ed25519 key data"),
             ("age1xyz", "invalid age1"),
+            ("ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQCYdoGX7H/tHJ2esRHIvm4pXRNsiRoQ6rO10+mdTBes/OMfhzJlMh0go0NkyvCL9CtiX4wWRk72uuCyFlz1dZnLo5TfqimBVBLlqFW13Rnv0ib3XrEErFXrk6fg84raUGC6TeH5WcHGBc/WgVxcI1S+yDvWU26pXUvX+iXErH+kvw== small", "smaller than 2048 bits"),
+            ("age1yubikey1qwt50d05nh5vutpdzmlg5wn80xq5negm4uj9ghv0snvdd3yysf5yw3rhl3t", "plugin recipients are not supported"),
             ("age1t7rxyev2z3rw82stdlrrepyc39nvn86l5078zqkf5uasdy86jp6svpy7pb", "invalid age1"),
         ];
         for (input, reason) in cases {

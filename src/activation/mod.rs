@@ -1,2 +1,221 @@
-//! Activation: manifest, generations, RAM-backed mounts, ownership.
-//! (Implemented by the activation work.)
+//! Activation: manifest, generations, RAM-backed mounts, ownership (DESIGN §7).
+//!
+//! Invariants:
+//! - `secretsDir` is only ever replaced by an atomic rename, and only by a link to a
+//!   generation whose every installable secret is in place. A secret that fails (unreadable
+//!   file, no matching identity, bad name, unknown owner…) is reported by name and is absent
+//!   from the new generation; the others are installed and the swap still happens, as with
+//!   agenix, so that good secrets are always available and removed ones disappear. A failure
+//!   of the activation itself (mount, generation directory, swap) leaves `secretsDir` on the
+//!   old generation.
+//! - Nothing is written outside the mount point except the configured `path` of a secret
+//!   (a symlink or, with `symlink = false`, the file) and the `secretsDir` link. Inside the
+//!   generation, names are walked component by component with no-follow opens, and every
+//!   file is created exclusively (`O_EXCL|O_NOFOLLOW`) with mode 0400 under a random temp
+//!   name, then given its mode and renamed into place.
+//! - Plaintext lives in zeroized buffers and is written only to the RAM-backed mount (or
+//!   the configured `path` when the module asks for a file there).
+
+use std::path::{Path, PathBuf};
+
+pub mod generations;
+pub mod install;
+pub mod manifest;
+pub mod mounts;
+pub mod ownership;
+pub mod paths;
+
+pub use manifest::{FsChoice, Manifest, SecretSpec, MANIFEST_VERSION};
+pub use mounts::MountState;
+
+/// Which part of activation to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// Mount, decrypt into a new generation, swap `secretsDir`, remove old generations.
+    /// Files stay owned by the running user (root): users may not exist yet.
+    Install,
+    /// Apply owner and group to the current generation (after users and groups exist).
+    Chown,
+    /// Both, with ownership applied before each file is renamed into place.
+    All,
+}
+
+/// A fatal activation error. One line, naming the file concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum ActivationError {
+    #[error("{path}:{line}:{column}: {reason}")]
+    ManifestSyntax {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        reason: String,
+    },
+    #[error("{path}: {reason}")]
+    Manifest { path: PathBuf, reason: String },
+    #[error("{path}: {reason}")]
+    Io { path: PathBuf, reason: String },
+}
+
+impl ActivationError {
+    pub(crate) fn io(path: &Path, e: std::io::Error) -> Self {
+        ActivationError::Io {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        }
+    }
+
+    pub(crate) fn at(path: &Path, reason: impl Into<String>) -> Self {
+        ActivationError::Io {
+            path: path.to_path_buf(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// One secret that could not be installed or chowned.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SecretFailure {
+    pub name: String,
+    /// One line, naming the file concerned; never secret material.
+    pub reason: String,
+}
+
+/// What an activation did.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub phase: Phase,
+    pub secrets_dir: PathBuf,
+    /// The generation installed (install/all) or chowned (chown).
+    pub generation: u64,
+    /// The mount point, as found or made (install/all only).
+    pub mount: Option<MountState>,
+    /// Names of the secrets installed (install/all) or chowned (chown).
+    pub done: Vec<String>,
+    pub failures: Vec<SecretFailure>,
+    /// Problems that do not fail a secret (skipped identities, cleanup trouble…).
+    pub warnings: Vec<String>,
+}
+
+impl Report {
+    pub fn failed(&self) -> bool {
+        !self.failures.is_empty()
+    }
+}
+
+/// Where things go, with variables expanded and paths checked.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub secrets_dir: PathBuf,
+    pub mount_point: PathBuf,
+    pub identity_paths: Vec<PathBuf>,
+    pub fs: FsChoice,
+}
+
+/// The environment activation runs in.
+pub struct Env<'a> {
+    /// Variable lookup for `${XDG_RUNTIME_DIR}` / `$HOME`.
+    pub var: &'a dyn Fn(&str) -> Option<String>,
+    /// Where `passwd` and `group` are read (normally `/etc`).
+    pub etc: PathBuf,
+}
+
+impl Env<'_> {
+    /// The process environment and `/etc`.
+    pub fn system() -> Env<'static> {
+        Env {
+            var: &|v| std::env::var(v).ok(),
+            etc: PathBuf::from("/etc"),
+        }
+    }
+}
+
+impl Layout {
+    /// Expands and checks the manifest's directories; `origin` names the manifest in errors.
+    pub fn resolve(m: &Manifest, origin: &Path, env: &Env) -> Result<Self, ActivationError> {
+        let bad = |what: &str, reason: &str| ActivationError::Manifest {
+            path: origin.to_path_buf(),
+            reason: format!("{what}: {reason}"),
+        };
+        let dir = |what: &str, raw: &str| -> Result<PathBuf, ActivationError> {
+            let expanded = paths::expand(raw, env.var).map_err(|r| bad(what, &r))?;
+            paths::check_absolute(&expanded).map_err(|r| bad(what, &format!("{r} ({expanded})")))
+        };
+        let secrets_dir = dir("secretsDir", &m.secrets_dir)?;
+        let mount_point = dir("secretsMountPoint", &m.secrets_mount_point)?;
+        if secrets_dir.starts_with(&mount_point) || mount_point.starts_with(&secrets_dir) {
+            return Err(bad(
+                "secretsDir",
+                "must be outside secretsMountPoint and not contain it",
+            ));
+        }
+        let mut identity_paths = Vec::with_capacity(m.identity_paths.len());
+        for raw in &m.identity_paths {
+            let expanded = paths::expand(raw, env.var).map_err(|r| bad("identityPaths", &r))?;
+            identity_paths.push(PathBuf::from(expanded));
+        }
+        Ok(Layout {
+            secrets_dir,
+            mount_point,
+            identity_paths,
+            fs: m.fs,
+        })
+    }
+}
+
+/// Runs `phase` of the activation described by `manifest` (read from `origin`).
+pub fn activate(
+    manifest: &Manifest,
+    origin: &Path,
+    phase: Phase,
+    env: &Env,
+) -> Result<Report, ActivationError> {
+    let layout = Layout::resolve(manifest, origin, env)?;
+    let mut warnings = Vec::new();
+    let (plans, mut failures) = install::plan(manifest, &layout, env.var);
+    match phase {
+        Phase::Install | Phase::All => {
+            let owners = if phase == Phase::All {
+                Some(
+                    ownership::UserDb::load(&env.etc)
+                        .map_err(|(path, e)| ActivationError::io(&path, e))?,
+                )
+            } else {
+                None
+            };
+            let mount = mounts::ensure(&layout, &mut warnings)?;
+            let outcome = generations::install(&layout, &plans, owners.as_ref(), &mut warnings)?;
+            failures.extend(outcome.failures);
+            Ok(Report {
+                phase,
+                secrets_dir: layout.secrets_dir,
+                generation: outcome.generation,
+                mount: Some(mount),
+                done: outcome.done,
+                failures: sorted(failures),
+                warnings,
+            })
+        }
+        Phase::Chown => {
+            let owners = ownership::UserDb::load(&env.etc)
+                .map_err(|(path, e)| ActivationError::io(&path, e))?;
+            let outcome = generations::chown_current(&layout, &plans, &owners)?;
+            failures.extend(outcome.failures);
+            Ok(Report {
+                phase,
+                secrets_dir: layout.secrets_dir,
+                generation: outcome.generation,
+                mount: None,
+                done: outcome.done,
+                failures: sorted(failures),
+                warnings,
+            })
+        }
+    }
+}
+
+fn sorted(mut failures: Vec<SecretFailure>) -> Vec<SecretFailure> {
+    failures.sort_by(|a, b| a.name.cmp(&b.name));
+    failures
+}

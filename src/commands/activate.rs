@@ -1,7 +1,73 @@
-//! `activate` (work in progress).
-use super::{Context, Error, Outcome, Result};
-use crate::cli::ActivateArgs;
+//! `activate`: install the secrets of a manifest written by the Nix module (DESIGN §7).
+//! Messages go to stderr; with `--json` the report goes to stdout.
 
-pub fn run(_ctx: &Context, _args: &ActivateArgs) -> Result<Outcome> {
-    Err(Error::Failed("activate: not implemented yet".into()))
+use super::{ui, Context, Error, Outcome, Result};
+use crate::activation::{self, Env, Manifest, MountState, Phase};
+use crate::cli::{self, ActivateArgs};
+use crate::sys::{FsKind, RamMount};
+
+pub fn run(ctx: &Context, args: &ActivateArgs) -> Result<Outcome> {
+    let manifest = Manifest::load(&args.manifest).map_err(Error::failed)?;
+    let phase = match args.phase {
+        cli::Phase::Install => Phase::Install,
+        cli::Phase::Chown => Phase::Chown,
+        cli::Phase::All => Phase::All,
+    };
+    let report = activation::activate(&manifest, &args.manifest, phase, &Env::system())
+        .map_err(Error::failed)?;
+
+    for w in &report.warnings {
+        ui::warn(w);
+    }
+    for f in &report.failures {
+        ui::error(&format!("secret {}: {}", shown(&f.name), f.reason));
+    }
+    if args.json {
+        let json = serde_json::to_string_pretty(&report).map_err(Error::failed)?;
+        println!("{json}");
+    } else {
+        if let Some(mount) = &report.mount {
+            ctx.verbose(&match mount {
+                MountState::Mounted {
+                    fs: RamMount::TmpfsNoswap,
+                } => "mounted tmpfs (noswap)".into(),
+                MountState::Mounted {
+                    fs: RamMount::Ramfs,
+                } => "mounted ramfs".into(),
+                MountState::Reused { fs } => format!("reusing the existing {} mount", fs_name(*fs)),
+                MountState::Directory { fs } => {
+                    format!("using the directory as it is ({})", fs_name(*fs))
+                }
+            });
+        }
+        let verb = match phase {
+            Phase::Chown => "chowned",
+            Phase::Install | Phase::All => "installed",
+        };
+        ui::info(&format!(
+            "{verb} {} secret(s) in generation {} ({}){}",
+            report.done.len(),
+            report.generation,
+            report.secrets_dir.display(),
+            if report.failed() {
+                format!("; {} failed", report.failures.len())
+            } else {
+                String::new()
+            }
+        ));
+    }
+    Ok(Outcome::from_failed(report.failed()))
+}
+
+fn fs_name(fs: FsKind) -> String {
+    match fs {
+        FsKind::Tmpfs => "tmpfs".into(),
+        FsKind::Ramfs => "ramfs".into(),
+        FsKind::Other(magic) => format!("filesystem type {magic:#x}"),
+    }
+}
+
+/// A secret name for a message: quoted, with control characters escaped.
+fn shown(name: &str) -> String {
+    format!("{name:?}")
 }

@@ -4,7 +4,8 @@
 //! Every selected file is processed even when others fail; each failure is reported by name
 //! and the exit is 1. Headers are read first so each passphrase-protected key is unlocked at
 //! most once, and only when a selected file has a stanza for it. Files are then rekeyed in
-//! parallel and each is replaced atomically (its mode kept); output is in rule order.
+//! parallel into temp files, made durable with one flush, and each renamed over its file
+//! (atomic, mode kept; see `fsutil::Batch`); output is in rule order.
 
 use std::path::PathBuf;
 
@@ -17,6 +18,7 @@ use super::common::{cwd, identities_for, refs, RecipientCache};
 use super::{ui, Context, Error, Outcome, Result};
 use crate::cli::RekeyArgs;
 use crate::envelope::{self, Header};
+use crate::fsutil::Batch;
 use crate::identity::IdentitySet;
 use crate::recipient::Recipient;
 use crate::rules::RuleEntry;
@@ -120,15 +122,29 @@ pub fn run(ctx: &Context, args: &RekeyArgs) -> Result<Outcome> {
         let ids = identities_for(ctx, &headers)?;
         // Phase 3: decrypt, re-encrypt, replace; in parallel.
         let bar = ui::progress(planned.len(), "rekeying");
-        let done = planned
+        let batch = Batch::default();
+        let mut done: Vec<Report> = planned
             .par_iter()
             .map(|p| {
-                let r = rekey_one(p, &ids);
+                let r = rekey_one(p, &ids, &batch);
                 bar.inc(1);
                 r
             })
             .collect();
         bar.finish_and_clear();
+        // Phase 4: one flush for all, then each file renamed into place.
+        let committed: std::collections::HashMap<PathBuf, String> = batch
+            .commit()
+            .into_iter()
+            .filter_map(|(path, r)| r.err().map(|e| (path, e.to_string())))
+            .collect();
+        for (p, report) in planned.iter().zip(done.iter_mut()) {
+            if let Some(error) = committed.get(&p.path) {
+                *report = Report::Failed {
+                    error: error.clone(),
+                };
+            }
+        }
         done
     };
 
@@ -175,7 +191,7 @@ fn plan(
     }))
 }
 
-fn rekey_one(p: &Planned, ids: &IdentitySet) -> Report {
+fn rekey_one(p: &Planned, ids: &IdentitySet, batch: &Batch) -> Report {
     let shown = p.path.display();
     let run = || -> std::result::Result<(), String> {
         // Re-read: phase 1 kept only the header, so memory stays bounded over many files.
@@ -183,7 +199,9 @@ fn rekey_one(p: &Planned, ids: &IdentitySet) -> Report {
         let plaintext = envelope::decrypt(&bytes, ids).map_err(|e| format!("{shown}: {e}"))?;
         let ciphertext = envelope::encrypt(&plaintext, &refs(&p.recipients), p.armor)
             .map_err(|e| format!("{shown}: {e}"))?;
-        crate::fsutil::atomic_write(&p.path, &ciphertext, 0o644).map_err(|e| e.to_string())
+        batch
+            .stage(&p.path, &ciphertext, 0o644)
+            .map_err(|e| e.to_string())
     };
     match run() {
         Ok(()) => Report::Rekeyed,

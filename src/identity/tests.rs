@@ -77,6 +77,8 @@ fn loads_plain_and_locked_ssh_keys_with_their_tags() {
     );
     assert_eq!(set.identities[0].kind, IdentityKind::SshEd25519);
     assert!(!set.identities[0].is_locked());
+    // Unencrypted ed25519 keys take the precomputed path.
+    assert!(matches!(set.identities[0].key, Key::SshEd25519(_)));
     assert_eq!(
         set.identities[1].tag.as_deref(),
         Some(tag(LOCKED_PUB).as_str())

@@ -2,6 +2,7 @@
 //! temporary fleet. Area-specific rigs live in sibling files (`sshd.rs`, …).
 #![allow(dead_code)]
 
+pub mod activation;
 pub mod sshd;
 
 use std::path::{Path, PathBuf};

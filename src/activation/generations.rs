@@ -1,0 +1,316 @@
+//! Generations: `secretsMountPoint/N` directories, the atomic `secretsDir` swap, and the
+//! removal of old generations.
+//!
+//! Numbering follows agenix: N+1 where N is the basename of the current `secretsDir` link
+//! target (1 when there is none, e.g. after boot), so switching between agenix and agefleet
+//! keeps working. Old generations are unlinked, never truncated: a process that still holds
+//! an open file of one keeps reading its content.
+
+use std::ffi::OsStr;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use super::install::{self, Plan};
+use super::ownership::UserDb;
+use super::{ActivationError, Layout, SecretFailure};
+use crate::identity::IdentitySet;
+use crate::sys;
+
+/// What one phase did to the secrets.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub generation: u64,
+    pub done: Vec<String>,
+    pub failures: Vec<SecretFailure>,
+}
+
+/// The generation number `secretsDir` points at: the numeric basename of its link target,
+/// and whether that target is directly inside the mount point.
+fn current(layout: &Layout) -> Result<Option<(u64, PathBuf)>, ActivationError> {
+    let sd = &layout.secrets_dir;
+    let Some(target) = sys::read_link(sd).map_err(|e| ActivationError::io(sd, e))? else {
+        return Ok(None);
+    };
+    let target = PathBuf::from(target);
+    let n = target
+        .file_name()
+        .and_then(OsStr::to_str)
+        .and_then(|s| s.parse::<u64>().ok());
+    Ok(n.map(|n| (n, target)))
+}
+
+/// The number of the generation an install creates.
+pub fn next_generation(layout: &Layout) -> Result<u64, ActivationError> {
+    match current(layout)? {
+        None => Ok(1),
+        Some((n, _)) => n
+            .checked_add(1)
+            .ok_or_else(|| ActivationError::at(&layout.secrets_dir, "generation number overflow")),
+    }
+}
+
+/// Install phase: a new generation with every secret that can be installed, the swap of
+/// `secretsDir`, and the removal of older generations. With `owners` (phase all), owner and
+/// group are applied to each file before its rename, and the directories get group `keys`.
+pub fn install(
+    layout: &Layout,
+    plans: &[Plan],
+    owners: Option<&UserDb>,
+    warnings: &mut Vec<String>,
+) -> Result<Outcome, ActivationError> {
+    let mp = &layout.mount_point;
+    let sd = &layout.secrets_dir;
+    // Refuse before any work if the swap could not replace what is at secretsDir.
+    if let Ok(meta) = std::fs::symlink_metadata(sd) {
+        if !meta.file_type().is_symlink() {
+            return Err(ActivationError::at(
+                sd,
+                "exists and is not a symlink; refusing to replace it",
+            ));
+        }
+    }
+    let mp_fd = sys::open_dir_nofollow(mp).map_err(|e| ActivationError::io(mp, e))?;
+    // Two activations at once (a switch racing the boot unit) would pick the same number.
+    sys::lock_exclusive(&mp_fd).map_err(|e| ActivationError::io(mp, e))?;
+    let generation = next_generation(layout)?;
+    let gen_name = PathBuf::from(generation.to_string());
+    let gen_path = mp.join(&gen_name);
+    // A leftover of an interrupted activation; it is not current (current is N-1).
+    sys::remove_tree_at(&mp_fd, &gen_name).map_err(|e| ActivationError::io(&gen_path, e))?;
+    sys::mkdir_at(&mp_fd, &gen_name, 0o751).map_err(|e| ActivationError::io(&gen_path, e))?;
+    let gen_fd = match prepare_generation(&mp_fd, &gen_name, owners) {
+        Ok(fd) => fd,
+        Err(e) => {
+            let _ = sys::remove_tree_at(&mp_fd, &gen_name);
+            return Err(ActivationError::io(&gen_path, e));
+        }
+    };
+
+    // Owners are resolved up front; an unknown one fails that secret, which is still
+    // installed owned by root (what `--phase install` followed by `--phase chown` leaves).
+    let mut failures = Vec::new();
+    let owner_of: Vec<Option<(u32, u32)>> = plans
+        .iter()
+        .map(|p| {
+            let db = owners?;
+            match db
+                .uid(&p.owner)
+                .and_then(|u| db.gid(&p.group).map(|g| (u, g)))
+            {
+                Ok(ids) => Some(ids),
+                Err(reason) => {
+                    failures.push(SecretFailure {
+                        name: p.name.clone(),
+                        reason: format!("{reason}; installed owned by root"),
+                    });
+                    None
+                }
+            }
+        })
+        .collect();
+    let failed_owner: std::collections::HashSet<&str> =
+        failures.iter().map(|f| f.name.as_str()).collect();
+
+    let (ids, id_warnings) = install::load_identities(&layout.identity_paths);
+    warnings.extend(id_warnings);
+    if ids.identities.is_empty() && !plans.is_empty() {
+        warnings.push("no usable identity among identityPaths: no secret can be decrypted".into());
+    }
+    let results = run_all(plans, &layout.identity_paths, ids, |plan, i, ids| {
+        install::install_one(plan, &gen_fd, &gen_path, sd, ids, owner_of[i])
+    });
+    let mut done = Vec::with_capacity(plans.len());
+    let mut install_failures = Vec::new();
+    for (plan, result) in plans.iter().zip(results) {
+        match result {
+            Ok(()) if !failed_owner.contains(plan.name.as_str()) => done.push(plan.name.clone()),
+            Ok(()) => {}
+            Err(reason) => install_failures.push(SecretFailure {
+                name: plan.name.clone(),
+                reason,
+            }),
+        }
+    }
+    // Owner failures of secrets that did not install at all are superseded by the install error.
+    failures.retain(|f| !install_failures.iter().any(|g| g.name == f.name));
+    failures.extend(install_failures);
+
+    // One directory sync for the whole generation (a no-op on tmpfs, cheap elsewhere).
+    let _ = sys::sync(&gen_fd);
+    drop(gen_fd);
+    if let Err(e) = swap(layout, &gen_path) {
+        let _ = sys::remove_tree_at(&mp_fd, &gen_name);
+        return Err(ActivationError::at(
+            sd,
+            format!("cannot point it at {}: {e}", gen_path.display()),
+        ));
+    }
+    remove_old(&mp_fd, mp, generation, warnings);
+    Ok(Outcome {
+        generation,
+        done,
+        failures,
+    })
+}
+
+fn prepare_generation(
+    mp_fd: &OwnedFd,
+    gen_name: &Path,
+    owners: Option<&UserDb>,
+) -> std::io::Result<OwnedFd> {
+    let gen_fd = sys::open_dir_at(mp_fd, gen_name)?;
+    sys::fchmod(&gen_fd, 0o751)?;
+    if let Some(db) = owners {
+        let gid = db.keys_gid().unwrap_or(0);
+        sys::fchown(mp_fd, 0, gid)?;
+        sys::fchown(&gen_fd, 0, gid)?;
+    }
+    Ok(gen_fd)
+}
+
+/// Runs `work` over `plans` on a few threads. Each worker thread loads its own identity set
+/// (identity types need not be shareable across threads); `ids` serves the calling thread.
+fn run_all<F>(
+    plans: &[Plan],
+    identity_paths: &[PathBuf],
+    ids: IdentitySet,
+    work: F,
+) -> Vec<Result<(), String>>
+where
+    F: Fn(&Plan, usize, &IdentitySet) -> Result<(), String> + Sync,
+{
+    // Below this many secrets per thread, loading identities again costs more than it saves.
+    const MIN_PER_THREAD: usize = 64;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = cores
+        .min(16)
+        .min(plans.len().div_ceil(MIN_PER_THREAD))
+        .max(1);
+    let chunk = plans.len().div_ceil(threads).max(1);
+    let run_chunk = |start: usize, ids: &IdentitySet| -> Vec<Result<(), String>> {
+        let start = start.min(plans.len());
+        plans[start..(start + chunk).min(plans.len())]
+            .iter()
+            .enumerate()
+            .map(|(k, plan)| work(plan, start + k, ids))
+            .collect()
+    };
+    if threads == 1 {
+        return run_chunk(0, &ids);
+    }
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (1..threads)
+            .map(|t| {
+                let run_chunk = &run_chunk;
+                scope.spawn(move || {
+                    let (ids, _) = install::load_identities(identity_paths);
+                    run_chunk(t * chunk, &ids)
+                })
+            })
+            .collect();
+        let mut results = run_chunk(0, &ids);
+        for (t, worker) in workers.into_iter().enumerate() {
+            match worker.join() {
+                Ok(part) => results.extend(part),
+                // A panicking worker must not lose its secrets silently.
+                Err(_) => {
+                    let start = ((t + 1) * chunk).min(plans.len());
+                    let end = (start + chunk).min(plans.len());
+                    results.extend(
+                        (start..end).map(|_| Err("internal error while installing".to_string())),
+                    );
+                }
+            }
+        }
+        results
+    })
+}
+
+/// Points `secretsDir` at `gen_path`: a symlink at a temp name, renamed over `secretsDir`.
+fn swap(layout: &Layout, gen_path: &Path) -> std::io::Result<()> {
+    install::link_atomic(gen_path, &layout.secrets_dir)
+}
+
+/// Removes every numbered generation other than `keep`. Trouble is a warning: the new
+/// generation is already in place.
+fn remove_old(mp_fd: &OwnedFd, mp: &Path, keep: u64, warnings: &mut Vec<String>) {
+    let names = match sys::list_dir(mp_fd) {
+        Ok(names) => names,
+        Err(e) => {
+            warnings.push(format!(
+                "{}: cannot list old generations: {e}",
+                mp.display()
+            ));
+            return;
+        }
+    };
+    for name in names {
+        let Some(n) = name.to_str().and_then(|s| s.parse::<u64>().ok()) else {
+            continue;
+        };
+        if n == keep {
+            continue;
+        }
+        if let Err(e) = sys::remove_tree_at(mp_fd, Path::new(&name)) {
+            warnings.push(format!(
+                "{}: cannot remove old generation: {e}",
+                mp.join(&name).display()
+            ));
+        }
+    }
+}
+
+/// Chown phase: owner and group for every secret of the generation `secretsDir` points at,
+/// group `keys` (or root) for the mount point and that generation.
+pub fn chown_current(
+    layout: &Layout,
+    plans: &[Plan],
+    owners: &UserDb,
+) -> Result<Outcome, ActivationError> {
+    let mp = &layout.mount_point;
+    let sd = &layout.secrets_dir;
+    let not_installed = || {
+        ActivationError::at(
+            sd,
+            format!(
+                "does not point at a generation in {}; run the install phase first",
+                mp.display()
+            ),
+        )
+    };
+    let mp_fd = match sys::open_dir_nofollow(mp) {
+        Ok(fd) => fd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(not_installed()),
+        Err(e) => return Err(ActivationError::io(mp, e)),
+    };
+    sys::lock_exclusive(&mp_fd).map_err(|e| ActivationError::io(mp, e))?;
+    let generation = match current(layout)? {
+        Some((n, target)) if target == mp.join(n.to_string()) => n,
+        _ => return Err(not_installed()),
+    };
+    let gen_name = PathBuf::from(generation.to_string());
+    let gen_path = mp.join(&gen_name);
+    let gen_fd =
+        sys::open_dir_at(&mp_fd, &gen_name).map_err(|e| ActivationError::io(&gen_path, e))?;
+    let gid = owners.keys_gid().unwrap_or(0);
+    sys::fchown(&mp_fd, 0, gid).map_err(|e| ActivationError::io(mp, e))?;
+    sys::fchown(&gen_fd, 0, gid).map_err(|e| ActivationError::io(&gen_path, e))?;
+    let mut outcome = Outcome {
+        generation,
+        ..Outcome::default()
+    };
+    for plan in plans {
+        let result = owners
+            .uid(&plan.owner)
+            .and_then(|u| owners.gid(&plan.group).map(|g| (u, g)))
+            .and_then(|(u, g)| install::chown_one(plan, &gen_fd, &gen_path, u, g));
+        match result {
+            Ok(()) => outcome.done.push(plan.name.clone()),
+            Err(reason) => outcome.failures.push(SecretFailure {
+                name: plan.name.clone(),
+                reason,
+            }),
+        }
+    }
+    Ok(outcome)
+}

@@ -1,0 +1,184 @@
+//! The activation manifest: the JSON interface between the Nix modules (`nix/manifest.nix`)
+//! and `agefleet activate`.
+//!
+//! Unknown fields are refused: the module and the binary come from the same package, so an
+//! unknown field is a typo or a mismatch, never forward compatibility. Format changes bump
+//! `version`, which is checked first so a newer manifest gets "unsupported version" rather
+//! than a confusing field error.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::ActivationError;
+
+/// The manifest format this binary understands.
+pub const MANIFEST_VERSION: u64 = 1;
+
+/// Which RAM filesystem to mount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FsChoice {
+    /// tmpfs with `noswap`, falling back to ramfs on kernels without it.
+    Tmpfs,
+    Ramfs,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Manifest {
+    pub version: u64,
+    pub secrets_dir: String,
+    pub secrets_mount_point: String,
+    pub identity_paths: Vec<String>,
+    pub fs: FsChoice,
+    pub secrets: Vec<SecretSpec>,
+}
+
+/// One secret as the module declared it. Values are validated per secret at activation so
+/// that one bad entry fails alone.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSpec {
+    pub name: String,
+    pub file: String,
+    pub path: String,
+    pub mode: String,
+    pub owner: String,
+    pub group: String,
+    pub symlink: bool,
+}
+
+#[derive(Deserialize)]
+struct VersionOnly {
+    version: u64,
+}
+
+impl Manifest {
+    /// Reads and parses the manifest at `path`.
+    pub fn load(path: &Path) -> Result<Self, ActivationError> {
+        let bytes = std::fs::read(path).map_err(|e| ActivationError::io(path, e))?;
+        Self::parse(&bytes, path)
+    }
+
+    /// Parses manifest bytes; `origin` names the file in errors.
+    pub fn parse(bytes: &[u8], origin: &Path) -> Result<Self, ActivationError> {
+        let version: VersionOnly = serde_json::from_slice(bytes).map_err(|e| syntax(origin, &e))?;
+        if version.version != MANIFEST_VERSION {
+            return Err(ActivationError::Manifest {
+                path: origin.to_path_buf(),
+                reason: format!(
+                    "unsupported manifest version {} (this agefleet reads version {MANIFEST_VERSION})",
+                    version.version
+                ),
+            });
+        }
+        serde_json::from_slice(bytes).map_err(|e| syntax(origin, &e))
+    }
+}
+
+/// serde_json renders "msg at line L column C"; we print "file:L:C: msg".
+fn syntax(origin: &Path, e: &serde_json::Error) -> ActivationError {
+    let text = e.to_string();
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
+    let reason = text.strip_suffix(&suffix).unwrap_or(&text).to_string();
+    ActivationError::ManifestSyntax {
+        path: PathBuf::from(origin),
+        line: e.line(),
+        column: e.column(),
+        reason,
+    }
+}
+
+/// Parses a chmod-style octal mode ("0400", "440", "0o640" is not accepted).
+pub fn parse_mode(mode: &str) -> Option<u32> {
+    if mode.is_empty() || mode.len() > 4 || !mode.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+        return None;
+    }
+    u32::from_str_radix(mode, 8).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"{"version":1,"secretsDir":"/run/agenix","secretsMountPoint":"/run/agenix.d",
+        "identityPaths":["/etc/ssh/ssh_host_ed25519_key"],"fs":"tmpfs",
+        "secrets":[{"name":"a","file":"/nix/store/x-a.age","path":"/run/agenix/a","mode":"0400",
+        "owner":"0","group":"0","symlink":true}]}"#;
+
+    #[test]
+    fn parses_a_good_manifest() {
+        let m = Manifest::parse(GOOD.as_bytes(), Path::new("m.json")).unwrap();
+        assert_eq!(m.secrets_dir, "/run/agenix");
+        assert_eq!(m.fs, FsChoice::Tmpfs);
+        assert_eq!(m.secrets[0].mode, "0400");
+    }
+
+    #[test]
+    fn refuses_other_versions_before_looking_at_fields() {
+        let text = GOOD.replace("\"version\":1", "\"version\":2,\"newField\":3");
+        let e = Manifest::parse(text.as_bytes(), Path::new("m.json")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "m.json: unsupported manifest version 2 (this agefleet reads version 1)"
+        );
+    }
+
+    #[test]
+    fn refuses_unknown_fields_with_position() {
+        let text = GOOD.replace("\"symlink\":true", "\"symlnk\":true");
+        let e = Manifest::parse(text.as_bytes(), Path::new("m.json")).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.starts_with("m.json:4:"), "{msg}");
+        assert!(msg.contains("unknown field `symlnk`"), "{msg}");
+        assert!(!msg.contains('\n'));
+    }
+
+    #[test]
+    fn bad_json_names_file_line_and_column() {
+        let e =
+            Manifest::parse(b"{\n  \"version\": 1,\n  oops", Path::new("/x/m.json")).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.starts_with("/x/m.json:3:3: "), "{msg}");
+        assert!(!msg.contains(" at line "), "{msg}");
+    }
+
+    #[test]
+    fn missing_version_is_an_error() {
+        let e = Manifest::parse(b"{}", Path::new("m.json")).unwrap_err();
+        assert!(e.to_string().contains("missing field `version`"));
+    }
+
+    #[test]
+    fn modes() {
+        assert_eq!(parse_mode("0400"), Some(0o400));
+        assert_eq!(parse_mode("440"), Some(0o440));
+        assert_eq!(parse_mode("4755"), Some(0o4755));
+        assert_eq!(parse_mode(""), None);
+        assert_eq!(parse_mode("0800"), None);
+        assert_eq!(parse_mode("u=r"), None);
+        assert_eq!(parse_mode("07777"), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic_and_errors_are_one_line(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
+            if let Err(e) = Manifest::parse(&bytes, Path::new("m.json")) {
+                let msg = e.to_string();
+                proptest::prop_assert!(msg.starts_with("m.json:"));
+                proptest::prop_assert!(!msg.contains('\n'));
+            }
+        }
+
+        #[test]
+        fn mutated_manifests_never_panic(cut in 0usize..400, insert in "[\\[\\]{}:,\"0-9a-z]{0,4}") {
+            let mut text = GOOD.to_string();
+            let at = cut.min(text.len());
+            if text.is_char_boundary(at) {
+                text.insert_str(at, &insert);
+            }
+            let _ = Manifest::parse(text.as_bytes(), Path::new("m.json"));
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! Rigs for activation tests: a private mount namespace per test, real users and groups,
+//! and manifests.
+//!
+//! A test calls [`in_mount_namespace`] first. Outside the namespace it re-runs the same test
+//! (its own test binary, `--exact NAME`) under `unshare -m --propagation private` with a fresh
+//! temp directory, checks that the child ran and passed it, and returns `None`; inside, it
+//! returns that directory and the test body runs. Mounts made by the body vanish with the
+//! namespace; the host's /run is never touched.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::{require_root, require_tool, run, stderr, stdout};
+
+const NS_DIR_ENV: &str = "AGEFLEET_TEST_MOUNT_NS_DIR";
+
+/// See the module doc. `test_name` must be the test function's name.
+pub fn in_mount_namespace(test_name: &str) -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os(NS_DIR_ENV) {
+        return Some(PathBuf::from(dir));
+    }
+    if !require_root() || !require_tool("unshare") {
+        return None;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let exe = std::env::current_exe().expect("current test binary");
+    let out = run(Command::new("unshare")
+        .args(["-m", "--propagation", "private"])
+        .arg(exe)
+        .args(["--exact", test_name, "--nocapture", "--test-threads=1"])
+        .env(NS_DIR_ENV, tmp.path()));
+    let (so, se) = (stdout(&out), stderr(&out));
+    print!("{so}");
+    eprint!("{se}");
+    assert!(
+        out.status.success(),
+        "{test_name} failed inside the mount namespace"
+    );
+    assert!(
+        so.contains("test result: ok. 1 passed"),
+        "{test_name} did not run inside the mount namespace"
+    );
+    None
+}
+
+static SEQ: AtomicUsize = AtomicUsize::new(0);
+
+/// A unique short name for users and groups of this test run.
+pub fn unique_name(prefix: &str) -> String {
+    format!(
+        "{prefix}{}x{}",
+        std::process::id() % 1_000_000,
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Runs a shadow-utils command, retrying while another test holds the passwd/group lock.
+fn shadow(cmd: &str, args: &[&str]) -> Output {
+    for _ in 0..50 {
+        let out = run(Command::new(cmd).args(args));
+        let err = stderr(&out);
+        if out.status.success() || !(err.contains("lock") || err.contains("try again")) {
+            return out;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    run(Command::new(cmd).args(args))
+}
+
+/// A group made with `groupadd`, removed on drop (also when the test fails).
+pub struct TestGroup {
+    pub name: String,
+    pub gid: u32,
+}
+
+impl TestGroup {
+    pub fn new(prefix: &str) -> Self {
+        Self::named(&unique_name(prefix))
+    }
+
+    pub fn named(name: &str) -> Self {
+        let out = shadow("groupadd", &[name]);
+        assert!(out.status.success(), "groupadd {name}: {}", stderr(&out));
+        let gid = lookup_id("group", name).expect("gid of the new group");
+        TestGroup {
+            name: name.to_string(),
+            gid,
+        }
+    }
+}
+
+impl Drop for TestGroup {
+    fn drop(&mut self) {
+        let _ = shadow("groupdel", &[&self.name]);
+    }
+}
+
+/// A user made with `useradd` (no home, primary group `group`), removed on drop.
+pub struct TestUser {
+    pub name: String,
+    pub uid: u32,
+}
+
+impl TestUser {
+    pub fn new(prefix: &str, group: &TestGroup) -> Self {
+        let name = unique_name(prefix);
+        let out = shadow(
+            "useradd",
+            &[
+                "-M",
+                "-N",
+                "-g",
+                &group.name,
+                "-s",
+                "/usr/sbin/nologin",
+                &name,
+            ],
+        );
+        assert!(out.status.success(), "useradd {name}: {}", stderr(&out));
+        let uid = lookup_id("passwd", &name).expect("uid of the new user");
+        TestUser { name, uid }
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        let _ = shadow("userdel", &[&self.name]);
+    }
+}
+
+/// The id of `name` in /etc/passwd or /etc/group.
+pub fn lookup_id(db: &str, name: &str) -> Option<u32> {
+    let out = run(Command::new("getent").args([db, name]));
+    stdout(&out).split(':').nth(2)?.trim().parse().ok()
+}
+
+/// One secret of a manifest.
+#[derive(Clone)]
+pub struct Secret {
+    pub name: String,
+    pub file: PathBuf,
+    pub path: Option<String>,
+    pub mode: &'static str,
+    pub owner: String,
+    pub group: String,
+    pub symlink: bool,
+}
+
+impl Secret {
+    pub fn new(name: &str, file: &Path) -> Self {
+        Secret {
+            name: name.into(),
+            file: file.into(),
+            path: None,
+            mode: "0400",
+            owner: "0".into(),
+            group: "0".into(),
+            symlink: true,
+        }
+    }
+}
+
+/// Where a test activates to: `root/agenix` (secretsDir) and `root/agenix.d` (mount point).
+pub struct Layout {
+    pub root: PathBuf,
+    pub secrets_dir: PathBuf,
+    pub mount_point: PathBuf,
+}
+
+impl Layout {
+    pub fn new(root: &Path) -> Self {
+        Layout {
+            root: root.to_path_buf(),
+            secrets_dir: root.join("agenix"),
+            mount_point: root.join("agenix.d"),
+        }
+    }
+
+    /// Writes a manifest for `secrets` with identities `ids` and filesystem `fs`.
+    pub fn manifest(&self, file: &str, ids: &[&Path], fs: &str, secrets: &[Secret]) -> PathBuf {
+        let secrets_json: Vec<serde_json::Value> = secrets
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "name": s.name,
+                    "file": s.file,
+                    "path": s.path.clone().unwrap_or_else(|| format!("{}/{}", self.secrets_dir.display(), s.name)),
+                    "mode": s.mode,
+                    "owner": s.owner,
+                    "group": s.group,
+                    "symlink": s.symlink,
+                })
+            })
+            .collect();
+        let manifest = serde_json::json!({
+            "version": 1,
+            "secretsDir": self.secrets_dir,
+            "secretsMountPoint": self.mount_point,
+            "identityPaths": ids,
+            "fs": fs,
+            "secrets": secrets_json,
+        });
+        let path = self.root.join(file);
+        std::fs::write(&path, serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
+        path
+    }
+
+    /// The generation `secretsDir` points at.
+    pub fn current_generation(&self) -> Option<String> {
+        let target = std::fs::read_link(&self.secrets_dir).ok()?;
+        assert_eq!(target.parent(), Some(self.mount_point.as_path()));
+        Some(target.file_name()?.to_string_lossy().into_owned())
+    }
+
+    /// The names in the mount point, sorted.
+    pub fn generations(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.mount_point)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+/// Runs `agefleet activate --manifest M [extra…]`.
+pub fn activate(home: &Path, manifest: &Path, extra: &[&str]) -> Output {
+    run(super::agefleet(home)
+        .arg("activate")
+        .arg("--manifest")
+        .arg(manifest)
+        .args(extra))
+}
+
+/// The filesystem type of `path` as `stat -f` names it (tmpfs, ramfs, ext2/ext3…).
+pub fn fs_type(path: &Path) -> String {
+    let out = run(Command::new("stat").args(["-f", "-c", "%T"]).arg(path));
+    assert!(out.status.success(), "stat -f: {}", stderr(&out));
+    stdout(&out).trim().to_string()
+}
+
+/// The mount options of the mount at `path` in this namespace, from /proc/self/mounts.
+pub fn mount_options(path: &Path) -> Option<String> {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
+    let want = path.to_str()?;
+    mounts.lines().rev().find_map(|l| {
+        let f: Vec<&str> = l.split(' ').collect();
+        (f.len() > 3 && f[1] == want).then(|| format!("{} {}", f[2], f[3]))
+    })
+}
+
+/// (uid, gid, mode & 0o7777) of `path`, not following a symlink.
+pub fn owner_mode(path: &Path) -> (u32, u32, u32) {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(path).unwrap();
+    (m.uid(), m.gid(), m.mode() & 0o7777)
+}
