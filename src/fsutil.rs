@@ -67,15 +67,18 @@ pub fn atomic_write(path: &Path, data: &[u8], new_mode: u32) -> Result<(), FsErr
 
 /// Atomic replacements of many files, made durable together.
 ///
-/// [`Batch::stage`] writes each new content to a temp file beside its target (no per-file
-/// fsync: on a real disk that costs milliseconds per file). [`Batch::commit`] then flushes
-/// every filesystem involved once (`syncfs`), renames each temp over its target, and flushes
-/// again. Invariant: a rename happens only after its temp file's data is durable, so whatever
-/// moment the process dies at, each target holds its old or its new content. Temp files not
-/// committed are removed on drop.
+/// [`Batch::stage`] writes each new content to a temp file beside its target and hands the
+/// open file to a pool of flusher threads, which `fdatasync` it while the caller goes on
+/// (concurrent syncs share journal commits: on a real disk this is many times faster than
+/// syncing files one after another, and unlike `syncfs` it never waits for other processes'
+/// data). [`Batch::commit`] waits for the flushes, renames each flushed temp over its target,
+/// and fsyncs the directories. Invariant: a rename happens only after its temp file's data is
+/// durable, so whatever moment the process dies at, each target holds its old or its new
+/// content. Temp files not committed are removed on drop.
 #[derive(Default)]
 pub struct Batch {
     staged: std::sync::Mutex<Vec<Staged>>,
+    flusher: std::sync::OnceLock<Flusher>,
 }
 
 struct Staged {
@@ -83,15 +86,90 @@ struct Staged {
     target: PathBuf,
 }
 
+/// Threads that fdatasync staged files. The queue is bounded, which bounds open files.
+struct Flusher {
+    queue: std::sync::Mutex<Option<std::sync::mpsc::SyncSender<(PathBuf, File)>>>,
+    workers: std::sync::Mutex<Vec<std::thread::JoinHandle<FlushFailures>>>,
+}
+
+/// Temp files whose flush failed, with why.
+type FlushFailures = Vec<(PathBuf, io::Error)>;
+
+const FLUSH_THREADS: usize = 64;
+const FLUSH_QUEUE: usize = 256;
+
+impl Flusher {
+    fn start() -> Flusher {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(PathBuf, File)>(FLUSH_QUEUE);
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        let workers = (0..FLUSH_THREADS)
+            .map(|_| {
+                let rx = rx.clone();
+                std::thread::spawn(move || {
+                    let mut failed = Vec::new();
+                    loop {
+                        let next = match rx.lock() {
+                            Ok(rx) => rx.recv(),
+                            Err(_) => break,
+                        };
+                        let Ok((tmp, file)) = next else { break };
+                        if let Err(e) = file.sync_data() {
+                            failed.push((tmp, e));
+                        }
+                    }
+                    failed
+                })
+            })
+            .collect();
+        Flusher {
+            queue: std::sync::Mutex::new(Some(tx)),
+            workers: std::sync::Mutex::new(workers),
+        }
+    }
+
+    /// Queues `file` for fdatasync; syncs it right here if the pool is gone.
+    fn submit(&self, tmp: PathBuf, file: File) -> io::Result<()> {
+        let sender = self.queue.lock().ok().and_then(|q| q.clone());
+        match sender {
+            Some(tx) => match tx.send((tmp, file)) {
+                Ok(()) => Ok(()),
+                Err(std::sync::mpsc::SendError((_, file))) => file.sync_data(),
+            },
+            None => file.sync_data(),
+        }
+    }
+
+    /// Waits for every queued flush; returns the temp files whose flush failed.
+    fn finish(&self) -> FlushFailures {
+        if let Ok(mut q) = self.queue.lock() {
+            q.take(); // closing the queue ends the workers once it is drained
+        }
+        let workers = self
+            .workers
+            .lock()
+            .map(|mut w| std::mem::take(&mut *w))
+            .unwrap_or_default();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_default())
+            .collect()
+    }
+}
+
 impl Batch {
     /// Writes `data` to a temp file beside `path` (mode: `path`'s if it exists, else
-    /// `new_mode`). Safe to call from many threads.
+    /// `new_mode`) and queues it for flushing. Safe to call from many threads.
     pub fn stage(&self, path: &Path, data: &[u8], new_mode: u32) -> Result<(), FsError> {
         let mode = mode_to_keep(path, new_mode)?;
         let (mut file, tmp) = create_temp_beside(path, mode)?;
         let guard = RemoveOnDrop(Some(tmp.clone()));
         file.write_all(data)
             .and_then(|()| file.set_permissions(fs::Permissions::from_mode(mode)))
+            .and_then(|()| {
+                self.flusher
+                    .get_or_init(Flusher::start)
+                    .submit(tmp.clone(), file)
+            })
             .map_err(|e| FsError::new(&tmp, "cannot write", e))?;
         std::mem::forget(guard);
         let staged = Staged {
@@ -105,38 +183,59 @@ impl Batch {
         Ok(())
     }
 
-    /// Makes every staged file durable, then renames each into place. Returns one result per
-    /// target, in staging order; a failed target keeps its old content.
+    /// Waits until every staged file is durable, then renames each into place and syncs the
+    /// directories. Returns one result per target, in staging order; a failed target keeps
+    /// its old content.
     pub fn commit(mut self) -> Vec<(PathBuf, Result<(), FsError>)> {
+        let failed_flushes: std::collections::HashMap<PathBuf, io::Error> = self
+            .flusher
+            .take()
+            .map(|f| f.finish())
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
         let staged = std::mem::take(match self.staged.get_mut() {
             Ok(v) => v,
             Err(p) => p.into_inner(),
         });
-        let dirs: Vec<PathBuf> = {
-            let mut d: Vec<PathBuf> = staged.iter().map(|s| parent_dir(&s.target)).collect();
-            d.sort();
-            d.dedup();
-            d
-        };
-        let flushed = sync_filesystems(&dirs);
+        let mut dirs: Vec<PathBuf> = Vec::new();
         let mut results = Vec::with_capacity(staged.len());
         for s in staged {
-            let r = match &flushed {
-                Err(e) => Err(FsError::new(
+            let r = match failed_flushes.get(&s.tmp) {
+                Some(e) => Err(FsError::new(
                     &s.target,
-                    "not replaced: flushing failed",
+                    "not replaced: flushing the new content failed",
                     io::Error::new(e.kind(), e.to_string()),
                 )),
-                Ok(()) => fs::rename(&s.tmp, &s.target)
+                None => fs::rename(&s.tmp, &s.target)
                     .map_err(|e| FsError::new(&s.target, "cannot replace", e)),
             };
-            if r.is_err() {
-                let _ = fs::remove_file(&s.tmp);
+            match r {
+                Ok(()) => {
+                    let dir = parent_dir(&s.target);
+                    if !dirs.contains(&dir) {
+                        dirs.push(dir);
+                    }
+                }
+                Err(_) => {
+                    let _ = fs::remove_file(&s.tmp);
+                }
             }
             results.push((s.target, r));
         }
-        if flushed.is_ok() {
-            let _ = sync_filesystems(&dirs);
+        // The renames themselves: durable once their directories are synced.
+        for dir in dirs {
+            if let Err(e) = sync_dir(&dir) {
+                for (target, r) in results.iter_mut() {
+                    if r.is_ok() && parent_dir(target) == dir {
+                        *r = Err(FsError::new(
+                            target,
+                            "replaced, but syncing its directory failed",
+                            io::Error::new(e.source.kind(), e.source.to_string()),
+                        ));
+                    }
+                }
+            }
         }
         results
     }
@@ -144,27 +243,15 @@ impl Batch {
 
 impl Drop for Batch {
     fn drop(&mut self) {
+        if let Some(f) = self.flusher.take() {
+            f.finish();
+        }
         if let Ok(v) = self.staged.get_mut() {
             for s in v.drain(..) {
                 let _ = fs::remove_file(&s.tmp);
             }
         }
     }
-}
-
-/// `syncfs` once per filesystem holding one of `dirs`.
-fn sync_filesystems(dirs: &[PathBuf]) -> io::Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    let mut seen = Vec::new();
-    for d in dirs {
-        let f = File::open(d)?;
-        let dev = f.metadata()?.dev();
-        if !seen.contains(&dev) {
-            seen.push(dev);
-            rustix::fs::syncfs(&f)?;
-        }
-    }
-    Ok(())
 }
 
 /// The permission bits a replacement of `path` gets: its current ones, or `new_mode`.
