@@ -36,6 +36,7 @@ use std::process::{Command, Stdio};
 
 use serde::Serialize;
 
+use super::signals::{CleanupOnSignal, Interrupt};
 use super::{ui, Context, Error, Outcome, Result};
 use crate::cli::InstallArgs;
 use crate::fsutil::PrivateTempDir;
@@ -104,7 +105,7 @@ enum Disko {
 
 /// Everything preflight established. Dropping it removes the staging dir.
 struct Prepared {
-    _signals: SignalCleanup,
+    _signals: CleanupOnSignal,
     _staging: PrivateTempDir,
     host_id: HostIdentity,
     flake_dir: PathBuf,
@@ -337,7 +338,12 @@ fn preflight(ctx: &Context, args: &InstallArgs, flake_arg: &Path, host: &str) ->
             .ok_or_else(|| fail("HOME is not set: pass --known-hosts".into()))?,
     };
     let staging = PrivateTempDir::new().map_err(|e| fail(e.to_string()))?;
-    let signals = SignalCleanup::install(staging.path())?;
+    let signals = CleanupOnSignal::install(
+        staging.path(),
+        Interrupt::Stop,
+        "interrupted; staging removed",
+        130,
+    )?;
     let clone_dir = staging.path().join("clone");
     ctx.verbose(&format!(
         "fetching {} into {}",
@@ -474,43 +480,6 @@ fn preflight(ctx: &Context, args: &InstallArgs, flake_arg: &Path, host: &str) ->
         install,
         plan,
     })
-}
-
-/// On SIGINT/SIGTERM/SIGHUP, removes the staging dir and exits 130, so an interrupted run
-/// leaves nothing behind (the drop guard alone does not run when a signal kills us).
-struct SignalCleanup {
-    handle: signal_hook::iterator::Handle,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl SignalCleanup {
-    fn install(dir: &Path) -> Result<Self> {
-        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
-            .map_err(|e| Error::Failed(format!("cannot install signal handlers: {e}")))?;
-        let handle = signals.handle();
-        let dir = dir.to_path_buf();
-        let thread = std::thread::spawn(move || {
-            if signals.forever().next().is_some() {
-                let _ = std::fs::remove_dir_all(&dir);
-                eprintln!("agefleet: interrupted; staging removed");
-                std::process::exit(130);
-            }
-        });
-        Ok(SignalCleanup {
-            handle,
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for SignalCleanup {
-    fn drop(&mut self) {
-        self.handle.close();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 /// `$XDG_STATE_HOME`, else `$HOME/.local/state`.
