@@ -15,6 +15,7 @@ use super::common::refs;
 use super::common::{
     cwd, header_of, identities_for, read_secret, read_to_end_zeroizing, RecipientCache,
 };
+use super::signals::{CleanupOnSignal, Interrupt};
 use super::{ui, Context, Error, Outcome, Result};
 use crate::cli::EditArgs;
 use crate::envelope;
@@ -84,7 +85,12 @@ fn edit_in_editor(secret: &Path, old: Option<&[u8]>) -> Result<Option<Zeroizing<
         .ok_or_else(|| Error::Usage("EDITOR is empty".into()))?;
 
     // While the editor runs, Ctrl-C belongs to it; a terminating signal removes the temp dir.
-    let cleanup = SignalCleanup::install(dir.path())?;
+    let cleanup = CleanupOnSignal::install(
+        dir.path(),
+        Interrupt::LeaveToChild,
+        "interrupted; plaintext removed, secret left untouched",
+        1,
+    )?;
     let status = Command::new(program)
         .args(editor_args)
         .arg(&file)
@@ -103,45 +109,5 @@ fn edit_in_editor(secret: &Path, old: Option<&[u8]>) -> Result<Option<Zeroizing<
         Err(e) => Err(Error::Failed(format!(
             "cannot read the edited plaintext: {e}"
         ))),
-    }
-}
-
-/// Ignores SIGINT/SIGQUIT (the editor handles them) and, on SIGTERM/SIGHUP, removes the
-/// private temp dir and exits, so plaintext does not outlive an interrupted edit.
-struct SignalCleanup {
-    handle: signal_hook::iterator::Handle,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl SignalCleanup {
-    fn install(dir: &Path) -> Result<Self> {
-        use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
-        let mut signals =
-            signal_hook::iterator::Signals::new([SIGINT, SIGQUIT, SIGTERM, SIGHUP])
-                .map_err(|e| Error::Failed(format!("cannot install signal handlers: {e}")))?;
-        let handle = signals.handle();
-        let dir = dir.to_path_buf();
-        let thread = std::thread::spawn(move || {
-            for sig in signals.forever() {
-                if sig == SIGTERM || sig == SIGHUP {
-                    let _ = std::fs::remove_dir_all(&dir);
-                    eprintln!("agefleet: interrupted; plaintext removed, secret left untouched");
-                    std::process::exit(1);
-                }
-            }
-        });
-        Ok(SignalCleanup {
-            handle,
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for SignalCleanup {
-    fn drop(&mut self) {
-        self.handle.close();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
