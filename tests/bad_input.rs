@@ -70,6 +70,18 @@ struct Run {
     code: i32,
     /// Run under `setsid -w`: no controlling terminal.
     setsid: bool,
+    /// Extra environment (the test otherwise runs with a scrubbed one).
+    env: Vec<(&'static str, String)>,
+}
+
+impl Run {
+    fn with_args(self, args: &[&str], needle: &str) -> Run {
+        Run {
+            args: args.iter().map(|s| s.to_string()).collect(),
+            needle: needle.to_string(),
+            ..self
+        }
+    }
 }
 
 fn fatal(args: &[&str], needle: &str) -> Run {
@@ -79,6 +91,7 @@ fn fatal(args: &[&str], needle: &str) -> Run {
         style: Style::Fatal,
         code: 1,
         setsid: false,
+        env: Vec::new(),
     }
 }
 
@@ -192,6 +205,95 @@ fn manifest(body: &str) -> String {
         r#"{{"version":1,"secretsDir":"/run/agefleet-bad-input","secretsMountPoint":"/run/agefleet-bad-input.d",
         "identityPaths":["/nonexistent/key"],"fs":"tmpfs","secrets":[{body}]}}"#
     )
+}
+
+/// The socket of the test's `ssh-agent` holding the admin key (set by the test before the
+/// cases run; install preflight needs an agent with a key to get past its first checks).
+static AGENT_SOCK: OnceLock<String> = OnceLock::new();
+
+/// An `ssh-agent -D` of this test, killed on drop (also when the test fails).
+struct Agent {
+    child: std::process::Child,
+    sock: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Agent {
+    fn start() -> Agent {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("agent.sock");
+        let child = Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&sock)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn ssh-agent");
+        let agent = Agent {
+            child,
+            sock,
+            _dir: dir,
+        };
+        for _ in 0..500 {
+            if agent.sock.exists() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let key = agent._dir.path().join("admin");
+        std::fs::write(&key, &shared().admin_private).unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let out = common::run(
+            Command::new("ssh-add")
+                .arg("-q")
+                .arg(&key)
+                .env("SSH_AUTH_SOCK", &agent.sock),
+        );
+        assert!(out.status.success(), "ssh-add: {}", stderr(&out));
+        agent
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `install-with-secrets` of `flake#h` with fake disko and install commands (preflight
+/// fails before either would run), `--dry-run`, and the test's agent.
+fn install(extra: &[&str], needle: &str) -> Run {
+    let mut args = vec![
+        "install-with-secrets",
+        "--flake",
+        "flake#h",
+        "--root",
+        "target-root",
+        "--disko-cmd",
+        "true",
+        "--nixos-install-cmd",
+        "true",
+        "--dry-run",
+    ];
+    args.extend_from_slice(extra);
+    Run {
+        code: 4,
+        env: vec![(
+            "SSH_AUTH_SOCK",
+            AGENT_SOCK.get().cloned().unwrap_or_default(),
+        )],
+        ..fatal(&args, needle)
+    }
+}
+
+/// A minimal flake directory (`flake/flake.nix`, and `flake/flake.lock` when given).
+fn flake(d: &Dir, lock: Option<&str>) {
+    d.write("flake/flake.nix", b"{ outputs = _: { }; }\n");
+    if let Some(lock) = lock {
+        d.write("flake/flake.lock", lock.as_bytes());
+    }
 }
 
 type Setup = fn(&Dir) -> Run;
@@ -731,6 +833,82 @@ fn cases() -> Vec<(&'static str, Setup)> {
             d.write("sshfile", b"");
             fatal(&["create-keys", "--ssh-dir", "sshfile"], "sshfile")
         }),
+        // ---- install-with-secrets (all fail in preflight: exit 4, nothing touched) ----
+        ("install: --flake without a host", |d| {
+            flake(d, None);
+            Run {
+                code: 2,
+                ..install(&[], "")
+            }
+            .with_args(
+                &["install-with-secrets", "--flake", "flake", "--dry-run"],
+                "expected DIR#HOST",
+            )
+        }),
+        ("install: flake directory missing", |_| {
+            install(&[], "flake: flake directory")
+        }),
+        ("install: no flake.nix", |d| {
+            d.mkdir("flake");
+            install(&[], "flake: no flake.nix")
+        }),
+        ("install: install command not found", |d| {
+            flake(d, None);
+            let mut r = install(&[], "`/nonexistent/nixos-install` not found");
+            let at = r
+                .args
+                .iter()
+                .position(|a| a == "--nixos-install-cmd")
+                .unwrap();
+            r.args[at + 1] = "/nonexistent/nixos-install".into();
+            r
+        }),
+        ("install: SSH_AUTH_SOCK not set", |d| {
+            flake(d, None);
+            Run {
+                env: Vec::new(),
+                ..install(&[], "SSH_AUTH_SOCK is not set")
+            }
+        }),
+        ("install: agent socket missing", |d| {
+            flake(d, None);
+            Run {
+                env: vec![("SSH_AUTH_SOCK", "/nonexistent/agent.sock".into())],
+                ..install(&[], "/nonexistent/agent.sock")
+            }
+        }),
+        ("install: flake.lock not JSON", |d| {
+            flake(d, Some("{ nodes"));
+            install(&[], "flake/flake.lock: not valid JSON")
+        }),
+        ("install: flake.lock without the secrets input", |d| {
+            flake(d, Some("{\"nodes\": {}}"));
+            install(&[], "flake/flake.lock: the flake has no input \"secrets\"")
+        }),
+        ("install: known_hosts missing", |d| {
+            flake(d, None);
+            install(
+                &[
+                    "--secrets-url",
+                    "ssh://git@127.0.0.1:1/secrets",
+                    "--known-hosts",
+                    "absent_known_hosts",
+                ],
+                "absent_known_hosts",
+            )
+        }),
+        ("install: a private key inside the flake", |d| {
+            flake(d, None);
+            d.write_mode("flake/leaked_key", &shared().admin_private, 0o600);
+            install(&[], "leaked_key")
+        }),
+        ("install: unsplittable --disko-cmd", |d| {
+            flake(d, None);
+            let mut r = install(&[], "--disko-cmd");
+            let at = r.args.iter().position(|a| a == "--disko-cmd").unwrap();
+            r.args[at + 1] = "\"unclosed".into();
+            Run { code: 2, ..r }
+        }),
         // ---- argv ----
         ("argv: unknown flag", |_| usage(&["--bogus"], "'--bogus'")),
         ("argv: -e and -d together", |_| {
@@ -844,6 +1022,7 @@ fn run_case(dir: &Dir, run: &Run, limit: Duration) -> Option<Output> {
         .env("HOME", dir.path("home"))
         .env("NO_COLOR", "1")
         .env("LANG", "C.UTF-8")
+        .envs(run.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -939,10 +1118,23 @@ fn problems(run: &Run, out: &Output, changes: &[PathBuf]) -> Vec<String> {
 
 #[test]
 fn every_bad_input_fails_cleanly_and_writes_nothing() {
-    if !require_tool("ssh-keygen") || !require_tool("age") || !require_tool("setsid") {
+    if !require_tool("ssh-keygen")
+        || !require_tool("age")
+        || !require_tool("setsid")
+        || !require_tool("ssh-agent")
+    {
         return;
     }
-    let cases = cases();
+    let _agent = Agent::start();
+    AGENT_SOCK
+        .set(_agent.sock.to_string_lossy().into_owned())
+        .unwrap();
+    // install-with-secrets checks for root first; elsewhere its cases would all say so.
+    let root = rustix::process::geteuid().is_root();
+    let cases: Vec<_> = cases()
+        .into_iter()
+        .filter(|(name, _)| root || !name.starts_with("install:"))
+        .collect();
     assert!(cases.len() >= 40, "the sweep has {} cases", cases.len());
     let mut failures = Vec::new();
     for (name, setup) in &cases {
