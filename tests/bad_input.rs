@@ -304,15 +304,15 @@ fn cases() -> Vec<(&'static str, Setup)> {
         // ---- rules files (corpus under tests/bad_input/) ----
         ("rules: missing semicolon", |d| {
             d.corpus_rules("missing_semicolon.nix");
-            fatal(&["rules"], "secrets.nix:3:1: syntax error")
+            fatal(&["rules"], "secrets.nix:4:1: syntax error")
         }),
         ("rules: unclosed string", |d| {
             d.corpus_rules("unclosed_string.nix");
-            fatal(&["status"], "secrets.nix:2:27: syntax error")
+            fatal(&["status"], "secrets.nix:3:27: syntax error")
         }),
         ("rules: stray closing brace", |d| {
             d.corpus_rules("stray_brace.nix");
-            fatal(&["-e", "a.age"], "secrets.nix:2:1: syntax error")
+            fatal(&["-e", "a.age"], "secrets.nix:3:1: syntax error")
         }),
         ("rules: top level is a list", |d| {
             d.corpus_rules("top_level_list.nix");
@@ -325,7 +325,7 @@ fn cases() -> Vec<(&'static str, Setup)> {
             d.corpus_rules("undefined_variable.nix");
             report(
                 &["rules"],
-                "secrets.nix:2:26: secret \"a.age\": undefined variable",
+                "secrets.nix:3:26: secret \"a.age\": undefined variable",
             )
         }),
         ("rules: assert false", |d| {
