@@ -305,3 +305,40 @@ pub fn parse(mut args: Vec<OsString>) -> Result<Cli, clap::Error> {
     }
     Cli::try_parse_from(args)
 }
+
+/// A clap usage error as the one line `main` prints after `agefleet: `: clap's first
+/// paragraph (the message and any indented detail such as the missing arguments or the
+/// possible values) joined into one line, without clap's usage block.
+pub fn usage_error_line(e: &clap::Error) -> String {
+    let rendered = e.render().to_string();
+    let first_paragraph: Vec<&str> = rendered
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let message = first_paragraph.join(" ");
+    let message = message.strip_prefix("error: ").unwrap_or(&message);
+    format!("{message} (see --help)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn usage_error(args: &[&str]) -> String {
+        let args = args.iter().map(OsString::from).collect();
+        usage_error_line(&parse(args).expect_err("a usage error"))
+    }
+
+    #[test]
+    fn usage_errors_are_one_line_with_their_details() {
+        let missing = usage_error(&["agefleet", "activate"]);
+        assert_eq!(
+            missing,
+            "the following required arguments were not provided: --manifest <FILE> (see --help)"
+        );
+        let bad_value = usage_error(&["agefleet", "--nix-eval", "foo", "status"]);
+        assert!(bad_value.contains("[possible values: auto, builtin, nix]"));
+        assert!(!usage_error(&["agefleet", "--bogus"]).contains('\n'));
+    }
+}

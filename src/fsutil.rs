@@ -418,6 +418,29 @@ fn create_temp_beside(path: &Path, mode: u32) -> Result<(File, PathBuf), FsError
     ))
 }
 
+/// Reads a file that must be regular (symlinks followed). A device or FIFO where a `.age`
+/// file should be (a repo can hold a symlink to `/dev/zero`) would otherwise block at open
+/// or be read forever; the non-blocking open makes a FIFO fail the check instead.
+pub fn read_regular(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other(if meta.is_dir() {
+            "is a directory"
+        } else {
+            "not a regular file"
+        }));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 /// fsync a directory so a rename in it is durable.
 pub fn sync_dir(dir: &Path) -> Result<(), FsError> {
     File::open(dir)
@@ -541,6 +564,37 @@ pub fn write_new_private(path: &Path, data: &[u8], mode: u32) -> Result<(), FsEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_regular_reads_files_and_refuses_devices_fifos_and_dirs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let f = tmp.path().join("f.age");
+        fs::write(&f, b"bytes").unwrap();
+        assert_eq!(read_regular(&f).unwrap(), b"bytes");
+        let dev = tmp.path().join("zero.age");
+        std::os::unix::fs::symlink("/dev/zero", &dev).unwrap();
+        assert_eq!(
+            read_regular(&dev).unwrap_err().to_string(),
+            "not a regular file"
+        );
+        let fifo = tmp.path().join("fifo.age");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        assert_eq!(
+            read_regular(&fifo).unwrap_err().to_string(),
+            "not a regular file"
+        );
+        assert_eq!(
+            read_regular(tmp.path()).unwrap_err().to_string(),
+            "is a directory"
+        );
+    }
 
     #[test]
     fn atomic_write_creates_with_mode_and_keeps_existing_mode() {

@@ -273,16 +273,27 @@ impl IdentitySet {
 
 /// Reads an identity file into zeroized memory (bounded size).
 fn read_secret_file(path: &Path) -> Result<Zeroizing<Vec<u8>>, LoadFailure> {
-    let file = std::fs::File::open(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => LoadFailure::Missing,
-        std::io::ErrorKind::PermissionDenied => LoadFailure::Unusable("permission denied".into()),
-        _ => LoadFailure::Unusable(format!("cannot read: {e}")),
-    })?;
+    use std::os::unix::fs::OpenOptionsExt;
+    // Non-blocking: a FIFO given as an identity must not hang the open (it fails below).
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => LoadFailure::Missing,
+            std::io::ErrorKind::PermissionDenied => {
+                LoadFailure::Unusable("permission denied".into())
+            }
+            _ => LoadFailure::Unusable(format!("cannot read: {e}")),
+        })?;
     let meta = file
         .metadata()
         .map_err(|e| LoadFailure::Unusable(format!("cannot read: {e}")))?;
     if meta.is_dir() {
         return Err(LoadFailure::Unusable("is a directory".into()));
+    }
+    if !meta.is_file() {
+        return Err(LoadFailure::Unusable("not a regular file".into()));
     }
     let hint = usize::try_from(meta.len().min(MAX_IDENTITY_FILE_BYTES)).unwrap_or(0);
     let mut bytes = Zeroizing::new(Vec::with_capacity(hint + 1));

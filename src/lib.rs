@@ -13,6 +13,7 @@ pub mod envelope;
 pub mod fsutil;
 pub mod git;
 pub mod identity;
+pub mod install;
 pub mod keys;
 pub mod names;
 pub mod recipient;

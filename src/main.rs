@@ -7,16 +7,22 @@ fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let cli = match agefleet::cli::parse(args) {
         Ok(cli) => cli,
+        // Usage errors: one `agefleet:` line like every other error, exit 2.
+        Err(e) if e.use_stderr() => {
+            eprintln!("agefleet: {}", agefleet::cli::usage_error_line(&e));
+            return ExitCode::from(2);
+        }
+        // Help and version go to stdout, exit 0.
         Err(e) => {
-            // clap renders help/version on stdout (exit 0) and usage errors on stderr (exit 2).
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+            return ExitCode::SUCCESS;
         }
     };
     match agefleet::commands::run(cli) {
         Ok(outcome) => ExitCode::from(outcome.code()),
         Err(err) => {
-            eprintln!("agefleet: {err}");
+            let message = agefleet::commands::ui::printable_lines(&err.to_string());
+            eprintln!("agefleet: {message}");
             ExitCode::from(err.exit_code())
         }
     }

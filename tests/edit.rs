@@ -270,3 +270,37 @@ fn sigterm_during_edit_removes_plaintext_and_keeps_secret() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn untracked_secret_warns_and_git_add_adds_it() {
+    if !require_tool("git") {
+        return;
+    }
+    let f = Fleet::new();
+    let admin = f.admin.public_line.clone();
+    f.rules(&[("a.age", &[&admin], false), ("b.age", &[&admin], false)]);
+    let git = |args: &[&str]| {
+        let out = run(std::process::Command::new("git")
+            .args(args)
+            .current_dir(&f.dir));
+        assert!(out.status.success(), "git {args:?}: {}", stderr(&out));
+        stdout(&out)
+    };
+    git(&["init", "-q"]);
+    git(&["add", "secrets.nix"]);
+    let out = f.run_stdin(&["edit", "a.age"], b"a");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("not tracked by git") && err.contains("git add a.age"),
+        "{err}"
+    );
+    assert_eq!(git(&["status", "--porcelain", "a.age"]).trim(), "?? a.age");
+    let out = f.run_stdin(&["edit", "--git-add", "b.age"], b"b");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("not tracked"), "{}", stderr(&out));
+    assert_eq!(git(&["status", "--porcelain", "b.age"]).trim(), "A b.age");
+    // Tracked now: editing again gives no warning.
+    let out = f.run_stdin(&["edit", "b.age"], b"b2");
+    assert!(!stderr(&out).contains("not tracked"), "{}", stderr(&out));
+}

@@ -116,7 +116,7 @@ pub fn install_one(
     owner: Option<(u32, u32)>,
 ) -> Result<(), String> {
     let file = plan.file.display();
-    let ciphertext = std::fs::read(&plan.file).map_err(|e| format!("{file}: {e}"))?;
+    let ciphertext = crate::fsutil::read_regular(&plan.file).map_err(|e| format!("{file}: {e}"))?;
     let plaintext: Zeroizing<Vec<u8>> =
         crate::envelope::decrypt(&ciphertext, ids).map_err(|e| format!("{file}: {e}"))?;
     match &plan.target {

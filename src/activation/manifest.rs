@@ -57,7 +57,7 @@ struct VersionOnly {
 impl Manifest {
     /// Reads and parses the manifest at `path`.
     pub fn load(path: &Path) -> Result<Self, ActivationError> {
-        let bytes = std::fs::read(path).map_err(|e| ActivationError::io(path, e))?;
+        let bytes = crate::fsutil::read_regular(path).map_err(|e| ActivationError::io(path, e))?;
         Self::parse(&bytes, path)
     }
 

@@ -11,6 +11,7 @@ use crate::fsutil::{self, WriteLock};
 use crate::identity::IdentitySet;
 use crate::recipient::Recipient;
 use crate::rules::RuleEntry;
+use zeroize::Zeroizing;
 
 /// Loads `-i` identities or the defaults, printing a warning for each skipped default key.
 pub fn load_identities(ctx: &Context) -> Result<IdentitySet> {
@@ -18,6 +19,21 @@ pub fn load_identities(ctx: &Context) -> Result<IdentitySet> {
     let (ids, warnings) = IdentitySet::load(&ctx.global.identity, home.as_deref())?;
     for w in warnings {
         ui::warn(&w);
+    }
+    // Like age and agenix, a private key readable by others is still used (ssh would refuse
+    // it); the user is told, since anyone who could read it can decrypt these secrets.
+    for id in &ids.identities {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(&id.path) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                ui::warn(&format!(
+                    "{}: private key is accessible by group or others (mode {mode:04o}); \
+                     `chmod 600` it",
+                    id.path.display()
+                ));
+            }
+        }
     }
     Ok(ids)
 }
@@ -67,9 +83,27 @@ pub fn identities_for(ctx: &Context, headers: &[&Header]) -> Result<IdentitySet>
 #[derive(Default)]
 pub struct RecipientCache {
     parsed: Mutex<HashMap<String, std::result::Result<Arc<Recipient>, String>>>,
+    /// The rules file the keys come from, named in errors.
+    rules_file: Option<std::path::PathBuf>,
 }
 
 impl RecipientCache {
+    /// A cache whose errors name `rules_file` (where the bad key is written).
+    pub fn for_rules(rules_file: &Path) -> Self {
+        RecipientCache {
+            rules_file: Some(rules_file.to_path_buf()),
+            ..Self::default()
+        }
+    }
+
+    /// `secret "name"`, prefixed with the rules file when known.
+    fn which(&self, name: &str) -> String {
+        match &self.rules_file {
+            Some(f) => format!("{}: secret {name:?}", f.display()),
+            None => format!("secret {name:?}"),
+        }
+    }
+
     /// The recipients of the secret `name`; one line naming the secret and key if any is bad.
     pub fn parse_all(
         &self,
@@ -78,7 +112,8 @@ impl RecipientCache {
     ) -> std::result::Result<Vec<Arc<Recipient>>, String> {
         if keys.is_empty() {
             return Err(format!(
-                "secret {name:?}: publicKeys is empty: nobody could decrypt it"
+                "{}: publicKeys is empty: nobody could decrypt it",
+                self.which(name)
             ));
         }
         keys.iter()
@@ -91,7 +126,7 @@ impl RecipientCache {
                     }
                     p
                 });
-                parsed.map_err(|e| format!("secret {name:?}: {e}"))
+                parsed.map_err(|e| format!("{}: {e}", self.which(name)))
             })
             .collect()
     }
@@ -106,7 +141,7 @@ impl RecipientCache {
 
 /// Reads a secret file, naming it in the error.
 pub fn read_secret(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| Error::Failed(format!("{}: {e}", path.display())))
+    crate::fsutil::read_regular(path).map_err(|e| Error::Failed(format!("{}: {e}", path.display())))
 }
 
 /// Parses a secret's header, naming the file in the error.
@@ -120,7 +155,50 @@ pub fn cwd() -> Result<std::path::PathBuf> {
         .map_err(|e| Error::Failed(format!("cannot read the current directory: {e}")))
 }
 
+/// Reads all of `reader` into a zeroized buffer. `read_to_end` on a `Zeroizing<Vec>` grows
+/// it by reallocation, which frees the outgrown block without clearing it and leaves copies
+/// of the secret in freed memory; here each outgrown buffer is zeroized as it is replaced.
+pub fn read_to_end_zeroizing(
+    mut reader: impl std::io::Read,
+) -> std::io::Result<Zeroizing<Vec<u8>>> {
+    let mut buf = Zeroizing::new(Vec::with_capacity(8 * 1024));
+    loop {
+        let len = buf.len();
+        if len == buf.capacity() {
+            let mut bigger = Zeroizing::new(Vec::with_capacity(len * 2));
+            bigger.extend_from_slice(&buf);
+            buf = bigger;
+        }
+        let cap = buf.capacity();
+        buf.resize(cap, 0);
+        match reader.read(&mut buf[len..]) {
+            Ok(0) => {
+                buf.truncate(len);
+                return Ok(buf);
+            }
+            Ok(n) => buf.truncate(len + n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => buf.truncate(len),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Borrowed views of shared recipients, as `envelope` and `drift` take them.
 pub fn refs(recipients: &[Arc<Recipient>]) -> Vec<&Recipient> {
     recipients.iter().map(|r| r.as_ref()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zeroizing_reads_return_every_byte_across_growth() {
+        for len in [0usize, 1, 8 * 1024, 8 * 1024 + 1, 100_000] {
+            let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            // A reader that hands out odd-sized pieces, as pipes do.
+            let reader = std::io::Read::chain(&data[..len / 3], &data[len / 3..]);
+            assert_eq!(read_to_end_zeroizing(reader).unwrap().as_slice(), &data[..]);
+        }
+    }
 }

@@ -5,7 +5,7 @@
 //! recipients and written atomically. Byte-identical content is not re-encrypted. A failing
 //! editor leaves the secret untouched. When stdin is not a terminal it becomes the plaintext.
 
-use std::io::{IsTerminal, Read};
+use std::io::IsTerminal;
 use std::path::Path;
 use std::process::Command;
 
@@ -13,8 +13,10 @@ use zeroize::Zeroizing;
 
 use super::common::refs;
 use super::common::{
-    cwd, header_of, identities_for, lock_for_writing, read_secret, RecipientCache,
+    cwd, header_of, identities_for, lock_for_writing, read_secret, read_to_end_zeroizing,
+    RecipientCache,
 };
+use super::signals::{CleanupOnSignal, Interrupt};
 use super::{ui, Context, Error, Outcome, Result};
 use crate::cli::EditArgs;
 use crate::envelope;
@@ -23,7 +25,7 @@ use crate::fsutil::{self, PrivateTempDir};
 pub fn run(ctx: &Context, args: &EditArgs) -> Result<Outcome> {
     let rules = ctx.load_rules()?;
     let entry = rules.resolve(&args.file, &cwd()?)?;
-    let recipients = RecipientCache::default().of(entry)?;
+    let recipients = RecipientCache::for_rules(&rules.path).of(entry)?;
     let armor = entry.rule.as_ref().map(|r| r.armor).unwrap_or(false);
     let path = rules.file_of(&entry.name);
     let shown = path.display().to_string();
@@ -47,11 +49,8 @@ pub fn run(ctx: &Context, args: &EditArgs) -> Result<Outcome> {
             }
         }
     } else {
-        let mut buf = Zeroizing::new(Vec::new());
-        std::io::stdin()
-            .read_to_end(&mut buf)
-            .map_err(|e| Error::Failed(format!("cannot read the new plaintext from stdin: {e}")))?;
-        buf
+        read_to_end_zeroizing(std::io::stdin().lock())
+            .map_err(|e| Error::Failed(format!("cannot read the new plaintext from stdin: {e}")))?
     };
 
     if old.as_ref().is_some_and(|o| o.as_slice() == new.as_slice()) {
@@ -90,7 +89,12 @@ fn edit_in_editor(secret: &Path, old: Option<&[u8]>) -> Result<Option<Zeroizing<
         .ok_or_else(|| Error::Usage("EDITOR is empty".into()))?;
 
     // While the editor runs, Ctrl-C belongs to it; a terminating signal removes the temp dir.
-    let cleanup = SignalCleanup::install(dir.path())?;
+    let cleanup = CleanupOnSignal::install(
+        dir.path(),
+        Interrupt::LeaveToChild,
+        "interrupted; plaintext removed, secret left untouched",
+        1,
+    )?;
     let status = Command::new(program)
         .args(editor_args)
         .arg(&file)
@@ -103,51 +107,11 @@ fn edit_in_editor(secret: &Path, old: Option<&[u8]>) -> Result<Option<Zeroizing<
             secret.display()
         )));
     }
-    match std::fs::read(&file) {
-        Ok(bytes) => Ok(Some(Zeroizing::new(bytes))),
+    match std::fs::File::open(&file).and_then(read_to_end_zeroizing) {
+        Ok(bytes) => Ok(Some(bytes)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::Failed(format!(
             "cannot read the edited plaintext: {e}"
         ))),
-    }
-}
-
-/// Ignores SIGINT/SIGQUIT (the editor handles them) and, on SIGTERM/SIGHUP, removes the
-/// private temp dir and exits, so plaintext does not outlive an interrupted edit.
-struct SignalCleanup {
-    handle: signal_hook::iterator::Handle,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl SignalCleanup {
-    fn install(dir: &Path) -> Result<Self> {
-        use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
-        let mut signals =
-            signal_hook::iterator::Signals::new([SIGINT, SIGQUIT, SIGTERM, SIGHUP])
-                .map_err(|e| Error::Failed(format!("cannot install signal handlers: {e}")))?;
-        let handle = signals.handle();
-        let dir = dir.to_path_buf();
-        let thread = std::thread::spawn(move || {
-            for sig in signals.forever() {
-                if sig == SIGTERM || sig == SIGHUP {
-                    let _ = std::fs::remove_dir_all(&dir);
-                    eprintln!("agefleet: interrupted; plaintext removed, secret left untouched");
-                    std::process::exit(1);
-                }
-            }
-        });
-        Ok(SignalCleanup {
-            handle,
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for SignalCleanup {
-    fn drop(&mut self) {
-        self.handle.close();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }

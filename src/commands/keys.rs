@@ -63,11 +63,7 @@ fn say_dir_action(dir: &Path, action: DirAction, dry_run: bool) {
 
 /// Reads the passphrase: stdin up to the first newline (a trailing CR is dropped).
 fn read_passphrase_stdin() -> Result<Zeroizing<Vec<u8>>> {
-    let mut all = Zeroizing::new(Vec::new());
-    std::io::stdin()
-        .lock()
-        .take(64 * 1024)
-        .read_to_end(&mut all)
+    let all = super::common::read_to_end_zeroizing(std::io::stdin().lock().take(64 * 1024))
         .map_err(|e| Error::Failed(format!("reading the passphrase from stdin: {e}")))?;
     let end = all.iter().position(|&b| b == b'\n').unwrap_or(all.len());
     let mut pass = Zeroizing::new(all[..end].to_vec());
@@ -380,7 +376,11 @@ pub fn copy(ctx: &Context, args: &CopyKeysArgs) -> Result<Outcome> {
         }));
     }
     for k in &plan.keys {
-        println!("{}: {}", k.role.file_name(), k.fingerprint_line);
+        println!(
+            "{}: {}",
+            k.role.file_name(),
+            ui::printable(&k.fingerprint_line)
+        );
     }
     Ok(Outcome::Success)
 }
@@ -507,6 +507,12 @@ pub fn check(ctx: &Context, args: &CheckKeysArgs) -> Result<Outcome> {
 
 /// Left-aligned columns separated by two spaces; the last column is not padded.
 fn table(header: &[&str; 3], rows: &[[String; 3]]) -> String {
+    // Cells hold names from the rules and key comments: control characters escaped.
+    let rows: Vec<[String; 3]> = rows
+        .iter()
+        .map(|r| r.clone().map(|c| ui::printable(&c).into_owned()))
+        .collect();
+    let rows = &rows[..];
     let mut widths = header.map(|h| h.chars().count());
     for r in rows {
         for (w, cell) in widths.iter_mut().zip(r) {

@@ -17,6 +17,7 @@ pub mod install;
 pub mod keys;
 pub mod rekey;
 pub mod rules;
+pub mod signals;
 pub mod status;
 pub mod ui;
 

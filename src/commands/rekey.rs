@@ -94,7 +94,7 @@ pub fn run(ctx: &Context, args: &RekeyArgs) -> Result<Outcome> {
     let _lock = lock_for_writing(ctx, &rules.dir, &targets)?;
 
     // Phase 1: rules and headers, in parallel; nothing is decrypted yet.
-    let cache = RecipientCache::default();
+    let cache = RecipientCache::for_rules(&rules.path);
     let phase1: Vec<(String, std::result::Result<Option<Planned>, Report>)> = selected
         .par_iter()
         .map(|entry| {
@@ -176,7 +176,7 @@ fn plan(
     };
     let recipients = cache.of(entry).map_err(failed)?;
     let armor = entry.rule.as_ref().map(|r| r.armor).unwrap_or(false);
-    let bytes = match std::fs::read(&path) {
+    let bytes = match crate::fsutil::read_regular(&path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(Report::Skipped {
@@ -202,7 +202,7 @@ fn rekey_one(p: &Planned, ids: &IdentitySet, batch: &Batch) -> Report {
     let shown = p.path.display();
     let run = || -> std::result::Result<(), String> {
         // Re-read: phase 1 kept only the header, so memory stays bounded over many files.
-        let bytes = std::fs::read(&p.path).map_err(|e| format!("{shown}: {e}"))?;
+        let bytes = crate::fsutil::read_regular(&p.path).map_err(|e| format!("{shown}: {e}"))?;
         let plaintext = envelope::decrypt(&bytes, ids).map_err(|e| format!("{shown}: {e}"))?;
         let ciphertext = envelope::encrypt(&plaintext, &refs(&p.recipients), p.armor)
             .map_err(|e| format!("{shown}: {e}"))?;

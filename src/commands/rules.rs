@@ -1,4 +1,7 @@
 //! `rules`: print the evaluated rules file.
+use std::io::Write;
+
+use super::ui::printable;
 use super::{Context, Error, Outcome, Result};
 use crate::cli::RulesArgs;
 use crate::rules::{self, Backend};
@@ -10,29 +13,41 @@ pub fn run(ctx: &Context, args: &RulesArgs) -> Result<Outcome> {
         let (value, backend, fallback) =
             rules::evaluate_json(&path, mode).map_err(Error::failed)?;
         say_backend(ctx, backend, fallback.as_deref());
-        println!("{value}");
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        serde_json::to_writer(&mut out, &value).map_err(Error::failed)?;
+        writeln!(out)
+            .and_then(|()| out.flush())
+            .map_err(write_failed)?;
         return Ok(Outcome::Success);
     }
     let rules = rules::load(&path, mode).map_err(Error::failed)?;
     say_backend(ctx, rules.backend, rules.fallback_reason.as_deref());
     let mut bad = false;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for entry in &rules.entries {
         match &entry.rule {
             Ok(rule) => {
                 let armor = if rule.armor { " (armor)" } else { "" };
-                println!("{}{armor}", entry.name);
+                writeln!(out, "{}{armor}", printable(&entry.name)).map_err(write_failed)?;
                 for key in &rule.public_keys {
-                    println!("  {key}");
+                    writeln!(out, "  {}", printable(key)).map_err(write_failed)?;
                 }
             }
             Err(e) => {
                 bad = true;
-                println!("{} (bad rule)", entry.name);
+                writeln!(out, "{} (bad rule)", printable(&entry.name)).map_err(write_failed)?;
+                // Keep the listing and the error in order when both go to a terminal.
+                out.flush().map_err(write_failed)?;
                 super::ui::error(&e.to_string());
             }
         }
     }
+    out.flush().map_err(write_failed)?;
     Ok(Outcome::from_failed(bad))
+}
+
+fn write_failed(e: std::io::Error) -> Error {
+    Error::Failed(format!("writing to standard output: {e}"))
 }
 
 fn say_backend(ctx: &Context, backend: Backend, fallback: Option<&str>) {

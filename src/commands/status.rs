@@ -52,7 +52,7 @@ struct Entry {
 
 pub fn run(ctx: &Context, args: &StatusArgs) -> Result<Outcome> {
     let rules = ctx.load_rules()?;
-    let cache = RecipientCache::default();
+    let cache = RecipientCache::for_rules(&rules.path);
     let tracker = match Tracker::open(&rules.dir) {
         Ok(t) => t,
         Err(e) => {
@@ -252,10 +252,17 @@ fn problem_rank(p: &str) -> usize {
 fn read_header_bytes(path: &Path) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     const LIMIT: u64 = 1 << 20;
+    use std::os::unix::fs::OpenOptionsExt;
+    // Non-blocking open and a regular-file check: a FIFO named like a secret must not hang.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
     let mut buf = Vec::new();
-    std::fs::File::open(path)?
-        .take(LIMIT)
-        .read_to_end(&mut buf)?;
+    file.take(LIMIT).read_to_end(&mut buf)?;
     Ok(buf)
 }
 
@@ -306,7 +313,7 @@ fn print_table(entries: &[Entry]) {
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let width = entries
         .iter()
-        .map(|e| e.file.chars().count())
+        .map(|e| ui::printable(&e.file).chars().count())
         .max()
         .unwrap_or(4)
         .max(4);
@@ -354,9 +361,9 @@ fn print_table(entries: &[Entry]) {
         let detail = if detail.is_empty() {
             String::new()
         } else {
-            format!("  ({})", detail.join("; "))
+            format!("  ({})", ui::printable(&detail.join("; ")))
         };
-        println!("{:width$}  {status}{detail}", e.file);
+        println!("{:width$}  {status}{detail}", ui::printable(&e.file));
     }
 }
 

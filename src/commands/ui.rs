@@ -19,17 +19,46 @@ fn paint(code: &str, s: &str) -> String {
 
 /// `warning: …` on stderr.
 pub fn warn(msg: &str) {
-    eprintln!("{} {msg}", paint("33", "warning:"));
+    eprintln!("{} {}", paint("33", "warning:"), printable(msg));
 }
 
 /// `error: …` on stderr, for one failing item among many.
 pub fn error(msg: &str) {
-    eprintln!("{} {msg}", paint("31", "error:"));
+    eprintln!("{} {}", paint("31", "error:"), printable(msg));
 }
 
 /// A plain message on stderr.
 pub fn info(msg: &str) {
-    eprintln!("{msg}");
+    eprintln!("{}", printable(msg));
+}
+
+/// `s` with control characters escaped (`\n`, `\u{1b}`…). Names of secrets and files come
+/// from the repository: printed raw, an escape sequence in one could drive the reader's
+/// terminal, and a newline would split a one-line message.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    std::borrow::Cow::Owned(
+        s.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
+
+/// [`printable`] line by line: a message whose lines are meant (Nix's own stderr, shown
+/// verbatim) keeps them.
+pub fn printable_lines(s: &str) -> String {
+    s.split('\n')
+        .map(|l| printable(l).into_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Asks for passphrases on the controlling terminal (`/dev/tty`), never on stdin, so piped
@@ -60,4 +89,19 @@ pub fn progress(len: usize, what: &str) -> indicatif::ProgressBar {
     bar.set_style(style);
     bar.set_message(what.to_string());
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_and_the_rest_kept() {
+        assert_eq!(printable("plain näme.age"), "plain näme.age");
+        assert_eq!(
+            printable("a\nb\u{1b}]0;x\u{7}.age"),
+            "a\\nb\\u{1b}]0;x\\u{7}.age"
+        );
+        assert_eq!(printable_lines("one\u{1b}[31m\ntwo"), "one\\u{1b}[31m\ntwo");
+    }
 }

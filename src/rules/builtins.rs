@@ -463,7 +463,7 @@ pub fn call(ev: &mut Evaluator, b: Builtin, a: &[ThunkId]) -> R<Value> {
         }
         B::ToJson => {
             let v = ev.force(arg(0)?)?;
-            let j = ev.to_json(&v)?;
+            let j = ev.json_value(&v)?;
             Value::str(j.to_string())
         }
         B::Split => {

@@ -1,8 +1,6 @@
 //! The evaluated JSON value of one rule -> [`Rule`], checking its shape only (the key
 //! strings themselves are parsed by `recipient`).
 
-use std::path::Path;
-
 use super::{Rule, RuleError};
 
 fn json_type(v: &serde_json::Value) -> &'static str {
@@ -18,10 +16,11 @@ fn json_type(v: &serde_json::Value) -> &'static str {
     }
 }
 
-/// `<rules file>: secret "<name>": <what>`.
-pub fn entry_error(rules: &Path, name: &str, what: &str) -> RuleError {
+/// `<where>: secret "<name>": <what>`, where `<where>` is the rules file, with
+/// `:line:col` when known.
+pub fn entry_error(location: &str, name: &str, what: &str) -> RuleError {
     RuleError {
-        message: format!("{}: secret {name:?}: {what}", rules.display()),
+        message: format!("{location}: secret {name:?}: {what}"),
     }
 }
 
@@ -35,8 +34,13 @@ pub fn split_keys(s: &str) -> impl Iterator<Item = String> + '_ {
 
 /// Checks one entry's shape: a set with `publicKeys` (a list of strings) and an optional
 /// Boolean `armor`; other attributes are ignored.
-pub fn rule_from_json(rules: &Path, name: &str, v: &serde_json::Value) -> Result<Rule, RuleError> {
-    let err = |what: String| Err(entry_error(rules, name, &what));
+/// `location` names the rules file (and line:col of the entry when known) in errors.
+pub fn rule_from_json(
+    location: &str,
+    name: &str,
+    v: &serde_json::Value,
+) -> Result<Rule, RuleError> {
+    let err = |what: String| Err(entry_error(location, name, &what));
     let Some(obj) = v.as_object() else {
         return err(format!(
             "the rule is {} while a set with publicKeys was expected",
@@ -84,7 +88,7 @@ mod tests {
     use serde_json::json;
 
     fn rule(v: serde_json::Value) -> Result<Rule, String> {
-        rule_from_json(Path::new("secrets.nix"), "a.age", &v).map_err(|e| e.message)
+        rule_from_json("secrets.nix", "a.age", &v).map_err(|e| e.message)
     }
 
     #[test]

@@ -23,9 +23,12 @@ mod value;
 use eval::{ErrorKind, EvalError, Evaluator};
 use value::Value;
 
-/// Stack for the thread that parses and evaluates: deep enough for [`eval::MAX_DEPTH`]
-/// nested evaluation steps in an unoptimised build. Only touched pages are committed.
-const EVAL_STACK_BYTES: usize = 1 << 30;
+/// Stacks tried for the thread that parses and evaluates, largest first (a small machine may
+/// refuse to map the largest). Only touched pages are ever committed.
+const EVAL_STACK_SIZES: [usize; 3] = [1 << 30, 1 << 28, 1 << 26];
+
+/// Stack allowed per level of evaluation depth: over twice what an unoptimised build uses.
+const STACK_PER_LEVEL: usize = 64 << 10;
 
 /// Which evaluator to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,20 +128,27 @@ pub enum RulesError {
 }
 
 impl Rules {
-    /// The entry whose name designates `name` (see [`crate::rules::names`]).
+    /// The entry named exactly `name` (matching of file names is in [`crate::names`]).
     pub fn entry(&self, name: &str) -> Option<&RuleEntry> {
-        self.entries.iter().find(|e| e.name == name)
+        // `entries` is sorted by name (byte order).
+        self.entries
+            .binary_search_by(|e| e.name.as_str().cmp(name))
+            .ok()
+            .map(|i| &self.entries[i])
     }
 }
 
 /// Evaluates `path` and returns every entry. Errors only when the file as a whole fails.
 pub fn load(path: &Path, mode: EvalMode) -> Result<Rules, RulesError> {
-    let rules = |entries, backend, fallback_reason| Rules {
-        path: path.to_path_buf(),
-        dir: rules_dir(path),
-        entries,
-        backend,
-        fallback_reason,
+    let rules = |mut entries: Vec<RuleEntry>, backend, fallback_reason| {
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        Rules {
+            path: path.to_path_buf(),
+            dir: rules_dir(path),
+            entries,
+            backend,
+            fallback_reason,
+        }
     };
     match mode {
         EvalMode::Builtin => Ok(rules(builtin_entries(path)?, Backend::Builtin, None)),
@@ -185,22 +195,37 @@ fn read_rules(path: &Path) -> Result<String, RulesError> {
     })
 }
 
-/// Runs `f` on a thread with a stack sized for the evaluator's depth limit.
+/// Runs `f` on a thread with a large stack, passing it the evaluation depth that stack
+/// affords (at most [`eval::MAX_DEPTH`]).
 fn on_eval_stack<T: Send + 'static>(
     path: &Path,
-    f: impl FnOnce() -> Result<T, RulesError> + Send + 'static,
+    f: impl FnOnce(usize) -> Result<T, RulesError> + Send + Clone + 'static,
 ) -> Result<T, RulesError> {
     let internal = |what: &str| RulesError::Eval {
         file: path.to_path_buf(),
         message: format!("internal error: {what}"),
     };
-    std::thread::Builder::new()
-        .name("rules-eval".into())
-        .stack_size(EVAL_STACK_BYTES)
-        .spawn(f)
-        .map_err(|e| internal(&format!("cannot start the evaluator thread: {e}")))?
-        .join()
-        .map_err(|_| internal("the evaluator panicked"))?
+    let mut last_error = None;
+    for size in EVAL_STACK_SIZES {
+        let depth = (size / STACK_PER_LEVEL).min(eval::MAX_DEPTH);
+        let run = f.clone();
+        match std::thread::Builder::new()
+            .name("rules-eval".into())
+            .stack_size(size)
+            .spawn(move || run(depth))
+        {
+            Ok(handle) => {
+                return handle
+                    .join()
+                    .map_err(|_| internal("the evaluator panicked"))?
+            }
+            Err(e) => last_error = Some(e),
+        }
+    }
+    let why = last_error.map_or_else(String::new, |e| e.to_string());
+    Err(internal(&format!(
+        "cannot start the evaluator thread: {why}"
+    )))
 }
 
 /// `message` with control characters escaped (`\n`, `\u{1b}`): evaluation messages quote
@@ -286,9 +311,9 @@ fn not_a_set(root: &Path, text: &str, what: &str) -> RulesError {
 fn builtin_json(path: &Path) -> Result<serde_json::Value, RulesError> {
     let text = read_rules(path)?;
     let root = path.to_path_buf();
-    on_eval_stack(path, move || {
-        let mut ev = Evaluator::new();
-        let result = ev.eval_root(&root, text).and_then(|v| ev.to_json(&v));
+    on_eval_stack(path, move |max_depth| {
+        let mut ev = Evaluator::with_max_depth(max_depth);
+        let result = ev.eval_root(&root, text).and_then(|v| ev.json_value(&v));
         result.map_err(|e| file_error(&ev, &root, e))
     })
 }
@@ -302,17 +327,28 @@ fn builtin_entries(path: &Path) -> Result<Vec<RuleEntry>, RulesError> {
 /// property tests; [`load`] is the one for files.
 pub fn evaluate_str(path: &Path, text: String) -> Result<Vec<RuleEntry>, RulesError> {
     let root = path.to_path_buf();
-    on_eval_stack(path, move || {
-        let mut ev = Evaluator::new();
+    on_eval_stack(path, move |max_depth| {
+        let mut ev = Evaluator::with_max_depth(max_depth);
         let set = match ev.eval_root(&root, text.clone()) {
             Ok(Value::Attrs(set)) => set,
             Ok(other) => return Err(not_a_set(&root, &text, other.type_phrase())),
             Err(e) => return Err(file_error(&ev, &root, e)),
         };
+        let root_name = root.display().to_string();
         let mut entries = Vec::with_capacity(set.len());
         for (name, t) in set.iter() {
             let rule = match entry_json(&mut ev, *t) {
-                Ok(j) => convert::rule_from_json(&root, name, &j),
+                Ok(j) => convert::rule_from_json(&root_name, name, &j).or_else(|_| {
+                    // Bad shape: name the entry's definition when it is in the rules file.
+                    let location = match ev.defined_at(*t) {
+                        Some(p) if p.file == 0 => {
+                            let (file, line, col) = ev.locate(p);
+                            format!("{}:{line}:{col}", file.display())
+                        }
+                        _ => root_name.clone(),
+                    };
+                    convert::rule_from_json(&location, name, &j)
+                }),
                 Err(e) if e.kind == ErrorKind::Unsupported => {
                     return Err(file_error(&ev, &root, e))
                 }
@@ -332,13 +368,13 @@ pub fn evaluate_str(path: &Path, text: String) -> Result<Vec<RuleEntry>, RulesEr
 fn entry_json(ev: &mut Evaluator, t: value::ThunkId) -> Result<serde_json::Value, EvalError> {
     let v = ev.force(t)?;
     let Value::Attrs(set) = &v else {
-        return ev.to_json(&v);
+        return ev.json_value(&v);
     };
     let mut out = serde_json::Map::new();
     for (k, t) in set.iter() {
         let item = ev.force(*t)?;
         if &**k == "publicKeys" || &**k == "armor" {
-            out.insert(k.to_string(), ev.to_json(&item)?);
+            out.insert(k.to_string(), ev.json_value(&item)?);
         } else {
             ev.deep_force(&item)?;
         }
@@ -368,9 +404,9 @@ fn nix_entries(path: &Path) -> Result<Vec<RuleEntry>, RulesError> {
         .iter()
         .map(|(name, v)| {
             let rule = match v.get("ok") {
-                Some(j) => convert::rule_from_json(path, name, j),
+                Some(j) => convert::rule_from_json(&path.display().to_string(), name, j),
                 None => Err(convert::entry_error(
-                    path,
+                    &path.display().to_string(),
                     name,
                     "evaluation failed in nix-instantiate (throw or failed assertion)",
                 )),
@@ -382,3 +418,6 @@ fn nix_entries(path: &Path) -> Result<Vec<RuleEntry>, RulesError> {
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests;

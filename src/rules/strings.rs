@@ -323,11 +323,18 @@ pub fn compile_regex(re: &str, anchored: bool) -> Result<regex::Regex, String> {
 }
 
 /// `builtins.split re s`: non-matched text alternating with lists of capture groups.
+/// Matches are found the way C++'s `std::regex_iterator` (which Nix uses) finds them: an
+/// empty match may directly follow a non-empty one, and after an empty match the search
+/// moves on by one character.
 pub fn split(re: &regex::Regex, s: &str) -> Vec<SplitItem> {
     let mut out = Vec::new();
     let mut last = 0;
-    for caps in re.captures_iter(s) {
-        let Some(m) = caps.get(0) else { continue };
+    let mut pos = 0;
+    while pos <= s.len() {
+        let Some(caps) = re.captures_at(s, pos) else {
+            break;
+        };
+        let Some(m) = caps.get(0) else { break };
         out.push(SplitItem::Text(s[last..m.start()].to_string()));
         out.push(SplitItem::Groups(
             caps.iter()
@@ -336,6 +343,14 @@ pub fn split(re: &regex::Regex, s: &str) -> Vec<SplitItem> {
                 .collect(),
         ));
         last = m.end();
+        pos = if m.is_empty() {
+            match s[m.end()..].chars().next() {
+                Some(c) => m.end() + c.len_utf8(),
+                None => break,
+            }
+        } else {
+            m.end()
+        };
     }
     out.push(SplitItem::Text(s[last..].to_string()));
     out

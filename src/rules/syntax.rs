@@ -21,22 +21,21 @@ pub fn parse(text: &str) -> Result<rnix::ast::Expr, SyntaxError> {
     if let Some(err) = parse.errors().first() {
         return Err(describe(err, text));
     }
-    // An error token the parser accepted silently still means the file is malformed.
+    // An error node the parser built without reporting it still means the file is
+    // malformed (error tokens are caught while checking the nesting).
     let root = parse.tree();
     use rowan::ast::AstNode;
-    for el in root.syntax().descendants_with_tokens() {
-        let bad = match &el {
-            rnix::NodeOrToken::Token(t) => t.kind() == SyntaxKind::TOKEN_ERROR,
-            rnix::NodeOrToken::Node(n) => n.kind() == SyntaxKind::NODE_ERROR,
-        };
-        if bad {
-            let range = el.text_range();
-            let snippet = first_line(&text[usize::from(range.start())..usize::from(range.end())]);
-            return Err(SyntaxError {
-                offset: range.start().into(),
-                message: format!("syntax error, unexpected '{snippet}'"),
-            });
-        }
+    if let Some(bad) = root
+        .syntax()
+        .descendants()
+        .find(|n| n.kind() == SyntaxKind::NODE_ERROR)
+    {
+        let range = bad.text_range();
+        let snippet = first_line(&text[usize::from(range.start())..usize::from(range.end())]);
+        return Err(SyntaxError {
+            offset: range.start().into(),
+            message: format!("syntax error, unexpected '{snippet}'"),
+        });
     }
     root.expr().ok_or(SyntaxError {
         offset: 0,
@@ -65,6 +64,12 @@ fn check_nesting(text: &str) -> Result<(), SyntaxError> {
         if kind.is_trivia() {
             continue;
         }
+        if kind == TOKEN_ERROR {
+            return Err(SyntaxError {
+                offset: here,
+                message: format!("syntax error, unexpected '{}'", first_line(tok)),
+            });
+        }
         match kind {
             TOKEN_L_PAREN | TOKEN_L_BRACK | TOKEN_L_BRACE | TOKEN_INTERPOL_START => {
                 chains.push(0);
@@ -72,10 +77,10 @@ fn check_nesting(text: &str) -> Result<(), SyntaxError> {
                     return Err(too_deep(here));
                 }
             }
-            TOKEN_R_PAREN | TOKEN_R_BRACK | TOKEN_R_BRACE | TOKEN_INTERPOL_END => {
-                if chains.len() > 1 {
-                    chains.pop();
-                }
+            TOKEN_R_PAREN | TOKEN_R_BRACK | TOKEN_R_BRACE | TOKEN_INTERPOL_END
+                if chains.len() > 1 =>
+            {
+                chains.pop();
             }
             TOKEN_CONCAT | TOKEN_UPDATE | TOKEN_IMPLICATION => {
                 if let Some(n) = chains.last_mut() {
@@ -205,6 +210,14 @@ fn token_name(k: SyntaxKind) -> String {
         TOKEN_COMMA => "','",
         TOKEN_IDENT => "an identifier",
         TOKEN_STRING_END => "the end of the string",
+        TOKEN_STRING_CONTENT => "string content",
+        TOKEN_INTERPOL_START => "'${'",
+        TOKEN_L_BRACK => "'['",
+        TOKEN_L_PAREN => "'('",
+        TOKEN_DOT => "'.'",
+        TOKEN_QUESTION => "'?'",
+        TOKEN_AT => "'@'",
+        TOKEN_ELLIPSIS => "'...'",
         TOKEN_INTERPOL_END => "'}'",
         other => return format!("{other:?}").to_lowercase().replace("token_", ""),
     };
@@ -221,6 +234,22 @@ pub fn first_token_offset(text: &str) -> usize {
         offset += tok.len();
     }
     0
+}
+
+/// Byte offsets at which the lines of `text` start.
+pub fn line_starts(text: &str) -> Vec<usize> {
+    std::iter::once(0)
+        .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+        .collect()
+}
+
+/// [`line_col`] with a precomputed [`line_starts`] index (a binary search, not a scan).
+pub fn line_col_indexed(text: &str, starts: &[usize], offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let line = starts.partition_point(|&s| s <= offset).max(1);
+    let start = starts.get(line - 1).copied().unwrap_or(0);
+    let col = text.get(start..offset).map_or(0, |s| s.chars().count()) + 1;
+    (line, col)
 }
 
 /// 1-based line and column (in characters) of byte `offset` in `text`.
@@ -242,6 +271,18 @@ mod tests {
         assert_eq!(line_col("abc\ndef", 0), (1, 1));
         assert_eq!(line_col("abc\ndef", 5), (2, 2));
         assert_eq!(line_col("abc\n", 4), (2, 1));
+        for text in ["abc\ndef", "abc\n", "", "\n\né\nx"] {
+            let starts = line_starts(text);
+            for offset in 0..=text.len() + 1 {
+                if text.is_char_boundary(offset.min(text.len())) {
+                    assert_eq!(
+                        line_col_indexed(text, &starts, offset),
+                        line_col(text, offset),
+                        "{text:?} {offset}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

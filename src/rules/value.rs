@@ -103,10 +103,11 @@ pub enum ThunkState {
         f: Value,
         args: Vec<ThunkId>,
     },
-    /// Attribute `name` of the set `of` evaluates to.
+    /// Attribute `name` of the set `of` evaluates to (`inherit (of) name`, at `at`).
     Attr {
         of: ThunkId,
         name: Rc<str>,
+        at: Option<Pos>,
     },
     /// Variable `name` looked up in `env` (used by `inherit`).
     Var {

@@ -3,15 +3,18 @@
 //! Invariants: every expression is evaluated in an environment created for its own file
 //! (so an error's position is the node's offset in that environment's file); a thunk being
 //! forced is a black hole, so a second visit reports infinite recursion instead of looping;
-//! evaluation depth is bounded by [`MAX_DEPTH`], so deep recursion is an error, never a
+//! evaluation depth is bounded (by [`MAX_DEPTH`] or less), so deep recursion is an error, never a
 //! stack overflow (the caller runs evaluation on a thread with a stack sized for it).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::{Component, Path, PathBuf};
 use std::rc::Rc;
 
-use rnix::ast::{self, HasEntry};
+use rnix::ast;
 use rowan::ast::AstNode;
+
+mod attrs;
+mod ops;
 
 use super::builtins;
 use super::strings::{self, Piece};
@@ -21,7 +24,7 @@ use super::value::{
 };
 
 /// Deepest nesting of evaluation steps (expression evaluation, thunk forcing, deep
-/// conversion) before evaluation stops with an error.
+/// conversion) before evaluation stops with an error, by default.
 pub const MAX_DEPTH: usize = 10_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +87,8 @@ pub struct SourceFile {
     /// Absolute, canonical-form path (relative paths in the file resolve against its parent).
     pub path: PathBuf,
     pub text: String,
+    /// Byte offsets where lines start, for positions in messages.
+    line_starts: Vec<usize>,
 }
 
 /// How a value is turned into a string.
@@ -106,8 +111,11 @@ pub struct Evaluator {
     global_env: EnvId,
     builtins_set: Rc<Attrs>,
     depth: usize,
+    max_depth: usize,
     /// The directory the root file was named from, to name imported files relative to it.
     root_dirs: Option<(PathBuf, PathBuf)>,
+    /// Definition positions of attribute values, for naming where a bad rule is.
+    defined_at: HashMap<ThunkId, Pos>,
 }
 
 fn req<T>(node: Option<T>) -> R<T> {
@@ -158,7 +166,9 @@ impl Evaluator {
             global_env: 0,
             builtins_set: Rc::new(Attrs::new()),
             depth: 0,
+            max_depth: MAX_DEPTH,
             root_dirs: None,
+            defined_at: HashMap::new(),
         };
         let mut set = Attrs::new();
         let mut globals = HashMap::new();
@@ -191,6 +201,14 @@ impl Evaluator {
         });
         ev.global_env = ev.envs.len() - 1;
         ev
+    }
+
+    /// An evaluator that stops at `max_depth` nested evaluation steps.
+    pub fn with_max_depth(max_depth: usize) -> Self {
+        Evaluator {
+            max_depth,
+            ..Self::new()
+        }
     }
 
     // ---- arenas -------------------------------------------------------------------------
@@ -236,7 +254,7 @@ impl Evaluator {
     pub fn locate(&self, pos: Pos) -> (PathBuf, usize, usize) {
         match self.files.get(pos.file) {
             Some(f) => {
-                let (l, c) = syntax::line_col(&f.text, pos.offset);
+                let (l, c) = syntax::line_col_indexed(&f.text, &f.line_starts, pos.offset);
                 (f.display.clone(), l, c)
             }
             None => (PathBuf::new(), 0, 0),
@@ -254,9 +272,10 @@ impl Evaluator {
     }
 
     fn enter(&mut self) -> R<()> {
-        if self.depth >= MAX_DEPTH {
+        if self.depth >= self.max_depth {
             return Err(EvalError::new(format!(
-                "evaluation nested too deeply (more than {MAX_DEPTH} levels; infinite recursion?)"
+                "evaluation nested too deeply (more than {} levels; infinite recursion?)",
+                self.max_depth
             )));
         }
         self.depth += 1;
@@ -320,10 +339,12 @@ impl Evaluator {
                 ))
             })?,
         };
+        let line_starts = syntax::line_starts(&text);
         self.files.push(SourceFile {
             display,
             path: path.clone(),
             text,
+            line_starts,
         });
         let file = self.files.len() - 1;
         let expr = syntax::parse(&self.files[file].text).map_err(|e| EvalError {
@@ -362,13 +383,16 @@ impl Evaluator {
         let result = match &state {
             ThunkState::Expr { expr, env } => self.eval(expr, *env),
             ThunkState::Apply { f, args } => self.apply_all(f.clone(), args),
-            ThunkState::Attr { of, name } => self.force(*of).and_then(|v| match v {
-                Value::Attrs(set) => match set.get(name) {
-                    Some(&t) => self.force(t),
-                    None => Err(EvalError::new(format!("attribute '{name}' missing"))),
-                },
-                other => Err(EvalError::expected("a set", &other)),
-            }),
+            ThunkState::Attr { of, name, at } => self
+                .force(*of)
+                .and_then(|v| match v {
+                    Value::Attrs(set) => match set.get(name) {
+                        Some(&t) => self.force(t),
+                        None => Err(EvalError::new(format!("attribute '{name}' missing"))),
+                    },
+                    other => Err(EvalError::expected("a set", &other)),
+                })
+                .map_err(|e| e.or_at(*at)),
             ThunkState::Var { name, env, at } => self.lookup(name, *env).map_err(|e| e.or_at(*at)),
             ThunkState::Forcing | ThunkState::Done(_) => {
                 Err(EvalError::new("internal error: thunk state"))
@@ -624,9 +648,7 @@ impl Evaluator {
                     let (_, attrs) = self.bind_recursive(s, env, false)?;
                     Ok(Value::Attrs(Rc::new(attrs)))
                 } else {
-                    let mut defs = BTreeMap::new();
-                    self.collect(s, env, env, &mut defs, true)?;
-                    let attrs = self.materialize_all(defs);
+                    let attrs = self.build_attrs(s, env)?;
                     Ok(Value::Attrs(Rc::new(attrs)))
                 }
             }
@@ -644,7 +666,11 @@ impl Evaluator {
                     },
                 }
             }
-            E::Ident(i) => self.lookup(&ident_name(i), env),
+            E::Ident(i) => match i.syntax().first_token() {
+                // The token's text is borrowed from the tree: no allocation per lookup.
+                Some(tok) => self.lookup(tok.text(), env),
+                None => Err(EvalError::new("malformed identifier")),
+            },
             E::With(w) => {
                 let ns = self.thunk_expr(req(w.namespace())?, env);
                 let inner = self.child_env(env, Scope::With(ns));
@@ -755,656 +781,5 @@ impl Evaluator {
             .and_then(|f| f.path.parent().map(Path::to_path_buf))
             .unwrap_or_else(|| PathBuf::from("/"));
         Ok(Value::Path(Rc::new(canon_path(&dir.join(s)))))
-    }
-
-    // ---- attribute sets -----------------------------------------------------------------
-
-    /// The name an attribute denotes; `None` for a dynamic attribute that evaluates to null.
-    fn attr_key(&mut self, attr: &ast::Attr, env: EnvId) -> R<Option<Rc<str>>> {
-        match attr {
-            ast::Attr::Ident(i) => Ok(Some(ident_name(i))),
-            ast::Attr::Str(s) => Ok(Some(Rc::from(self.eval_str(s, env)?))),
-            ast::Attr::Dynamic(d) => {
-                let e = req(d.expr())?;
-                match self.eval(&e, env)? {
-                    Value::Str(s) => Ok(Some(s)),
-                    Value::Null => Ok(None),
-                    other => {
-                        Err(EvalError::expected("a string", &other)
-                            .or_at(self.pos(d.syntax(), env)))
-                    }
-                }
-            }
-        }
-    }
-
-    /// `rec { … }` or `let … in`: bindings see each other. Plain `inherit x` looks `x` up
-    /// in the enclosing scope, as in Nix.
-    fn bind_recursive(
-        &mut self,
-        node: &impl HasEntry,
-        outer: EnvId,
-        is_let: bool,
-    ) -> R<(EnvId, Attrs)> {
-        let inner = self.child_env(outer, Scope::Vars(HashMap::new()));
-        let mut defs = BTreeMap::new();
-        self.collect(node, inner, outer, &mut defs, !is_let)?;
-        let attrs = self.materialize_all(defs);
-        let vars = attrs.iter().map(|(k, v)| (k.clone(), *v)).collect();
-        self.envs[inner].scope = Scope::Vars(vars);
-        Ok((inner, attrs))
-    }
-
-    fn collect(
-        &mut self,
-        node: &impl HasEntry,
-        value_env: EnvId,
-        inherit_env: EnvId,
-        defs: &mut BTreeMap<Rc<str>, Def>,
-        allow_dynamic: bool,
-    ) -> R<()> {
-        for entry in node.entries() {
-            match entry {
-                ast::Entry::Inherit(inh) => {
-                    let from = match inh.from() {
-                        Some(f) => Some(self.thunk_expr(req(f.expr())?, value_env)),
-                        None => None,
-                    };
-                    for attr in inh.attrs() {
-                        let at = self.pos(attr.syntax(), value_env);
-                        let name = match &attr {
-                            ast::Attr::Ident(i) => ident_name(i),
-                            ast::Attr::Str(s) if s.parts().count() <= 1 => {
-                                Rc::from(self.eval_str(s, value_env)?)
-                            }
-                            _ => {
-                                return Err(EvalError::new(
-                                    "dynamic attributes not allowed in inherit",
-                                )
-                                .or_at(at))
-                            }
-                        };
-                        let t = match from {
-                            Some(of) => self.lazy(ThunkState::Attr {
-                                of,
-                                name: name.clone(),
-                            }),
-                            None => self.lazy(ThunkState::Var {
-                                name: name.clone(),
-                                env: inherit_env,
-                                at,
-                            }),
-                        };
-                        self.insert_def(defs, &[(name, at)], Def::Thunk(t, at))?;
-                    }
-                }
-                ast::Entry::AttrpathValue(apv) => {
-                    let value = req(apv.value())?;
-                    let mut keys = Vec::new();
-                    let mut skip = false;
-                    for attr in req(apv.attrpath())?.attrs() {
-                        let at = self.pos(attr.syntax(), value_env);
-                        if !allow_dynamic && !matches!(attr, ast::Attr::Ident(_)) {
-                            let dynamic = match &attr {
-                                ast::Attr::Str(s) => s
-                                    .parts()
-                                    .any(|p| matches!(p, ast::InterpolPart::Interpolation(_))),
-                                _ => true,
-                            };
-                            if dynamic {
-                                return Err(EvalError::new(
-                                    "dynamic attributes not allowed in let",
-                                )
-                                .or_at(at));
-                            }
-                        }
-                        match self.attr_key(&attr, value_env)? {
-                            Some(k) => keys.push((k, at)),
-                            None => skip = true,
-                        }
-                    }
-                    if skip || keys.is_empty() {
-                        continue;
-                    }
-                    let at = keys.last().and_then(|k| k.1);
-                    self.insert_def(
-                        defs,
-                        &keys,
-                        Def::Expr {
-                            expr: value,
-                            env: value_env,
-                            at,
-                        },
-                    )?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Inserts a definition at an attribute path, merging dotted paths and attribute set
-    /// literals the way Nix does (`a.b = 1; a.c = 2;`, `a = { b = 1; }; a.c = 2;`).
-    fn insert_def(
-        &mut self,
-        defs: &mut BTreeMap<Rc<str>, Def>,
-        keys: &[(Rc<str>, Option<Pos>)],
-        def: Def,
-    ) -> R<()> {
-        let Some(((name, at), rest)) = keys.split_first() else {
-            return Ok(());
-        };
-        if rest.is_empty() {
-            match defs.get_mut(name) {
-                None => {
-                    defs.insert(name.clone(), def);
-                    Ok(())
-                }
-                Some(existing) => {
-                    let prior = existing.at();
-                    if existing.is_mergeable() && def.is_mergeable() {
-                        let new_defs = self.into_nested(def)?;
-                        let mut slot = std::mem::replace(existing, Def::Thunk(0, None));
-                        let merged = self.nested_mut(&mut slot).and_then(|target| {
-                            for (k, d) in new_defs {
-                                let a = d.at();
-                                self.insert_def(target, &[(k, a)], d)?;
-                            }
-                            Ok(())
-                        });
-                        *existing = slot;
-                        merged
-                    } else {
-                        Err(self.duplicate(name, prior, *at))
-                    }
-                }
-            }
-        } else {
-            let slot = defs
-                .entry(name.clone())
-                .or_insert_with(|| Def::Nested(BTreeMap::new(), *at));
-            if !slot.is_mergeable() {
-                let prior = slot.at();
-                return Err(self.duplicate(name, prior, *at));
-            }
-            let mut taken = std::mem::replace(slot, Def::Thunk(0, None));
-            let result = self
-                .nested_mut(&mut taken)
-                .and_then(|target| self.insert_def(target, rest, def));
-            defs.insert(name.clone(), taken);
-            result
-        }
-    }
-
-    fn duplicate(&self, name: &str, prior: Option<Pos>, at: Option<Pos>) -> EvalError {
-        EvalError::new(format!(
-            "attribute '{name}' already defined at {}",
-            self.show_pos(prior)
-        ))
-        .or_at(at)
-    }
-
-    /// Turns a mergeable definition into its nested map (expanding an attrset literal).
-    fn into_nested(&mut self, def: Def) -> R<BTreeMap<Rc<str>, Def>> {
-        match def {
-            Def::Nested(m, _) => Ok(m),
-            Def::Expr {
-                expr: ast::Expr::AttrSet(s),
-                env,
-                ..
-            } => {
-                let mut m = BTreeMap::new();
-                self.collect(&s, env, env, &mut m, true)?;
-                Ok(m)
-            }
-            _ => Err(EvalError::new("internal error: merging a non-set")),
-        }
-    }
-
-    fn nested_mut<'a>(&mut self, def: &'a mut Def) -> R<&'a mut BTreeMap<Rc<str>, Def>> {
-        if let Def::Expr { .. } = def {
-            let at = def.at();
-            let owned = std::mem::replace(def, Def::Thunk(0, None));
-            *def = Def::Nested(self.into_nested(owned)?, at);
-        }
-        match def {
-            Def::Nested(m, _) => Ok(m),
-            _ => Err(EvalError::new("internal error: not a nested set")),
-        }
-    }
-
-    fn materialize_all(&mut self, defs: BTreeMap<Rc<str>, Def>) -> Attrs {
-        defs.into_iter()
-            .map(|(k, d)| {
-                let t = self.materialize(d);
-                (k, t)
-            })
-            .collect()
-    }
-
-    fn materialize(&mut self, def: Def) -> ThunkId {
-        match def {
-            Def::Expr { expr, env, .. } => self.thunk_expr(expr, env),
-            Def::Thunk(t, _) => t,
-            Def::Nested(m, _) => {
-                let attrs = self.materialize_all(m);
-                self.done(Value::Attrs(Rc::new(attrs)))
-            }
-        }
-    }
-
-    // ---- operators ----------------------------------------------------------------------
-
-    fn eval_binop(&mut self, b: &ast::BinOp, env: EnvId) -> R<Value> {
-        use ast::BinOpKind as K;
-        let op = req(b.operator())?;
-        let lhs = req(b.lhs())?;
-        let rhs = req(b.rhs())?;
-        match op {
-            K::And => Ok(Value::Bool(
-                self.eval_bool(&lhs, env)? && self.eval_bool(&rhs, env)?,
-            )),
-            K::Or => Ok(Value::Bool(
-                self.eval_bool(&lhs, env)? || self.eval_bool(&rhs, env)?,
-            )),
-            K::Implication => Ok(Value::Bool(
-                !self.eval_bool(&lhs, env)? || self.eval_bool(&rhs, env)?,
-            )),
-            K::PipeLeft | K::PipeRight => Err(EvalError::unsupported("the pipe operators")),
-            _ => {
-                let l = self.eval(&lhs, env)?;
-                let r = self.eval(&rhs, env)?;
-                self.binary(op, l, r)
-            }
-        }
-    }
-
-    /// A strict binary operator on two values.
-    pub fn binary(&mut self, op: ast::BinOpKind, l: Value, r: Value) -> R<Value> {
-        use ast::BinOpKind as K;
-        use Value as V;
-        Ok(match op {
-            K::Equal => V::Bool(self.equal(&l, &r)?),
-            K::NotEqual => V::Bool(!self.equal(&l, &r)?),
-            K::Concat => match (l, r) {
-                (V::List(a), V::List(b)) => {
-                    let mut v = Vec::with_capacity(a.len() + b.len());
-                    v.extend_from_slice(&a);
-                    v.extend_from_slice(&b);
-                    V::List(Rc::new(v))
-                }
-                (V::List(_), other) | (other, _) => {
-                    return Err(EvalError::expected("a list", &other))
-                }
-            },
-            K::Update => match (l, r) {
-                (V::Attrs(a), V::Attrs(b)) => {
-                    if a.is_empty() {
-                        V::Attrs(b)
-                    } else if b.is_empty() {
-                        V::Attrs(a)
-                    } else {
-                        let mut m = (*a).clone();
-                        m.extend(b.iter().map(|(k, v)| (k.clone(), *v)));
-                        V::Attrs(Rc::new(m))
-                    }
-                }
-                (V::Attrs(_), other) | (other, _) => {
-                    return Err(EvalError::expected("a set", &other))
-                }
-            },
-            K::Add => match (l, r) {
-                (V::Int(a), V::Int(b)) => V::Int(
-                    a.checked_add(b)
-                        .ok_or_else(|| EvalError::new("integer overflow"))?,
-                ),
-                (V::Float(a), V::Float(b)) => V::Float(a + b),
-                (V::Int(a), V::Float(b)) => V::Float(a as f64 + b),
-                (V::Float(a), V::Int(b)) => V::Float(a + b as f64),
-                (V::Path(p), r) => {
-                    let s = match &r {
-                        V::Path(q) => q.to_string_lossy().into_owned(),
-                        other => self.coerce(other, Coerce::Interpolate)?,
-                    };
-                    let joined = format!("{}{s}", p.display());
-                    V::Path(Rc::new(canon_path(Path::new(&joined))))
-                }
-                (l @ (V::Str(_) | V::Attrs(_)), r) => {
-                    let mut s = self.coerce(&l, Coerce::Interpolate)?;
-                    s.push_str(&self.coerce(&r, Coerce::Interpolate)?);
-                    V::str(s)
-                }
-                (l, r) => {
-                    return Err(EvalError::new(format!(
-                        "cannot add {} to {}",
-                        r.type_phrase(),
-                        l.type_phrase()
-                    )))
-                }
-            },
-            K::Sub | K::Mul | K::Div => arith(op, l, r)?,
-            K::Less => V::Bool(self.less_than(&l, &r)?),
-            K::More => V::Bool(self.less_than(&r, &l)?),
-            K::LessOrEq => V::Bool(!self.less_than(&r, &l)?),
-            K::MoreOrEq => V::Bool(!self.less_than(&l, &r)?),
-            K::And | K::Or | K::Implication | K::PipeLeft | K::PipeRight => {
-                return Err(EvalError::new("internal error: lazy operator"))
-            }
-        })
-    }
-
-    pub fn less_than(&mut self, l: &Value, r: &Value) -> R<bool> {
-        use Value as V;
-        match (l, r) {
-            (V::Int(a), V::Int(b)) => Ok(a < b),
-            (V::Float(a), V::Float(b)) => Ok(a < b),
-            (V::Int(a), V::Float(b)) => Ok((*a as f64) < *b),
-            (V::Float(a), V::Int(b)) => Ok(*a < *b as f64),
-            (V::Str(a), V::Str(b)) => Ok(a.as_bytes() < b.as_bytes()),
-            (V::Path(a), V::Path(b)) => Ok(a.as_os_str() < b.as_os_str()),
-            (V::List(a), V::List(b)) => {
-                self.enter()?;
-                let r = self.list_less(a, b);
-                self.leave();
-                r
-            }
-            _ => Err(EvalError::new(format!(
-                "cannot compare {} with {}",
-                l.type_phrase(),
-                r.type_phrase()
-            ))),
-        }
-    }
-
-    fn list_less(&mut self, a: &[ThunkId], b: &[ThunkId]) -> R<bool> {
-        for (x, y) in a.iter().zip(b) {
-            let x = self.force(*x)?;
-            let y = self.force(*y)?;
-            if !self.equal(&x, &y)? {
-                return self.less_than(&x, &y);
-            }
-        }
-        Ok(a.len() < b.len())
-    }
-
-    /// `==`: structural, forcing as deep as needed; functions are never equal.
-    pub fn equal(&mut self, l: &Value, r: &Value) -> R<bool> {
-        use Value as V;
-        Ok(match (l, r) {
-            (V::Null, V::Null) => true,
-            (V::Bool(a), V::Bool(b)) => a == b,
-            (V::Int(a), V::Int(b)) => a == b,
-            (V::Float(a), V::Float(b)) => a == b,
-            (V::Int(a), V::Float(b)) | (V::Float(b), V::Int(a)) => (*a as f64) == *b,
-            (V::Str(a), V::Str(b)) => a == b,
-            (V::Path(a), V::Path(b)) => a == b,
-            (V::List(a), V::List(b)) => {
-                if a.len() != b.len() {
-                    return Ok(false);
-                }
-                self.enter()?;
-                let r = self.all_equal(a.iter().copied().zip(b.iter().copied()));
-                self.leave();
-                r?
-            }
-            (V::Attrs(a), V::Attrs(b)) => {
-                if a.len() != b.len() || !a.keys().eq(b.keys()) {
-                    return Ok(false);
-                }
-                self.enter()?;
-                let r = self.all_equal(a.values().copied().zip(b.values().copied()));
-                self.leave();
-                r?
-            }
-            _ => false,
-        })
-    }
-
-    fn all_equal(&mut self, pairs: impl Iterator<Item = (ThunkId, ThunkId)>) -> R<bool> {
-        for (x, y) in pairs {
-            let x = self.force(x)?;
-            let y = self.force(y)?;
-            if !self.equal(&x, &y)? {
-                return Ok(false);
-            }
-        }
-        Ok(true)
-    }
-
-    // ---- conversions --------------------------------------------------------------------
-
-    pub fn coerce(&mut self, v: &Value, how: Coerce) -> R<String> {
-        match v {
-            Value::Str(s) => Ok(s.to_string()),
-            Value::Path(p) => match how {
-                Coerce::Interpolate => Err(EvalError::unsupported(
-                    "using a path as a string (Nix copies it to the store)",
-                )),
-                _ => Ok(p.to_string_lossy().into_owned()),
-            },
-            Value::Attrs(set) => {
-                if let Some(&f) = set.get("__toString") {
-                    let f = self.force(f)?;
-                    let me = self.done(v.clone());
-                    let s = self.apply(f, me)?;
-                    self.enter()?;
-                    let r = self.coerce(&s, how);
-                    self.leave();
-                    r
-                } else if let Some(&o) = set.get("outPath") {
-                    let o = self.force(o)?;
-                    self.enter()?;
-                    let r = self.coerce(&o, how);
-                    self.leave();
-                    r
-                } else {
-                    Err(EvalError::new("cannot coerce a set to a string"))
-                }
-            }
-            _ if how != Coerce::ToString => Err(EvalError::new(format!(
-                "cannot coerce {} to a string",
-                v.type_phrase()
-            ))),
-            Value::Int(i) => Ok(i.to_string()),
-            Value::Float(f) => Ok(format!("{f:.6}")),
-            Value::Bool(b) => Ok(if *b { "1".into() } else { String::new() }),
-            Value::Null => Ok(String::new()),
-            Value::List(items) => {
-                let mut out = String::new();
-                self.enter()?;
-                let r = (|| {
-                    for (n, t) in items.iter().enumerate() {
-                        let item = self.force(*t)?;
-                        out.push_str(&self.coerce(&item, how)?);
-                        let empty_list = matches!(&item, Value::List(l) if l.is_empty());
-                        if n + 1 < items.len() && !empty_list {
-                            out.push(' ');
-                        }
-                    }
-                    Ok(())
-                })();
-                self.leave();
-                r.map(|()| out)
-            }
-            Value::Lambda(_) | Value::Builtin(_) => Err(EvalError::new(format!(
-                "cannot coerce {} to a string",
-                v.type_phrase()
-            ))),
-        }
-    }
-
-    /// The JSON value `nix-instantiate --eval --strict --json` prints for `v`.
-    pub fn to_json(&mut self, v: &Value) -> R<serde_json::Value> {
-        self.enter()?;
-        let r = self.to_json_inner(v);
-        self.leave();
-        r
-    }
-
-    fn to_json_inner(&mut self, v: &Value) -> R<serde_json::Value> {
-        use serde_json::Value as J;
-        Ok(match v {
-            Value::Null => J::Null,
-            Value::Bool(b) => J::Bool(*b),
-            Value::Int(i) => J::from(*i),
-            Value::Float(f) => float_json(*f)?,
-            Value::Str(s) => J::String(s.to_string()),
-            Value::Path(_) => {
-                return Err(EvalError::unsupported(
-                    "a path in the result (Nix copies it to the store)",
-                ))
-            }
-            Value::List(items) => {
-                let mut out = Vec::with_capacity(items.len());
-                for t in items.iter() {
-                    let item = self.force(*t)?;
-                    out.push(self.to_json(&item)?);
-                }
-                J::Array(out)
-            }
-            Value::Attrs(set) => {
-                if let Some(&o) = set.get("outPath") {
-                    let o = self.force(o)?;
-                    return self.to_json(&o);
-                }
-                let mut out = serde_json::Map::new();
-                for (k, t) in set.iter() {
-                    let item = self.force(*t)?;
-                    out.insert(k.to_string(), self.to_json(&item)?);
-                }
-                J::Object(out)
-            }
-            Value::Lambda(_) | Value::Builtin(_) => {
-                return Err(EvalError::new("cannot convert a function to JSON"))
-            }
-        })
-    }
-
-    /// Forces `v` completely (`deepSeq`).
-    pub fn deep_force(&mut self, v: &Value) -> R<()> {
-        self.enter()?;
-        let r = (|| {
-            match v {
-                Value::List(items) => {
-                    for t in items.iter() {
-                        let item = self.force(*t)?;
-                        self.deep_force(&item)?;
-                    }
-                }
-                Value::Attrs(set) => {
-                    for t in set.values() {
-                        let item = self.force(*t)?;
-                        self.deep_force(&item)?;
-                    }
-                }
-                _ => {}
-            }
-            Ok(())
-        })();
-        self.leave();
-        r
-    }
-}
-
-fn arith(op: ast::BinOpKind, l: Value, r: Value) -> R<Value> {
-    use ast::BinOpKind as K;
-    use Value as V;
-    let overflow = || EvalError::new("integer overflow");
-    Ok(match (l, r) {
-        (V::Int(a), V::Int(b)) => V::Int(match op {
-            K::Sub => a.checked_sub(b).ok_or_else(overflow)?,
-            K::Mul => a.checked_mul(b).ok_or_else(overflow)?,
-            _ => {
-                if b == 0 {
-                    return Err(EvalError::new("division by zero"));
-                }
-                a.checked_div(b).ok_or_else(overflow)?
-            }
-        }),
-        (a @ (V::Int(_) | V::Float(_)), b @ (V::Int(_) | V::Float(_))) => {
-            let f = |v: V| match v {
-                V::Int(i) => i as f64,
-                V::Float(f) => f,
-                _ => 0.0,
-            };
-            let (a, b) = (f(a), f(b));
-            V::Float(match op {
-                K::Sub => a - b,
-                K::Mul => a * b,
-                _ => {
-                    if b == 0.0 {
-                        return Err(EvalError::new("division by zero"));
-                    }
-                    a / b
-                }
-            })
-        }
-        (V::Int(_) | V::Float(_), other) | (other, _) => {
-            return Err(EvalError::expected("an integer", &other))
-        }
-    })
-}
-
-/// A float as Nix prints it in JSON: C++ stream formatting, six significant digits.
-fn float_json(f: f64) -> R<serde_json::Value> {
-    if !f.is_finite() {
-        return Err(EvalError::new("cannot convert a non-finite float to JSON"));
-    }
-    if f == 0.0 {
-        return Ok(serde_json::Value::from(0));
-    }
-    let sci = format!("{f:.5e}");
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let text = if (-4..6).contains(&exp) {
-        let decimals = (5 - exp).max(0) as usize;
-        let s = format!("{f:.decimals$}");
-        trim_zeros(&s)
-    } else {
-        format!(
-            "{}e{}{:02}",
-            trim_zeros(mantissa),
-            if exp < 0 { '-' } else { '+' },
-            exp.abs()
-        )
-    };
-    serde_json::from_str(&text).map_err(|_| EvalError::new("cannot convert a float to JSON"))
-}
-
-fn trim_zeros(s: &str) -> String {
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s.to_string()
-    }
-}
-
-/// A binding being collected for an attribute set, before thunks are made.
-enum Def {
-    Expr {
-        expr: ast::Expr,
-        env: EnvId,
-        at: Option<Pos>,
-    },
-    Thunk(ThunkId, Option<Pos>),
-    Nested(BTreeMap<Rc<str>, Def>, Option<Pos>),
-}
-
-impl Def {
-    fn at(&self) -> Option<Pos> {
-        match self {
-            Def::Expr { at, .. } | Def::Thunk(_, at) | Def::Nested(_, at) => *at,
-        }
-    }
-
-    /// A dotted-path set or a non-recursive attribute set literal: Nix merges those.
-    fn is_mergeable(&self) -> bool {
-        match self {
-            Def::Nested(..) => true,
-            Def::Expr {
-                expr: ast::Expr::AttrSet(s),
-                ..
-            } => s.rec_token().is_none(),
-            _ => false,
-        }
     }
 }

@@ -1,0 +1,355 @@
+//! Placing files under the target root: the flake's files, the host key, extra files.
+//!
+//! Invariants: a file is created with its final mode at open (never widened afterwards);
+//! symlinks are recreated, not followed; the report ([`Placed`]) holds paths, modes and key
+//! fingerprints, never contents.
+
+use std::fs::{self, OpenOptions};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+use super::{HostIdentity, InstallError};
+
+/// One placed file, for the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Placed {
+    pub path: PathBuf,
+    /// Octal permission bits, e.g. `"0600"` (none for symlinks).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// `file` or `symlink`.
+    pub kind: &'static str,
+    /// `SHA256:…` when the file is an OpenSSH key (private or public).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+}
+
+/// The files of a flake directory as a flake sees them: git-tracked files when the directory
+/// is in a git work tree, else every file and symlink except `.git`. Relative, sorted.
+pub fn flake_files(dir: &Path) -> Result<Vec<PathBuf>, InstallError> {
+    match crate::git::tracked_files(dir).map_err(|e| InstallError(e.to_string()))? {
+        Some(files) => Ok(files),
+        None => walk(dir, true),
+    }
+}
+
+/// Every non-directory entry below `dir`, relative and sorted; `.git` at the top skipped
+/// when `skip_git`.
+pub fn walk(dir: &Path, skip_git: bool) -> Result<Vec<PathBuf>, InstallError> {
+    let mut out = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let abs = dir.join(&rel);
+        let entries = fs::read_dir(&abs).map_err(|e| InstallError::at(&abs, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| InstallError::at(&abs, e))?;
+            let child = rel.join(entry.file_name());
+            if skip_git && rel.as_os_str().is_empty() && entry.file_name() == ".git" {
+                continue;
+            }
+            let ft = entry
+                .file_type()
+                .map_err(|e| InstallError::at(&entry.path(), e))?;
+            if ft.is_dir() {
+                stack.push(child);
+            } else {
+                out.push(child);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Which of `files` (relative to `dir`) hold private key material (OpenSSH/PEM private
+/// keys, age secret keys). Unreadable files are reported too: they cannot be vouched for.
+pub fn files_with_private_keys(dir: &Path, files: &[PathBuf]) -> Vec<PathBuf> {
+    const MARKERS: [&[u8]; 2] = [b"PRIVATE KEY-----", b"AGE-SECRET-KEY-1"];
+    files
+        .iter()
+        .filter(|rel| {
+            let p = dir.join(rel);
+            match fs::symlink_metadata(&p) {
+                Ok(m) if m.file_type().is_symlink() => false,
+                Ok(_) => match fs::read(&p) {
+                    Ok(bytes) => MARKERS
+                        .iter()
+                        .any(|m| bytes.windows(m.len()).any(|w| w == *m)),
+                    Err(_) => true,
+                },
+                Err(_) => true,
+            }
+        })
+        .cloned()
+        .collect()
+}
+
+fn mode_string(mode: u32) -> String {
+    format!("{:04o}", mode & 0o7777)
+}
+
+/// Creates the directories from `base` down to `dir` (exclusive of existing ones), each with
+/// the mode of the matching directory under `mode_from` when given, else 0755.
+fn create_dirs(base: &Path, rel_dir: &Path, mode_from: Option<&Path>) -> Result<(), InstallError> {
+    let mut cur = base.to_path_buf();
+    let mut src = mode_from.map(Path::to_path_buf);
+    for c in rel_dir.components() {
+        cur.push(c);
+        if let Some(s) = src.as_mut() {
+            s.push(c);
+        }
+        match fs::symlink_metadata(&cur) {
+            Ok(m) if m.is_dir() => continue,
+            Ok(_) => return Err(InstallError::at(&cur, "exists and is not a directory")),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(InstallError::at(&cur, e)),
+        }
+        let mode = src
+            .as_ref()
+            .and_then(|s| fs::metadata(s).ok())
+            .map(|m| m.mode() & 0o7777)
+            .unwrap_or(0o755);
+        fs::DirBuilder::new()
+            .mode(mode)
+            .create(&cur)
+            .and_then(|()| fs::set_permissions(&cur, fs::Permissions::from_mode(mode)))
+            .map_err(|e| InstallError::at(&cur, format!("cannot create directory: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Removes whatever non-directory is at `path`, so a new file can be created there.
+fn clear(path: &Path) -> Result<(), InstallError> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => Err(InstallError::at(path, "is a directory")),
+        Ok(_) => fs::remove_file(path).map_err(|e| InstallError::at(path, e)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(InstallError::at(path, e)),
+    }
+}
+
+/// Creates `path` with exactly `mode` (set at open, umask undone on the open file) and
+/// fills it from `fill`.
+fn create_file(
+    path: &Path,
+    mode: u32,
+    fill: impl FnOnce(&mut fs::File) -> io::Result<()>,
+) -> Result<(), InstallError> {
+    clear(path)?;
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(path)
+        .map_err(|e| InstallError::at(path, format!("cannot create: {e}")))?;
+    f.set_permissions(fs::Permissions::from_mode(mode))
+        .and_then(|()| fill(&mut f))
+        .and_then(|()| f.sync_all())
+        .map_err(|e| InstallError::at(path, format!("cannot write: {e}")))
+}
+
+/// Copies `files` (relative to `src`) to the same relative paths under `dest`. Regular
+/// files keep their permission bits (`mode_mask` applied), symlinks are recreated; new
+/// directories take the source directory's mode when `dir_modes` is set, else 0755.
+pub fn copy_files(
+    src: &Path,
+    files: &[PathBuf],
+    dest: &Path,
+    mode_mask: u32,
+    dir_modes: bool,
+) -> Result<Vec<Placed>, InstallError> {
+    if !dest.is_dir() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(dest)
+            .map_err(|e| InstallError::at(dest, format!("cannot create directory: {e}")))?;
+    }
+    let mut placed = Vec::with_capacity(files.len());
+    for rel in files {
+        let from = src.join(rel);
+        let to = dest.join(rel);
+        if let Some(parent) = rel.parent() {
+            create_dirs(dest, parent, dir_modes.then_some(src))?;
+        }
+        let meta = fs::symlink_metadata(&from).map_err(|e| InstallError::at(&from, e))?;
+        if meta.file_type().is_symlink() {
+            let target = fs::read_link(&from).map_err(|e| InstallError::at(&from, e))?;
+            clear(&to)?;
+            std::os::unix::fs::symlink(&target, &to)
+                .map_err(|e| InstallError::at(&to, format!("cannot create symlink: {e}")))?;
+            placed.push(Placed {
+                path: to,
+                mode: None,
+                kind: "symlink",
+                fingerprint: None,
+            });
+        } else if meta.is_file() {
+            let mode = meta.mode() & mode_mask;
+            let mut input = OpenOptions::new()
+                .read(true)
+                .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+                .open(&from)
+                .map_err(|e| InstallError::at(&from, e))?;
+            create_file(&to, mode, |out| io::copy(&mut input, out).map(|_| ()))?;
+            placed.push(Placed {
+                fingerprint: key_fingerprint(&to),
+                path: to,
+                mode: Some(mode_string(mode)),
+                kind: "file",
+            });
+        } else {
+            return Err(InstallError::at(
+                &from,
+                "not a regular file or symlink; refusing to copy",
+            ));
+        }
+    }
+    Ok(placed)
+}
+
+/// Where the host key goes under `root`.
+pub fn host_key_path(root: &Path) -> PathBuf {
+    root.join("etc/ssh/ssh_host_ed25519_key")
+}
+
+/// Places the host key at `<root>/etc/ssh/ssh_host_ed25519_key` (0600) and its `.pub`
+/// (0644), owned by the running user (root during an install).
+pub fn place_host_key(root: &Path, id: &HostIdentity) -> Result<Vec<Placed>, InstallError> {
+    create_dirs(root, Path::new("etc/ssh"), None)?;
+    let key = host_key_path(root);
+    let private = Zeroizing::new(id.private_openssh().as_bytes().to_vec());
+    create_file(&key, 0o600, |f| io::Write::write_all(f, &private))?;
+    let public = key.with_extension("pub");
+    let line = format!("{}\n", id.public_line);
+    create_file(&public, 0o644, |f| io::Write::write_all(f, line.as_bytes()))?;
+    Ok(vec![
+        Placed {
+            path: key,
+            mode: Some(mode_string(0o600)),
+            kind: "file",
+            fingerprint: Some(id.fingerprint.clone()),
+        },
+        Placed {
+            path: public,
+            mode: Some(mode_string(0o644)),
+            kind: "file",
+            fingerprint: Some(id.fingerprint.clone()),
+        },
+    ])
+}
+
+/// The SHA-256 fingerprint of `path` when it is an OpenSSH private or public key.
+pub fn key_fingerprint(path: &Path) -> Option<String> {
+    let meta = fs::metadata(path).ok()?;
+    if meta.len() > 64 * 1024 {
+        return None;
+    }
+    let bytes = Zeroizing::new(fs::read(path).ok()?);
+    let text = std::str::from_utf8(&bytes).ok()?;
+    if let Ok(k) = ssh_key::PrivateKey::from_openssh(text) {
+        return Some(
+            k.public_key()
+                .fingerprint(ssh_key::HashAlg::Sha256)
+                .to_string(),
+        );
+    }
+    ssh_key::PublicKey::from_openssh(text.trim())
+        .ok()
+        .map(|k| k.fingerprint(ssh_key::HashAlg::Sha256).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode(p: &Path) -> u32 {
+        fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn walk_skips_top_git_and_copy_keeps_modes_and_links() {
+        let src = tempfile::tempdir().unwrap();
+        let s = src.path();
+        fs::create_dir_all(s.join(".git/objects")).unwrap();
+        fs::write(s.join(".git/config"), "x").unwrap();
+        fs::create_dir_all(s.join("sub/.git")).unwrap();
+        fs::write(s.join("sub/.git/keep"), "k").unwrap();
+        fs::write(s.join("flake.nix"), "{}").unwrap();
+        fs::write(s.join("run.sh"), "#!/bin/sh").unwrap();
+        fs::set_permissions(s.join("run.sh"), fs::Permissions::from_mode(0o755)).unwrap();
+        fs::create_dir(s.join("private")).unwrap();
+        fs::set_permissions(s.join("private"), fs::Permissions::from_mode(0o700)).unwrap();
+        fs::write(s.join("private/f"), "f").unwrap();
+        fs::set_permissions(s.join("private/f"), fs::Permissions::from_mode(0o640)).unwrap();
+        std::os::unix::fs::symlink("flake.nix", s.join("link")).unwrap();
+        let files = walk(s, true).unwrap();
+        let names: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+        assert_eq!(
+            names,
+            ["flake.nix", "link", "private/f", "run.sh", "sub/.git/keep"]
+        );
+
+        let dst = tempfile::tempdir().unwrap();
+        let placed = copy_files(s, &files, dst.path(), 0o7777, true).unwrap();
+        assert_eq!(placed.len(), 5);
+        assert_eq!(mode(&dst.path().join("run.sh")), 0o755);
+        assert_eq!(mode(&dst.path().join("private")), 0o700);
+        assert_eq!(mode(&dst.path().join("private/f")), 0o640);
+        assert_eq!(
+            fs::read_link(dst.path().join("link")).unwrap(),
+            Path::new("flake.nix")
+        );
+        // Copying again replaces files in place.
+        copy_files(s, &files, dst.path(), 0o7777, true).unwrap();
+        let placed = copy_files(s, &files, &dst.path().join("x"), 0o777, false).unwrap();
+        assert!(placed
+            .iter()
+            .all(|p| p.path.starts_with(dst.path().join("x"))));
+        assert_eq!(mode(&dst.path().join("x/private")), 0o755);
+    }
+
+    #[test]
+    fn private_key_scan() {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join("ok.nix"), "{ }").unwrap();
+        fs::write(
+            d.path().join("key"),
+            "-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n",
+        )
+        .unwrap();
+        fs::write(d.path().join("age.txt"), "AGE-SECRET-KEY-1QQQ").unwrap();
+        let files = walk(d.path(), true).unwrap();
+        let found = files_with_private_keys(d.path(), &files);
+        assert_eq!(found, [PathBuf::from("age.txt"), PathBuf::from("key")]);
+    }
+
+    #[test]
+    fn host_key_placed_with_modes() {
+        let root = tempfile::tempdir().unwrap();
+        let id = HostIdentity::generate_or_reuse(&root.path().join("unused"), "h", false).unwrap();
+        let placed = place_host_key(root.path(), &id).unwrap();
+        let key = host_key_path(root.path());
+        assert_eq!(mode(&key), 0o600);
+        assert_eq!(mode(&key.with_extension("pub")), 0o644);
+        assert_eq!(
+            placed[0].fingerprint.as_deref(),
+            Some(id.fingerprint.as_str())
+        );
+        assert_eq!(
+            key_fingerprint(&key).as_deref(),
+            Some(id.fingerprint.as_str())
+        );
+        assert_eq!(
+            key_fingerprint(&key.with_extension("pub")).as_deref(),
+            Some(id.fingerprint.as_str())
+        );
+        let text = fs::read_to_string(&key).unwrap();
+        assert!(text.contains("OPENSSH PRIVATE KEY"));
+    }
+}

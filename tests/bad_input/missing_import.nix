@@ -1,0 +1,2 @@
+let keys = import ./keys.nix; in
+{ "a.age".publicKeys = keys; }

@@ -1,0 +1,4 @@
+# expect-parse-error (bad-input corpus: tests/bad_input.rs)
+{
+  "a.age".publicKeys = [ ]
+}

@@ -1,0 +1,5 @@
+rec {
+  a = b;
+  b = a;
+  "a.age".publicKeys = a;
+}
