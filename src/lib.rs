@@ -19,3 +19,4 @@ pub mod names;
 pub mod recipient;
 pub mod rules;
 pub mod sys;
+pub mod text;

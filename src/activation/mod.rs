@@ -76,15 +76,7 @@ impl ActivationError {
 /// `s` with control characters escaped (`\n`, `\u{1b}`): reasons quote manifest strings
 /// (field names, paths, modes), and errors must stay one line.
 pub(crate) fn one_line(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+    crate::text::escape_controls(s).into_owned()
 }
 
 /// One secret that could not be installed or chowned.

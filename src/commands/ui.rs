@@ -36,20 +36,7 @@ pub fn info(msg: &str) {
 /// from the repository: printed raw, an escape sequence in one could drive the reader's
 /// terminal, and a newline would split a one-line message.
 pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
-    if !s.chars().any(char::is_control) {
-        return std::borrow::Cow::Borrowed(s);
-    }
-    std::borrow::Cow::Owned(
-        s.chars()
-            .map(|c| {
-                if c.is_control() {
-                    c.escape_default().to_string()
-                } else {
-                    c.to_string()
-                }
-            })
-            .collect(),
-    )
+    crate::text::escape_controls(s)
 }
 
 /// [`printable`] line by line: a message whose lines are meant (Nix's own stderr, shown

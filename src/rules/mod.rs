@@ -231,19 +231,10 @@ fn on_eval_stack<T: Send + 'static>(
 /// `message` with control characters escaped (`\n`, `\u{1b}`): evaluation messages quote
 /// names and strings from the rules file, and errors must stay one line.
 fn one_line(message: String) -> String {
-    if !message.chars().any(char::is_control) {
-        return message;
+    match crate::text::escape_controls(&message) {
+        std::borrow::Cow::Borrowed(_) => message,
+        std::borrow::Cow::Owned(escaped) => escaped,
     }
-    message
-        .chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
 }
 
 /// A whole-file evaluation error as a [`RulesError`].
