@@ -21,7 +21,8 @@ fn nix_files(dir: &Path, out: &mut Vec<PathBuf>) {
         let name = entry.file_name();
         let ty = entry.file_type().unwrap();
         if ty.is_dir() {
-            if name != "target" && name != ".git" {
+            // fuzz/ holds fuzzer inputs (crashers are malformed on purpose), not Nix code.
+            if name != "target" && name != ".git" && name != "fuzz" {
                 nix_files(&path, out);
             }
         } else if path.extension().is_some_and(|e| e == "nix") && !expected_invalid(&path) {
