@@ -265,6 +265,29 @@ impl Recipient {
     }
 }
 
+/// Test support: a round trip through the age crate's own encryptor and decryptor, which is
+/// the reference our recipient implementations must match.
+#[cfg(test)]
+pub(crate) fn age_crate_round_trip(
+    r: &Recipient,
+    identity: &dyn age::Identity,
+    plaintext: &[u8],
+) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let encryptor = age::Encryptor::with_recipients(std::iter::once(r.as_age())).unwrap();
+    let mut ct = Vec::new();
+    let mut w = encryptor.wrap_output(&mut ct).unwrap();
+    w.write_all(plaintext).unwrap();
+    w.finish().unwrap();
+    let d = age::Decryptor::new_buffered(&ct[..]).unwrap();
+    let mut out = Vec::new();
+    d.decrypt(std::iter::once(identity))
+        .unwrap()
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

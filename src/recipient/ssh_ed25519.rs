@@ -102,20 +102,7 @@ mod tests {
         let r = Recipient::parse(PUB).unwrap();
         assert_eq!(r.kind, RecipientKind::SshEd25519);
         for _ in 0..20 {
-            let encryptor = age::Encryptor::with_recipients(std::iter::once(r.as_age())).unwrap();
-            let mut ct = Vec::new();
-            let mut w = encryptor.wrap_output(&mut ct).unwrap();
-            std::io::Write::write_all(&mut w, b"tweak commutes").unwrap();
-            w.finish().unwrap();
-            let d = age::Decryptor::new_buffered(&ct[..]).unwrap();
-            let mut out = Vec::new();
-            std::io::Read::read_to_end(
-                &mut d
-                    .decrypt(std::iter::once(&identity as &dyn age::Identity))
-                    .unwrap(),
-                &mut out,
-            )
-            .unwrap();
+            let out = crate::recipient::age_crate_round_trip(&r, &identity, b"tweak commutes");
             assert_eq!(out, b"tweak commutes");
         }
     }

@@ -92,20 +92,7 @@ mod tests {
             let r = Recipient::parse(&identity.to_public().to_string()).unwrap();
             assert_eq!(r.kind, RecipientKind::X25519);
             assert!(super::X25519::new(&r.text).is_some());
-            let encryptor = age::Encryptor::with_recipients(std::iter::once(r.as_age())).unwrap();
-            let mut ct = Vec::new();
-            let mut w = encryptor.wrap_output(&mut ct).unwrap();
-            std::io::Write::write_all(&mut w, b"edwards form").unwrap();
-            w.finish().unwrap();
-            let d = age::Decryptor::new_buffered(&ct[..]).unwrap();
-            let mut out = Vec::new();
-            std::io::Read::read_to_end(
-                &mut d
-                    .decrypt(std::iter::once(&identity as &dyn age::Identity))
-                    .unwrap(),
-                &mut out,
-            )
-            .unwrap();
+            let out = crate::recipient::age_crate_round_trip(&r, &identity, b"edwards form");
             assert_eq!(out, b"edwards form");
         }
     }
