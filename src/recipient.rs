@@ -48,6 +48,7 @@ pub struct Recipient {
     inner: Inner,
 }
 
+mod exchange;
 mod ssh_ed25519;
 mod x25519;
 

@@ -11,14 +11,10 @@
 
 use std::collections::HashSet;
 
-use age::secrecy::ExposeSecret;
 use age_core::format::{FileKey, Stanza};
-use age_core::primitives::{aead_encrypt, hkdf};
 use base64::prelude::{Engine, BASE64_STANDARD_NO_PAD};
 use curve25519_dalek::montgomery::MontgomeryPoint;
 use curve25519_dalek::EdwardsPoint;
-use rand::RngCore;
-use zeroize::Zeroizing;
 
 const LABEL: &[u8] = b"age-encryption.org/v1/X25519";
 const STANZA_TYPE: &str = "X25519";
@@ -51,30 +47,18 @@ impl age::Recipient for X25519 {
         &self,
         file_key: &FileKey,
     ) -> Result<(Vec<Stanza>, HashSet<String>), age::EncryptError> {
-        let mut esk = Zeroizing::new([0u8; 32]);
-        rand::rngs::OsRng
-            .try_fill_bytes(esk.as_mut())
-            .map_err(|e| age::EncryptError::Io(std::io::Error::other(e.to_string())))?;
-        let epk = EdwardsPoint::mul_base_clamped(*esk)
-            .to_montgomery()
-            .to_bytes();
-        let shared = Zeroizing::new(self.point.mul_clamped(*esk).to_montgomery().to_bytes());
+        let sealed = super::exchange::seal(&self.point, &self.pk, LABEL, file_key)?;
         // Only a small-order recipient key gives an all-zero secret (age panics there).
-        if shared.iter().all(|&b| b == 0) {
+        if sealed.shared_is_zero {
             return Err(age::EncryptError::Io(std::io::Error::other(
                 "X25519 recipient is a low-order point",
             )));
         }
-        let mut salt = [0u8; 64];
-        salt[..32].copy_from_slice(&epk);
-        salt[32..].copy_from_slice(&self.pk);
-        let key = Zeroizing::new(hkdf(&salt, LABEL, shared.as_ref()));
-        let body = aead_encrypt(&key, file_key.expose_secret());
         Ok((
             vec![Stanza {
                 tag: STANZA_TYPE.to_owned(),
-                args: vec![BASE64_STANDARD_NO_PAD.encode(epk)],
-                body,
+                args: vec![BASE64_STANDARD_NO_PAD.encode(sealed.epk)],
+                body: sealed.body,
             }],
             HashSet::new(),
         ))

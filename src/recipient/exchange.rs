@@ -1,0 +1,55 @@
+//! The ephemeral-static exchange both native stanza types (`X25519`, `ssh-ed25519`) share:
+//!
+//! ```text
+//! esk    = 32 random bytes;   epk = X25519(esk, basepoint)
+//! shared = [clamp(esk)]·P, as a Montgomery u-coordinate
+//! key    = HKDF-SHA256(salt = epk || pk, info = label, ikm = shared)
+//! body   = ChaCha20-Poly1305(key, nonce 0, file_key)
+//! ```
+//!
+//! `P` is the Edwards point the stanza type multiplies (the recipient's point, or its
+//! tweaked multiple for ssh-ed25519) and `pk` the recipient's own u-coordinate.
+
+use age::secrecy::ExposeSecret;
+use age_core::format::FileKey;
+use age_core::primitives::{aead_encrypt, hkdf};
+use curve25519_dalek::EdwardsPoint;
+use rand::RngCore;
+use zeroize::Zeroizing;
+
+/// The result of one exchange: what goes into the stanza.
+pub(super) struct Sealed {
+    /// The ephemeral public key (u-coordinate), the stanza's last argument.
+    pub epk: [u8; 32],
+    /// The sealed file key, the stanza's body.
+    pub body: Vec<u8>,
+    /// Whether the shared secret was all zeros (only a small-order `P` gives that); the
+    /// stanza type decides whether that is an error.
+    pub shared_is_zero: bool,
+}
+
+/// Seals `file_key` for the point `point` with recipient u-coordinate `pk` under `label`.
+pub(super) fn seal(
+    point: &EdwardsPoint,
+    pk: &[u8; 32],
+    label: &[u8],
+    file_key: &FileKey,
+) -> Result<Sealed, age::EncryptError> {
+    let mut esk = Zeroizing::new([0u8; 32]);
+    rand::rngs::OsRng
+        .try_fill_bytes(esk.as_mut())
+        .map_err(|e| age::EncryptError::Io(std::io::Error::other(e.to_string())))?;
+    let epk = EdwardsPoint::mul_base_clamped(*esk)
+        .to_montgomery()
+        .to_bytes();
+    let shared = Zeroizing::new(point.mul_clamped(*esk).to_montgomery().to_bytes());
+    let mut salt = [0u8; 64];
+    salt[..32].copy_from_slice(&epk);
+    salt[32..].copy_from_slice(pk);
+    let key = Zeroizing::new(hkdf(&salt, label, shared.as_ref()));
+    Ok(Sealed {
+        epk,
+        body: aead_encrypt(&key, file_key.expose_secret()),
+        shared_is_zero: shared.iter().all(|&b| b == 0),
+    })
+}
