@@ -13,6 +13,16 @@ fn mtime(p: &std::path::Path) -> SystemTime {
     std::fs::metadata(p).unwrap().modified().unwrap()
 }
 
+/// A fleet whose rules give `x.age` to the admin key, and `x.age` made by the `age` CLI with
+/// `plaintext`.
+fn fleet_with_secret(plaintext: &[u8]) -> (Fleet, std::path::PathBuf) {
+    let f = Fleet::new();
+    let admin = f.admin.public_line.clone();
+    f.rules(&[("x.age", &[&admin], false)]);
+    let p = f.age_file("x.age", &[&admin], plaintext);
+    (f, p)
+}
+
 #[test]
 fn new_secret_from_stdin_needs_no_identity_and_age_decrypts_it() {
     if !require_tool("age") {
@@ -53,10 +63,7 @@ fn unchanged_content_is_not_reencrypted_and_mode_is_kept() {
     if !require_tool("age") {
         return;
     }
-    let f = Fleet::new();
-    let admin = f.admin.public_line.clone();
-    f.rules(&[("x.age", &[&admin], false)]);
-    let p = f.age_file("x.age", &[&admin], b"same");
+    let (f, p) = fleet_with_secret(b"same");
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
     let before = std::fs::read(&p).unwrap();
     let t0 = mtime(&p);
@@ -185,10 +192,7 @@ fn editor_gets_private_tmpfs_copy_and_its_result_is_encrypted() {
     if !require_tool("age") || !require_tool("script") {
         return;
     }
-    let f = Fleet::new();
-    let admin = f.admin.public_line.clone();
-    f.rules(&[("x.age", &[&admin], false)]);
-    f.age_file("x.age", &[&admin], b"old\n");
+    let (f, _) = fleet_with_secret(b"old\n");
     let ed = editor(&f, "grep -q '^old$' \"$f\" && printf 'new\\n' > \"$f\"");
     let run = edit_in_pty(&f, &ed, "x.age");
     assert_eq!(run.code, Some(0), "{}", run.screen);
@@ -215,10 +219,7 @@ fn failing_editor_leaves_secret_untouched() {
     if !require_tool("age") || !require_tool("script") {
         return;
     }
-    let f = Fleet::new();
-    let admin = f.admin.public_line.clone();
-    f.rules(&[("x.age", &[&admin], false)]);
-    let p = f.age_file("x.age", &[&admin], b"keep");
+    let (f, p) = fleet_with_secret(b"keep");
     let before = std::fs::read(&p).unwrap();
     let ed = editor(&f, "printf 'garbage' > \"$f\"; exit 3");
     let run = edit_in_pty(&f, &ed, "x.age");
@@ -248,10 +249,7 @@ fn sigterm_during_edit_removes_plaintext_and_keeps_secret() {
     if !require_tool("age") || !require_tool("script") {
         return;
     }
-    let f = Fleet::new();
-    let admin = f.admin.public_line.clone();
-    f.rules(&[("x.age", &[&admin], false)]);
-    let p = f.age_file("x.age", &[&admin], b"keep");
+    let (f, p) = fleet_with_secret(b"keep");
     let before = std::fs::read(&p).unwrap();
     // The editor kills its parent (agefleet) with SIGTERM, then would overwrite the file.
     let ed = editor(&f, "kill -TERM $PPID; sleep 1; printf 'late' > \"$f\"");
