@@ -153,7 +153,12 @@ fn invalid_explicit_identities_name_the_file_and_reason() {
         ("mixed", format!("{secret}\nnot a key\n"), "line 2"),
         (
             "badsecret",
-            format!("{}X\n", &secret[..secret.len() - 1]),
+            // Swap the last Bech32 character for a different one: the checksum then fails
+            // (replacing it with a fixed letter was a no-op whenever the key ended in it).
+            {
+                let last = if secret.ends_with('Q') { 'P' } else { 'Q' };
+                format!("{}{last}\n", &secret[..secret.len() - 1])
+            },
             "invalid age identity",
         ),
     ];
