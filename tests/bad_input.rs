@@ -532,8 +532,9 @@ fn cases() -> Vec<(&'static str, Setup)> {
             report(&["rekey", "a.age"], "a.age")
         }),
         ("age: our key's stanza with a short ephemeral share", |d| {
+            // A header error, as in Go's age: not "no identity matches".
             d.write("a.age", &stanza_with(|args, _| args[2] = "AAAA".into()));
-            fatal(&["-d", "a.age"], "a.age: no identity matches")
+            fatal(&["-d", "a.age"], "a.age: corrupt or truncated age file (invalid header)")
         }),
         (
             "age: our key's stanza with a low-order ephemeral share",
