@@ -231,7 +231,7 @@ fn decrypt_errors_are_precise() {
     bad_mac[mac_at] = if bad_mac[mac_at] == b'A' { b'B' } else { b'A' };
     assert!(matches!(
         decrypt(&bad_mac, &ids),
-        Err(EnvelopeError::Corrupt(_))
+        Err(EnvelopeError::HeaderMac)
     ));
     assert!(matches!(
         decrypt(b"plain text", &ids),
@@ -240,7 +240,7 @@ fn decrypt_errors_are_precise() {
     assert!(matches!(decrypt(b"", &ids), Err(EnvelopeError::NotAge(_))));
     let armored = encrypt(b"payload", &[&recipient], true).unwrap();
     let cut = &armored[..armored.len() - 40];
-    assert!(matches!(decrypt(cut, &ids), Err(EnvelopeError::Corrupt(_))));
+    assert!(matches!(decrypt(cut, &ids), Err(EnvelopeError::Armor(_))));
     assert!(matches!(
         encrypt(b"x", &[], false),
         Err(EnvelopeError::NoRecipients)
