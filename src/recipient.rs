@@ -492,10 +492,11 @@ mod tests {
                 panic!("a generated key is on the curve")
             };
             let (fk, esk) = (random_bytes::<16>(), random_bytes::<32>());
-            let stanza = ours.stanza(&file_key(fk), &zeroize::Zeroizing::new(esk)).unwrap();
+            let stanza = ours
+                .stanza(&file_key(fk), &zeroize::Zeroizing::new(esk))
+                .unwrap();
             let pk = x25519::decode(&r.text).unwrap();
-            let (body, epk) =
-                reference_stanza(b"age-encryption.org/v1/X25519", pk, None, esk, &fk);
+            let (body, epk) = reference_stanza(b"age-encryption.org/v1/X25519", pk, None, esk, &fk);
             assert_eq!(stanza.tag, "X25519");
             assert_eq!(stanza.args, vec![BASE64_STANDARD_NO_PAD.encode(epk)]);
             assert_eq!(stanza.body, body);
@@ -509,8 +510,8 @@ mod tests {
     /// computation `X25519(tweak, X25519(esk, pk))`, and the age crate's identity unwraps it.
     #[test]
     fn ssh_ed25519_stanzas_are_byte_identical_to_the_reference() {
-        use age::Identity as _;
         use age::secrecy::ExposeSecret;
+        use age::Identity as _;
         for _ in 0..32 {
             let keypair = ssh_key::private::Ed25519Keypair::from_seed(&random_bytes::<32>());
             let private = ssh_key::PrivateKey::from(keypair);
@@ -522,8 +523,12 @@ mod tests {
                 panic!("an ed25519 key")
             };
             let (fk, esk) = (random_bytes::<16>(), random_bytes::<32>());
-            let stanza = ours.stanza(&file_key(fk), &zeroize::Zeroizing::new(esk)).unwrap();
-            let wire = SSH_BASE64.decode(line.split_whitespace().nth(1).unwrap()).unwrap();
+            let stanza = ours
+                .stanza(&file_key(fk), &zeroize::Zeroizing::new(esk))
+                .unwrap();
+            let wire = SSH_BASE64
+                .decode(line.split_whitespace().nth(1).unwrap())
+                .unwrap();
             let label = b"age-encryption.org/v1/ssh-ed25519";
             let tweak = age_core::primitives::hkdf(&wire, label, &[]);
             let point = curve25519_dalek::edwards::CompressedEdwardsY(
@@ -549,15 +554,25 @@ mod tests {
     #[test]
     fn small_order_and_twist_keys_are_refused_when_parsed() {
         // The Edwards points of order 1, 2, 4 and 8 (curve25519-dalek's EIGHT_TORSION).
-        for (i, point) in curve25519_dalek::constants::EIGHT_TORSION.iter().enumerate() {
+        for (i, point) in curve25519_dalek::constants::EIGHT_TORSION
+            .iter()
+            .enumerate()
+        {
             let mut wire = Vec::new();
             for field in [&b"ssh-ed25519"[..], point.compress().as_bytes()] {
                 wire.extend_from_slice(&(field.len() as u32).to_be_bytes());
                 wire.extend_from_slice(field);
             }
-            let line = format!("ssh-ed25519 {} torsion{i}", BASE64_STANDARD_NO_PAD.encode(&wire));
+            let line = format!(
+                "ssh-ed25519 {} torsion{i}",
+                BASE64_STANDARD_NO_PAD.encode(&wire)
+            );
             let e = Recipient::parse(&line).unwrap_err();
-            assert!(e.reason.contains("weak key"), "torsion point {i}: {}", e.reason);
+            assert!(
+                e.reason.contains("weak key"),
+                "torsion point {i}: {}",
+                e.reason
+            );
         }
         // The identity point as the issue reported it.
         let e = Recipient::parse(

@@ -165,7 +165,11 @@ fn identity_file(dir: &Path, v: &Vector) -> PathBuf {
     if v.identities.is_empty() {
         // A vector that names no identity (an empty file, say) still needs one to be tried.
         use age::secrecy::ExposeSecret;
-        text.push_str(age::x25519::Identity::generate().to_string().expose_secret());
+        text.push_str(
+            age::x25519::Identity::generate()
+                .to_string()
+                .expose_secret(),
+        );
         text.push('\n');
     }
     for id in &v.identities {
@@ -215,7 +219,10 @@ fn every_classical_cctv_vector_through_the_library_and_the_cli() {
             continue;
         }
         if let Ok(plaintext) = &result {
-            let want = v.payload.as_deref().expect("success vectors carry a payload hash");
+            let want = v
+                .payload
+                .as_deref()
+                .expect("success vectors carry a payload hash");
             if sha256_hex(plaintext) != want {
                 failures.push(format!("{}: library: payload hash differs", v.name));
             }

@@ -37,7 +37,7 @@ fn ssh_dir(arg: Option<&Path>) -> Result<PathBuf> {
 
 fn print_json(v: &Value) -> Result<Outcome> {
     let s = serde_json::to_string_pretty(v).map_err(Error::failed)?;
-    println!("{s}");
+    ui::out(&s)?;
     Ok(Outcome::Success)
 }
 
@@ -234,7 +234,7 @@ pub fn create(_ctx: &Context, args: &CreateKeysArgs) -> Result<Outcome> {
             nix::nix_identifier(&host)
         ));
     }
-    print!("{out}");
+    ui::out_bytes(out.as_bytes())?;
     Ok(Outcome::Success)
 }
 
@@ -376,11 +376,11 @@ pub fn copy(ctx: &Context, args: &CopyKeysArgs) -> Result<Outcome> {
         }));
     }
     for k in &plan.keys {
-        println!(
+        ui::out(&format!(
             "{}: {}",
             k.role.file_name(),
             ui::printable(&k.fingerprint_line)
-        );
+        ))?;
     }
     Ok(Outcome::Success)
 }
@@ -501,7 +501,7 @@ pub fn check(ctx: &Context, args: &CheckKeysArgs) -> Result<Outcome> {
             &rows,
         ));
     }
-    print!("{out}");
+    ui::out_bytes(out.as_bytes())?;
     Ok(Outcome::from_failed(failed))
 }
 

@@ -73,7 +73,10 @@ fn every_stanza_body_ends_with_a_short_line() {
         format!("-> X25519 a\n{body64}\n"),
     ] {
         assert!(
-            matches!(Header::parse(&hand_made(&legacy)), Err(EnvelopeError::Corrupt(_))),
+            matches!(
+                Header::parse(&hand_made(&legacy)),
+                Err(EnvelopeError::Corrupt(_))
+            ),
             "{legacy:?}"
         );
     }

@@ -59,7 +59,9 @@ impl SshEd25519Identity {
             .to_bytes();
         let inv8 = Scalar::from(8u8).invert();
         let combined = Zeroizing::new(
-            Scalar::from_bytes_mod_order(tweak) * *Zeroizing::new(Scalar::from_bytes_mod_order(*sk)) * inv8,
+            Scalar::from_bytes_mod_order(tweak)
+                * *Zeroizing::new(Scalar::from_bytes_mod_order(*sk))
+                * inv8,
         );
         let mut tag = [0u8; 4];
         tag.copy_from_slice(&Sha256::digest(wire)[..4]);

@@ -28,13 +28,9 @@ pub(super) struct X25519 {
 
 /// The 32-byte u-coordinate of `age1…` text already validated by the age crate.
 pub(super) fn decode(text: &str) -> Option<[u8; 32]> {
-    let bytes: Vec<u8> = age_core::primitives::bech32_decode(
-        text,
-        |_| (),
-        |_| Ok(()),
-        |_, data| Ok(data.collect()),
-    )
-    .ok()?;
+    let bytes: Vec<u8> =
+        age_core::primitives::bech32_decode(text, |_| (), |_| Ok(()), |_, data| Ok(data.collect()))
+            .ok()?;
     bytes.try_into().ok()
 }
 
