@@ -1,4 +1,5 @@
-//! The ephemeral-static exchange both native stanza types (`X25519`, `ssh-ed25519`) share:
+//! The ephemeral-static exchange of the native `ssh-ed25519` stanza (the age spec's X25519
+//! exchange, done on the Edwards form):
 //!
 //! ```text
 //! esk    = 32 random bytes;   epk = X25519(esk, basepoint)
@@ -7,8 +8,8 @@
 //! body   = ChaCha20-Poly1305(key, nonce 0, file_key)
 //! ```
 //!
-//! `P` is the Edwards point the stanza type multiplies (the recipient's point, or its
-//! tweaked multiple for ssh-ed25519) and `pk` the recipient's own u-coordinate.
+//! `P` is the Edwards point multiplied (the recipient's point's tweaked multiple) and `pk` the
+//! recipient's own u-coordinate.
 
 use age::secrecy::ExposeSecret;
 use age_core::format::FileKey;
