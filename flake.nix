@@ -27,7 +27,11 @@
       homeModule = ./nix/modules/age-home.nix;
     in
     {
-      overlays.default = final: _prev: { agefleet = final.callPackage ./nix/package.nix { }; };
+      # `agenix` too: configurations refer to `pkgs.agenix` (agenix's overlay provides it).
+      overlays.default = final: _prev: {
+        agefleet = final.callPackage ./nix/package.nix { };
+        agenix = final.agefleet;
+      };
 
       packages = forAllSystems (pkgs: rec {
         agefleet = pkgs.callPackage ./nix/package.nix { };
