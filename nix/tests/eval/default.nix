@@ -91,17 +91,20 @@ let
             c.system.activationScript
             c.system.dryActivationScript
             c.systemd.services
+            c.environment.systemPackages
           ]
         else if platform == "darwin" then
           [
             c.system.activationScripts.script.text
             c.launchd.daemons
+            c.environment.systemPackages
           ]
         else
           [
             c.systemd.user.services
             c.xdg.configFile
             c.launchd.agents
+            c.home.file
           ];
     in
     builtins.seq (builtins.toJSON built) {

@@ -15,6 +15,7 @@ let
     inherit system;
     isLinux = lib.hasSuffix "linux" system;
     isDarwin = lib.hasSuffix "darwin" system;
+    canExecute = other: other.system == system;
   };
 
   package =
@@ -57,7 +58,10 @@ let
       ...
     }:
     let
-      file = builtins.toFile (lib.strings.sanitizeDerivationName name) text;
+      # Store references are dropped: nothing here is ever built.
+      file = builtins.toFile (lib.strings.sanitizeDerivationName name) (
+        builtins.unsafeDiscardStringContext text
+      );
     in
     if destination == "" then
       package name file { inherit text; }
