@@ -543,7 +543,7 @@ fn agenix_options_agefleet_ignores_are_accepted_with_a_warning() {
     let v = ours(
         &src,
         "home-linux",
-        "({ pkgs, ... }: { age.secrets.a.file = \"/s/a.age\"; age.package = pkgs.agefleet.override { }; })",
+        "({ pkgs, ... }: { age.secrets.a.file = \"/s/a.age\"; age.package = pkgs.callPackage ./nix/package.nix { }; })",
         "{ w = c.warnings; s = c.systemd.user.services.agenix.Service.ExecStart; }",
     );
     assert_eq!(v["w"], json!([]));
@@ -788,7 +788,7 @@ fn package_and_flake_outputs_evaluate() {
         &format!(
             "let h = {h}; f = import ./nix/tests/eval/flake-outputs.nix {{ inherit (h) lib; }};
                  p = f.packages.x86_64-linux.default;
-                 pkgs = f.overlays.default pkgs0 pkgs0; pkgs0 = import ./nix/tests/eval/pkgs.nix {{ inherit (h) lib; }};
+                 pkgs = h.lib.fix (final: pkgs0 // f.overlays.default final pkgs0); pkgs0 = import ./nix/tests/eval/pkgs.nix {{ inherit (h) lib; }};
              in {{
                apps = builtins.mapAttrs (_: a: a.program) f.apps.x86_64-linux;
                checkInputs = map (x: x.name) p.stubArgs.nativeCheckInputs;
@@ -882,4 +882,113 @@ fn package_and_flake_outputs_evaluate() {
         );
     }
     assert!(out.join("share/man/man1/agefleet.1").is_file());
+}
+
+/// `nix flake show` and `nix flake check --no-build` on a copy of the flake, its nixpkgs
+/// input overridden by a stand-in flake (nixpkgs' real lib, the stub packages of
+/// nix/tests/eval/pkgs.nix), in a private chroot store: offline, nothing built.
+#[test]
+fn nix_flake_show_and_check_with_a_stand_in_nixpkgs() {
+    let Some(src) = sources() else { return };
+    if !common::require_tool("nix") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let cp = |from: &Path, to: &Path| {
+        let out = common::run(std::process::Command::new("cp").arg("-r").arg(from).arg(to));
+        assert!(
+            out.status.success(),
+            "cp {}: {}",
+            from.display(),
+            common::stderr(&out)
+        );
+    };
+    for dir in ["flake", "nixpkgs", "store", "home"] {
+        std::fs::create_dir(t.join(dir)).unwrap();
+    }
+    for file in ["flake.nix", "nix", "Cargo.toml", "Cargo.lock"] {
+        cp(&repo().join(file), &t.join("flake"));
+    }
+    cp(&src.nixpkgs_lib.join("lib"), &t.join("nixpkgs"));
+    cp(&repo().join("nix/tests/eval/pkgs.nix"), &t.join("nixpkgs"));
+    std::fs::write(
+        t.join("nixpkgs/flake.nix"),
+        r#"{
+  description = "A stand-in nixpkgs: the real lib, stub packages";
+  outputs = { self }: let lib = import ./lib; in {
+    inherit lib;
+    legacyPackages = lib.genAttrs [ "x86_64-linux" "aarch64-linux" "x86_64-darwin" "aarch64-darwin" ]
+      (system: import ./pkgs.nix { inherit lib system; });
+  };
+}
+"#,
+    )
+    .unwrap();
+    let nix = |args: &[&str]| {
+        let nixpkgs = format!("path:{}", t.join("nixpkgs").display());
+        let flake = format!("path:{}", t.join("flake").display());
+        common::run(
+            std::process::Command::new("nix")
+                .args([
+                    "--extra-experimental-features",
+                    "nix-command flakes",
+                    "--store",
+                ])
+                .arg(t.join("store"))
+                .args(args)
+                .args([
+                    "--no-write-lock-file",
+                    "--override-input",
+                    "nixpkgs",
+                    &nixpkgs,
+                    &flake,
+                ])
+                .env("HOME", t.join("home"))
+                .env("XDG_CACHE_HOME", t.join("home/.cache"))
+                .env("NIX_PATH", "")
+                .current_dir(t),
+        )
+    };
+    let show = nix(&["flake", "show", "--json"]);
+    assert!(show.status.success(), "{}", common::stderr(&show));
+    let outputs: Value = serde_json::from_str(&common::stdout(&show)).unwrap();
+    for system in [
+        "x86_64-linux",
+        "aarch64-linux",
+        "x86_64-darwin",
+        "aarch64-darwin",
+    ] {
+        let apps: BTreeSet<&str> = outputs["apps"][system]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        assert_eq!(
+            apps,
+            BTreeSet::from([
+                "default",
+                "agenix",
+                "check-keys",
+                "copy-keys",
+                "create-keys",
+                "install-with-secrets"
+            ]),
+            "{system}"
+        );
+        assert_eq!(outputs["packages"][system]["default"]["name"], "agefleet");
+    }
+    assert_eq!(outputs["nixosModules"]["default"]["type"], "nixos-module");
+    assert_eq!(outputs["nixosModules"]["age"]["type"], "nixos-module");
+    // Nix 2.8 does not know these output kinds; package_and_flake_outputs_evaluate looks inside.
+    for modules in ["darwinModules", "homeManagerModules"] {
+        assert_eq!(outputs[modules]["type"], "unknown", "{modules}");
+    }
+    assert!(outputs["overlays"]["default"].is_object());
+
+    let check = nix(&["flake", "check", "--no-build"]);
+    let err = common::stderr(&check);
+    assert!(check.status.success(), "{err}");
+    assert!(!err.contains("error"), "{err}");
 }

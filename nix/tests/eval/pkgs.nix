@@ -3,8 +3,8 @@
 # (they can be instantiated, never built). Text files go to the store with
 # `builtins.toFile`, so that a test running in read-write mode (a private chroot store)
 # gets the real manifest and scripts. `agefleetOut`, when given, is a directory holding
-# bin/agefleet (the binary under test, or a fake one) used as `pkgs.agefleet`; otherwise
-# `pkgs.agefleet` is ../../package.nix through `callPackage`.
+# bin/agefleet (the binary under test) used as `pkgs.agefleet`; otherwise there is no
+# `pkgs.agefleet` (as in nixpkgs) and the modules build ../../package.nix themselves.
 {
   lib,
   system ? "x86_64-linux",
@@ -73,7 +73,10 @@ let
   writeScript = name: text: writeTextFile { inherit name text; };
   writeShellScript = name: text: writeText name "#!/bin/sh\n${text}";
 
-  pkgs = {
+  pkgs = lib.optionalAttrs (agefleetOut != null) {
+    agefleet = package "agefleet" agefleetOut { };
+  }
+  // {
     inherit lib writeTextFile writeText writeScript writeShellScript;
     path = /nonexistent/nixpkgs;
     stdenv = {
@@ -117,11 +120,7 @@ let
     mktemp = stub "mktemp";
     diffutils = stub "diffutils";
 
-    agefleet =
-      if agefleetOut == null then
-        pkgs.callPackage ../../package.nix { }
-      else
-        package "agefleet" agefleetOut { };
+    testers.nixosTest = test: stub "nixos-test-${test.name}";
     age = stub "age";
     rage = package "rage" "/nix/store/00000000000000000000000000000000-rage" { meta.mainProgram = "rage"; };
     getconf = stub "getconf";
