@@ -490,6 +490,16 @@ fn ours(src: &Sources, platform: &str, modules: &str, pick: &str) -> Value {
     eval(&expr, Store::Dummy, &[]).unwrap_or_else(|e| panic!("{pick}: {e}"))
 }
 
+/// The JSON manifest whose store path (in the chroot store `store`) `script` names.
+fn manifest_named_in(store: &Path, script: &str, suffix: &str) -> Value {
+    let path = script
+        .split_whitespace()
+        .find(|w| w.ends_with(suffix))
+        .unwrap_or_else(|| panic!("no *{suffix} in {script}"));
+    serde_json::from_str(&std::fs::read_to_string(common::nix::in_chroot(store, path)).unwrap())
+        .unwrap()
+}
+
 fn position(haystack: &str, needle: &str) -> usize {
     haystack
         .find(needle)
@@ -578,14 +588,7 @@ fn nixos_manifest_order_and_units() {
     assert_eq!(v["units"], json!([]), "no unit without sysusers");
     // The install phase is not part of a dry activation (it writes).
     assert!(!v["dry"].as_str().unwrap().contains("agefleet activate"));
-    let manifest_path = script
-        .split_whitespace()
-        .find(|w| w.ends_with("-agefleet-manifest.json"))
-        .unwrap();
-    let m: Value = serde_json::from_str(
-        &std::fs::read_to_string(common::nix::in_chroot(store.path(), manifest_path)).unwrap(),
-    )
-    .unwrap();
+    let m = manifest_named_in(store.path(), script, "-agefleet-manifest.json");
     assert_eq!(m["fs"], "ramfs", "defect 7: agenix's filesystem by default");
     assert_eq!(
         m["identityPaths"],
@@ -676,15 +679,20 @@ fn darwin_installs_after_run_exists_and_never_aborts() {
         .find(|w| w.ends_with("/bin/agefleet"))
         .expect("agefleet call");
     let body = extra.replace(store_agefleet, &bin.join("agefleet").display().to_string());
-    let out = common::run(std::process::Command::new("bash").arg("-c").arg(format!(
-        "set -e\nset -o pipefail\nPATH={}:$PATH\n{body}\necho activation-went-on",
-        bin.display()
-    )));
-    let (so, se) = (common::stdout(&out), common::stderr(&out));
-    assert!(
-        out.status.success() && so.contains("activation-went-on"),
-        "{so}{se}"
-    );
+    // As nix-darwin's activate runs it: `set -e`, then the rest of the activation.
+    let activate = |prelude: &str| {
+        let out = common::run(std::process::Command::new("bash").arg("-c").arg(format!(
+            "set -e\nset -o pipefail\nPATH={}:$PATH\n{prelude}\n{body}\necho activation-went-on",
+            bin.display()
+        )));
+        let (so, se) = (common::stdout(&out), common::stderr(&out));
+        assert!(
+            out.status.success() && so.contains("activation-went-on"),
+            "{so}{se}"
+        );
+        (so, se)
+    };
+    let (_, se) = activate("");
     assert!(
         se.contains("agefleet: 1 secret failed: a") && se.contains("reported failures"),
         "{se}"
@@ -693,15 +701,8 @@ fn darwin_installs_after_run_exists_and_never_aborts() {
     fake("diskutil", "exit 1");
     fake("hdiutil", "exit 1");
     fake("agefleet", "echo agefleet-ran; exit 0");
-    let out = common::run(std::process::Command::new("bash").arg("-c").arg(format!(
-        "set -e\nset -o pipefail\nPATH={}:$PATH\nmkdir() {{ :; }}\n{body}\necho activation-went-on",
-        bin.display()
-    )));
-    let (so, se) = (common::stdout(&out), common::stderr(&out));
-    assert!(
-        out.status.success() && so.contains("activation-went-on"),
-        "{so}{se}"
-    );
+    // (`mkdir` of the mount point is a no-op here: this is not a Mac.)
+    let (so, se) = activate("mkdir() { :; }");
     assert!(
         !so.contains("agefleet-ran") && se.contains("cannot mount a RAM disk"),
         "{so}{se}"
@@ -765,14 +766,7 @@ fn home_manager_paths_on_darwin_and_linux() {
             && script.contains("DARWIN_USER_TEMP_DIR)\""),
         "{script}"
     );
-    let manifest_path = script
-        .split_whitespace()
-        .find(|w| w.ends_with("-agefleet-home-manifest.json"))
-        .unwrap();
-    let manifest: Value = serde_json::from_str(
-        &std::fs::read_to_string(common::nix::in_chroot(store.path(), manifest_path)).unwrap(),
-    )
-    .unwrap();
+    let manifest = manifest_named_in(store.path(), &script, "-agefleet-home-manifest.json");
     assert_eq!(manifest["secretsDir"], "${XDG_RUNTIME_DIR}/agenix");
     assert_eq!(
         manifest["secrets"][0]["path"],

@@ -17,14 +17,6 @@ let
   };
   stubs = {
     options = {
-      assertions = mkOption {
-        type = types.listOf types.unspecified;
-        default = [ ];
-      };
-      warnings = mkOption {
-        type = types.listOf types.str;
-        default = [ ];
-      };
       nix.enable = mkOption {
         type = types.bool;
         default = true;
@@ -82,6 +74,7 @@ in
 lib.evalModules {
   modules = [
     stubs
+    ./checks.nix
     { _module.args.pkgs = pkgs; }
     {
       # The snippets other nix-darwin modules define; the activation script names them all.

@@ -21,14 +21,6 @@ let
   );
   stubs = {
     options = {
-      assertions = mkOption {
-        type = types.listOf types.unspecified;
-        default = [ ];
-      };
-      warnings = mkOption {
-        type = types.listOf types.str;
-        default = [ ];
-      };
       meta = any;
       home.username = mkOption {
         type = types.str;
@@ -70,6 +62,7 @@ in
 hmLib.evalModules {
   modules = [
     stubs
+    ./checks.nix
     { _module.args.pkgs = pkgs; }
     (homeManager + "/modules/systemd.nix")
     (homeManager + "/modules/launchd")

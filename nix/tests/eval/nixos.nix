@@ -78,14 +78,6 @@ let
     { config, ... }:
     {
       options = {
-        assertions = mkOption {
-          type = types.listOf types.unspecified;
-          default = [ ];
-        };
-        warnings = mkOption {
-          type = types.listOf types.str;
-          default = [ ];
-        };
         system.activationScripts = mkOption {
           type = types.attrsOf scriptType;
           default = { };
@@ -211,6 +203,7 @@ in
 lib.evalModules {
   modules = [
     stubs
+    ./checks.nix
     { _module.args.pkgs = pkgs; }
   ]
   ++ modules;
