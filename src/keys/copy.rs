@@ -102,6 +102,7 @@ pub fn plan(from: &Path, ssh_dir: &Path, owner: Option<Owner>) -> Result<CopyPla
         Ok(_) => return Err(KeyError::invalid(from, "not a directory")),
         Err(e) => return Err(KeyError::io(from, e)),
     }
+    files::refuse_symlinked_dir(ssh_dir)?;
     let dir_action = files::inspect_dir(ssh_dir)?;
     let mut keys = Vec::new();
     let mut absent = Vec::new();
@@ -283,20 +284,20 @@ pub fn execute(plan: &CopyPlan, force: bool) -> Result<Option<Backup>, KeyError>
             path: first.dest.clone(),
         });
     }
-    files::prepare_dir(&plan.ssh_dir, plan.dir_action, plan.owner)?;
+    let dir = files::prepare_dir(&plan.ssh_dir, plan.dir_action, plan.owner)?;
     let replaced: Vec<PathBuf> = plan.conflicts().map(|f| f.dest.clone()).collect();
     let backup = if replaced.is_empty() {
         None
     } else {
-        Some(files::backup(&plan.ssh_dir, &replaced)?)
+        Some(files::backup(&dir, &plan.ssh_dir, &replaced)?)
     };
     for f in &plan.files {
         match f.action {
             Action::Unchanged => {}
             Action::Create | Action::Replace => {
-                files::write_new_file(&f.dest, &f.contents.0, f.mode, plan.owner)?
+                files::write_new_file(&dir, &f.dest, &f.contents.0, f.mode, plan.owner)?
             }
-            Action::Fix => files::fix_file(&f.dest, f.mode, plan.owner)?,
+            Action::Fix => files::fix_file(&dir, &f.dest, f.mode, plan.owner)?,
         }
     }
     Ok(backup)

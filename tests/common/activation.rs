@@ -213,12 +213,28 @@ impl Layout {
         Some(target.file_name()?.to_string_lossy().into_owned())
     }
 
-    /// The names in the mount point, sorted.
+    /// The names in the mount point, sorted, without the install records
+    /// (`.agefleet-N.json`), each of which must belong to a generation present.
     pub fn generations(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(&self.mount_point)
+        let all: Vec<String> = std::fs::read_dir(&self.mount_point)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
+        let mut names: Vec<String> = all
+            .iter()
+            .filter(|n| !n.starts_with(".agefleet-"))
+            .cloned()
+            .collect();
+        for record in all.iter().filter(|n| n.starts_with(".agefleet-")) {
+            let n = record
+                .strip_prefix(".agefleet-")
+                .and_then(|r| r.strip_suffix(".json"))
+                .unwrap_or_else(|| panic!("unexpected {record} in the mount point"));
+            assert!(
+                names.iter().any(|g| g == n),
+                "{record} without its generation"
+            );
+        }
         names.sort();
         names
     }
