@@ -135,6 +135,47 @@ pub fn lookup_id(db: &str, name: &str) -> Option<u32> {
     stdout(&out).split(':').nth(2)?.trim().parse().ok()
 }
 
+/// An age identity and a place for `.age` files.
+pub struct Fixture {
+    pub layout: Layout,
+    pub key: PathBuf,
+    pub recipient: String,
+    pub store: PathBuf,
+}
+
+impl Fixture {
+    pub fn new(root: &Path) -> Self {
+        assert!(super::require_tool("age") && super::require_tool("age-keygen"));
+        let keys = root.join("keys");
+        std::fs::create_dir(&keys).unwrap();
+        let (key, recipient) = super::age_keygen(&keys, "host.key");
+        let store = root.join("store");
+        std::fs::create_dir(&store).unwrap();
+        Fixture {
+            layout: Layout::new(root),
+            key,
+            recipient,
+            store,
+        }
+    }
+
+    /// Encrypts `plaintext` to the fixture key as `store/<file>`.
+    pub fn age(&self, file: &str, plaintext: &[u8]) -> PathBuf {
+        let out = self.store.join(file);
+        super::age_encrypt(&[&self.recipient], false, plaintext, &out);
+        out
+    }
+
+    pub fn manifest(&self, secrets: &[Secret]) -> PathBuf {
+        self.layout
+            .manifest("manifest.json", &[&self.key], "tmpfs", secrets)
+    }
+
+    pub fn home(&self) -> &Path {
+        &self.layout.root
+    }
+}
+
 /// One secret of a manifest.
 #[derive(Clone)]
 pub struct Secret {
