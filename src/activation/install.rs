@@ -501,6 +501,52 @@ mod tests {
     }
 
     #[test]
+    fn chown_acts_only_on_the_inode_the_install_wrote() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("token");
+        let dir = sys::open_dir_nofollow(tmp.path()).unwrap();
+        let written = atomic::write_at(
+            &dir,
+            OsStr::new("token"),
+            b"s",
+            WriteOptions::replace(0o400),
+        )
+        .unwrap();
+        let mut plan = plan(&manifest(vec![]), &layout(), &|_| None).0;
+        assert!(plan.is_empty());
+        plan.push(Plan {
+            name: "token".into(),
+            file: "/s/x.age".into(),
+            mode: 0o440,
+            owner: "0".into(),
+            group: "0".into(),
+            target: Target::File(path.clone()),
+        });
+        let me = rustix::process::geteuid().as_raw();
+        let my_gid = rustix::process::getegid().as_raw();
+        let chown = |id| chown_one(&plan[0], &dir, tmp.path(), me, my_gid, id);
+        let e = chown(None).unwrap_err();
+        assert!(e.contains("left no record"), "{e}");
+        // Another file put in its place (a new inode) is not given away.
+        atomic::write_at(
+            &dir,
+            OsStr::new("token"),
+            b"x",
+            WriteOptions::replace(0o400),
+        )
+        .unwrap();
+        let e = chown(Some(written)).unwrap_err();
+        assert!(e.contains("is not the file the install phase wrote"), "{e}");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(&path), 0o400);
+        let now =
+            FileId::of(sys::open_read_nofollow_at(&dir, Path::new("token")).unwrap()).unwrap();
+        chown(Some(now)).unwrap();
+        assert_eq!(mode(&path), 0o440);
+    }
+
+    #[test]
     fn walking_a_name_refuses_a_symlinked_directory() {
         let tmp = tempfile::tempdir().unwrap();
         let outside = tempfile::tempdir().unwrap();
