@@ -1,7 +1,7 @@
 //! What an install phase wrote, kept next to its generation as
 //! `secretsMountPoint/.agefleet-N.json` (root-only, in the RAM-backed mount; not a number,
-//! so agenix's numbering ignores it): for each secret, the device and inode of the file
-//! written and, for `symlink = false` secrets, the path outside the mount.
+//! so agenix's numbering ignores it): for each secret, the identity (device, inode, birth
+//! time) of the file written and, for `symlink = false` secrets, the path outside the mount.
 //!
 //! The chown phase acts only on those inodes, so a file or directory swapped in between
 //! the phases (by a user who owns a parent of a custom `path`) is never given away; the
@@ -103,12 +103,16 @@ mod tests {
             secrets: vec![Written {
                 name: "a".into(),
                 outside: Some("/etc/a".into()),
-                id: FileId { dev: 1, ino: 2 },
+                id: FileId {
+                    dev: 1,
+                    ino: 2,
+                    birth: Some((3, 4)),
+                },
             }],
         };
         save(&mp, 3, &r).unwrap();
         assert_eq!(load(&mp, 3).unwrap(), Some(r.clone()));
-        assert_eq!(r.id_of("a"), Some(FileId { dev: 1, ino: 2 }));
+        assert_eq!(r.id_of("a"), r.secrets.first().map(|w| w.id));
         assert_eq!(generation_of(&file_name(3)), Some(3));
         assert_eq!(generation_of(std::ffi::OsStr::new("3")), None);
         std::fs::write(tmp.path().join(file_name(4)), b"{").unwrap();

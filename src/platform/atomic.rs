@@ -21,21 +21,52 @@ pub const TEMP_SUFFIX_LEN: usize = 16;
 /// Bytes of the target name kept in a temp name, so it stays within NAME_MAX (255).
 const TEMP_BASE_MAX: usize = 200;
 
-/// Device and inode of a file: what identifies it while it exists.
+/// Device, inode and (where the filesystem records it) birth time of a file. Device and
+/// inode alone identify a file only while it exists: ext4 and tmpfs hand a freed inode
+/// number to the next file created, so a file deleted and recreated by someone else could
+/// look like ours; its birth time tells the two apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FileId {
     pub dev: u64,
     pub ino: u64,
+    /// Birth time (seconds, nanoseconds), from `statx` on Linux when the filesystem has it.
+    pub birth: Option<(i64, u32)>,
 }
 
 impl FileId {
     /// The identity of the open `fd`.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     pub fn of(fd: impl AsFd) -> io::Result<FileId> {
+        use rustix::fs::{AtFlags, StatxFlags};
+        match rustix::fs::statx(
+            &fd,
+            "",
+            AtFlags::EMPTY_PATH,
+            StatxFlags::INO | StatxFlags::BTIME,
+        ) {
+            Ok(stx) => Ok(FileId {
+                dev: rustix::fs::makedev(stx.stx_dev_major, stx.stx_dev_minor),
+                ino: stx.stx_ino,
+                birth: (stx.stx_mask & StatxFlags::BTIME.bits() != 0)
+                    .then_some((stx.stx_btime.tv_sec, stx.stx_btime.tv_nsec)),
+            }),
+            // Kernels before 4.11 (or a seccomp filter): no birth time.
+            Err(_) => Self::of_fstat(fd),
+        }
+    }
+
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    pub fn of(fd: impl AsFd) -> io::Result<FileId> {
+        Self::of_fstat(fd)
+    }
+
+    fn of_fstat(fd: impl AsFd) -> io::Result<FileId> {
         let st = rustix::fs::fstat(fd).map_err(io::Error::from)?;
         #[allow(clippy::useless_conversion, clippy::unnecessary_cast)] // widths differ by target
         Ok(FileId {
             dev: st.st_dev as u64,
             ino: st.st_ino as u64,
+            birth: None,
         })
     }
 }
