@@ -76,6 +76,8 @@ pub struct CopyPlan {
     pub ssh_dir: PathBuf,
     pub dir_action: DirAction,
     pub owner: Option<Owner>,
+    /// `--owner` names someone other than the existing directory's owner (it is chowned).
+    pub dir_owner_differs: bool,
     pub keys: Vec<SourceKey>,
     /// Roles the source has no key for (nothing is copied for them).
     pub absent: Vec<Role>,
@@ -91,6 +93,7 @@ impl CopyPlan {
     /// Whether the destination already holds exactly this key set.
     pub fn is_noop(&self) -> bool {
         self.dir_action == DirAction::Keep
+            && !self.dir_owner_differs
             && self.files.iter().all(|f| f.action == Action::Unchanged)
     }
 }
@@ -156,11 +159,19 @@ pub fn plan(from: &Path, ssh_dir: &Path, owner: Option<Owner>) -> Result<CopyPla
             format!("no keys found (looked for {})", names.join(", ")),
         ));
     }
+    let dir_owner_differs = match (owner, std::fs::symlink_metadata(ssh_dir)) {
+        (Some(o), Ok(m)) => {
+            use std::os::unix::fs::MetadataExt;
+            (m.uid(), m.gid()) != (o.uid, o.gid)
+        }
+        _ => false,
+    };
     Ok(CopyPlan {
         from: from.to_path_buf(),
         ssh_dir: ssh_dir.to_path_buf(),
         dir_action,
         owner,
+        dir_owner_differs,
         keys,
         absent,
         files: file_plans,
