@@ -302,6 +302,24 @@ fn file_secrets_on_disk_are_warned_about_and_removed_when_dropped() {
         err.contains("not the file an earlier activation wrote"),
         "{err}"
     );
+
+    // A secret whose install fails this time keeps its earlier file on record: dropped
+    // later, that file is still removed.
+    let m = fx.manifest(&[custom("gone", &gone, &gone_at, false)]);
+    assert!(activate(fx.home(), &m, &[]).status.success());
+    let missing = fx.store.join("missing.age");
+    let m = fx.manifest(&[custom("gone", &missing, &gone_at, false)]);
+    assert_eq!(activate(fx.home(), &m, &[]).status.code(), Some(1));
+    assert_eq!(std::fs::read(&gone_at).unwrap(), b"gone");
+    let m = fx.manifest(&[custom("kept", &kept, &kept_at, true)]);
+    let out = activate(fx.home(), &m, &[]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(!gone_at.exists(), "{err}");
+    // kept switched to symlink = true: its path is a link now, and nothing is warned about.
+    let kind = std::fs::symlink_metadata(&kept_at).unwrap().file_type();
+    assert!(kind.is_symlink());
+    assert!(!err.contains("not removed"), "{err}");
 }
 
 /// Defect 8: an identity that is a symlink to a user-owned file is used, but not silently.

@@ -158,6 +158,18 @@ pub fn install(
             }),
         }
     }
+    // Every path the manifest still writes: an earlier file there is not removed, and the
+    // record of one whose install failed this time is kept, so it is still known later.
+    let listed: std::collections::HashSet<PathBuf> = plans
+        .iter()
+        .map(|p| install::target_path(p, layout))
+        .collect();
+    for w in previous.iter().flat_map(|r| &r.secrets) {
+        let still = w.outside.as_ref().is_some_and(|p| listed.contains(p));
+        if still && !record.secrets.iter().any(|n| n.name == w.name) {
+            record.secrets.push(w.clone());
+        }
+    }
     if let Err(e) = state::save(&mp_fd, generation, &record) {
         let _ = sys::remove_tree_at(&mp_fd, &gen_name);
         return Err(ActivationError::io(
@@ -180,7 +192,7 @@ pub fn install(
         ));
     }
     remove_old(&mp_fd, mp, generation, warnings);
-    let removed = remove_unlisted(previous, &record, warnings);
+    let removed = remove_unlisted(previous, &listed, warnings);
     Ok(Outcome {
         generation,
         done,
@@ -207,21 +219,16 @@ fn previous_record(layout: &Layout, mp_fd: &OwnedFd, warnings: &mut Vec<String>)
     }
 }
 
-/// Removes the outside files of `previous` that `now` does not write any more.
+/// Removes the outside files of `previous` at paths the manifest no longer lists.
 fn remove_unlisted(
     previous: Option<Record>,
-    now: &Record,
+    listed: &std::collections::HashSet<PathBuf>,
     warnings: &mut Vec<String>,
 ) -> Vec<PathBuf> {
-    let kept: std::collections::HashSet<&Path> = now
-        .secrets
-        .iter()
-        .filter_map(|w| w.outside.as_deref())
-        .collect();
     let mut removed = Vec::new();
     for w in previous.map(|r| r.secrets).unwrap_or_default() {
         let Some(path) = w.outside else { continue };
-        if kept.contains(path.as_path()) {
+        if listed.contains(&path) {
             continue;
         }
         match install::remove_written(&path, w.id) {
