@@ -230,6 +230,15 @@ in
 
   config = mkIf (cfg.secrets != { }) (mkMerge [
     {
+      # `symlink = false` writes the plaintext itself at `path`: outside a RAM-backed
+      # filesystem it is on disk (agefleet also warns at activation, and removes the file
+      # when the secret leaves the configuration).
+      warnings = lib.mapAttrsToList (
+        n: s:
+        "age.secrets.${n}: symlink = false writes the decrypted secret at ${s.path}; "
+        + "unless that is on a RAM-backed filesystem (tmpfs/ramfs) the plaintext is on disk."
+      ) (lib.filterAttrs (_: s: !s.symlink && !lib.hasPrefix "/run/" s.path) cfg.secrets);
+
       assertions = [
         {
           assertion = cfg.identityPaths != [ ];
