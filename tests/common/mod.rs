@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod activation;
+pub mod agenix;
+pub mod plugin;
 pub mod sshd;
 
 use std::path::{Path, PathBuf};
