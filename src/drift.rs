@@ -98,3 +98,47 @@ pub fn compare(recipients: &[&Recipient], armor: bool, header: &Header) -> Drift
         armor_expected: (header.armored != armor).then_some(armor),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::Stanza;
+
+    const PLUGIN: &str =
+        "age1agefleettest1pykvdp8dpxml7tuf4gxhz05w3vktjkz5x2kkqvzfa4fxgq5klgkqvy0xxr";
+    const X25519: &str = "age1t7rxyev2z3rw82stdlrrepyc39nvn86l5078zqkf5uasdy86jp6svpy7pa";
+
+    fn header(stanzas: Vec<Stanza>) -> Header {
+        Header {
+            armored: false,
+            stanzas,
+        }
+    }
+
+    #[test]
+    fn plugin_recipients_are_unchecked_not_drift() {
+        let plugin = Recipient::parse(PLUGIN).unwrap();
+        assert_eq!(plugin.kind, RecipientKind::Plugin);
+        assert_eq!(plugin.tag, None);
+        let x = Recipient::parse(X25519).unwrap();
+        let other = Stanza::Other {
+            kind: "agefleettest".into(),
+        };
+        // The plugin's stanza is whatever it chose; nothing to match: not drift.
+        let d = compare(&[&plugin], false, &header(vec![other.clone()]));
+        assert!(!d.any(), "{d:?}");
+        assert_eq!(d.recipients.plugins_unchecked, 1);
+        // A plugin may write X25519 stanzas: more of them than the rule's keys is not drift…
+        let d = compare(
+            &[&plugin, &x],
+            false,
+            &header(vec![Stanza::X25519, Stanza::X25519]),
+        );
+        assert!(!d.any(), "{d:?}");
+        // …fewer still is, and so is any mismatch without plugins.
+        let d = compare(&[&plugin, &x], false, &header(vec![other]));
+        assert!(d.recipients_drift(), "{d:?}");
+        let d = compare(&[&x], false, &header(vec![Stanza::X25519, Stanza::X25519]));
+        assert!(d.recipients_drift(), "{d:?}");
+    }
+}

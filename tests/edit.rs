@@ -302,3 +302,23 @@ fn untracked_secret_warns_and_git_add_adds_it() {
     let out = f.run_stdin(&["edit", "b.age"], b"b2");
     assert!(!stderr(&out).contains("not tracked"), "{}", stderr(&out));
 }
+
+/// A secret that is a symlink is refused before the editor or stdin is used, with a message
+/// that says so (a rewrite would replace the link, not its target).
+#[test]
+fn symlinked_secret_is_refused_up_front_and_clearly() {
+    if !require_tool("age") {
+        return;
+    }
+    let (f, real) = fleet_with_secret(b"real");
+    let moved = f.path("real.age");
+    std::fs::rename(&real, &moved).unwrap();
+    std::os::unix::fs::symlink("real.age", f.path("x.age")).unwrap();
+    let out = f.run_stdin(&["-e", "x.age"], b"typed");
+    assert_clean_failure(&out, "x.age is a symlink (to real.age)");
+    assert_eq!(f.age_plaintext(&f.admin.private, "real.age"), b"real");
+    assert!(std::fs::symlink_metadata(f.path("x.age"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+}

@@ -39,6 +39,14 @@ pub fn run(ctx: &Context, args: &EditArgs) -> Result<Outcome> {
     let path = rules.file_of(&entry.name);
     let shown = path.display().to_string();
     let editor = editor_command();
+    // Refused before anything is typed: a rewrite would replace the link, not its target.
+    if let Ok(target) = std::fs::read_link(&path) {
+        return Err(Error::Failed(format!(
+            "{shown} is a symlink (to {}); agefleet does not write secrets through symlinks: \
+             edit the file it points to",
+            target.display()
+        )));
+    }
 
     // The current plaintext and header, when the secret exists (a new one needs no identity).
     let old: Option<(Zeroizing<Vec<u8>>, envelope::Header)> = if path.exists() {
