@@ -123,6 +123,20 @@ fn rules_elsewhere_names_are_read_from_the_current_directory() {
     pair.assert_codes(0);
     assert_eq!(pair.agenix.stdout, b"sub/c.age");
     assert_eq!(pair.agefleet.stdout, pair.agenix.stdout);
+    // agefleet says which reading it used under -v (agenix's -v is `set -x`).
+    let pair = t.run(&Run {
+        cwd: "secrets",
+        args: &["-v", "-d", "a.age"],
+        env: &env,
+        ..Run::default()
+    });
+    pair.assert_codes(0);
+    assert!(
+        pair.agefleet
+            .stderr
+            .contains("rule names are read relative to the current directory"),
+        "{pair:#?}"
+    );
 
     let pair = t.run(&Run {
         cwd: "secrets",

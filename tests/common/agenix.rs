@@ -5,21 +5,28 @@
 //! Both run without a controlling terminal (`setsid`).
 //!
 //! The agenix source comes from `$AGEFLEET_AGENIX_SRC` (set by `.ci/run`), else
-//! `../shared/nix-src/agenix` beside the repository. `nix-instantiate` runs with
-//! `--store dummy://`: agenix only evaluates, and that store needs neither root nor `/nix`.
+//! `../shared/nix-src/agenix` beside the repository (or beside one of its parents).
+//! `nix-instantiate` runs with `--store dummy://`: agenix only evaluates, and that store needs neither root nor `/nix`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use super::{in_ci, require_tool, ssh_keygen, stderr, SshKey};
 
-/// The agenix source tree, when present.
+/// The agenix source tree, when present: `$AGEFLEET_AGENIX_SRC`, else the first
+/// `shared/nix-src/agenix` beside the repository or one of its parents (a git worktree may
+/// sit deeper than the main checkout).
 pub fn agenix_src() -> Option<PathBuf> {
-    let dir = std::env::var_os("AGEFLEET_AGENIX_SRC")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/nix-src/agenix"));
-    dir.join("pkgs/agenix.sh").is_file().then_some(dir)
+    let has_script = |d: &Path| d.join("pkgs/agenix.sh").is_file();
+    if let Some(dir) = std::env::var_os("AGEFLEET_AGENIX_SRC").filter(|v| !v.is_empty()) {
+        let dir = PathBuf::from(dir);
+        return has_script(&dir).then_some(dir);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .skip(1)
+        .map(|a| a.join("shared/nix-src/agenix"))
+        .find(|d| has_script(d))
 }
 
 /// Whether the side-by-side rig can run: the agenix source and its tools. Outside CI a
