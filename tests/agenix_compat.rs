@@ -438,3 +438,31 @@ fn plugin_recipients_and_identities_work_on_both_sides() {
     assert_eq!(pair.agenix.stdout, b"via plugin", "{pair:#?}");
     assert_eq!(pair.agefleet.stdout, b"via plugin", "{pair:#?}");
 }
+
+/// An indented string as an attribute name is a Nix syntax error: agenix (through
+/// nix-instantiate) and agefleet's builtin evaluator both refuse it, exit 1, nothing written.
+#[test]
+fn indented_string_attribute_names_are_refused_like_nix() {
+    let Some(t) = Twin::new() else { return };
+    let rules = format!(
+        "{{ ''a.age''.publicKeys = [ \"{}\" ]; }}\n",
+        t.admin.public_line
+    );
+    t.write("secrets.nix", rules.as_bytes());
+    let pair = t.run(&Run {
+        args: &["-e", "a.age"],
+        stdin: Some(b"x"),
+        ..Run::default()
+    });
+    pair.assert_codes(1);
+    assert!(pair.agenix.stderr.contains("IND_STRING_OPEN"), "{pair:#?}");
+    assert!(
+        pair.agefleet.stderr.contains("IND_STRING_OPEN"),
+        "{pair:#?}"
+    );
+    assert!(
+        pair.agefleet.stderr.contains("secrets.nix:1:3"),
+        "{pair:#?}"
+    );
+    assert_eq!(t.files("a.age"), (None, None));
+}

@@ -6,7 +6,8 @@
 //!
 //! The agenix source comes from `$AGEFLEET_AGENIX_SRC` (set by `.ci/run`), else
 //! `../shared/nix-src/agenix` beside the repository (or beside one of its parents).
-//! `nix-instantiate` runs with `--store dummy://`: agenix only evaluates, and that store needs neither root nor `/nix`.
+//! `nix-instantiate` runs with `--store dummy://`: agenix only evaluates, and that store
+//! needs neither root nor `/nix`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
