@@ -154,3 +154,67 @@ fn manifest_nix_output_activates() {
         "from nix"
     );
 }
+
+/// `age.plugins` on nixpkgs' real module system (lib.evalModules, with the options the
+/// module writes to stubbed): activation runs with just the plugins on PATH, and without
+/// plugins the command is unchanged.
+#[test]
+fn module_puts_age_plugins_on_the_activation_path() {
+    if !require_tool("nix-instantiate") {
+        return;
+    }
+    let Some(lib) = common::nix_src("nixpkgs-lib") else {
+        assert!(
+            !common::in_ci(),
+            "nixpkgs-lib not found: set AGEFLEET_NIX_SRC (.ci/run does)"
+        );
+        eprintln!("SKIP: nixpkgs-lib not found (set AGEFLEET_NIX_SRC)");
+        return;
+    };
+    let eval = |plugins: &str| {
+        let expr = format!(
+            r#"let
+              lib = import {lib};
+              drv = name: {{ type = "derivation"; inherit name;
+                            outPath = "/nix/store/00000000000000000000000000000000-${{name}}"; }};
+              pkgs = {{ writeText = name: text: builtins.toFile name text;
+                        coreutils = drv "coreutils"; agefleet = drv "agefleet";
+                        tpm = drv "age-plugin-tpm"; yubikey = drv "age-plugin-yubikey"; }};
+              loose = lib.mkOption {{ type = lib.types.lazyAttrsOf lib.types.anything; default = {{ }}; }};
+              stub.options = {{
+                environment = loose; systemd = loose; services = loose; users = loose;
+                system = loose; launchd = loose;
+                assertions = lib.mkOption {{ type = lib.types.listOf lib.types.anything; default = [ ]; }};
+              }};
+              config = (lib.evalModules {{
+                modules = [ stub ./nix/modules/age.nix {{
+                  users.users = {{ }};
+                  age.identityPaths = [ "/etc/ssh/ssh_host_ed25519_key" ];
+                  age.secrets.a.file = "/s/a.age";
+                  age.plugins = {plugins};
+                }} ];
+                specialArgs = {{ inherit pkgs; }};
+              }}).config;
+            in [ config.system.activationScripts.agenixInstall.text
+                 config.system.activationScripts.agenixChown.text ]"#,
+            lib = nix_string(&lib.join("lib").display().to_string()),
+        );
+        eval_json(&expr).unwrap()
+    };
+    let none = eval("[ ]");
+    let install = none[0].as_str().unwrap();
+    assert!(
+        install.starts_with("/nix/store/00000000000000000000000000000000-agefleet/bin/agefleet activate --manifest "),
+        "{install}"
+    );
+    assert!(install.ends_with(" --phase install"), "{install}");
+    let with = eval("[ pkgs.tpm pkgs.yubikey ]");
+    let prefix = "/nix/store/00000000000000000000000000000000-coreutils/bin/env \
+                  PATH=/nix/store/00000000000000000000000000000000-age-plugin-tpm/bin:\
+                  /nix/store/00000000000000000000000000000000-age-plugin-yubikey/bin ";
+    for (i, phase) in ["install", "chown"].iter().enumerate() {
+        let text = with[i].as_str().unwrap();
+        let plain = none[i].as_str().unwrap();
+        assert_eq!(text, format!("{prefix}{plain}"), "{phase}");
+    }
+}

@@ -14,20 +14,15 @@ use std::process::{Command, Output, Stdio};
 
 use super::{in_ci, require_tool, ssh_keygen, stderr, SshKey};
 
-/// The agenix source tree, when present: `$AGEFLEET_AGENIX_SRC`, else the first
-/// `shared/nix-src/agenix` beside the repository or one of its parents (a git worktree may
-/// sit deeper than the main checkout).
+/// The agenix source tree, when present: `$AGEFLEET_AGENIX_SRC`, else
+/// [`super::nix_src`]`("agenix")`.
 pub fn agenix_src() -> Option<PathBuf> {
     let has_script = |d: &Path| d.join("pkgs/agenix.sh").is_file();
     if let Some(dir) = std::env::var_os("AGEFLEET_AGENIX_SRC").filter(|v| !v.is_empty()) {
         let dir = PathBuf::from(dir);
         return has_script(&dir).then_some(dir);
     }
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .skip(1)
-        .map(|a| a.join("shared/nix-src/agenix"))
-        .find(|d| has_script(d))
+    super::nix_src("agenix").filter(|d| has_script(d))
 }
 
 /// Whether the side-by-side rig can run: the agenix source and its tools. Outside CI a

@@ -44,6 +44,21 @@ pub fn require_root() -> bool {
     root
 }
 
+/// A tree of `../shared/nix-src` (agenix, nixpkgs-lib, …): under `$AGEFLEET_NIX_SRC` when
+/// set, else the first `shared/nix-src` beside the repository or one of its parents (a git
+/// worktree may sit deeper than the main checkout).
+pub fn nix_src(sub: &str) -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("AGEFLEET_NIX_SRC").filter(|v| !v.is_empty()) {
+        let dir = PathBuf::from(dir).join(sub);
+        return dir.is_dir().then_some(dir);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .skip(1)
+        .map(|a| a.join("shared/nix-src").join(sub))
+        .find(|d| d.is_dir())
+}
+
 pub fn which(tool: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
