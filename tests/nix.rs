@@ -155,13 +155,14 @@ fn manifest_nix_output_activates() {
     );
 }
 
-/// `age.plugins` on nixpkgs' real module system (lib.evalModules, with the options the
-/// module writes to stubbed): activation runs with just the plugins on PATH, and without
-/// plugins the command is unchanged.
-#[test]
-fn module_puts_age_plugins_on_the_activation_path() {
+/// Evaluates `module` on nixpkgs' real module system (`lib.evalModules`, from
+/// ../shared/nix-src/nixpkgs-lib) with `settings` as the configuration, the options the
+/// module writes to stubbed as free-form, and a stub `pkgs` whose packages are fake store
+/// paths `/nix/store/000…-<name>`; returns `result` (a Nix expression over `config`) as JSON.
+/// `None` (skip) without nixpkgs-lib outside CI.
+fn eval_module(module: &str, settings: &str, result: &str) -> Option<serde_json::Value> {
     if !require_tool("nix-instantiate") {
-        return;
+        return None;
     }
     let Some(lib) = common::nix_src("nixpkgs-lib") else {
         assert!(
@@ -169,52 +170,76 @@ fn module_puts_age_plugins_on_the_activation_path() {
             "nixpkgs-lib not found: set AGEFLEET_NIX_SRC (.ci/run does)"
         );
         eprintln!("SKIP: nixpkgs-lib not found (set AGEFLEET_NIX_SRC)");
-        return;
+        return None;
     };
-    let eval = |plugins: &str| {
-        let expr = format!(
-            r#"let
-              lib = import {lib};
-              drv = name: {{ type = "derivation"; inherit name;
-                            outPath = "/nix/store/00000000000000000000000000000000-${{name}}"; }};
-              pkgs = {{ writeText = name: text: builtins.toFile name text;
-                        coreutils = drv "coreutils"; agefleet = drv "agefleet";
-                        tpm = drv "age-plugin-tpm"; yubikey = drv "age-plugin-yubikey"; }};
-              loose = lib.mkOption {{ type = lib.types.lazyAttrsOf lib.types.anything; default = {{ }}; }};
-              stub.options = {{
-                environment = loose; systemd = loose; services = loose; users = loose;
-                system = loose; launchd = loose;
-                assertions = lib.mkOption {{ type = lib.types.listOf lib.types.anything; default = [ ]; }};
-              }};
-              config = (lib.evalModules {{
-                modules = [ stub ./nix/modules/age.nix {{
-                  users.users = {{ }};
-                  age.identityPaths = [ "/etc/ssh/ssh_host_ed25519_key" ];
-                  age.secrets.a.file = "/s/a.age";
-                  age.plugins = {plugins};
-                }} ];
-                specialArgs = {{ inherit pkgs; }};
-              }}).config;
-            in [ config.system.activationScripts.agenixInstall.text
-                 config.system.activationScripts.agenixChown.text ]"#,
-            lib = nix_string(&lib.join("lib").display().to_string()),
-        );
-        eval_json(&expr).unwrap()
-    };
-    let none = eval("[ ]");
-    let install = none[0].as_str().unwrap();
-    assert!(
-        install.starts_with("/nix/store/00000000000000000000000000000000-agefleet/bin/agefleet activate --manifest "),
-        "{install}"
+    let expr = format!(
+        r#"let
+          lib = import {lib};
+          drv = name: {{ type = "derivation"; inherit name;
+                        outPath = "/nix/store/00000000000000000000000000000000-${{name}}"; }};
+          pkgs = {{ writeText = name: text: builtins.toFile name text;
+                    writeShellScript = name: text: builtins.toFile name text;
+                    stdenv.hostPlatform = {{ isLinux = true; isDarwin = false; }};
+                    coreutils = drv "coreutils"; agefleet = drv "agefleet";
+                    tpm = drv "age-plugin-tpm"; yubikey = drv "age-plugin-yubikey"; }};
+          loose = lib.mkOption {{ type = lib.types.lazyAttrsOf lib.types.anything; default = {{ }}; }};
+          stub.options = {{
+            environment = loose; systemd = loose; services = loose; users = loose;
+            system = loose; launchd = loose; home = loose;
+            assertions = lib.mkOption {{ type = lib.types.listOf lib.types.anything; default = [ ]; }};
+          }};
+          config = (lib.evalModules {{
+            modules = [ stub {module} ({{ pkgs, ... }}: {settings}) ];
+            specialArgs = {{ inherit pkgs; }};
+          }}).config;
+        in {result}"#,
+        lib = nix_string(&lib.join("lib").display().to_string()),
     );
-    assert!(install.ends_with(" --phase install"), "{install}");
-    let with = eval("[ pkgs.tpm pkgs.yubikey ]");
+    Some(eval_json(&expr).unwrap())
+}
+
+/// `age.plugins` (NixOS/nix-darwin and home-manager modules): activation runs with just the
+/// plugins on PATH; without plugins the command is unchanged.
+#[test]
+fn modules_put_age_plugins_on_the_activation_path() {
+    let system = |plugins: &str| {
+        eval_module(
+            "./nix/modules/age.nix",
+            &format!(
+                r#"{{ users.users = {{ }}; age.identityPaths = [ "/etc/ssh/ssh_host_ed25519_key" ];
+                    age.secrets.a.file = "/s/a.age"; age.plugins = {plugins}; }}"#
+            ),
+            "[ config.system.activationScripts.agenixInstall.text
+               config.system.activationScripts.agenixChown.text ]",
+        )
+    };
+    let home = |plugins: &str| {
+        eval_module(
+            "./nix/modules/age-home.nix",
+            &format!(
+                r#"{{ home.homeDirectory = "/home/u"; age.secrets.a.file = "/s/a.age";
+                    age.plugins = {plugins}; }}"#
+            ),
+            "[ config.systemd.user.services.agenix.Service.ExecStart ]",
+        )
+    };
     let prefix = "/nix/store/00000000000000000000000000000000-coreutils/bin/env \
                   PATH=/nix/store/00000000000000000000000000000000-age-plugin-tpm/bin:\
                   /nix/store/00000000000000000000000000000000-age-plugin-yubikey/bin ";
-    for (i, phase) in ["install", "chown"].iter().enumerate() {
-        let text = with[i].as_str().unwrap();
-        let plain = none[i].as_str().unwrap();
-        assert_eq!(text, format!("{prefix}{plain}"), "{phase}");
+    for eval in [system, home] {
+        let (Some(none), Some(with)) = (eval("[ ]"), eval("[ pkgs.tpm pkgs.yubikey ]")) else {
+            return;
+        };
+        let none = none.as_array().unwrap();
+        for (i, plain) in none.iter().enumerate() {
+            let plain = plain.as_str().unwrap();
+            assert!(
+                plain.starts_with(
+                    "/nix/store/00000000000000000000000000000000-agefleet/bin/agefleet activate --manifest "
+                ),
+                "{plain}"
+            );
+            assert_eq!(with[i].as_str().unwrap(), format!("{prefix}{plain}"));
+        }
     }
 }

@@ -39,7 +39,12 @@ let
     )
   );
 
-  activateCommand = "${cfg.package}/bin/agefleet activate --manifest ${manifestFile} --phase install";
+  # age plugins are found on PATH, as age finds them: activation runs with just these.
+  pluginPath = lib.optionalString (
+    cfg.plugins != [ ]
+  ) "${pkgs.coreutils}/bin/env PATH=${lib.makeBinPath cfg.plugins} ";
+
+  activateCommand = "${pluginPath}${cfg.package}/bin/agefleet activate --manifest ${manifestFile} --phase install";
 
   darwinScript = pkgs.writeShellScript "agefleet-home-activate" ''
     if [ -z "''${XDG_RUNTIME_DIR:-}" ]; then
@@ -92,6 +97,15 @@ in
       default = pkgs.agefleet or (pkgs.callPackage ../package.nix { });
       defaultText = literalExpression "pkgs.agefleet";
       description = "The agefleet package that activates the secrets.";
+    };
+    plugins = mkOption {
+      type = types.listOf types.package;
+      default = [ ];
+      example = literalExpression "[ pkgs.age-plugin-yubikey ]";
+      description = ''
+        age plugins (packages providing `bin/age-plugin-<name>`) that the identities in
+        `age.identityPaths` (`AGE-PLUGIN-…` lines) need at activation.
+      '';
     };
     secrets = mkOption {
       type = types.attrsOf secretType;
