@@ -10,7 +10,8 @@
 //! - Recipient data: R = SHA-256(K); identity data: K (32 random bytes).
 //! - Stanza: `-> agefleettest <base64(R[..4])>`, body = file key XOR SHA-256("agefleettest" || R)[..16].
 //! - With `AGEFLEETTEST_PIN` set, unwrapping first asks for a secret through the age client
-//!   (`request-secret`) and fails for the identity when the answer differs.
+//!   (`request-secret`) and fails for the identity when the answer differs; with
+//!   `AGEFLEETTEST_CONFIRM` set, it first asks a yes/no question (`confirm`) and fails on "no".
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
@@ -150,6 +151,23 @@ impl IdentityPluginV1 for Identities {
                 let Some(r) = self.0.iter().find(|r| stanza.args == [tag(r)]) else {
                     continue;
                 };
+                if std::env::var_os("AGEFLEETTEST_CONFIRM").is_some() {
+                    let yes = callbacks.confirm(
+                        "agefleettest: use the imaginary key?",
+                        "yes",
+                        Some("no"),
+                    )?;
+                    if !matches!(yes, Ok(true)) {
+                        out.insert(
+                            file_index,
+                            Err(vec![identity::Error::Identity {
+                                index: 0,
+                                message: "declined".into(),
+                            }]),
+                        );
+                        break;
+                    }
+                }
                 if let Ok(expected) = std::env::var("AGEFLEETTEST_PIN") {
                     let _ = callbacks.message("agefleettest: touch the imaginary key")?;
                     let answer = match callbacks.request_secret("agefleettest PIN:")? {

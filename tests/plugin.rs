@@ -199,6 +199,50 @@ fn plugin_prompts_on_the_terminal_and_fails_cleanly_without_one() {
 }
 
 #[test]
+fn plugin_confirmations_are_asked_on_the_terminal() {
+    if !require_tool("script") {
+        return;
+    }
+    let p = PluginFleet::new(false);
+    p.create(b"confirmed");
+    let bin = env!("CARGO_BIN_EXE_agefleet");
+    let path = path_with_plugin();
+    let id = p.id();
+    let env = [
+        ("PATH", path.as_os_str()),
+        ("HOME", p.f.home.as_os_str()),
+        ("NO_COLOR", std::ffi::OsStr::new("1")),
+        ("AGEFLEETTEST_CONFIRM", std::ffi::OsStr::new("1")),
+    ];
+    let argv = [bin, "-d", "p.age", "-i", &id];
+    // An answer that is neither choice is asked again.
+    let yes = run_in_pty(
+        &env,
+        &p.f.dir,
+        &argv,
+        b"maybe\nyes\n",
+        Duration::from_secs(30),
+    );
+    assert_eq!(yes.code, Some(0), "{}", yes.screen);
+    assert_eq!(
+        yes.screen
+            .matches("use the imaginary key? [yes/no]")
+            .count(),
+        2,
+        "{}",
+        yes.screen
+    );
+    assert!(yes.screen.contains("confirmed"), "{}", yes.screen);
+    let no = run_in_pty(&env, &p.f.dir, &argv, b"no\n", Duration::from_secs(30));
+    assert_eq!(no.code, Some(1), "{}", no.screen);
+    assert!(no.screen.contains("declined"), "{}", no.screen);
+    // End of input on the terminal is no answer: declined at once, no loop.
+    let eof = run_in_pty(&env, &p.f.dir, &argv, b"\x04", Duration::from_secs(30));
+    assert_eq!(eof.code, Some(1), "{}", eof.screen);
+    assert!(eof.screen.contains("declined"), "{}", eof.screen);
+}
+
+#[test]
 fn missing_plugin_is_a_clear_error_and_nothing_is_written() {
     let p = PluginFleet::new(true);
     // Without the plugin on PATH: encrypting to it fails, naming the binary.

@@ -11,7 +11,9 @@ use super::{run, stderr, stdout};
 pub const NAME: &str = "agefleettest";
 
 /// The plugin binary. `cargo test` builds examples with the tests; a run of a single test
-/// binary (`cargo test --test plugin`) does not, so it is built here once when missing.
+/// binary (`cargo test --test plugin`) does not, so it is built here once when missing (an
+/// outdated one is not rebuilt here: a nested cargo would wait on the running one's lock;
+/// `cargo build --example age-plugin-agefleettest` refreshes it).
 pub fn plugin_binary() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
