@@ -10,6 +10,9 @@ command -v nix-instantiate >/dev/null || need+=(nix-bin)
 command -v ssh-agent >/dev/null && command -v ssh-keygen >/dev/null || need+=(openssh-client)
 pkg-config --exists openssl 2>/dev/null || need+=(libssl-dev pkg-config)
 command -v git >/dev/null || need+=(git)
+# agenix's own script, run side by side in tests/agenix_compat.rs: jq, diff.
+command -v jq >/dev/null || need+=(jq)
+command -v diff >/dev/null || need+=(diffutils)
 command -v unshare >/dev/null && command -v script >/dev/null || need+=(util-linux bsdutils)
 command -v useradd >/dev/null || need+=(passwd)
 if [ ${#need[@]} -eq 0 ]; then

@@ -28,7 +28,9 @@ pub struct Cli {
         short = 'e',
         long = "edit",
         value_name = "FILE",
-        group = "agenix_action"
+        group = "agenix_action",
+        // As agenix: the next argument is the file, whatever it starts with.
+        allow_hyphen_values = true
     )]
     pub edit: Option<PathBuf>,
 
@@ -37,7 +39,9 @@ pub struct Cli {
         short = 'd',
         long = "decrypt",
         value_name = "FILE",
-        group = "agenix_action"
+        group = "agenix_action",
+        // As agenix: the next argument is the file, whatever it starts with.
+        allow_hyphen_values = true
     )]
     pub decrypt: Option<PathBuf>,
 
@@ -107,6 +111,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct EditArgs {
     /// The secret to create or edit, as named in the rules.
+    #[arg(allow_hyphen_values = true)]
     pub file: PathBuf,
     /// `git add --intent-to-add` the secret when it is not tracked.
     #[arg(long)]
@@ -116,6 +121,7 @@ pub struct EditArgs {
 #[derive(Debug, Args)]
 pub struct DecryptArgs {
     /// The secret to decrypt.
+    #[arg(allow_hyphen_values = true)]
     pub file: PathBuf,
     /// Write the plaintext here (created 0600) instead of stdout.
     #[arg(short = 'o', long = "output", value_name = "PATH")]
@@ -337,8 +343,28 @@ mod tests {
             missing,
             "the following required arguments were not provided: --manifest <FILE> (see --help)"
         );
+        assert!(!usage_error(&["agefleet", "-d"]).is_empty());
         let bad_value = usage_error(&["agefleet", "--nix-eval", "foo", "status"]);
         assert!(bad_value.contains("[possible values: auto, builtin, nix]"));
         assert!(!usage_error(&["agefleet", "--bogus"]).contains('\n'));
+    }
+
+    #[test]
+    fn file_arguments_may_start_with_a_hyphen() {
+        let parse_ok = |args: &[&str]| parse(args.iter().map(OsString::from).collect()).unwrap();
+        let cli = parse_ok(&["agefleet", "-d", "-leading-hyphen-filename.age"]);
+        assert_eq!(
+            cli.decrypt.unwrap(),
+            PathBuf::from("-leading-hyphen-filename.age")
+        );
+        let cli = parse_ok(&["agefleet", "-e", "-x.age", "-v"]);
+        assert_eq!(cli.edit.unwrap(), PathBuf::from("-x.age"));
+        assert!(cli.global.verbose);
+        let cli = parse_ok(&["agefleet", "--decrypt", "--x.age"]);
+        assert_eq!(cli.decrypt.unwrap(), PathBuf::from("--x.age"));
+        match parse_ok(&["agefleet", "decrypt", "-x.age"]).command {
+            Some(Command::Decrypt(a)) => assert_eq!(a.file, PathBuf::from("-x.age")),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -1,6 +1,12 @@
 //! Drift between a rule and a file's header, found without any identity: SSH stanza tags
 //! present in one and not the other, a different number of X25519 stanzas, armor that
 //! differs from the rule's `armor`.
+//!
+//! age plugin recipients (`age1<name>1…`) cannot be checked this way: the plugin chooses its
+//! stanzas' types and arguments (they may even be X25519 stanzas), and only the plugin could
+//! say which stanza is whose. They are counted as unchecked, never reported as drift; with
+//! plugin recipients in a rule, more X25519 stanzas than the rule's X25519 keys is not drift
+//! either (fewer still is).
 
 use std::collections::BTreeSet;
 
@@ -20,13 +26,22 @@ pub struct RecipientDrift {
     pub x25519_expected: usize,
     /// X25519 stanzas in the header.
     pub x25519_found: usize,
+    /// age plugin recipients in the rule, which a header cannot confirm or deny.
+    pub plugins_unchecked: usize,
 }
 
 impl RecipientDrift {
     pub fn is_empty(&self) -> bool {
-        self.added.is_empty()
-            && self.removed_tags.is_empty()
-            && self.x25519_expected == self.x25519_found
+        self.added.is_empty() && self.removed_tags.is_empty() && !self.x25519_differs()
+    }
+
+    /// Whether the X25519 stanzas disagree with the rule, as far as a header can tell.
+    pub fn x25519_differs(&self) -> bool {
+        if self.plugins_unchecked > 0 {
+            self.x25519_found < self.x25519_expected
+        } else {
+            self.x25519_found != self.x25519_expected
+        }
     }
 }
 
@@ -75,7 +90,55 @@ pub fn compare(recipients: &[&Recipient], armor: bool, header: &Header) -> Drift
             removed_tags,
             x25519_expected,
             x25519_found: header.x25519_count(),
+            plugins_unchecked: recipients
+                .iter()
+                .filter(|r| r.kind == RecipientKind::Plugin)
+                .count(),
         },
         armor_expected: (header.armored != armor).then_some(armor),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::Stanza;
+
+    const PLUGIN: &str =
+        "age1agefleettest1pykvdp8dpxml7tuf4gxhz05w3vktjkz5x2kkqvzfa4fxgq5klgkqvy0xxr";
+    const X25519: &str = "age1t7rxyev2z3rw82stdlrrepyc39nvn86l5078zqkf5uasdy86jp6svpy7pa";
+
+    fn header(stanzas: Vec<Stanza>) -> Header {
+        Header {
+            armored: false,
+            stanzas,
+        }
+    }
+
+    #[test]
+    fn plugin_recipients_are_unchecked_not_drift() {
+        let plugin = Recipient::parse(PLUGIN).unwrap();
+        assert_eq!(plugin.kind, RecipientKind::Plugin);
+        assert_eq!(plugin.tag, None);
+        let x = Recipient::parse(X25519).unwrap();
+        let other = Stanza::Other {
+            kind: "agefleettest".into(),
+        };
+        // The plugin's stanza is whatever it chose; nothing to match: not drift.
+        let d = compare(&[&plugin], false, &header(vec![other.clone()]));
+        assert!(!d.any(), "{d:?}");
+        assert_eq!(d.recipients.plugins_unchecked, 1);
+        // A plugin may write X25519 stanzas: more of them than the rule's keys is not drift…
+        let d = compare(
+            &[&plugin, &x],
+            false,
+            &header(vec![Stanza::X25519, Stanza::X25519]),
+        );
+        assert!(!d.any(), "{d:?}");
+        // …fewer still is, and so is any mismatch without plugins.
+        let d = compare(&[&plugin, &x], false, &header(vec![other]));
+        assert!(d.recipients_drift(), "{d:?}");
+        let d = compare(&[&x], false, &header(vec![Stanza::X25519, Stanza::X25519]));
+        assert!(d.recipients_drift(), "{d:?}");
     }
 }

@@ -69,6 +69,9 @@ pub enum EnvelopeError {
     Passphrase,
     #[error("read failed: {0}")]
     Io(String),
+    /// An age plugin failed, or is not installed (one line).
+    #[error("age plugin: {0}")]
+    Plugin(String),
 }
 
 impl From<header::ParseError> for EnvelopeError {
@@ -147,7 +150,7 @@ pub fn encrypt(
         return Err(EnvelopeError::NoRecipients);
     }
     let encryptor = age::Encryptor::with_recipients(recipients.iter().map(|r| r.as_age()))
-        .map_err(|e| EnvelopeError::Encrypt(e.to_string()))?;
+        .map_err(map_encrypt_error)?;
     let io_error = |e: std::io::Error| EnvelopeError::Encrypt(e.to_string());
     // Header (~300 bytes per RSA recipient, less for others), nonce, one 16-byte tag per
     // 64 KiB chunk; the armor adds a third plus line breaks.
@@ -220,9 +223,21 @@ pub fn decrypt(ciphertext: &[u8], ids: &IdentitySet) -> Result<Zeroizing<Vec<u8>
     Ok(plaintext)
 }
 
+fn map_encrypt_error(e: age::EncryptError) -> EnvelopeError {
+    use crate::recipient::plugin::{describe_errors, describe_resolve};
+    match e {
+        age::EncryptError::Plugin(errors) => EnvelopeError::Plugin(describe_errors(&errors)),
+        age::EncryptError::PluginResolve(e) => EnvelopeError::Plugin(describe_resolve(&e)),
+        other => EnvelopeError::Encrypt(other.to_string()),
+    }
+}
+
 fn map_decrypt_error(e: age::DecryptError) -> EnvelopeError {
+    use crate::recipient::plugin::{describe_errors, describe_resolve};
     use age::DecryptError as D;
     match e {
+        D::Plugin(errors) => EnvelopeError::Plugin(describe_errors(&errors)),
+        D::PluginResolve(e) => EnvelopeError::Plugin(describe_resolve(&e)),
         D::NoMatchingKeys => EnvelopeError::NoMatchingIdentity,
         D::UnknownFormat => EnvelopeError::NotAge("unsupported age format version".into()),
         D::InvalidHeader => EnvelopeError::Corrupt("invalid header".into()),

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
 use crate::envelope::Header;
+use crate::recipient::plugin::PluginIdentity;
 use crate::recipient::ssh_tag;
 
 /// Asks the operator for a passphrase. Implemented by the commands layer (terminal) and by
@@ -54,16 +55,17 @@ enum Key {
     SshEd25519(ssh_ed25519::SshEd25519Identity),
     /// A passphrase-protected OpenSSH key not unlocked yet.
     Locked(age::ssh::EncryptedKey),
-    /// Unlocking was attempted and failed this run: never prompt for it again.
-    Failed,
-    /// The identities of an age identity file.
-    Native(Vec<age::x25519::Identity>),
+    /// Unlocking was attempted and failed this run (why): never prompt for it again.
+    Failed(IdentityError),
+    /// The identities of an age identity file: X25519 keys and age plugin identities
+    /// (`AGE-PLUGIN-…`, grouped by plugin).
+    Native(Vec<age::x25519::Identity>, Vec<PluginIdentity>),
 }
 
 impl LoadedIdentity {
     /// Whether this is a passphrase-protected key that has not been unlocked.
     pub fn is_locked(&self) -> bool {
-        matches!(self.key, Key::Locked(_) | Key::Failed)
+        matches!(self.key, Key::Locked(_) | Key::Failed(_))
     }
 }
 
@@ -86,7 +88,7 @@ pub struct IdentitySet {
     pub identities: Vec<LoadedIdentity>,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum IdentityError {
     #[error("{path}: {reason}")]
     Invalid { path: PathBuf, reason: String },
@@ -172,17 +174,43 @@ impl IdentitySet {
         (set, warnings)
     }
 
-    /// Unlocks the encrypted keys needed by `headers`, prompting at most once per key.
-    ///
-    /// A locked key is needed when some header has a stanza with its tag and no stanza for
-    /// a key that is already usable (X25519 stanzas are anonymous, so an age identity never
-    /// counts as covering a header). A wrong passphrase is asked again, up to 3 attempts;
-    /// a key that failed is not asked for again in this run.
+    /// Unlocks the encrypted keys needed by `headers`, prompting at most once per key;
+    /// stops at the first key that cannot be unlocked (see [`IdentitySet::unlock_each`]).
     pub fn unlock_for(
         &mut self,
         headers: &[&Header],
         prompt: &dyn PassphrasePrompt,
     ) -> Result<(), IdentityError> {
+        match self.unlock_each(headers, prompt, true).into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Unlocks the encrypted keys needed by `headers`, prompting at most once per key, and
+    /// returns why each needed key that could not be unlocked failed (no terminal, wrong
+    /// passphrase). Those keys stay unusable for the run; files that need only them fail on
+    /// their own (see [`IdentitySet::unavailable_for`]) while the others still decrypt.
+    ///
+    /// A locked key is needed when some header has a stanza with its tag and no stanza for
+    /// a key that is already usable (X25519 stanzas are anonymous, so an age identity never
+    /// counts as covering a header). A wrong passphrase is asked again, up to 3 attempts;
+    /// a key that failed is not asked for again in this run.
+    pub fn unlock_all(
+        &mut self,
+        headers: &[&Header],
+        prompt: &dyn PassphrasePrompt,
+    ) -> Vec<IdentityError> {
+        self.unlock_each(headers, prompt, false)
+    }
+
+    fn unlock_each(
+        &mut self,
+        headers: &[&Header],
+        prompt: &dyn PassphrasePrompt,
+        stop_at_first: bool,
+    ) -> Vec<IdentityError> {
+        let mut failures = Vec::new();
         let mut usable: HashSet<String> = self
             .identities
             .iter()
@@ -190,6 +218,9 @@ impl IdentitySet {
             .filter_map(|id| id.tag.clone())
             .collect();
         for id in &mut self.identities {
+            if stop_at_first && !failures.is_empty() {
+                break;
+            }
             let Some(tag) = id.tag.as_deref() else {
                 continue;
             };
@@ -204,11 +235,15 @@ impl IdentitySet {
                         continue;
                     }
                     let mut unlocked = None;
+                    let mut failure = IdentityError::WrongPassphrase {
+                        path: id.path.clone(),
+                    };
                     for _ in 0..PASSPHRASE_ATTEMPTS {
                         let Some(passphrase) = prompt.passphrase(&id.path) else {
-                            return Err(IdentityError::NoTerminal {
+                            failure = IdentityError::NoTerminal {
                                 path: id.path.clone(),
-                            });
+                            };
+                            break;
                         };
                         if let Ok(key) = encrypted.decrypt(passphrase) {
                             unlocked = Some(key);
@@ -221,22 +256,28 @@ impl IdentitySet {
                             id.key = Key::Ssh(age::ssh::Identity::from(key));
                         }
                         None => {
-                            id.key = Key::Failed;
-                            return Err(IdentityError::WrongPassphrase {
-                                path: id.path.clone(),
-                            });
+                            failures.push(failure.clone());
+                            id.key = Key::Failed(failure);
                         }
                     }
                 }
-                Key::Failed if needed() => {
-                    return Err(IdentityError::WrongPassphrase {
-                        path: id.path.clone(),
-                    })
-                }
+                Key::Failed(e) if needed() => failures.push(e.clone()),
                 _ => {}
             }
         }
-        Ok(())
+        failures
+    }
+
+    /// Why the keys that `header` names could not be used: the failures recorded by
+    /// [`IdentitySet::unlock_all`] for keys with a stanza in `header`.
+    pub fn unavailable_for(&self, header: &Header) -> Vec<&IdentityError> {
+        self.identities
+            .iter()
+            .filter_map(|id| match (&id.key, id.tag.as_deref()) {
+                (Key::Failed(e), Some(tag)) if header.ssh_tags().any(|t| t == tag) => Some(e),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Whether any identity (usable or locked) was loaded.
@@ -258,8 +299,15 @@ impl IdentitySet {
             }
         }
         for id in &self.identities {
-            if let Key::Native(ks) = &id.key {
+            if let Key::Native(ks, _) = &id.key {
                 out.extend(ks.iter().map(|k| k as &dyn age::Identity));
+            }
+        }
+        // Plugins last: each try starts the plugin, which may ask for a PIN or a touch, so
+        // they run only for files no key above could open.
+        for id in &self.identities {
+            if let Key::Native(_, plugins) = &id.key {
+                out.extend(plugins.iter().map(|k| k as &dyn age::Identity));
             }
         }
         out
@@ -415,9 +463,17 @@ fn ed25519_seed(content: &[u8], wire: &[u8]) -> Option<Zeroizing<[u8; 32]>> {
 
 fn parse_age_identity_file(path: &Path, text: &str) -> Result<LoadedIdentity, String> {
     let mut identities = Vec::new();
+    let mut plugins = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if line.starts_with("AGE-PLUGIN-") {
+            match line.parse::<age::plugin::Identity>() {
+                Ok(id) => plugins.push(id),
+                Err(_) => return Err(format!("line {}: invalid age plugin identity", i + 1)),
+            }
             continue;
         }
         match line.parse::<age::x25519::Identity>() {
@@ -425,11 +481,9 @@ fn parse_age_identity_file(path: &Path, text: &str) -> Result<LoadedIdentity, St
             Err(_) => {
                 let reason = if line.starts_with("age1") {
                     "this is an age public key (recipient), not an identity".to_string()
-                } else if line.starts_with("AGE-PLUGIN-") {
-                    "age plugin identities are not supported".to_string()
                 } else if line.starts_with("AGE-SECRET-KEY-") {
                     format!("line {}: invalid age identity", i + 1)
-                } else if identities.is_empty() {
+                } else if identities.is_empty() && plugins.is_empty() {
                     "not a private key or age identity file".to_string()
                 } else {
                     format!("line {}: not an age identity", i + 1)
@@ -438,14 +492,14 @@ fn parse_age_identity_file(path: &Path, text: &str) -> Result<LoadedIdentity, St
             }
         }
     }
-    if identities.is_empty() {
+    if identities.is_empty() && plugins.is_empty() {
         return Err("no identity in the file (only comments)".into());
     }
     Ok(LoadedIdentity {
         path: path.to_path_buf(),
         tag: None,
         kind: IdentityKind::Age,
-        key: Key::Native(identities),
+        key: Key::Native(identities, PluginIdentity::group(plugins)),
     })
 }
 

@@ -65,7 +65,42 @@ fn absolute(path: &Path, cwd: &Path) -> PathBuf {
     })
 }
 
+/// Which directory a run reads rule names against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameBase {
+    /// The rules file's directory (it is the current directory, or it holds the files).
+    RulesDir,
+    /// The current directory, as agenix reads names: the rules file is elsewhere and the
+    /// current directory holds the rules' files while the rules directory holds none.
+    CurrentDir,
+}
+
 impl Rules {
+    /// Chooses where rule names are read for this run (see [`NameBase`]) and points
+    /// [`Rules::dir`] there. agenix hands rule names straight to `age`, so they are read from
+    /// the current directory; agefleet reads them from the rules file's directory, which
+    /// agrees whenever the rules file is in the current directory. With the rules file
+    /// elsewhere (`RULES=/elsewhere/secrets.nix`), the directory that holds the files wins,
+    /// the rules directory when both or neither do.
+    pub fn choose_name_base(&mut self, cwd: &Path) -> NameBase {
+        let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| absolute(p, cwd));
+        let rules_dir = canonical(&self.dir);
+        let here = canonical(cwd);
+        if rules_dir == here {
+            return NameBase::RulesDir;
+        }
+        let holds_any = |base: &Path| {
+            self.entries
+                .iter()
+                .any(|e| base.join(&e.name).symlink_metadata().is_ok())
+        };
+        if holds_any(&rules_dir) || !holds_any(&here) {
+            return NameBase::RulesDir;
+        }
+        self.dir = PathBuf::from(".");
+        NameBase::CurrentDir
+    }
+
     /// The file a rule name designates: the rules directory joined with the name.
     pub fn file_of(&self, name: &str) -> PathBuf {
         if self.dir == Path::new(".") {
@@ -173,6 +208,35 @@ mod tests {
             r.resolve(Path::new("nope.age"), d.path()),
             Err(NameError::NoRule { .. })
         ));
+    }
+
+    #[test]
+    fn names_are_read_where_the_files_are() {
+        let d = tempfile::tempdir().unwrap();
+        let (elsewhere, here) = (d.path().join("elsewhere"), d.path().join("here"));
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        std::fs::create_dir_all(here.join("sub")).unwrap();
+        let fresh = || rules(&elsewhere, &["a.age", "sub/b.age"]);
+        // Neither directory holds a file: the rules directory.
+        let mut r = fresh();
+        assert_eq!(r.choose_name_base(&here), NameBase::RulesDir);
+        assert_eq!(r.file_of("a.age"), elsewhere.join("a.age"));
+        // Only the current directory does: agenix's reading.
+        std::fs::write(here.join("sub/b.age"), b"").unwrap();
+        let mut r = fresh();
+        assert_eq!(r.choose_name_base(&here), NameBase::CurrentDir);
+        assert_eq!(r.file_of("a.age"), PathBuf::from("a.age"));
+        assert_eq!(
+            r.resolve(Path::new("./sub/b.age"), &here).unwrap().name,
+            "sub/b.age"
+        );
+        // Both do: the rules directory, as before.
+        std::fs::write(elsewhere.join("a.age"), b"").unwrap();
+        let mut r = fresh();
+        assert_eq!(r.choose_name_base(&here), NameBase::RulesDir);
+        // The rules file in the current directory: nothing to choose.
+        let mut r = fresh();
+        assert_eq!(r.choose_name_base(&elsewhere), NameBase::RulesDir);
     }
 
     #[test]

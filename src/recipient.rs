@@ -3,9 +3,10 @@
 //!
 //! INTERFACE CONTRACT:
 //! - [`Recipient::parse`] accepts `ssh-ed25519 AAAA… [comment]`, `ssh-rsa AAAA… [comment]`,
-//!   and `age1…` (X25519). Anything else is a [`RecipientError`] naming the key (abbreviated).
+//!   `age1…` (X25519) and `age1<plugin>1…` (age plugins, see `plugin.rs`). Anything else is a [`RecipientError`] naming the key (abbreviated).
 //! - [`Recipient::tag`] is the SSH stanza tag: base64 (standard alphabet, no padding) of the
-//!   first 4 bytes of SHA-256 of the SSH wire public key; `None` for X25519.
+//!   first 4 bytes of SHA-256 of the SSH wire public key; `None` for X25519 and plugins
+//!   (a plugin's stanzas cannot be matched to its recipients without running it).
 //! - [`Recipient::as_age`] is what `envelope::encrypt` hands to the age crate.
 //!
 //! ssh-ed25519 recipients wrap file keys with their per-key work precomputed
@@ -25,6 +26,8 @@ pub enum RecipientKind {
     SshEd25519,
     SshRsa,
     X25519,
+    /// An age plugin recipient (`age1<name>1…`); its stanza types are the plugin's choice.
+    Plugin,
 }
 
 impl RecipientKind {
@@ -34,6 +37,7 @@ impl RecipientKind {
             RecipientKind::SshEd25519 => "ssh-ed25519",
             RecipientKind::SshRsa => "ssh-rsa",
             RecipientKind::X25519 => "X25519",
+            RecipientKind::Plugin => "age plugin",
         }
     }
 }
@@ -51,6 +55,7 @@ pub struct Recipient {
 }
 
 mod exchange;
+pub mod plugin;
 mod ssh_ed25519;
 mod x25519;
 
@@ -59,6 +64,7 @@ enum Inner {
     SshEd25519(ssh_ed25519::SshEd25519),
     SshRsa(age::ssh::Recipient),
     X25519(age::x25519::Recipient),
+    Plugin(plugin::PluginRecipient),
 }
 
 impl std::fmt::Debug for Recipient {
@@ -229,14 +235,25 @@ impl Recipient {
                 if fields.next().is_some() {
                     return Err(error("unexpected text after an age1… recipient".into()));
                 }
-                let parsed: age::x25519::Recipient = k.parse().map_err(|_| {
-                    error(if k.len() > 62 || k[4..].contains('1') {
-                        "not an X25519 age recipient (age plugin recipients are not supported)"
-                            .into()
-                    } else {
-                        "invalid age1… recipient (bad bech32 encoding or checksum)".into()
-                    })
-                })?;
+                let parsed: age::x25519::Recipient = match k.parse() {
+                    Ok(parsed) => parsed,
+                    Err(_) => {
+                        if let Some(p) = plugin::PluginRecipient::parse(k) {
+                            return Ok(Recipient {
+                                text: text.to_string(),
+                                kind: RecipientKind::Plugin,
+                                tag: None,
+                                inner: Inner::Plugin(p),
+                            });
+                        }
+                        return Err(error(if k.len() > 62 || k[4..].contains('1') {
+                            "invalid age plugin recipient (bad bech32 encoding, checksum or plugin name)"
+                                .into()
+                        } else {
+                            "invalid age1… recipient (bad bech32 encoding or checksum)".into()
+                        }));
+                    }
+                };
                 let pk = x25519::decode(k)
                     .ok_or_else(|| error("invalid age1… recipient (not 32 bytes)".into()))?;
                 if x25519::is_weak(&pk) {
@@ -264,6 +281,7 @@ impl Recipient {
             Inner::SshEd25519(r) => r,
             Inner::SshRsa(r) => r,
             Inner::X25519(r) => r,
+            Inner::Plugin(r) => r,
         }
     }
 
@@ -395,7 +413,7 @@ mod tests {
             ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHsKLqeplhpW", "invalid ssh-ed25519 key data"),
             ("age1xyz", "invalid age1"),
             ("ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQCYdoGX7H/tHJ2esRHIvm4pXRNsiRoQ6rO10+mdTBes/OMfhzJlMh0go0NkyvCL9CtiX4wWRk72uuCyFlz1dZnLo5TfqimBVBLlqFW13Rnv0ib3XrEErFXrk6fg84raUGC6TeH5WcHGBc/WgVxcI1S+yDvWU26pXUvX+iXErH+kvw== small", "smaller than 2048 bits"),
-            ("age1yubikey1qwt50d05nh5vutpdzmlg5wn80xq5negm4uj9ghv0snvdd3yysf5yw3rhl3t", "plugin recipients are not supported"),
+            ("age1yubikey1qwt50d05nh5vutpdzmlg5wn80xq5negm4uj9ghv0snvdd3yysf5yw3rhl3x", "invalid age plugin recipient"),
             ("age1t7rxyev2z3rw82stdlrrepyc39nvn86l5078zqkf5uasdy86jp6svpy7pb", "invalid age1"),
         ];
         for (input, reason) in cases {

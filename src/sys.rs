@@ -125,6 +125,29 @@ pub fn mount_ram(_target: &Path, _prefer_tmpfs: bool) -> io::Result<RamMount> {
     ))
 }
 
+/// The process's umask. Read from `/proc/self/status` (Linux 4.7+), which leaves it
+/// untouched; elsewhere it is set and restored at once, which is only safe while no other
+/// thread creates files (edit calls this before it starts any).
+pub fn umask() -> u32 {
+    let from_proc = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("Umask:"))?;
+            u32::from_str_radix(line["Umask:".len()..].trim(), 8).ok()
+        });
+    from_proc.unwrap_or_else(|| {
+        let old = rustix::process::umask(Mode::from_bits_truncate(0o077));
+        rustix::process::umask(old);
+        old.bits() as u32
+    })
+}
+
+/// The mode a new file gets from `open(…, 0666)` under the current umask: what `age -o`
+/// (and so agenix) gives a new secret.
+pub fn new_file_mode() -> u32 {
+    0o666 & !umask() & 0o777
+}
+
 /// Whether the effective user is root (only root mounts and chowns).
 pub fn is_root() -> bool {
     rustix::process::geteuid().is_root()

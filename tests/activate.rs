@@ -742,3 +742,50 @@ fn manifest_errors_are_one_line_with_position() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("absent.json"));
 }
+
+/// An age plugin identity in `identityPaths` (as agenix passes it to age): the plugin runs
+/// at activation, found on PATH, and its secrets are installed like any other.
+#[test]
+fn plugin_identities_decrypt_at_activation() {
+    let Some(root) = in_mount_namespace("plugin_identities_decrypt_at_activation") else {
+        return;
+    };
+    let fx = Fixture::new(&root);
+    let (plugin_key, plugin_recipient) =
+        common::plugin::plugin_keygen(&root.join("keys"), "plugin.key");
+    let file = fx.store.join("p.age");
+    let out = common::run(
+        std::process::Command::new("age")
+            .env("PATH", common::plugin::path_with_plugin())
+            .args(["-e", "-r", &plugin_recipient, "-o"])
+            .arg(&file)
+            .arg(&plugin_key),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let manifest = fx.layout.manifest(
+        "manifest.json",
+        &[&plugin_key],
+        "tmpfs",
+        &[Secret::new("p", &file)],
+    );
+    let out = common::run(
+        common::agefleet(fx.home())
+            .env("PATH", common::plugin::path_with_plugin())
+            .arg("activate")
+            .arg("--manifest")
+            .arg(&manifest),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read(fx.layout.secrets_dir.join("p")).unwrap(),
+        std::fs::read(&plugin_key).unwrap()
+    );
+    // Without the plugin on PATH the secret fails by name; nothing is half-installed.
+    let out = activate(fx.home(), &manifest, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("age-plugin-agefleettest"),
+        "{}",
+        stderr(&out)
+    );
+}

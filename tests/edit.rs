@@ -302,3 +302,63 @@ fn untracked_secret_warns_and_git_add_adds_it() {
     let out = f.run_stdin(&["edit", "b.age"], b"b2");
     assert!(!stderr(&out).contains("not tracked"), "{}", stderr(&out));
 }
+
+/// A secret that is a symlink is refused before the editor or stdin is used, with a message
+/// that says so (a rewrite would replace the link, not its target).
+#[test]
+fn symlinked_secret_is_refused_up_front_and_clearly() {
+    if !require_tool("age") {
+        return;
+    }
+    let (f, real) = fleet_with_secret(b"real");
+    let moved = f.path("real.age");
+    std::fs::rename(&real, &moved).unwrap();
+    std::os::unix::fs::symlink("real.age", f.path("x.age")).unwrap();
+    let out = f.run_stdin(&["-e", "x.age"], b"typed");
+    assert_clean_failure(&out, "x.age is a symlink (to real.age)");
+    assert_eq!(f.age_plaintext(&f.admin.private, "real.age"), b"real");
+    assert!(std::fs::symlink_metadata(f.path("x.age"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+}
+
+/// With a terminal, `EDITOR=:` (a shell builtin) runs like agenix runs it: nothing is edited
+/// and an up-to-date secret is left as it is; a quoted editor path with a space works, since
+/// `EDITOR` is shell code.
+#[test]
+fn editor_runs_through_the_shell_on_a_terminal() {
+    if !require_tool("age") || !require_tool("script") {
+        return;
+    }
+    let (f, p) = fleet_with_secret(b"kept\n");
+    let before = std::fs::read(&p).unwrap();
+    let env = |editor: &str| {
+        vec![
+            ("HOME", f.home.clone().into_os_string()),
+            ("PATH", std::env::var_os("PATH").unwrap()),
+            ("EDITOR", editor.into()),
+            ("NO_COLOR", "1".into()),
+        ]
+    };
+    let run = |editor: &str| {
+        let env = env(editor);
+        let env: Vec<(&str, &std::ffi::OsStr)> =
+            env.iter().map(|(k, v)| (*k, v.as_os_str())).collect();
+        let argv = [env!("CARGO_BIN_EXE_agefleet"), "-e", "x.age"];
+        run_in_pty(&env, &f.dir, &argv, b"", Duration::from_secs(60))
+    };
+    let colon = run(":");
+    assert_eq!(colon.code, Some(0), "{}", colon.screen);
+    assert!(colon.screen.contains("wasn't changed"), "{}", colon.screen);
+    assert_eq!(std::fs::read(&p).unwrap(), before);
+
+    let spaced = f.tmp.path().join("my editors");
+    std::fs::create_dir(&spaced).unwrap();
+    let script = spaced.join("ed.sh");
+    std::fs::write(&script, "#!/bin/sh\nprintf 'via %s\\n' \"$1\" > \"$2\"\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let quoted = run(&format!("'{}' shell", script.display()));
+    assert_eq!(quoted.code, Some(0), "{}", quoted.screen);
+    assert_eq!(f.age_plaintext(&f.admin.private, "x.age"), b"via shell\n");
+}

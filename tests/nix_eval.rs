@@ -986,3 +986,51 @@ fn nix_flake_show_and_check_with_a_stand_in_nixpkgs() {
     assert!(check.status.success(), "{err}");
     assert!(!err.contains("error"), "{err}");
 }
+
+/// `age.plugins` (NixOS/nix-darwin and home-manager modules): activation runs with just the
+/// plugins on PATH, as age finds them; without plugins the command is unchanged.
+#[test]
+fn modules_put_age_plugins_on_the_activation_path() {
+    let Some(src) = sources() else { return };
+    let with_plugins = |cfg: &str| {
+        format!("{cfg} ({{ pkgs, ... }}: {{ age.plugins = [ pkgs.age-plugin-tpm pkgs.age-plugin-yubikey ]; }})")
+    };
+    let cases = [
+        (
+            "nixos",
+            "{ age.secrets.a.file = \"/s/a.age\"; }",
+            "[ c.system.activationScripts.agenixInstall.text c.system.activationScripts.agenixChown.text ]",
+        ),
+        (
+            "home-linux",
+            "{ age.secrets.a.file = \"/s/a.age\"; }",
+            "c.systemd.user.services.agenix.Service.ExecStart",
+        ),
+    ];
+    for (platform, cfg, pick) in cases {
+        let plain = ours(&src, platform, cfg, pick);
+        let with = ours(&src, platform, &with_plugins(cfg), pick);
+        let (plain, with) = (plain.as_array().unwrap(), with.as_array().unwrap());
+        assert_eq!(plain.len(), with.len());
+        for (plain, with) in plain.iter().zip(with) {
+            let (plain, with) = (plain.as_str().unwrap(), with.as_str().unwrap());
+            assert!(
+                plain.contains("/bin/agefleet activate --manifest ") && !plain.contains("PATH="),
+                "{platform}: {plain}"
+            );
+            // `<coreutils>/bin/env PATH=<tpm>/bin:<yubikey>/bin ` before the plain command.
+            let prefix = with
+                .strip_suffix(plain)
+                .unwrap_or_else(|| panic!("{platform}: {with} does not end with {plain}"));
+            let (env, path) = prefix
+                .trim_end()
+                .split_once(" PATH=")
+                .unwrap_or_else(|| panic!("{platform}: no PATH= in {with}"));
+            assert!(env.ends_with("-coreutils/bin/env"), "{platform}: {with}");
+            let dirs: Vec<&str> = path.split(':').collect();
+            assert_eq!(dirs.len(), 2, "{path}");
+            assert!(dirs[0].ends_with("-age-plugin-tpm/bin"), "{path}");
+            assert!(dirs[1].ends_with("-age-plugin-yubikey/bin"), "{path}");
+        }
+    }
+}

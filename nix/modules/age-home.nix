@@ -61,7 +61,12 @@ let
     )
   );
 
-  activateCommand = "${agefleet}/bin/agefleet activate --manifest ${manifestFile} --phase install";
+  # age plugins are found on PATH, as age finds them: activation runs with just these.
+  pluginPath = lib.optionalString (
+    cfg.plugins != [ ]
+  ) "${pkgs.coreutils}/bin/env PATH=${lib.makeBinPath cfg.plugins} ";
+
+  activateCommand = "${pluginPath}${agefleet}/bin/agefleet activate --manifest ${manifestFile} --phase install";
 
   # Always the per-user temporary directory, whatever the login environment says, so
   # that the files land where `config.age.secrets.<n>.path` (agenix's string) points.
@@ -128,6 +133,15 @@ in
       default = pkgs.agefleet or (pkgs.callPackage ../package.nix { });
       defaultText = literalExpression "pkgs.agefleet";
       description = "The agefleet package that activates the secrets.";
+    };
+    plugins = mkOption {
+      type = types.listOf types.package;
+      default = [ ];
+      example = literalExpression "[ pkgs.age-plugin-yubikey ]";
+      description = ''
+        age plugins (packages providing `bin/age-plugin-<name>`) that the identities in
+        `age.identityPaths` (`AGE-PLUGIN-…` lines) need at activation.
+      '';
     };
     secrets = mkOption {
       type = types.attrsOf secretType;

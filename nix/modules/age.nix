@@ -68,9 +68,15 @@ let
     )
   );
 
+  # age plugins (`age-plugin-<name>`) are found on PATH, as age finds them; activation runs
+  # with a PATH of just the configured plugins (agenix users put them in `age.ageBin`).
+  pluginPath = lib.optionalString (
+    cfg.plugins != [ ]
+  ) "${pkgs.coreutils}/bin/env PATH=${lib.makeBinPath cfg.plugins} ";
+
   activate =
     phase:
-    "${cfg.package}/bin/agefleet activate --manifest ${manifestFile} --phase ${phase}";
+    "${pluginPath}${cfg.package}/bin/agefleet activate --manifest ${manifestFile} --phase ${phase}";
 
   # The binary mounts ramfs/tmpfs itself on Linux; on macOS a RAM disk is attached first
   # (as agenix does) and the binary uses the directory as it finds it. Every step returns
@@ -170,6 +176,15 @@ in
       default = pkgs.agefleet or (pkgs.callPackage ../package.nix { });
       defaultText = literalExpression "pkgs.agefleet";
       description = "The agefleet package that activates the secrets.";
+    };
+    plugins = mkOption {
+      type = types.listOf types.package;
+      default = [ ];
+      example = literalExpression "[ pkgs.age-plugin-tpm pkgs.age-plugin-yubikey ]";
+      description = ''
+        age plugins (packages providing `bin/age-plugin-<name>`) that the identities in
+        `age.identityPaths` (`AGE-PLUGIN-…` lines) need at activation.
+      '';
     };
     secrets = mkOption {
       type = types.attrsOf secretType;

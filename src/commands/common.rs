@@ -78,6 +78,42 @@ pub fn identities_for(ctx: &Context, headers: &[&Header]) -> Result<IdentitySet>
     Ok(ids)
 }
 
+/// Loads identities and unlocks those the given headers need, like [`identities_for`], but a
+/// key that cannot be unlocked (no terminal, wrong passphrase) is only warned about: the
+/// files that need it fail one by one ([`decrypt_error`] says why), the others go on.
+pub fn identities_for_each(ctx: &Context, headers: &[&Header]) -> Result<IdentitySet> {
+    let mut ids = load_identities(ctx)?;
+    if !ids.has_any() {
+        return Err(Error::Failed(
+            "no identity to decrypt with: pass -i KEY, or create ~/.ssh/id_ed25519 or ~/.ssh/id_rsa"
+                .into(),
+        ));
+    }
+    for failure in ids.unlock_all(headers, &ui::TerminalPrompt) {
+        ui::warn(&format!(
+            "{failure}; files that need this key are not decrypted"
+        ));
+    }
+    Ok(ids)
+}
+
+/// One line for a failed decryption of `shown`: when no identity matched and a key this
+/// header names could not be unlocked, that key and why.
+pub fn decrypt_error(
+    shown: &str,
+    header: &Header,
+    ids: &IdentitySet,
+    e: &crate::envelope::EnvelopeError,
+) -> String {
+    let unavailable = ids.unavailable_for(header);
+    match (e, unavailable.first()) {
+        (crate::envelope::EnvelopeError::NoMatchingIdentity, Some(why)) => {
+            format!("{shown}: cannot decrypt: {why}")
+        }
+        _ => format!("{shown}: {e}"),
+    }
+}
+
 /// Parsed recipients, shared across rules: fleets list the same few keys in every rule, so
 /// each distinct key string is parsed once per run.
 #[derive(Default)]

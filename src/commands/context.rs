@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use crate::cli::{GlobalArgs, NixEval};
+use crate::names::NameBase;
 use crate::rules::EvalMode;
 
 pub struct Context {
@@ -41,9 +42,21 @@ impl Context {
 
     /// Evaluates the rules file, saying under `-v` which backend did it and why.
     pub fn load_rules(&self) -> super::Result<crate::rules::Rules> {
-        let rules = crate::rules::load(&self.rules_path(), self.eval_mode())?;
+        let mut rules = crate::rules::load(&self.rules_path(), self.eval_mode())?;
         if let Some(reason) = &rules.fallback_reason {
             self.verbose(&format!("falling back to nix-instantiate: {reason}"));
+        }
+        let rules_dir = rules.dir.clone();
+        match rules.choose_name_base(&super::common::cwd()?) {
+            NameBase::RulesDir => self.verbose(&format!(
+                "rule names are read relative to the rules file's directory {}",
+                rules_dir.display()
+            )),
+            NameBase::CurrentDir => self.verbose(&format!(
+                "rule names are read relative to the current directory (as agenix reads them): \
+                 it holds the rules' files and {} holds none",
+                rules_dir.display()
+            )),
         }
         Ok(rules)
     }

@@ -2,8 +2,16 @@
 //!
 //! The plaintext goes to a 0700 directory on tmpfs (file 0600, the secret's basename kept so
 //! editors pick the right mode), the editor runs, and the result is encrypted to the rule's
-//! recipients and written atomically. Byte-identical content is not re-encrypted. A failing
-//! editor leaves the secret untouched. When stdin is not a terminal it becomes the plaintext.
+//! recipients and written atomically. Byte-identical content is not re-encrypted unless the
+//! file's header disagrees with the rule (so `EDITOR=: agefleet -e x.age`, agenix's way of
+//! re-encrypting one file, does that and nothing else). A failing editor leaves the secret
+//! untouched. When stdin is not a terminal it becomes the plaintext, except with `EDITOR=:`.
+//!
+//! `$EDITOR` runs through `sh -c` as git runs it (so `:` and `code --wait` work, as in
+//! agenix, which expands `$EDITOR` as a command). The secret's parent directories are created
+//! before the editor starts (agenix does `mkdir -p`), and removed again when nothing was
+//! written. A new secret gets `0666 & ~umask`, as `age -o` gives it; an existing one keeps
+//! its mode.
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -19,6 +27,7 @@ use super::common::{
 use super::signals::{CleanupOnSignal, Interrupt};
 use super::{ui, Context, Error, Outcome, Result};
 use crate::cli::EditArgs;
+use crate::drift;
 use crate::envelope;
 use crate::fsutil::{self, PrivateTempDir};
 
@@ -29,64 +38,129 @@ pub fn run(ctx: &Context, args: &EditArgs) -> Result<Outcome> {
     let armor = entry.rule.as_ref().map(|r| r.armor).unwrap_or(false);
     let path = rules.file_of(&entry.name);
     let shown = path.display().to_string();
+    let editor = editor_command();
+    // Refused before anything is typed: a rewrite would replace the link, not its target.
+    if let Ok(target) = std::fs::read_link(&path) {
+        return Err(Error::Failed(format!(
+            "{shown} is a symlink (to {}); agefleet does not write secrets through symlinks: \
+             edit the file it points to",
+            target.display()
+        )));
+    }
 
-    // The current plaintext, when the secret exists (a new secret needs no identity).
-    let old: Option<Zeroizing<Vec<u8>>> = if path.exists() {
+    // The current plaintext and header, when the secret exists (a new one needs no identity).
+    let old: Option<(Zeroizing<Vec<u8>>, envelope::Header)> = if path.exists() {
         let bytes = read_secret(&path)?;
         let header = header_of(&path, &bytes)?;
         let ids = identities_for(ctx, &[&header])?;
-        Some(envelope::decrypt(&bytes, &ids).map_err(|e| Error::Failed(format!("{shown}: {e}")))?)
+        let plaintext =
+            envelope::decrypt(&bytes, &ids).map_err(|e| Error::Failed(format!("{shown}: {e}")))?;
+        Some((plaintext, header))
     } else {
         None
     };
 
-    let new = if std::io::stdin().is_terminal() {
-        match edit_in_editor(&path, old.as_ref().map(|o| o.as_slice()))? {
-            Some(p) => p,
-            None => {
-                ui::warn(&format!("{shown} wasn't created."));
-                return Ok(Outcome::Success);
-            }
-        }
+    // Made before the editor runs, so what is typed can be saved; undone if nothing is.
+    let made_dirs = create_parent_dirs(&path)?;
+    let new = if editor.trim() == ":" {
+        // agenix's "no editing": neither an editor nor stdin; the content stays as it is.
+        Ok(old.as_ref().map(|(o, _)| Zeroizing::new(o.to_vec())))
+    } else if std::io::stdin().is_terminal() {
+        edit_in_editor(&path, &editor, old.as_ref().map(|(o, _)| o.as_slice()))
     } else {
         read_to_end_zeroizing(std::io::stdin().lock())
-            .map_err(|e| Error::Failed(format!("cannot read the new plaintext from stdin: {e}")))?
+            .map(Some)
+            .map_err(|e| Error::Failed(format!("cannot read the new plaintext from stdin: {e}")))
+    };
+    let Some(new) = new.inspect_err(|_| remove_dirs(&made_dirs))? else {
+        remove_dirs(&made_dirs);
+        ui::warn(&format!("{shown} wasn't created."));
+        return Ok(Outcome::Success);
     };
 
-    if old.as_ref().is_some_and(|o| o.as_slice() == new.as_slice()) {
-        ui::info(&format!("{shown} wasn't changed, skipping re-encryption."));
-        return Ok(Outcome::Success);
+    if let Some((old, header)) = &old {
+        if old.as_slice() == new.as_slice() {
+            if !drift::compare(&refs(&recipients), armor, header).any() {
+                ui::info(&format!("{shown} wasn't changed, skipping re-encryption."));
+                return Ok(Outcome::Success);
+            }
+            ui::info(&format!(
+                "{shown}: content unchanged; re-encrypting to the rule's recipients"
+            ));
+        }
     }
 
     let ciphertext = envelope::encrypt(&new, &refs(&recipients), armor)
         .map_err(|e| Error::Failed(format!("{shown}: {e}")))?;
     // The editor may run for long, so the lock is taken for the write only.
     let lock = lock_for_writing(ctx, &rules.dir, std::slice::from_ref(&path))?;
-    fsutil::atomic_write(&path, &ciphertext, 0o644)?;
+    let written = fsutil::atomic_write(&path, &ciphertext, crate::sys::new_file_mode());
     drop(lock);
+    if written.is_err() {
+        remove_dirs(&made_dirs);
+    }
+    written?;
     ctx.verbose(&format!("wrote {shown}"));
     super::gitcheck::warn_untracked(ctx, &path, args.git_add);
     Ok(Outcome::Success)
 }
 
-/// Runs `$EDITOR` on the plaintext in a private RAM-backed directory. `None` when the editor
+/// `$EDITOR`, or `vi` when it is unset or blank.
+fn editor_command() -> String {
+    std::env::var("EDITOR")
+        .ok()
+        .filter(|e| !e.trim().is_empty())
+        .unwrap_or_else(|| "vi".into())
+}
+
+/// Creates the missing parent directories of `secret` (mode 0777 & ~umask, as `mkdir -p`),
+/// returning those it made, deepest first.
+fn create_parent_dirs(secret: &Path) -> Result<Vec<std::path::PathBuf>> {
+    let mut missing = Vec::new();
+    let mut dir = secret.parent();
+    while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
+        if d.symlink_metadata().is_ok() {
+            break;
+        }
+        missing.push(d.to_path_buf());
+        dir = d.parent();
+    }
+    for d in missing.iter().rev() {
+        match std::fs::create_dir(d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                remove_dirs(&missing);
+                return Err(Error::Failed(format!(
+                    "{}: cannot create the directory: {e}",
+                    d.display()
+                )));
+            }
+        }
+    }
+    Ok(missing)
+}
+
+/// Removes the directories [`create_parent_dirs`] made, if still empty.
+fn remove_dirs(dirs: &[std::path::PathBuf]) {
+    for d in dirs {
+        let _ = std::fs::remove_dir(d);
+    }
+}
+
+/// Runs `editor` on the plaintext in a private RAM-backed directory. `None` when the editor
 /// left no file (a new secret that was never saved).
-fn edit_in_editor(secret: &Path, old: Option<&[u8]>) -> Result<Option<Zeroizing<Vec<u8>>>> {
+fn edit_in_editor(
+    secret: &Path,
+    editor: &str,
+    old: Option<&[u8]>,
+) -> Result<Option<Zeroizing<Vec<u8>>>> {
     let dir = PrivateTempDir::new()?;
     let name = secret.file_name().unwrap_or_else(|| "secret".as_ref());
     let file = dir.path().join(name);
     if let Some(old) = old {
         dir.write_new(name, old, 0o600)?;
     }
-    let editor = std::env::var("EDITOR")
-        .ok()
-        .filter(|e| !e.trim().is_empty())
-        .unwrap_or_else(|| "vi".into());
-    let words = shell_words::split(&editor)
-        .map_err(|e| Error::Usage(format!("EDITOR={editor:?} cannot be split into words: {e}")))?;
-    let (program, editor_args) = words
-        .split_first()
-        .ok_or_else(|| Error::Usage("EDITOR is empty".into()))?;
 
     // While the editor runs, Ctrl-C belongs to it; a terminating signal removes the temp dir.
     let cleanup = CleanupOnSignal::install(
@@ -95,15 +169,19 @@ fn edit_in_editor(secret: &Path, old: Option<&[u8]>) -> Result<Option<Zeroizing<
         "interrupted; plaintext removed, secret left untouched",
         1,
     )?;
-    let status = Command::new(program)
-        .args(editor_args)
+    // As git runs it: the value is shell code (`code --wait`, `:`, a quoted path), and the
+    // file is passed as "$1", never pasted into that code.
+    let status = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!("{editor} \"$@\""))
+        .arg(editor)
         .arg(&file)
         .status()
-        .map_err(|e| Error::Failed(format!("cannot run editor {program:?}: {e}")))?;
+        .map_err(|e| Error::Failed(format!("cannot run /bin/sh for the editor: {e}")))?;
     drop(cleanup);
     if !status.success() {
         return Err(Error::Failed(format!(
-            "editor {program:?} failed ({status}); {} left untouched",
+            "editor {editor:?} failed ({status}); {} left untouched",
             secret.display()
         )));
     }

@@ -16,7 +16,9 @@ use std::sync::Arc;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::common::{cwd, identities_for, lock_for_writing, refs, RecipientCache};
+use super::common::{
+    cwd, decrypt_error, identities_for_each, lock_for_writing, refs, RecipientCache,
+};
 use super::{ui, Context, Error, Outcome, Result};
 use crate::cli::RekeyArgs;
 use crate::envelope::{self, Header};
@@ -56,6 +58,17 @@ struct Planned {
 
 pub fn run(ctx: &Context, args: &RekeyArgs) -> Result<Outcome> {
     let rules = ctx.load_rules()?;
+    if rules.entries.is_empty() {
+        // As agenix: an empty rules file is not an error.
+        ui::info(&format!(
+            "nothing to rekey: {} lists no secrets",
+            rules.path.display()
+        ));
+        if args.json {
+            println!("{}", serde_json::json!({ "files": [] }));
+        }
+        return Ok(Outcome::Success);
+    }
     let mut rows: Vec<(String, Option<Report>)> = Vec::new();
     let mut selected: Vec<&RuleEntry> = Vec::new();
 
@@ -130,7 +143,7 @@ pub fn run(ctx: &Context, args: &RekeyArgs) -> Result<Outcome> {
         Vec::new()
     } else {
         let headers: Vec<&Header> = planned.iter().map(|p| &p.header).collect();
-        let ids = identities_for(ctx, &headers)?;
+        let ids = identities_for_each(ctx, &headers)?;
         // Phase 3: decrypt, re-encrypt, replace; in parallel.
         let bar = ui::progress(planned.len(), "rekeying");
         let batch = Batch::default();
@@ -166,7 +179,11 @@ pub fn run(ctx: &Context, args: &RekeyArgs) -> Result<Outcome> {
         let report = report.unwrap_or_else(|| results.next().expect("one result per planned file"));
         rows.push((shown, Some(report)));
     }
-    report(ctx, args.json, rows)
+    let dir_shown = match rules.dir.to_str() {
+        Some(".") => "the current directory".to_string(),
+        _ => rules.dir.display().to_string(),
+    };
+    report(ctx, args.json, rows, &dir_shown)
 }
 
 /// Reads the rule and header of one secret. `Ok(None)`: not drifted while only drifted ones
@@ -227,7 +244,8 @@ fn rekey_one(p: &Planned, ids: &IdentitySet, batch: &Batch) -> Report {
     let run = || -> std::result::Result<(), String> {
         // Re-read: phase 1 kept only the header, so memory stays bounded over many files.
         let bytes = crate::fsutil::read_regular(&p.path).map_err(|e| format!("{shown}: {e}"))?;
-        let plaintext = envelope::decrypt(&bytes, ids).map_err(|e| format!("{shown}: {e}"))?;
+        let plaintext = envelope::decrypt(&bytes, ids)
+            .map_err(|e| decrypt_error(&shown.to_string(), &p.header, ids, &e))?;
         let ciphertext = envelope::encrypt(&plaintext, &refs(&p.recipients), p.armor)
             .map_err(|e| format!("{shown}: {e}"))?;
         batch
@@ -240,7 +258,12 @@ fn rekey_one(p: &Planned, ids: &IdentitySet, batch: &Batch) -> Report {
     }
 }
 
-fn report(ctx: &Context, json: bool, rows: Vec<(String, Option<Report>)>) -> Result<Outcome> {
+fn report(
+    ctx: &Context,
+    json: bool,
+    rows: Vec<(String, Option<Report>)>,
+    dir_shown: &str,
+) -> Result<Outcome> {
     let rows: Vec<Row> = rows
         .into_iter()
         .filter_map(|(file, r)| r.map(|report| Row { file, report }))
@@ -253,6 +276,12 @@ fn report(ctx: &Context, json: bool, rows: Vec<(String, Option<Report>)>) -> Res
         .iter()
         .filter(|r| matches!(r.report, Report::Rekeyed))
         .count();
+    let missing = rows
+        .iter()
+        .filter(|r| matches!(r.report, Report::Skipped { .. }))
+        .count();
+    // Not one file of the rules exists: most likely the wrong directory, never a success.
+    let none_found = !rows.is_empty() && missing == rows.len();
     if json {
         let out = serde_json::json!({ "files": rows });
         ui::out(&out.to_string())?;
@@ -273,7 +302,14 @@ fn report(ctx: &Context, json: bool, rows: Vec<(String, Option<Report>)>) -> Res
             String::new()
         }
     ));
-    Ok(Outcome::from_failed(failed > 0))
+    if none_found {
+        ui::error(&format!(
+            "none of the {missing} file(s) the rules name exists (looked in {}); run from the \
+             directory that holds them, or pass --rules",
+            dir_shown
+        ));
+    }
+    Ok(Outcome::from_failed(failed > 0 || none_found))
 }
 
 #[cfg(test)]

@@ -44,6 +44,10 @@ struct Entry {
     drift: Option<Drift>,
     #[serde(skip_serializing_if = "Option::is_none")]
     armored: Option<bool>,
+    /// age plugin recipients of the rule that a header cannot confirm (see `drift`): not
+    /// drift, but not checked either.
+    #[serde(skip_serializing_if = "is_zero")]
+    plugin_recipients_unchecked: usize,
     /// Temp files of interrupted runs beside this secret (rules-directory relative); the next
     /// rekey or edit of the secret removes them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -75,6 +79,7 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<Outcome> {
                 error: None,
                 drift: None,
                 armored: None,
+                plugin_recipients_unchecked: 0,
                 stale_temps: Vec::new(),
             };
             let parsed = e
@@ -113,6 +118,7 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<Outcome> {
                 error: None,
                 drift: None,
                 armored: None,
+                plugin_recipients_unchecked: 0,
                 stale_temps: Vec::new(),
             };
             inspect(
@@ -186,6 +192,7 @@ fn inspect(
         let recipients: Vec<&crate::recipient::Recipient> =
             recipients.iter().map(|r| r.as_ref()).collect();
         let d = drift::compare(&recipients, armor, &header);
+        entry.plugin_recipients_unchecked = d.recipients.plugins_unchecked;
         if d.recipients_drift() {
             entry.problems.push(code::RECIPIENTS_DRIFT);
         }
@@ -218,6 +225,7 @@ fn add_stale_temps(entries: &mut Vec<Entry>, temps: Vec<(String, String)>) {
                 error: None,
                 drift: None,
                 armored: None,
+                plugin_recipients_unchecked: 0,
                 stale_temps: Vec::new(),
             });
             entries.len() - 1
@@ -340,7 +348,7 @@ fn table(entries: &[Entry]) -> String {
                     d.recipients.removed_tags.len()
                 ));
             }
-            if d.recipients.x25519_expected != d.recipients.x25519_found {
+            if d.recipients.x25519_differs() {
                 detail.push(format!(
                     "X25519 recipients: rule {}, file {}",
                     d.recipients.x25519_expected, d.recipients.x25519_found
@@ -357,6 +365,12 @@ fn table(entries: &[Entry]) -> String {
         if let Some(err) = &e.error {
             detail.push(err.clone());
         }
+        if e.plugin_recipients_unchecked > 0 {
+            detail.push(format!(
+                "{} age plugin recipient(s) not checked: only the plugin could match its stanzas",
+                e.plugin_recipients_unchecked
+            ));
+        }
         for t in &e.stale_temps {
             detail.push(format!("{t}: left by an interrupted run"));
         }
@@ -368,6 +382,10 @@ fn table(entries: &[Entry]) -> String {
         let _ = writeln!(out, "{:width$}  {status}{detail}", ui::printable(&e.file));
     }
     out
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 fn paint(color: bool, code: &str, s: &str) -> String {

@@ -99,6 +99,66 @@ impl crate::identity::PassphrasePrompt for TerminalPrompt {
     }
 }
 
+/// Shows age plugins' messages on stderr and asks their questions on the controlling
+/// terminal (`/dev/tty`), as age does; without a terminal every question is declined.
+pub struct TerminalPluginUi;
+
+impl TerminalPluginUi {
+    /// One line typed on the terminal after `prompt`; `None` without a terminal.
+    fn ask_line(prompt: &str) -> Option<String> {
+        use std::io::{BufRead, Write};
+        let tty = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/tty")
+            .ok()?;
+        let mut out = &tty;
+        write!(out, "{prompt}").ok()?;
+        out.flush().ok()?;
+        let mut line = String::new();
+        // End of input (Ctrl-D) is no answer, not an empty one.
+        if std::io::BufReader::new(&tty).read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        Some(line.trim_end_matches(['\r', '\n']).to_string())
+    }
+}
+
+impl crate::recipient::plugin::PluginUi for TerminalPluginUi {
+    fn message(&self, message: &str) {
+        info(message);
+    }
+
+    fn confirm(&self, message: &str, yes: &str, no: Option<&str>) -> Option<bool> {
+        let no = no.unwrap_or("no");
+        let prompt = format!(
+            "{} [{}/{}]: ",
+            printable(message),
+            printable(yes),
+            printable(no)
+        );
+        loop {
+            let answer = Self::ask_line(&prompt)?;
+            if answer == yes {
+                return Some(true);
+            }
+            if answer == no {
+                return Some(false);
+            }
+        }
+    }
+
+    fn request_public(&self, description: &str) -> Option<String> {
+        Self::ask_line(&format!("{} ", printable(description)))
+    }
+
+    fn request_secret(&self, description: &str) -> Option<age::secrecy::SecretString> {
+        rpassword::prompt_password(format!("{} ", printable(description)))
+            .ok()
+            .map(age::secrecy::SecretString::from)
+    }
+}
+
 /// A progress bar on stderr for work over many items; hidden unless stderr is a terminal and
 /// there is enough work to be worth watching.
 pub fn progress(len: usize, what: &str) -> indicatif::ProgressBar {

@@ -299,3 +299,31 @@ fn wrong_passphrase_three_times_then_never_again() {
     assert_eq!(second_try.calls(), 2);
     assert_eq!(set.age_identities().len(), 1);
 }
+
+#[test]
+fn unlock_all_records_each_failure_and_keeps_the_usable_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = write(dir.path(), "plain", PLAIN_KEY);
+    let locked = write(dir.path(), "locked", LOCKED_KEY);
+    let (mut set, _) = IdentitySet::load(&[locked.clone(), plain], None).unwrap();
+    let only_locked = header_with(&[&tag(LOCKED_PUB)]);
+    let only_plain = header_with(&[&tag(PLAIN_PUB)]);
+    let no_terminal = Scripted::new(&[None]);
+    let failures = set.unlock_all(&[&only_plain, &only_locked], &no_terminal);
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert!(
+        matches!(&failures[0], IdentityError::NoTerminal { path } if *path == locked),
+        "{failures:?}"
+    );
+    // The header that needs the locked key says why it cannot be opened; the other has no
+    // unavailable key and the plain key still decrypts.
+    let why = set.unavailable_for(&only_locked);
+    assert_eq!(why.len(), 1);
+    assert!(why[0].to_string().contains("no terminal"));
+    assert!(set.unavailable_for(&only_plain).is_empty());
+    assert_eq!(set.age_identities().len(), 1);
+    // Asked again in the same run: not prompted again, same failure.
+    let failures = set.unlock_all(&[&only_locked], &no_terminal);
+    assert_eq!(failures.len(), 1);
+    assert_eq!(no_terminal.calls(), 1);
+}

@@ -72,7 +72,8 @@ pub struct RuleEntry {
 pub struct Rules {
     /// The rules file as given.
     pub path: PathBuf,
-    /// The directory rule names are relative to (the rules file's directory).
+    /// The directory rule names are relative to: the rules file's directory, or `.` when a
+    /// command chose agenix's current-directory reading (`Rules::choose_name_base`).
     pub dir: PathBuf,
     /// Every entry, sorted by name.
     pub entries: Vec<RuleEntry>,

@@ -37,6 +37,29 @@ pub fn parse(text: &str) -> Result<rnix::ast::Expr, SyntaxError> {
             message: format!("syntax error, unexpected '{snippet}'"),
         });
     }
+    // rnix takes an indented string as an attribute name (`{ ''a''.x = 1; }`, `a.''b''`);
+    // Nix's grammar does not, and the two backends must agree.
+    if let Some(ind) = root
+        .syntax()
+        .descendants()
+        .filter(|n| {
+            matches!(
+                n.kind(),
+                SyntaxKind::NODE_ATTRPATH | SyntaxKind::NODE_INHERIT
+            )
+        })
+        .flat_map(|path| path.children())
+        .find(|n| {
+            n.kind() == SyntaxKind::NODE_STRING
+                && n.first_token()
+                    .is_some_and(|t| t.kind() == SyntaxKind::TOKEN_STRING_START && t.text() == "''")
+        })
+    {
+        return Err(SyntaxError {
+            offset: ind.text_range().start().into(),
+            message: "syntax error, unexpected IND_STRING_OPEN (an indented string cannot be an attribute name)".into(),
+        });
+    }
     root.expr().ok_or(SyntaxError {
         offset: 0,
         message: "syntax error, the file holds no expression".into(),
@@ -298,6 +321,26 @@ mod tests {
                 err.message
             );
         }
+    }
+
+    #[test]
+    fn indented_strings_are_not_attribute_names() {
+        for text in [
+            "{ ''a.age''.publicKeys = []; }",
+            "{ x.''a'' = 1; }",
+            "let a = { b = 1; }; in a.''b''",
+            "{ a = 1; } ? ''a''",
+            "let a = 1; in { inherit ''a''; }",
+        ] {
+            let e = parse(text).expect_err(text);
+            assert!(
+                e.message.contains("IND_STRING_OPEN"),
+                "{text}: {}",
+                e.message
+            );
+        }
+        parse("{ \"a.age\".publicKeys = [ ''k'' ]; }").unwrap();
+        parse("{ ${''a''} = 1; }").unwrap();
     }
 
     #[test]

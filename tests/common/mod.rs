@@ -3,7 +3,9 @@
 #![allow(dead_code)]
 
 pub mod activation;
+pub mod agenix;
 pub mod nix;
+pub mod plugin;
 pub mod sshd;
 
 use std::path::{Path, PathBuf};
@@ -41,6 +43,22 @@ pub fn require_root() -> bool {
         eprintln!("SKIP: this test needs root");
     }
     root
+}
+
+/// Where one of the Nix source trees (`nixpkgs-lib`, `nix-darwin`, `home-manager`,
+/// `agenix`) is: its `AGEFLEET_*` variable (which `.ci/run` sets), else `shared/nix-src/<sub>`
+/// in an ancestor directory of the checkout. The one lookup every Nix-side test uses.
+pub fn nix_src(sub: &str) -> Option<PathBuf> {
+    let var = nix::source_var(sub);
+    if let Some(dir) = std::env::var_os(var).filter(|v| !v.is_empty()) {
+        let dir = PathBuf::from(dir);
+        return dir.is_dir().then_some(dir);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .skip(1)
+        .map(|a| a.join("shared/nix-src").join(sub))
+        .find(|d| d.is_dir())
 }
 
 pub fn which(tool: &str) -> Option<PathBuf> {

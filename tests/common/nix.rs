@@ -23,6 +23,14 @@ const VARS: [(&str, &str); 4] = [
     ("AGEFLEET_AGENIX_SRC", "agenix"),
 ];
 
+/// The variable naming the tree `sub` of `shared/nix-src`.
+pub fn source_var(sub: &str) -> &'static str {
+    VARS.iter()
+        .find(|(_, dir)| *dir == sub)
+        .map(|(var, _)| *var)
+        .unwrap_or_else(|| panic!("no Nix source tree {sub:?}"))
+}
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -33,17 +41,9 @@ pub fn sources() -> Option<Sources> {
     if !require_tool("nix-instantiate") {
         return None;
     }
-    let default_root = repo()
-        .ancestors()
-        .skip(1)
-        .map(|d| d.join("shared/nix-src"))
-        .find(|d| d.is_dir());
     let mut found = Vec::new();
     for (var, dir) in VARS {
-        let path = std::env::var_os(var)
-            .map(PathBuf::from)
-            .or_else(|| default_root.as_ref().map(|r| r.join(dir)));
-        match path.filter(|p| p.is_dir()) {
+        match super::nix_src(dir) {
             Some(p) => found.push(p.canonicalize().unwrap()),
             None => {
                 let msg = format!("{var} is not set and ../shared/nix-src/{dir} does not exist");

@@ -127,6 +127,8 @@ let
     mount = stub "mount";
     gnugrep = stub "gnugrep";
     coreutils = stub "coreutils";
+    age-plugin-tpm = stub "age-plugin-tpm";
+    age-plugin-yubikey = stub "age-plugin-yubikey";
     systemd = stub "systemd";
     sd-switch = stub "sd-switch";
     jq = stub "jq";
