@@ -56,8 +56,8 @@ enum Key {
     Locked(age::ssh::EncryptedKey),
     /// Unlocking was attempted and failed this run: never prompt for it again.
     Failed,
-    /// The identities of an age identity file.
-    Native(Vec<age::x25519::Identity>),
+    /// The identities of an age identity file: X25519 and hybrid post-quantum ones.
+    Native(Vec<age::x25519::Identity>, Vec<MlKem768X25519Identity>),
 }
 
 impl LoadedIdentity {
@@ -78,7 +78,10 @@ impl std::fmt::Debug for LoadedIdentity {
     }
 }
 
+mod mlkem768x25519;
 mod ssh_ed25519;
+
+pub use mlkem768x25519::MlKem768X25519Identity;
 
 /// All identities of a run.
 #[derive(Default, Debug)]
@@ -96,6 +99,8 @@ pub enum IdentityError {
     WrongPassphrase { path: PathBuf },
 }
 
+/// How a hybrid post-quantum identity line starts.
+const PQ_IDENTITY_PREFIX: &str = "AGE-SECRET-KEY-PQ-";
 /// Identity files larger than this are not key files.
 const MAX_IDENTITY_FILE_BYTES: u64 = 1 << 20;
 /// Passphrase attempts per key.
@@ -258,8 +263,9 @@ impl IdentitySet {
             }
         }
         for id in &self.identities {
-            if let Key::Native(ks) = &id.key {
-                out.extend(ks.iter().map(|k| k as &dyn age::Identity));
+            if let Key::Native(x25519, pq) = &id.key {
+                out.extend(x25519.iter().map(|k| k as &dyn age::Identity));
+                out.extend(pq.iter().map(|k| k as &dyn age::Identity));
             }
         }
         out
@@ -415,9 +421,19 @@ fn ed25519_seed(content: &[u8], wire: &[u8]) -> Option<Zeroizing<[u8; 32]>> {
 
 fn parse_age_identity_file(path: &Path, text: &str) -> Result<LoadedIdentity, String> {
     let mut identities = Vec::new();
+    let mut post_quantum = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if line
+            .get(..PQ_IDENTITY_PREFIX.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(PQ_IDENTITY_PREFIX))
+        {
+            let id = MlKem768X25519Identity::parse(line)
+                .map_err(|reason| format!("line {}: {reason}", i + 1))?;
+            post_quantum.push(id);
             continue;
         }
         match line.parse::<age::x25519::Identity>() {
@@ -429,7 +445,7 @@ fn parse_age_identity_file(path: &Path, text: &str) -> Result<LoadedIdentity, St
                     "age plugin identities are not supported".to_string()
                 } else if line.starts_with("AGE-SECRET-KEY-") {
                     format!("line {}: invalid age identity", i + 1)
-                } else if identities.is_empty() {
+                } else if identities.is_empty() && post_quantum.is_empty() {
                     "not a private key or age identity file".to_string()
                 } else {
                     format!("line {}: not an age identity", i + 1)
@@ -438,14 +454,14 @@ fn parse_age_identity_file(path: &Path, text: &str) -> Result<LoadedIdentity, St
             }
         }
     }
-    if identities.is_empty() {
+    if identities.is_empty() && post_quantum.is_empty() {
         return Err("no identity in the file (only comments)".into());
     }
     Ok(LoadedIdentity {
         path: path.to_path_buf(),
         tag: None,
         kind: IdentityKind::Age,
-        key: Key::Native(identities),
+        key: Key::Native(identities, post_quantum),
     })
 }
 

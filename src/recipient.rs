@@ -23,6 +23,8 @@ pub enum RecipientKind {
     SshEd25519,
     SshRsa,
     X25519,
+    /// The hybrid post-quantum `mlkem768x25519` recipient (`age1pq1…`).
+    MlKem768X25519,
 }
 
 impl RecipientKind {
@@ -32,7 +34,13 @@ impl RecipientKind {
             RecipientKind::SshEd25519 => "ssh-ed25519",
             RecipientKind::SshRsa => "ssh-rsa",
             RecipientKind::X25519 => "X25519",
+            RecipientKind::MlKem768X25519 => "mlkem768x25519",
         }
+    }
+
+    /// Whether this kind resists a quantum computer (only the hybrid recipient does).
+    pub fn is_post_quantum(self) -> bool {
+        self == RecipientKind::MlKem768X25519
     }
 }
 
@@ -49,6 +57,7 @@ pub struct Recipient {
 }
 
 mod exchange;
+pub(crate) mod mlkem768x25519;
 mod ssh_ed25519;
 mod x25519;
 
@@ -59,6 +68,8 @@ enum Inner {
     X25519(x25519::X25519),
     /// An X25519 key off the curve: valid encoding, left to the age crate.
     X25519Age(age::x25519::Recipient),
+    /// Boxed: the expanded ML-KEM key is a few KiB.
+    MlKem768X25519(Box<mlkem768x25519::MlKem768X25519>),
 }
 
 impl std::fmt::Debug for Recipient {
@@ -215,6 +226,19 @@ impl Recipient {
                     inner,
                 })
             }
+            k if k.len() >= 7 && k[..7].eq_ignore_ascii_case(mlkem768x25519::RECIPIENT_PREFIX) => {
+                if fields.next().is_some() {
+                    return Err(error("unexpected text after an age1pq1… recipient".into()));
+                }
+                let parsed =
+                    mlkem768x25519::MlKem768X25519::parse(k).map_err(|e| error(e.into()))?;
+                Ok(Recipient {
+                    text: text.to_string(),
+                    kind: RecipientKind::MlKem768X25519,
+                    tag: None,
+                    inner: Inner::MlKem768X25519(Box::new(parsed)),
+                })
+            }
             k if k.starts_with("age1") => {
                 if fields.next().is_some() {
                     return Err(error("unexpected text after an age1… recipient".into()));
@@ -253,6 +277,7 @@ impl Recipient {
             Inner::SshRsa(r) => r,
             Inner::X25519(r) => r,
             Inner::X25519Age(r) => r,
+            Inner::MlKem768X25519(r) => r.as_ref(),
         }
     }
 
