@@ -102,6 +102,9 @@ pub enum Command {
     Activate(ActivateArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
+    /// Generate an age identity (X25519, or post-quantum with --pq), or print the recipients
+    /// of an identity file (-y).
+    Keygen(KeygenArgs),
 }
 
 #[derive(Debug, Args)]
@@ -180,6 +183,25 @@ pub struct CreateKeysArgs {
     /// Report as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Generate a hybrid post-quantum identity (AGE-SECRET-KEY-PQ-1…, recipient age1pq1…).
+    #[arg(long, conflicts_with = "recipients_of")]
+    pub pq: bool,
+    /// Write the identity to this new file (0600; an existing file is never replaced) and
+    /// print its recipient; without it the identity goes to stdout.
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "FILE",
+        conflicts_with = "recipients_of"
+    )]
+    pub output: Option<PathBuf>,
+    /// Print the recipients of an identity file instead of generating one.
+    #[arg(short = 'y', value_name = "FILE")]
+    pub recipients_of: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

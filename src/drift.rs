@@ -1,6 +1,6 @@
 //! Drift between a rule and a file's header, found without any identity: SSH stanza tags
-//! present in one and not the other, a different number of X25519 stanzas, armor that
-//! differs from the rule's `armor`.
+//! present in one and not the other, a different number of X25519 stanzas or of hybrid
+//! post-quantum stanzas (both anonymous), armor that differs from the rule's `armor`.
 
 use std::collections::BTreeSet;
 
@@ -20,6 +20,10 @@ pub struct RecipientDrift {
     pub x25519_expected: usize,
     /// X25519 stanzas in the header.
     pub x25519_found: usize,
+    /// Post-quantum (`age1pq1…`) recipients in the rule.
+    pub mlkem768x25519_expected: usize,
+    /// Post-quantum (`mlkem768x25519`) stanzas in the header.
+    pub mlkem768x25519_found: usize,
 }
 
 impl RecipientDrift {
@@ -27,6 +31,7 @@ impl RecipientDrift {
         self.added.is_empty()
             && self.removed_tags.is_empty()
             && self.x25519_expected == self.x25519_found
+            && self.mlkem768x25519_expected == self.mlkem768x25519_found
     }
 }
 
@@ -69,12 +74,18 @@ pub fn compare(recipients: &[&Recipient], armor: bool, header: &Header) -> Drift
         .iter()
         .filter(|r| r.kind == RecipientKind::X25519)
         .count();
+    let mlkem768x25519_expected = recipients
+        .iter()
+        .filter(|r| r.kind == RecipientKind::MlKem768X25519)
+        .count();
     Drift {
         recipients: RecipientDrift {
             added,
             removed_tags,
             x25519_expected,
             x25519_found: header.x25519_count(),
+            mlkem768x25519_expected,
+            mlkem768x25519_found: header.mlkem768x25519_count(),
         },
         armor_expected: (header.armored != armor).then_some(armor),
     }

@@ -67,6 +67,21 @@ impl LoadedIdentity {
     }
 }
 
+impl LoadedIdentity {
+    /// The recipients (`age1…`, `age1pq1…`) of an age identity file's identities; empty for
+    /// SSH keys.
+    pub fn age_recipients(&self) -> Vec<String> {
+        match &self.key {
+            Key::Native(x25519, pq) => x25519
+                .iter()
+                .map(|k| k.to_public().to_string())
+                .chain(pq.iter().map(|k| k.recipient()))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
 impl std::fmt::Debug for LoadedIdentity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LoadedIdentity")

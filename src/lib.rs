@@ -16,6 +16,7 @@ pub mod identity;
 pub mod install;
 pub mod keys;
 pub mod names;
+pub mod policy;
 pub mod recipient;
 pub mod rules;
 pub mod sys;

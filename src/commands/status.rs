@@ -29,6 +29,8 @@ pub mod code {
     pub const BAD_RULE: &str = "bad-rule";
     /// A temp file of an interrupted rekey/edit lies beside the secret.
     pub const STALE_TEMP: &str = "stale-temp";
+    /// A `pq = true` rule lists a classical recipient, or its file has non-PQ stanzas.
+    pub const NOT_POST_QUANTUM: &str = "not-post-quantum";
 }
 
 #[derive(Debug, Serialize)]
@@ -44,6 +46,9 @@ struct Entry {
     drift: Option<Drift>,
     #[serde(skip_serializing_if = "Option::is_none")]
     armored: Option<bool>,
+    /// Whether every recipient stanza of the file is post-quantum (from its header).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    post_quantum: Option<bool>,
     /// Temp files of interrupted runs beside this secret (rules-directory relative); the next
     /// rekey or edit of the secret removes them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -75,6 +80,7 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<Outcome> {
                 error: None,
                 drift: None,
                 armored: None,
+                post_quantum: None,
                 stale_temps: Vec::new(),
             };
             let parsed = e
@@ -84,7 +90,7 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<Outcome> {
                 .and_then(|r| {
                     cache
                         .parse_all(&e.name, &r.public_keys)
-                        .map(|rs| (rs, r.armor))
+                        .map(|rs| (rs, r.armor, r.pq))
                 });
             inspect(&path, &mut entry, parsed, tracker.as_ref());
             entry
@@ -113,6 +119,7 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<Outcome> {
                 error: None,
                 drift: None,
                 armored: None,
+                post_quantum: None,
                 stale_temps: Vec::new(),
             };
             inspect(
@@ -145,14 +152,26 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<Outcome> {
 fn inspect(
     path: &Path,
     entry: &mut Entry,
-    rule: std::result::Result<(Vec<std::sync::Arc<crate::recipient::Recipient>>, bool), String>,
+    rule: std::result::Result<
+        (Vec<std::sync::Arc<crate::recipient::Recipient>>, bool, bool),
+        String,
+    >,
     tracker: Option<&Tracker>,
 ) {
-    if let Err(msg) = &rule {
-        if entry.rule {
+    match &rule {
+        Err(msg) if entry.rule => {
             entry.problems.push(code::BAD_RULE);
             entry.error = Some(msg.clone());
         }
+        Ok((recipients, _, pq)) => {
+            let recipients: Vec<&crate::recipient::Recipient> =
+                recipients.iter().map(|r| r.as_ref()).collect();
+            if let Err(e) = crate::policy::check(*pq, &recipients) {
+                entry.problems.push(code::NOT_POST_QUANTUM);
+                entry.error = Some(e.to_string());
+            }
+        }
+        Err(_) => {}
     }
     let bytes = match read_header_bytes(path) {
         Ok(b) => b,
@@ -182,9 +201,16 @@ fn inspect(
         }
     };
     entry.armored = Some(header.armored);
-    if let Ok((recipients, armor)) = rule {
+    entry.post_quantum = Some(header.all_post_quantum());
+    if let Ok((recipients, armor, pq)) = rule {
         let recipients: Vec<&crate::recipient::Recipient> =
             recipients.iter().map(|r| r.as_ref()).collect();
+        if pq && !header.all_post_quantum() && !entry.problems.contains(&code::NOT_POST_QUANTUM) {
+            entry.problems.push(code::NOT_POST_QUANTUM);
+            entry.error.get_or_insert(
+                "pq = true, but the file is still encrypted to classical keys: rekey it".into(),
+            );
+        }
         let d = drift::compare(&recipients, armor, &header);
         if d.recipients_drift() {
             entry.problems.push(code::RECIPIENTS_DRIFT);
@@ -218,6 +244,7 @@ fn add_stale_temps(entries: &mut Vec<Entry>, temps: Vec<(String, String)>) {
                 error: None,
                 drift: None,
                 armored: None,
+                post_quantum: None,
                 stale_temps: Vec::new(),
             });
             entries.len() - 1
@@ -239,6 +266,7 @@ fn problem_rank(p: &str) -> usize {
         code::UNREADABLE,
         code::RECIPIENTS_DRIFT,
         code::ARMOR_DRIFT,
+        code::NOT_POST_QUANTUM,
         code::UNTRACKED,
         code::STALE_TEMP,
     ]
@@ -342,6 +370,12 @@ fn print_table(entries: &[Entry]) {
                 detail.push(format!(
                     "X25519 recipients: rule {}, file {}",
                     d.recipients.x25519_expected, d.recipients.x25519_found
+                ));
+            }
+            if d.recipients.mlkem768x25519_expected != d.recipients.mlkem768x25519_found {
+                detail.push(format!(
+                    "post-quantum recipients: rule {}, file {}",
+                    d.recipients.mlkem768x25519_expected, d.recipients.mlkem768x25519_found
                 ));
             }
             if let Some(a) = d.armor_expected {

@@ -17,6 +17,7 @@
 
 use std::path::PathBuf;
 
+pub mod age_identity;
 pub mod check;
 pub mod copy;
 pub mod create;

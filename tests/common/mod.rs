@@ -4,6 +4,7 @@
 
 pub mod activation;
 pub mod sshd;
+pub mod typage;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
