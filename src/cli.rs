@@ -177,6 +177,9 @@ pub struct CreateKeysArgs {
     /// Move existing keys to a timestamped backup instead of refusing.
     #[arg(long)]
     pub force: bool,
+    /// Also create the host's post-quantum age identity, id_mlkem768x25519_agenix (0600).
+    #[arg(long)]
+    pub pq: bool,
     /// Say what would be done, do nothing.
     #[arg(long)]
     pub dry_run: bool,

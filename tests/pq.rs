@@ -325,3 +325,99 @@ fn typage_decrypts_what_agefleet_writes_and_the_other_way_round() {
     assert_eq!(b["problems"], serde_json::json!([]), "{s}");
     assert_eq!(b["post_quantum"], true);
 }
+
+#[test]
+fn create_keys_pq_makes_the_host_identity_and_check_keys_checks_it() {
+    let fleet = Fleet::new();
+    let ssh = fleet.tmp.path().join("host-ssh");
+    let out = common::run(
+        fleet
+            .cmd()
+            .args(["create-keys", "--pq", "--json", "--ssh-dir"])
+            .arg(&ssh),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let pq_path = ssh.join("id_mlkem768x25519_agenix");
+    assert_eq!(created["pq_identity"]["path"], pq_path.to_str().unwrap());
+    let recipient = created["pq_identity"]["recipient"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(created["secrets_nix_pq"]
+        .as_str()
+        .unwrap()
+        .contains(&recipient));
+    assert_eq!(common::mode_of(&pq_path), 0o600);
+    // A second run refuses before writing anything.
+    let before = std::fs::read(&pq_path).unwrap();
+    let again = common::run(
+        fleet
+            .cmd()
+            .args(["create-keys", "--pq", "--ssh-dir"])
+            .arg(&ssh),
+    );
+    assert_eq!(again.status.code(), Some(3), "{}", stderr(&again));
+    assert_eq!(std::fs::read(&pq_path).unwrap(), before);
+
+    rules(
+        &fleet,
+        &[
+            ("a.age", &[&recipient], "pq = true;"),
+            ("b.age", &[&fleet.admin.public_line], ""),
+        ],
+    );
+    for name in ["a.age", "b.age"] {
+        let e = fleet.run_stdin(&["-e", name], b"s");
+        assert!(e.status.success(), "{}", stderr(&e));
+    }
+    for extra in [&[][..], &["--try-decrypt"][..]] {
+        let out = common::run(
+            fleet
+                .cmd()
+                .args([
+                    "check-keys",
+                    "--json",
+                    "--rules",
+                    "secrets.nix",
+                    "--ssh-dir",
+                ])
+                .arg(&ssh)
+                .args(extra),
+        );
+        assert!(
+            out.status.success(),
+            "{extra:?}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["pq_identity"]["ok"], true, "{v}");
+        assert_eq!(v["pq_identity"]["recipient"], recipient.as_str());
+        let by_file = |f: &str| {
+            v["pq_secrets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["file"] == f)
+                .unwrap()["status"]
+                .clone()
+        };
+        assert_eq!(by_file("a.age"), "openable", "{v}");
+        assert_eq!(by_file("b.age"), "not-recipient", "{v}");
+    }
+    // A group-readable identity fails the check.
+    std::fs::set_permissions(
+        &pq_path,
+        std::os::unix::fs::PermissionsExt::from_mode(0o640),
+    )
+    .unwrap();
+    let out = common::run(fleet.cmd().args(["check-keys", "--ssh-dir"]).arg(&ssh));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).starts_with("All SSH keys are present.\n"));
+    assert!(
+        stdout(&out).contains("gives group/other access"),
+        "{}",
+        stdout(&out)
+    );
+}

@@ -9,8 +9,8 @@ use std::time::SystemTime;
 use age::secrecy::ExposeSecret;
 use zeroize::Zeroizing;
 
-use super::files::{utc_timestamp, write_new_file};
-use super::KeyError;
+use super::files::{backup, utc_timestamp, write_new_file};
+use super::{Backup, KeyError};
 use crate::identity::{IdentitySet, MlKem768X25519Identity};
 
 /// Which identity to make.
@@ -54,6 +54,30 @@ pub fn generate(kind: AgeKeyKind, now: SystemTime) -> GeneratedIdentity {
 /// Writes `id` to a new file at `path` (0600; [`KeyError::Exists`] if anything is there).
 pub fn write_new(path: &Path, id: &GeneratedIdentity) -> Result<(), KeyError> {
     write_new_file(path, id.file_text.as_bytes(), 0o600, None)
+}
+
+/// The host's post-quantum identity in its SSH directory, next to `id_ed25519_agenix`
+/// (`create-keys --pq`, `check-keys`).
+pub const PQ_IDENTITY_FILE: &str = "id_mlkem768x25519_agenix";
+
+/// Creates the host's post-quantum identity in `ssh_dir` (which must exist). An existing
+/// file is refused ([`KeyError::Exists`]) unless `force`, which first moves it into a
+/// timestamped backup directory (never deleting it).
+pub fn create_pq_identity(
+    ssh_dir: &Path,
+    force: bool,
+) -> Result<(GeneratedIdentity, Option<Backup>), KeyError> {
+    let path = ssh_dir.join(PQ_IDENTITY_FILE);
+    let mut moved = None;
+    if super::files::exists_no_follow(&path)? {
+        if !force {
+            return Err(KeyError::Exists { path });
+        }
+        moved = Some(backup(ssh_dir, &[path.clone()])?);
+    }
+    let id = generate(AgeKeyKind::PostQuantum, SystemTime::now());
+    write_new(&path, &id)?;
+    Ok((id, moved))
 }
 
 /// The recipients (`age1…`, `age1pq1…`) of the age identity file at `path`, in file order.
