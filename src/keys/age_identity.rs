@@ -73,7 +73,7 @@ pub fn create_pq_identity(
         if !force {
             return Err(KeyError::Exists { path });
         }
-        moved = Some(backup(ssh_dir, &[path.clone()])?);
+        moved = Some(backup(ssh_dir, std::slice::from_ref(&path))?);
     }
     let id = generate(AgeKeyKind::PostQuantum, SystemTime::now());
     write_new(&path, &id)?;
