@@ -68,7 +68,11 @@ pub fn walk(dir: &Path, skip_git: bool) -> Result<Vec<PathBuf>, InstallError> {
 /// Which of `files` (relative to `dir`) hold private key material (OpenSSH/PEM private
 /// keys, age secret keys). Unreadable files are reported too: they cannot be vouched for.
 pub fn files_with_private_keys(dir: &Path, files: &[PathBuf]) -> Vec<PathBuf> {
-    const MARKERS: [&[u8]; 2] = [b"PRIVATE KEY-----", b"AGE-SECRET-KEY-1"];
+    const MARKERS: [&[u8]; 3] = [
+        b"PRIVATE KEY-----",
+        b"AGE-SECRET-KEY-1",
+        b"AGE-SECRET-KEY-PQ-1",
+    ];
     files
         .iter()
         .filter(|rel| {
@@ -324,9 +328,18 @@ mod tests {
         )
         .unwrap();
         fs::write(d.path().join("age.txt"), "AGE-SECRET-KEY-1QQQ").unwrap();
+        // The post-quantum identity's prefix does not contain the X25519 one.
+        fs::write(d.path().join("host.pq"), "# c\nAGE-SECRET-KEY-PQ-1QQQ\n").unwrap();
         let files = walk(d.path(), true).unwrap();
         let found = files_with_private_keys(d.path(), &files);
-        assert_eq!(found, [PathBuf::from("age.txt"), PathBuf::from("key")]);
+        assert_eq!(
+            found,
+            [
+                PathBuf::from("age.txt"),
+                PathBuf::from("host.pq"),
+                PathBuf::from("key")
+            ]
+        );
     }
 
     #[test]
