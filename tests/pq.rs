@@ -421,3 +421,63 @@ fn create_keys_pq_makes_the_host_identity_and_check_keys_checks_it() {
         stdout(&out)
     );
 }
+
+#[test]
+fn both_rules_backends_read_pq_alike() {
+    if !common::require_tool("nix-instantiate") {
+        return;
+    }
+    use agefleet::rules::{self, EvalMode};
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("secrets.nix");
+    std::fs::write(
+        &file,
+        r#"let
+  k = "age1t7rxyev2z3rw82stdlrrepyc39nvn86l5078zqkf5uasdy86jp6svpy7pa";
+  pqOnly = { pq = true; };
+in {
+  "plain.age".publicKeys = [ k ];
+  "pq.age" = { publicKeys = [ k ]; pq = true; };
+  "merged.age" = pqOnly // { publicKeys = [ k ]; armor = true; };
+  "off.age" = { publicKeys = [ k ]; pq = false; };
+  "computed.age" = { publicKeys = [ k ]; pq = builtins.length [ k ] == 1; };
+  "bad.age" = { publicKeys = [ k ]; pq = "yes"; };
+}
+"#,
+    )
+    .unwrap();
+    let view = |mode| {
+        let mut entries: Vec<(String, Result<(Vec<String>, bool, bool), ()>)> =
+            rules::load(&file, mode)
+                .unwrap()
+                .entries
+                .into_iter()
+                .map(|e| {
+                    let r = e
+                        .rule
+                        .map(|r| (r.public_keys, r.armor, r.pq))
+                        .map_err(|_| ());
+                    (e.name, r)
+                })
+                .collect();
+        entries.sort();
+        entries
+    };
+    let builtin = view(EvalMode::Builtin);
+    assert_eq!(builtin, view(EvalMode::Nix));
+    let pq: Vec<(&str, bool)> = builtin
+        .iter()
+        .filter_map(|(n, r)| r.as_ref().ok().map(|r| (n.as_str(), r.2)))
+        .collect();
+    assert_eq!(
+        pq,
+        [
+            ("computed.age", true),
+            ("merged.age", true),
+            ("off.age", false),
+            ("plain.age", false),
+            ("pq.age", true)
+        ]
+    );
+    assert!(builtin.iter().any(|(n, r)| n == "bad.age" && r.is_err()));
+}
