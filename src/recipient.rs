@@ -226,7 +226,10 @@ impl Recipient {
                     inner,
                 })
             }
-            k if k.len() >= 7 && k[..7].eq_ignore_ascii_case(mlkem768x25519::RECIPIENT_PREFIX) => {
+            k if k
+                .get(..mlkem768x25519::RECIPIENT_PREFIX.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(mlkem768x25519::RECIPIENT_PREFIX)) =>
+            {
                 if fields.next().is_some() {
                     return Err(error("unexpected text after an age1pq1… recipient".into()));
                 }
@@ -389,6 +392,9 @@ mod tests {
             ("ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQCYdoGX7H/tHJ2esRHIvm4pXRNsiRoQ6rO10+mdTBes/OMfhzJlMh0go0NkyvCL9CtiX4wWRk72uuCyFlz1dZnLo5TfqimBVBLlqFW13Rnv0ib3XrEErFXrk6fg84raUGC6TeH5WcHGBc/WgVxcI1S+yDvWU26pXUvX+iXErH+kvw== small", "smaller than 2048 bits"),
             ("age1yubikey1qwt50d05nh5vutpdzmlg5wn80xq5negm4uj9ghv0snvdd3yysf5yw3rhl3t", "plugin recipients are not supported"),
             ("age1t7rxyev2z3rw82stdlrrepyc39nvn86l5078zqkf5uasdy86jp6svpy7pb", "invalid age1"),
+            // A multi-byte character where the age1pq1 prefix would end.
+            ("age1pq€", "invalid age1"),
+            ("age1pq1", "age1pq1"),
         ];
         for (input, reason) in cases {
             let e = Recipient::parse(input).unwrap_err();

@@ -9,6 +9,7 @@ use std::time::SystemTime;
 use age::secrecy::ExposeSecret;
 use zeroize::Zeroizing;
 
+use super::check::strip_path_str;
 use super::files::{backup, utc_timestamp, write_new_file};
 use super::{Backup, KeyError};
 use crate::identity::{IdentitySet, MlKem768X25519Identity};
@@ -83,7 +84,7 @@ pub fn create_pq_identity(
 /// The recipients (`age1…`, `age1pq1…`) of the age identity file at `path`, in file order.
 pub fn recipients_of(path: &Path) -> Result<Vec<String>, KeyError> {
     let (set, _) = IdentitySet::load(&[path.to_path_buf()], None)
-        .map_err(|e| KeyError::invalid(path, strip_path(&e.to_string(), path)))?;
+        .map_err(|e| KeyError::invalid(path, strip_path_str(&e.to_string(), path)))?;
     let recipients: Vec<String> = set
         .identities
         .iter()
@@ -96,14 +97,6 @@ pub fn recipients_of(path: &Path) -> Result<Vec<String>, KeyError> {
         ));
     }
     Ok(recipients)
-}
-
-/// The identity loader's message without its leading `path: ` (KeyError adds it again).
-fn strip_path(message: &str, path: &Path) -> String {
-    message
-        .strip_prefix(&format!("{}: ", path.display()))
-        .unwrap_or(message)
-        .to_string()
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::age_identity::{recipients_of, PQ_IDENTITY_FILE};
-use super::check::{SecretCheck, SecretStatus};
+use super::check::{strip_path_str, SecretCheck, SecretStatus};
 use crate::identity::IdentitySet;
 
 /// The state of the post-quantum identity file.
@@ -61,12 +61,7 @@ pub fn check_pq_identity(ssh_dir: &Path) -> Option<PqIdentityCheck> {
                 Some(r) => c.recipient = Some(r.clone()),
                 None => c.problems.push("holds no post-quantum identity".into()),
             },
-            Err(e) => {
-                let msg = e.to_string();
-                let prefix = format!("{}: ", c.path.display());
-                c.problems
-                    .push(msg.strip_prefix(&prefix).unwrap_or(&msg).to_string());
-            }
+            Err(e) => c.problems.push(strip_path_str(&e.to_string(), &c.path)),
         }
     }
     c.ok = c.problems.is_empty();
