@@ -422,6 +422,9 @@ fn create_keys_pq_makes_the_host_identity_and_check_keys_checks_it() {
     );
 }
 
+/// A rule as compared across backends: (publicKeys, armor, pq), or bad.
+type RuleView = Result<(Vec<String>, bool, bool), ()>;
+
 #[test]
 fn both_rules_backends_read_pq_alike() {
     if !common::require_tool("nix-instantiate") {
@@ -447,19 +450,18 @@ in {
     )
     .unwrap();
     let view = |mode| {
-        let mut entries: Vec<(String, Result<(Vec<String>, bool, bool), ()>)> =
-            rules::load(&file, mode)
-                .unwrap()
-                .entries
-                .into_iter()
-                .map(|e| {
-                    let r = e
-                        .rule
-                        .map(|r| (r.public_keys, r.armor, r.pq))
-                        .map_err(|_| ());
-                    (e.name, r)
-                })
-                .collect();
+        let mut entries: Vec<(String, RuleView)> = rules::load(&file, mode)
+            .unwrap()
+            .entries
+            .into_iter()
+            .map(|e| {
+                let r = e
+                    .rule
+                    .map(|r| (r.public_keys, r.armor, r.pq))
+                    .map_err(|_| ());
+                (e.name, r)
+            })
+            .collect();
         entries.sort();
         entries
     };
