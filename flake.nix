@@ -23,11 +23,22 @@
         "check-keys"
         "install-with-secrets"
       ];
-      ageModule = ./nix/modules/age.nix;
-      homeModule = ./nix/modules/age-home.nix;
+      # Attribute sets importing the files, not the paths themselves: `nix flake check`
+      # wants a module to be a function or an attribute set, and importing by path keeps
+      # the module system's de-duplication (and file names in its errors).
+      ageModule = {
+        imports = [ ./nix/modules/age.nix ];
+      };
+      homeModule = {
+        imports = [ ./nix/modules/age-home.nix ];
+      };
     in
     {
-      overlays.default = final: _prev: { agefleet = final.callPackage ./nix/package.nix { }; };
+      # `agenix` too: configurations refer to `pkgs.agenix` (agenix's overlay provides it).
+      overlays.default = final: _prev: {
+        agefleet = final.callPackage ./nix/package.nix { };
+        agenix = final.agefleet;
+      };
 
       packages = forAllSystems (pkgs: rec {
         agefleet = pkgs.callPackage ./nix/package.nix { };

@@ -1,5 +1,7 @@
-//! Library benchmarks: rules evaluation (1,000 rules), header inspection, and the per-secret
-//! rekey work (decrypt + encrypt to 5 SSH recipients). Run: `cargo bench --bench core`.
+//! Library benchmarks: rules evaluation (1,000 rules), header inspection, the per-secret
+//! rekey work (decrypt + encrypt to 5 SSH recipients), and agefleet's hand-written
+//! ssh-ed25519 wrap and unwrap against the age crate's on the same work (the figure that
+//! justifies keeping the fast path). Run: `cargo bench --bench core`.
 
 use std::fmt::Write as _;
 
@@ -73,6 +75,44 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let p = envelope::decrypt(&ciphertext, &ids).unwrap();
             envelope::encrypt(&p, &refs, false).unwrap()
+        })
+    });
+    g.finish();
+
+    // The fast path against the age crate, one file key wrapped (or unwrapped) per iteration.
+    let file_key = age_core::format::FileKey::init_with_mut(|k| k.copy_from_slice(&[7u8; 16]));
+    let ed25519 =
+        ssh_key::PrivateKey::random(&mut ssh_key::rand_core::OsRng, ssh_key::Algorithm::Ed25519)
+            .unwrap();
+    let public = ed25519.public_key().to_openssh().unwrap();
+    let ours = Recipient::parse(&public).unwrap();
+    let theirs: age::ssh::Recipient = public.parse().unwrap();
+    let mut g = c.benchmark_group("wrap one file key");
+    g.bench_function("ssh-ed25519: agefleet", |b| {
+        b.iter(|| ours.as_age().wrap_file_key(&file_key).unwrap())
+    });
+    g.bench_function("ssh-ed25519: age crate", |b| {
+        b.iter(|| age::Recipient::wrap_file_key(&theirs, &file_key).unwrap())
+    });
+    g.finish();
+
+    let pem = ed25519.to_openssh(ssh_key::LineEnding::LF).unwrap();
+    let id_path = dir.path().join("bench-ed25519");
+    std::fs::write(&id_path, pem.as_bytes()).unwrap();
+    let (our_ids, _) = IdentitySet::load(&[id_path], None).unwrap();
+    let our_identity = our_ids.age_identities()[0];
+    let their_identity = age::ssh::Identity::from_buffer(pem.as_bytes(), None).unwrap();
+    let (stanzas, _) = ours.as_age().wrap_file_key(&file_key).unwrap();
+    let stanza = &stanzas[0];
+    let mut g = c.benchmark_group("unwrap one stanza");
+    g.bench_function("ssh-ed25519: agefleet", |b| {
+        b.iter(|| our_identity.unwrap_stanza(stanza).unwrap().unwrap())
+    });
+    g.bench_function("ssh-ed25519: age crate", |b| {
+        b.iter(|| {
+            age::Identity::unwrap_stanza(&their_identity, stanza)
+                .unwrap()
+                .unwrap()
         })
     });
     g.finish();

@@ -10,7 +10,7 @@
   secretsDir ? "/run/agenix",
   secretsMountPoint ? "/run/agenix.d",
   identityPaths ? [ ],
-  fs ? "tmpfs",
+  fs ? "ramfs",
 }:
 let
   secret =

@@ -49,8 +49,20 @@ pub enum EnvelopeError {
     NotAge(String),
     #[error("no identity matches any recipient of this file")]
     NoMatchingIdentity,
+    /// The header (or the payload nonce that ends it) is malformed or truncated, or a
+    /// stanza addressed to one of our keys is invalid.
     #[error("corrupt or truncated age file ({0})")]
     Corrupt(String),
+    /// The ASCII armor around the file is malformed.
+    #[error("corrupt or truncated age file ({0})")]
+    Armor(String),
+    /// A file key was unwrapped but the header MAC does not match it.
+    #[error("corrupt or truncated age file (header MAC mismatch)")]
+    HeaderMac,
+    /// The header is good but the STREAM payload does not authenticate to its end. No
+    /// plaintext of such a file is released.
+    #[error("corrupt or truncated age file ({0})")]
+    Payload(String),
     #[error("encryption failed: {0}")]
     Encrypt(String),
     #[error("no recipients")]
@@ -67,6 +79,7 @@ impl From<header::ParseError> for EnvelopeError {
             header::ParseError::Incomplete => EnvelopeError::Corrupt("truncated header".into()),
             header::ParseError::NotAge(m) => EnvelopeError::NotAge(m),
             header::ParseError::Corrupt(m) => EnvelopeError::Corrupt(m),
+            header::ParseError::Armor(m) => EnvelopeError::Armor(m),
         }
     }
 }
@@ -186,15 +199,24 @@ pub fn encrypt(
 /// Decrypts `ciphertext` (binary or armored) with the usable identities of `ids`.
 pub fn decrypt(ciphertext: &[u8], ids: &IdentitySet) -> Result<Zeroizing<Vec<u8>>, EnvelopeError> {
     let dearmored;
-    let binary: &[u8] = match armor::detect(ciphertext) {
+    let (binary, armored): (&[u8], bool) = match armor::detect(ciphertext) {
         armor::Detected::Armored(start) => {
-            dearmored = armor::decode_all(&ciphertext[start..]).map_err(EnvelopeError::Corrupt)?;
-            &dearmored
+            dearmored = armor::decode_all(&ciphertext[start..]).map_err(EnvelopeError::Armor)?;
+            (&dearmored, true)
         }
-        armor::Detected::Binary | armor::Detected::Undecided => ciphertext,
+        armor::Detected::TextBeforeArmor => {
+            return Err(EnvelopeError::Armor(armor::TEXT_BEFORE_ARMOR.into()))
+        }
+        armor::Detected::Binary | armor::Detected::Undecided => (ciphertext, false),
     };
-    // Our own parser first: bounded work on hostile input, and precise messages.
-    let (stanzas, _) = header::parse_binary(binary, true)?;
+    // Our own parser first: bounded work on hostile input, and precise messages (the same
+    // as `Header::parse` gives for the same file).
+    let (stanzas, _) = match header::parse_binary(binary, true) {
+        Err(header::ParseError::NotAge(m)) if armored => {
+            return Err(EnvelopeError::Corrupt(format!("armored data: {m}")))
+        }
+        other => other?,
+    };
     if stanzas.contains(&Stanza::Scrypt) {
         return Err(EnvelopeError::Passphrase);
     }
@@ -210,7 +232,7 @@ pub fn decrypt(ciphertext: &[u8], ids: &IdentitySet) -> Result<Zeroizing<Vec<u8>
     // no stray copies of plaintext are left behind by reallocation.
     let mut plaintext = Zeroizing::new(Vec::with_capacity(binary.len()));
     reader.read_to_end(&mut plaintext).map_err(|e| {
-        EnvelopeError::Corrupt(match e.kind() {
+        EnvelopeError::Payload(match e.kind() {
             std::io::ErrorKind::UnexpectedEof => "truncated payload".into(),
             _ => "payload authentication failed".into(),
         })
@@ -224,7 +246,7 @@ fn map_decrypt_error(e: age::DecryptError) -> EnvelopeError {
         D::NoMatchingKeys => EnvelopeError::NoMatchingIdentity,
         D::UnknownFormat => EnvelopeError::NotAge("unsupported age format version".into()),
         D::InvalidHeader => EnvelopeError::Corrupt("invalid header".into()),
-        D::InvalidMac => EnvelopeError::Corrupt("header MAC mismatch".into()),
+        D::InvalidMac => EnvelopeError::HeaderMac,
         D::DecryptionFailed => {
             EnvelopeError::Corrupt("the stanza for a matching key could not be decrypted".into())
         }

@@ -5,6 +5,8 @@
 //! `envelope`, `fsutil`, `git`, `keys`, `activation`), which never print or exit and return
 //! typed errors.
 
+#![forbid(unsafe_code)]
+
 pub mod activation;
 pub mod cli;
 pub mod commands;

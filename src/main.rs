@@ -1,6 +1,8 @@
 //! Entry point: argv[0] dispatch, then hand over to `commands`, then map the outcome to an
 //! exit code. Nothing else lives here.
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -9,7 +11,10 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         // Usage errors: one `agefleet:` line like every other error, exit 2.
         Err(e) if e.use_stderr() => {
-            eprintln!("agefleet: {}", agefleet::cli::usage_error_line(&e));
+            agefleet::commands::ui::err_line(&format!(
+                "agefleet: {}",
+                agefleet::cli::usage_error_line(&e)
+            ));
             return ExitCode::from(2);
         }
         // Help and version go to stdout, exit 0.
@@ -20,9 +25,10 @@ fn main() -> ExitCode {
     };
     match agefleet::commands::run(cli) {
         Ok(outcome) => ExitCode::from(outcome.code()),
+        Err(agefleet::commands::Error::StdoutClosed) => ExitCode::SUCCESS,
         Err(err) => {
             let message = agefleet::commands::ui::printable_lines(&err.to_string());
-            eprintln!("agefleet: {message}");
+            agefleet::commands::ui::err_line(&format!("agefleet: {message}"));
             ExitCode::from(err.exit_code())
         }
     }

@@ -532,8 +532,12 @@ fn cases() -> Vec<(&'static str, Setup)> {
             report(&["rekey", "a.age"], "a.age")
         }),
         ("age: our key's stanza with a short ephemeral share", |d| {
+            // A header error, as in Go's age: not "no identity matches".
             d.write("a.age", &stanza_with(|args, _| args[2] = "AAAA".into()));
-            fatal(&["-d", "a.age"], "a.age: no identity matches")
+            fatal(
+                &["-d", "a.age"],
+                "a.age: corrupt or truncated age file (invalid header)",
+            )
         }),
         (
             "age: our key's stanza with a low-order ephemeral share",
@@ -1212,4 +1216,70 @@ fn a_group_readable_identity_decrypts_and_check_keys_flags_it() {
         stdout(&out),
         stderr(&out)
     );
+}
+
+/// A reader that went away (`agefleet status | head -1`) ends every verb quietly: exit 0 for
+/// reports, never a panic (exit 101). A closed stderr is not a panic either. The pipe's read
+/// end is closed before the child starts, so every write meets EPIPE (no race).
+#[test]
+fn closed_pipes_end_every_verb_quietly() {
+    if !require_tool("age") {
+        return;
+    }
+    let f = common::Fleet::new();
+    let admin = f.admin.public_line.clone();
+    let many: Vec<String> = (0..50).map(|i| format!("s{i}.age")).collect();
+    let mut rules: Vec<(&str, &[&str], bool)> = Vec::new();
+    let keys = [admin.as_str()];
+    for n in &many {
+        f.age_file(n, &[&admin], n.as_bytes());
+        rules.push((n, &keys[..], false));
+    }
+    f.rules(&rules);
+    let closed_pipe = || {
+        let (read, write) = rustix::pipe::pipe().unwrap();
+        drop(read);
+        Stdio::from(write)
+    };
+    let cases: &[&[&str]] = &[
+        &["status"],
+        &["status", "--json"],
+        &["rules"],
+        &["rules", "--json"],
+        &["rekey", "--json"],
+        &["-d", "s1.age"],
+        &["decrypt", "s2.age"],
+        &["completions", "bash"],
+        &["check-keys", "--ssh-dir", "."],
+        &["create-keys", "--dry-run", "--ssh-dir", "new-keys"],
+        &["--help"],
+        &["--version"],
+    ];
+    for args in cases {
+        let out = f
+            .cmd()
+            .args(*args)
+            .stdin(Stdio::null())
+            .stdout(closed_pipe())
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_ne!(out.status.code(), Some(101), "{args:?}: {err}");
+        // Even check-keys, whose keys are missing here: nobody reads the verdict.
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+        assert!(!err.contains("Broken pipe"), "{args:?}: {err}");
+    }
+    // stdout and stderr both closed, with errors to report: still no panic.
+    std::fs::write(f.path("s3.age"), b"not an age file").unwrap();
+    let out = f
+        .cmd()
+        .args(["-r"])
+        .stdin(Stdio::null())
+        .stdout(closed_pipe())
+        .stderr(closed_pipe())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
 }

@@ -96,7 +96,8 @@ fn manifest_nix_has_agenix_defaults() {
             "secretsMountPoint": "/run/agenix.d",
             // A path literal stays a path: a private key is never copied into the store.
             "identityPaths": ["/etc/ssh/ssh_host_ed25519_key"],
-            "fs": "tmpfs",
+            // agenix's ramfs (switching back to agenix reuses it).
+            "fs": "ramfs",
             "secrets": [
                 {"name": "a", "file": "/s/a.age", "path": "/run/agenix/a", "mode": "0400",
                  "owner": "0", "group": "0", "symlink": true},
@@ -108,11 +109,11 @@ fn manifest_nix_has_agenix_defaults() {
 
     // The default path follows secretsDir and the name.
     let m = eval_json(
-        r#"import ./nix/manifest.nix { secretsDir = "/x"; secrets.a = { file = "/f"; name = "n"; }; fs = "ramfs"; }"#,
+        r#"import ./nix/manifest.nix { secretsDir = "/x"; secrets.a = { file = "/f"; name = "n"; }; fs = "tmpfs"; }"#,
     )
     .unwrap();
     assert_eq!(m["secrets"][0]["path"], "/x/n");
-    assert_eq!(m["fs"], "ramfs");
+    assert_eq!(m["fs"], "tmpfs");
 
     assert!(eval_json(r#"import ./nix/manifest.nix { secrets = { }; fs = "zfs"; }"#).is_err());
 }

@@ -312,3 +312,76 @@ fn unneeded_encrypted_key_is_never_prompted_for() {
     let out = run(&mut cmd);
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+/// Weak keys (small-order ssh-ed25519 points, the X25519 twist point u = p-1 that made the
+/// age crate panic in a rayon worker) fail their rule's file with a one-line reason; every
+/// other file is still rekeyed, and the exit is 1.
+#[test]
+fn weak_keys_fail_their_file_and_the_rest_is_rekeyed() {
+    if !require_tool("age") {
+        return;
+    }
+    let f = Fleet::new();
+    let admin = f.admin.public_line.clone();
+    let host = ssh_keygen(f.tmp.path(), "host", "ed25519", "");
+    // The identity point, and an order-4 point (curve25519-dalek's EIGHT_TORSION[2]).
+    let identity_point =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAEAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let order4 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAACA";
+    let twist = "age1anlllllllllllllllllllllllllllllllllllllllllllllllals4n2t7m";
+    for n in ["a.age", "b.age", "c.age", "d.age"] {
+        f.age_file(n, &[&admin], n.as_bytes());
+    }
+    let before: Vec<Vec<u8>> = ["b.age", "c.age", "d.age"]
+        .iter()
+        .map(|n| std::fs::read(f.path(n)).unwrap())
+        .collect();
+    f.rules(&[
+        ("a.age", &[&admin, &host.public_line], false),
+        ("b.age", &[&admin, identity_point], false),
+        ("c.age", &[&admin, twist], false),
+        ("d.age", &[&admin, order4], false),
+    ]);
+    let out = f.run(&["-r"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(f.age_plaintext(&host.private, "a.age"), b"a.age");
+    for (n, old) in ["b.age", "c.age", "d.age"].iter().zip(&before) {
+        assert_eq!(&std::fs::read(f.path(n)).unwrap(), old, "{n} was rewritten");
+        let line = err
+            .lines()
+            .find(|l| l.contains(n))
+            .unwrap_or_else(|| panic!("{n} not named: {err}"));
+        assert!(line.contains("weak key"), "{line}");
+    }
+    assert!(err.contains("rekeyed 1 of 4"), "{err}");
+    // Editing a secret of a weak rule fails before the editor, and writes nothing.
+    let out = f.run_stdin(&["-e", "c.age"], b"new value");
+    assert_clean_failure(&out, "weak key");
+    assert_eq!(std::fs::read(f.path("c.age")).unwrap(), before[1]);
+}
+
+/// `--recipient` with any text (non-ASCII included) is matched by key material, never by
+/// slicing bytes: a bad key is a usage error naming it, not a panic.
+#[test]
+fn recipient_selection_takes_any_text_without_panicking() {
+    let f = Fleet::new();
+    let admin = f.admin.public_line.clone();
+    f.rules(&[("a.age", &[&admin], false)]);
+    let odd = format!("ssh-ed25519 {}", "é".repeat(40));
+    let out = f.run(&["rekey", "--recipient", &odd]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_clean_failure(&out, "--recipient: invalid public key");
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    // The same key with another comment selects the rule (and there is nothing to rekey
+    // yet: the file does not exist).
+    let bare = admin
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let out = f.run(&["rekey", "--recipient", &format!("{bare} élan@host")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("skipped"), "{}", stderr(&out));
+}

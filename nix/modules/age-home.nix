@@ -1,11 +1,19 @@
 # agefleet secrets for home-manager, option-compatible with agenix's home-manager module.
 #
-# Secrets go under the user's runtime directory (tmpfs on Linux). The paths keep the
-# literal `${XDG_RUNTIME_DIR}`, which `agefleet activate` expands itself; on macOS the
-# launchd agent sets XDG_RUNTIME_DIR to the per-user temporary directory first. No mount
-# and no chown happen here: the files belong to the user running the service.
+# Secrets go under the user's runtime directory: `${XDG_RUNTIME_DIR}` (tmpfs) on Linux,
+# `$(getconf DARWIN_USER_TEMP_DIR)` on macOS, as with agenix. The option values are
+# agenix's strings; the manifest spells the macOS prefix `${XDG_RUNTIME_DIR}`, which
+# `agefleet activate` expands itself, and the launchd agent sets XDG_RUNTIME_DIR to the
+# per-user temporary directory first. No mount and no chown happen here: the files belong
+# to the user running the service.
+#
+# `age.package` keeps agenix's meaning (the age implementation). agefleet decrypts
+# natively, so it is ignored with a warning (an agefleet package given there is used as
+# agefleet, as earlier versions of this module meant); agefleet itself is
+# `age.agefleetPackage`.
 {
   config,
+  options,
   lib,
   pkgs,
   ...
@@ -22,6 +30,18 @@ let
   cfg = config.age;
   inherit (pkgs.stdenv.hostPlatform) isDarwin isLinux;
 
+  # agenix's spelling of the per-user directory on macOS (its scripts run it in a shell).
+  darwinTempDir = "$(${lib.getExe pkgs.getconf} DARWIN_USER_TEMP_DIR)";
+  userDirectory = dir: "${if isDarwin then darwinTempDir else "\${XDG_RUNTIME_DIR}"}/${dir}";
+  # What `agefleet activate` expands; the launchd agent sets XDG_RUNTIME_DIR to that directory.
+  forManifest = lib.replaceStrings [ darwinTempDir "$(getconf DARWIN_USER_TEMP_DIR)" ] [
+    "\${XDG_RUNTIME_DIR}"
+    "\${XDG_RUNTIME_DIR}"
+  ];
+
+  packageIsAgefleet = (cfg.package.pname or (lib.getName cfg.package)) == "agefleet";
+  agefleet = if packageIsAgefleet then cfg.package else cfg.agefleetPackage;
+
   manifestFile = pkgs.writeText "agefleet-home-manifest.json" (
     builtins.toJSON (
       import ../manifest.nix {
@@ -29,25 +49,31 @@ let
           inherit (s)
             name
             file
-            path
             mode
             symlink
             ;
+          path = forManifest s.path;
         }) cfg.secrets;
-        inherit (cfg) secretsDir secretsMountPoint identityPaths;
+        secretsDir = forManifest cfg.secretsDir;
+        secretsMountPoint = forManifest (toString cfg.secretsMountPoint);
+        inherit (cfg) identityPaths;
       }
     )
   );
 
-  activateCommand = "${cfg.package}/bin/agefleet activate --manifest ${manifestFile} --phase install";
+  activateCommand = "${agefleet}/bin/agefleet activate --manifest ${manifestFile} --phase install";
 
+  # Always the per-user temporary directory, whatever the login environment says, so
+  # that the files land where `config.age.secrets.<n>.path` (agenix's string) points.
   darwinScript = pkgs.writeShellScript "agefleet-home-activate" ''
-    if [ -z "''${XDG_RUNTIME_DIR:-}" ]; then
-      XDG_RUNTIME_DIR="$(/usr/bin/getconf DARWIN_USER_TEMP_DIR)"
-      export XDG_RUNTIME_DIR
-    fi
+    XDG_RUNTIME_DIR="$(${lib.getExe pkgs.getconf} DARWIN_USER_TEMP_DIR)"
+    export XDG_RUNTIME_DIR
     exec ${activateCommand}
   '';
+
+  userDirectoryText =
+    dir:
+    literalExpression ''"''${XDG_RUNTIME_DIR}"/''${dir} on linux or "$(getconf DARWIN_USER_TEMP_DIR)"/''${dir} on darwin'';
 
   secretType = types.submodule (
     { config, name, ... }:
@@ -69,9 +95,13 @@ let
           description = "Where the decrypted secret is available.";
         };
         mode = mkOption {
-          type = types.strMatching "[0-7]{1,4}";
+          type = types.str;
           default = "0400";
-          description = "Octal permissions of the decrypted secret.";
+          description = ''
+            Permissions of the decrypted secret in a format understood by chmod: octal
+            (`"0440"`) or symbolic (`"u=r,g=r,o="`). Setuid, setgid and sticky bits are
+            refused (that secret fails to install; the others are installed).
+          '';
         };
         symlink = mkOption {
           type = types.bool;
@@ -87,7 +117,13 @@ let
 in
 {
   options.age = {
-    package = mkOption {
+    package = lib.mkPackageOption pkgs "age" { } // {
+      description = ''
+        agenix's age implementation, accepted for compatibility and ignored (with a
+        warning when set): agefleet decrypts natively. See `age.agefleetPackage`.
+      '';
+    };
+    agefleetPackage = mkOption {
       type = types.package;
       default = pkgs.agefleet or (pkgs.callPackage ../package.nix { });
       defaultText = literalExpression "pkgs.agefleet";
@@ -111,12 +147,14 @@ in
     };
     secretsDir = mkOption {
       type = types.str;
-      default = "\${XDG_RUNTIME_DIR}/agenix";
+      default = userDirectory "agenix";
+      defaultText = userDirectoryText "agenix";
       description = "The symlink to the current generation (expanded by agefleet at activation).";
     };
+    # Untyped, as in agenix.
     secretsMountPoint = mkOption {
-      type = types.str;
-      default = "\${XDG_RUNTIME_DIR}/agenix.d";
+      default = userDirectory "agenix.d";
+      defaultText = userDirectoryText "agenix.d";
       description = "The directory holding the generations (expanded by agefleet at activation).";
     };
   };
@@ -129,6 +167,9 @@ in
           message = "age.identityPaths must be set.";
         }
       ];
+      warnings = lib.optional (
+        options.age.package.highestPrio < (lib.mkOptionDefault null).priority && !packageIsAgefleet
+      ) "age.package (agenix's age implementation) is ignored: agefleet decrypts secrets itself. agefleet's own package is age.agefleetPackage.";
     }
 
     (mkIf isLinux {

@@ -6,8 +6,9 @@
 # NixOS ordering is agenix's: the install phase runs before the `users` activation snippet
 # (so `hashedPasswordFile` can be a secret), the chown phase after `users` and `groups`.
 # With systemd-sysusers or userborn, users are made by a unit after activation, so a
-# oneshot unit after them runs every phase instead. nix-darwin: install in preActivation,
-# chown after `users`, and a launchd daemon at boot.
+# oneshot unit after them runs every phase instead. nix-darwin: install in
+# `extraActivation` (after `createRun` has made /run, before users), chown after `users`,
+# and a launchd daemon at boot; a failing secret is reported and never aborts activation.
 {
   config,
   options,
@@ -28,7 +29,13 @@ let
   cfg = config.age;
 
   # nix-darwin has `environment.darwinConfig`; NixOS does not (agenix's test).
-  isDarwin = builtins.hasAttr "darwinConfig" options.environment;
+  isDarwin = lib.hasAttrByPath [
+    "environment"
+    "darwinConfig"
+  ] options;
+
+  # Set by the configuration, not just the option's default.
+  userSet = option: option.highestPrio < (lib.mkOptionDefault null).priority;
 
   sysusersEnabled =
     !isDarwin
@@ -65,16 +72,25 @@ let
     phase:
     "${cfg.package}/bin/agefleet activate --manifest ${manifestFile} --phase ${phase}";
 
-  # The binary mounts tmpfs/ramfs itself on Linux; on macOS a RAM disk is attached first
-  # (as agenix does) and the binary uses the directory as it finds it.
+  # The binary mounts ramfs/tmpfs itself on Linux; on macOS a RAM disk is attached first
+  # (as agenix does) and the binary uses the directory as it finds it. Every step returns
+  # on failure: the caller runs this where `set -e` does not apply, and secrets must never
+  # be written to the mount point's own (persistent) volume.
   darwinMount = ''
-    if ! diskutil info "${cfg.secretsMountPoint}" &> /dev/null; then
-      mkdir -p "${cfg.secretsMountPoint}"
-      num_sectors=1048576
-      dev=$(hdiutil attach -nomount ram://"$num_sectors" | sed 's/[[:space:]]*$//')
-      newfs_hfs -v agenix "$dev"
-      mount -t hfs -o nobrowse,nodev,nosuid,-m=0751 "$dev" "${cfg.secretsMountPoint}"
-    fi
+    _agefleet_mount() {
+      diskutil info "${cfg.secretsMountPoint}" &> /dev/null && return 0
+      mkdir -p "${cfg.secretsMountPoint}" || return 1
+      local dev
+      dev=$(hdiutil attach -nomount ram://1048576 | sed 's/[[:space:]]*$//') || return 1
+      newfs_hfs -v agenix "$dev" || return 1
+      mount -t hfs -o nobrowse,nodev,nosuid,-m=0751 "$dev" "${cfg.secretsMountPoint}" || return 1
+    }
+  '';
+
+  # One secret that cannot be installed (not rekeyed yet, identity missing) is reported by
+  # agefleet and must not abort `darwin-rebuild switch`, which runs under `set -e`.
+  darwinPhase = phase: ''
+    ${activate phase} || echo "[agenix] WARNING: agefleet activate --phase ${phase} reported failures (above); activation continues" >&2
   '';
 
   secretType = types.submodule (
@@ -97,9 +113,13 @@ let
           description = "Where the decrypted secret is available.";
         };
         mode = mkOption {
-          type = types.strMatching "[0-7]{1,4}";
+          type = types.str;
           default = "0400";
-          description = "Octal permissions of the decrypted secret.";
+          description = ''
+            Permissions of the decrypted secret in a format understood by chmod: octal
+            (`"0440"`) or symbolic (`"u=r,g=r,o="`). Setuid, setgid and sticky bits are
+            refused (that secret fails to install; the others are installed).
+          '';
         };
         owner = mkOption {
           type = types.str;
@@ -139,6 +159,12 @@ in
   ];
 
   options.age = {
+    ageBin = mkOption {
+      type = types.str;
+      default = "${pkgs.age}/bin/age";
+      defaultText = literalExpression ''"''${pkgs.age}/bin/age"'';
+      description = "Accepted for agenix compatibility and ignored: agefleet decrypts natively.";
+    };
     package = mkOption {
       type = types.package;
       default = pkgs.agefleet or (pkgs.callPackage ../package.nix { });
@@ -156,9 +182,13 @@ in
       description = "The symlink to the current generation of secrets.";
     };
     secretsMountPoint = mkOption {
-      type = types.addCheck types.str (
-        s: (builtins.match "[ \t\n]*" s) == null && (builtins.match ".+/" s) == null
-      );
+      type =
+        types.addCheck types.str (
+          s: (builtins.match "[ \t\n]*" s) == null && (builtins.match ".+/" s) == null
+        )
+        // {
+          description = "${types.str.description} (with check: non-empty without trailing slash)";
+        };
       default = "/run/agenix.d";
       description = "The RAM-backed mount holding the generations (non-empty, no trailing slash).";
     };
@@ -167,10 +197,13 @@ in
         "tmpfs"
         "ramfs"
       ];
-      default = "tmpfs";
+      default = "ramfs";
       description = ''
-        tmpfs is mounted with `noswap` (Linux 6.4+; ramfs on older kernels). ramfs never
-        swaps either but has no size limit.
+        The RAM filesystem mounted at `secretsMountPoint` on Linux. ramfs (the default) is
+        what agenix mounts and looks for, so switching back to agenix reuses it. tmpfs is
+        mounted with `noswap` (Linux 6.4+; ramfs on older kernels) and has a size limit,
+        but agenix does not recognise it: after switching back to agenix, reboot (or
+        unmount it) so that the old secrets do not stay in a hidden tmpfs.
       '';
     };
     identityPaths = mkOption {
@@ -203,6 +236,7 @@ in
           message = "age.identityPaths must be set, for example by enabling openssh.";
         }
       ];
+      warnings = lib.optional (userSet options.age.ageBin) "age.ageBin is ignored: agefleet decrypts secrets itself, without an age binary.";
     }
 
     (optionalAttrs (!isDarwin) {
@@ -255,19 +289,27 @@ in
 
     (optionalAttrs isDarwin {
       system.activationScripts = {
-        # Root-owned secrets can exist before users do (password files).
-        preActivation.text = ''
+        # After `createRun` (/run exists) and before `groups`/`users`, so that root-owned
+        # secrets (password files) exist before users are made.
+        extraActivation.text = ''
           ${darwinMount}
-          ${activate "install"}
+          if _agefleet_mount; then
+            ${darwinPhase "install"}
+          else
+            echo "[agenix] WARNING: cannot mount a RAM disk at ${cfg.secretsMountPoint}; secrets not installed" >&2
+          fi
         '';
-        users.text = lib.mkAfter (activate "chown");
+        users.text = lib.mkAfter (darwinPhase "chown");
       };
 
+      # At boot. A failed mount exits non-zero, so launchd retries; a failing secret is
+      # logged and the others stay installed (no new generation every retry).
       launchd.daemons.activate-agenix = {
         script = ''
-          set -e
           ${darwinMount}
-          ${activate "all"}
+          _agefleet_mount || exit 1
+          ${darwinPhase "all"}
+          exit 0
         '';
         serviceConfig = {
           RunAtLoad = true;

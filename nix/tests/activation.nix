@@ -47,7 +47,7 @@ pkgs.testers.nixosTest {
         machine.fail("su alice -c 'cat /run/agenix/plain'")
 
     with subtest("RAM-backed mount and generation layout"):
-        machine.succeed("test \"$(stat -f -c %T /run/agenix.d)\" = tmpfs")
+        machine.succeed("test \"$(stat -f -c %T /run/agenix.d)\" = ramfs")
         machine.succeed("test \"$(stat -c %a:%G /run/agenix.d)\" = 751:keys")
         machine.succeed("test \"$(readlink /run/agenix)\" = /run/agenix.d/1")
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
-use super::manifest::{parse_mode, Manifest, SecretSpec};
+use super::manifest::{Manifest, SecretSpec};
 use super::{paths, Layout, SecretFailure};
 use crate::identity::IdentitySet;
 use crate::sys;
@@ -68,8 +68,7 @@ fn plan_one(
     var: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Plan, String> {
     paths::check_name(&spec.name).map_err(|r| format!("refused: {r}"))?;
-    let mode = parse_mode(&spec.mode)
-        .ok_or_else(|| format!("mode `{}` is not an octal mode like 0400", spec.mode))?;
+    let mode = super::mode::parse(&spec.mode)?;
     if spec.file.is_empty() || spec.file.contains('\0') {
         return Err("no encrypted file given".into());
     }
@@ -381,7 +380,7 @@ mod tests {
     #[test]
     fn bad_entries_fail_alone() {
         let mut bad_mode = spec("m", "/run/agenix/m", true);
-        bad_mode.mode = "u=r".into();
+        bad_mode.mode = "u+s".into();
         let m = manifest(vec![
             spec("../escape", "/run/agenix/../escape", true),
             spec("/abs", "/abs", true),

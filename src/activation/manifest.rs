@@ -91,14 +91,6 @@ fn syntax(origin: &Path, e: &serde_json::Error) -> ActivationError {
     }
 }
 
-/// Parses a chmod-style octal mode ("0400", "440", "0o640" is not accepted).
-pub fn parse_mode(mode: &str) -> Option<u32> {
-    if mode.is_empty() || mode.len() > 4 || !mode.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
-        return None;
-    }
-    u32::from_str_radix(mode, 8).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,17 +141,6 @@ mod tests {
     fn missing_version_is_an_error() {
         let e = Manifest::parse(b"{}", Path::new("m.json")).unwrap_err();
         assert!(e.to_string().contains("missing field `version`"));
-    }
-
-    #[test]
-    fn modes() {
-        assert_eq!(parse_mode("0400"), Some(0o400));
-        assert_eq!(parse_mode("440"), Some(0o440));
-        assert_eq!(parse_mode("4755"), Some(0o4755));
-        assert_eq!(parse_mode(""), None);
-        assert_eq!(parse_mode("0800"), None);
-        assert_eq!(parse_mode("u=r"), None);
-        assert_eq!(parse_mode("07777"), None);
     }
 
     proptest::proptest! {

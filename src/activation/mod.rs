@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 pub mod generations;
 pub mod install;
 pub mod manifest;
+pub mod mode;
 pub mod mounts;
 pub mod ownership;
 pub mod paths;

@@ -24,7 +24,7 @@ pub fn run(ctx: &Context, args: &ActivateArgs) -> Result<Outcome> {
     }
     if args.json {
         let json = serde_json::to_string_pretty(&report).map_err(Error::failed)?;
-        println!("{json}");
+        ui::out(&json)?;
     } else {
         if let Some(mount) = &report.mount {
             ctx.verbose(&match mount {

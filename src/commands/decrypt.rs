@@ -5,7 +5,6 @@
 //! `--rules`); a file the rules do not name is still decrypted from the path given, because
 //! decrypting needs only an identity. A missing file is an error (agenix exits 0 there).
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use super::common::{cwd, header_of, identities_for, read_secret};
@@ -34,13 +33,7 @@ pub fn run(ctx: &Context, args: &DecryptArgs) -> Result<Outcome> {
             }
             crate::fsutil::write_new_private(out, &plaintext, 0o600)?;
         }
-        None => {
-            let mut stdout = std::io::stdout().lock();
-            stdout
-                .write_all(&plaintext)
-                .and_then(|()| stdout.flush())
-                .map_err(|e| Error::Failed(format!("cannot write to stdout: {e}")))?;
-        }
+        None => ui::out_bytes(&plaintext)?,
     }
     Ok(Outcome::Success)
 }

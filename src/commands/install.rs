@@ -560,8 +560,12 @@ fn confirm(args: &InstallArgs) -> Result<()> {
             "no terminal to confirm the plan on; pass --yes to proceed without asking (nothing was changed)".into(),
         ));
     }
-    eprint!("Proceed? This erases the disks of the plan. [y/N] ");
-    let _ = std::io::stderr().flush();
+    {
+        // A closed stderr must not panic; the answer is still read.
+        let mut stderr = std::io::stderr().lock();
+        let _ = write!(stderr, "Proceed? This erases the disks of the plan. [y/N] ");
+        let _ = stderr.flush();
+    }
     let mut answer = String::new();
     stdin
         .lock()
@@ -642,8 +646,7 @@ fn report(placed: &[Placed], root: &Path) {
 
 fn print_json(report: &Report<'_>) -> Result<()> {
     let text = serde_json::to_string_pretty(report).map_err(Error::failed)?;
-    println!("{text}");
-    Ok(())
+    ui::out(&text)
 }
 
 #[cfg(test)]

@@ -38,7 +38,7 @@ fn ssh_dir(arg: Option<&Path>) -> Result<PathBuf> {
 
 fn print_json(v: &Value) -> Result<Outcome> {
     let s = serde_json::to_string_pretty(v).map_err(Error::failed)?;
-    println!("{s}");
+    ui::out(&s)?;
     Ok(Outcome::Success)
 }
 
@@ -277,7 +277,7 @@ pub fn create(_ctx: &Context, args: &CreateKeysArgs) -> Result<Outcome> {
             pq_path.display()
         ));
     }
-    print!("{out}");
+    ui::out_bytes(out.as_bytes())?;
     Ok(Outcome::Success)
 }
 
@@ -419,11 +419,11 @@ pub fn copy(ctx: &Context, args: &CopyKeysArgs) -> Result<Outcome> {
         }));
     }
     for k in &plan.keys {
-        println!(
+        ui::out(&format!(
             "{}: {}",
             k.role.file_name(),
             ui::printable(&k.fingerprint_line)
-        );
+        ))?;
     }
     Ok(Outcome::Success)
 }
@@ -576,7 +576,7 @@ pub fn check(ctx: &Context, args: &CheckKeysArgs) -> Result<Outcome> {
         out.push('\n');
         out.push_str(&table(&["SECRET", column, "NOTE"], &rows));
     }
-    print!("{out}");
+    ui::out_bytes(out.as_bytes())?;
     Ok(Outcome::from_failed(failed))
 }
 

@@ -69,6 +69,10 @@ pub enum Error {
     /// Exit 5: an external tool failed.
     #[error("{0}")]
     ExternalTool(String),
+    /// Exit 0, quietly: whoever read our stdout went away (`agefleet status | head -1`).
+    /// Not a failure of ours, as ripgrep treats it.
+    #[error("standard output was closed")]
+    StdoutClosed,
 }
 
 impl Error {
@@ -79,6 +83,7 @@ impl Error {
             Error::Refused(_) => 3,
             Error::Preflight(_) => 4,
             Error::ExternalTool(_) => 5,
+            Error::StdoutClosed => 0,
         }
     }
 

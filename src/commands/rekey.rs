@@ -77,14 +77,18 @@ pub fn run(ctx: &Context, args: &RekeyArgs) -> Result<Outcome> {
         }
     }
     if let Some(key) = &args.recipient {
-        let wanted = key_material(key);
+        let wanted =
+            Recipient::parse(key).map_err(|e| Error::Usage(format!("--recipient: {e}")))?;
         selected.retain(|e| {
             e.rule
                 .as_ref()
-                .is_ok_and(|r| r.public_keys.iter().any(|k| key_material(k) == wanted))
+                .is_ok_and(|r| r.public_keys.iter().any(|k| wanted.matches_key(k)))
         });
         if selected.is_empty() {
-            ui::warn(&format!("no rule lists the key {}", abbreviate(key)));
+            ui::warn(&format!(
+                "no rule lists the key {}",
+                crate::recipient::abbreviate(key)
+            ));
         }
     }
 
@@ -99,10 +103,10 @@ pub fn run(ctx: &Context, args: &RekeyArgs) -> Result<Outcome> {
         .par_iter()
         .map(|entry| {
             let path = rules.file_of(&entry.name);
-            (
-                path.display().to_string(),
-                plan(&cache, entry, path, args.drifted),
-            )
+            let shown = path.display().to_string();
+            let planned = isolate_panic(&shown, || plan(&cache, entry, path, args.drifted))
+                .unwrap_or_else(Err);
+            (shown, planned)
         })
         .collect();
 
@@ -133,7 +137,9 @@ pub fn run(ctx: &Context, args: &RekeyArgs) -> Result<Outcome> {
         let mut done: Vec<Report> = planned
             .par_iter()
             .map(|p| {
-                let r = rekey_one(p, &ids, &batch);
+                let shown = p.path.display().to_string();
+                let r = isolate_panic(&shown, || rekey_one(p, &ids, &batch))
+                    .unwrap_or_else(|failed| failed);
                 bar.inc(1);
                 r
             })
@@ -198,6 +204,24 @@ fn plan(
     }))
 }
 
+/// Runs one file's work so that a panic in it (a bug, never expected) fails that file only:
+/// the other files are still processed and every result is reported.
+fn isolate_panic<T>(shown: &str, work: impl FnOnce() -> T) -> std::result::Result<T, Report> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).map_err(|payload| {
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        Report::Failed {
+            error: format!(
+                "{shown}: internal error (please report this bug): {}",
+                crate::text::escape_controls(&what)
+            ),
+        }
+    })
+}
+
 fn rekey_one(p: &Planned, ids: &IdentitySet, batch: &Batch) -> Report {
     let shown = p.path.display();
     let run = || -> std::result::Result<(), String> {
@@ -231,7 +255,7 @@ fn report(ctx: &Context, json: bool, rows: Vec<(String, Option<Report>)>) -> Res
         .count();
     if json {
         let out = serde_json::json!({ "files": rows });
-        println!("{out}");
+        ui::out(&out.to_string())?;
     }
     for row in &rows {
         match &row.report {
@@ -252,23 +276,35 @@ fn report(ctx: &Context, json: bool, rows: Vec<(String, Option<Report>)>) -> Res
     Ok(Outcome::from_failed(failed > 0))
 }
 
-/// The key itself, without a comment: `ssh-ed25519 AAAA…` or `age1…`.
-fn key_material(key: &str) -> String {
-    let mut words = key.split_whitespace();
-    match words.next() {
-        Some(kind) if kind.starts_with("ssh-") => {
-            format!("{kind} {}", words.next().unwrap_or_default())
-        }
-        Some(other) => other.to_string(),
-        None => String::new(),
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn abbreviate(key: &str) -> String {
-    let k = key_material(key);
-    if k.len() > 40 {
-        format!("{}…", &k[..40])
-    } else {
-        k
+    /// A panicking task fails its own file only; the tasks beside it still report.
+    #[test]
+    fn a_panic_in_one_task_fails_that_file_only() {
+        let results: Vec<Report> = (0..8)
+            .into_par_iter()
+            .map(|i| {
+                isolate_panic(&format!("f{i}.age"), || {
+                    if i == 3 {
+                        panic!("boom\nsecond line");
+                    }
+                    Report::Rekeyed
+                })
+                .unwrap_or_else(|failed| failed)
+            })
+            .collect();
+        for (i, r) in results.iter().enumerate() {
+            match (i, r) {
+                (3, Report::Failed { error }) => {
+                    assert!(error.starts_with("f3.age: internal error"), "{error}");
+                    assert!(!error.contains('\n'), "{error}");
+                }
+                (3, other) => panic!("{other:?}"),
+                (_, Report::Rekeyed) => {}
+                (_, other) => panic!("{i}: {other:?}"),
+            }
+        }
     }
 }

@@ -13,11 +13,7 @@ pub fn run(ctx: &Context, args: &RulesArgs) -> Result<Outcome> {
         let (value, backend, fallback) =
             rules::evaluate_json(&path, mode).map_err(Error::failed)?;
         say_backend(ctx, backend, fallback.as_deref());
-        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-        serde_json::to_writer(&mut out, &value).map_err(Error::failed)?;
-        writeln!(out)
-            .and_then(|()| out.flush())
-            .map_err(write_failed)?;
+        super::ui::out(&serde_json::to_string(&value).map_err(Error::failed)?)?;
         return Ok(Outcome::Success);
     }
     let rules = rules::load(&path, mode).map_err(Error::failed)?;
@@ -48,7 +44,7 @@ pub fn run(ctx: &Context, args: &RulesArgs) -> Result<Outcome> {
 }
 
 fn write_failed(e: std::io::Error) -> Error {
-    Error::Failed(format!("writing to standard output: {e}"))
+    super::ui::stdout_error(e)
 }
 
 fn say_backend(ctx: &Context, backend: Backend, fallback: Option<&str>) {

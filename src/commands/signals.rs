@@ -43,7 +43,7 @@ impl CleanupOnSignal {
                 };
                 if fatal {
                     let _ = std::fs::remove_dir_all(&dir);
-                    eprintln!("agefleet: {message}");
+                    super::ui::err_line(&format!("agefleet: {message}"));
                     std::process::exit(code);
                 }
             }

@@ -140,9 +140,9 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<Outcome> {
 
     let problems = entries.iter().any(|e| !e.problems.is_empty());
     if args.json {
-        println!("{}", serde_json::json!({ "files": entries }));
+        ui::out(&serde_json::json!({ "files": entries }).to_string())?;
     } else {
-        print_table(&entries);
+        ui::out_bytes(table(&entries).as_bytes())?;
     }
     Ok(Outcome::from_failed(problems))
 }
@@ -336,7 +336,8 @@ fn leftover(root: &Path, path: &Path) -> Option<(String, String)> {
     Some((rel(&secret)?, rel(path)?))
 }
 
-fn print_table(entries: &[Entry]) {
+fn table(entries: &[Entry]) -> String {
+    use std::fmt::Write as _;
     let color = std::io::stdout().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let width = entries
@@ -345,7 +346,8 @@ fn print_table(entries: &[Entry]) {
         .max()
         .unwrap_or(4)
         .max(4);
-    println!("{:width$}  STATUS", "FILE");
+    let mut out = String::new();
+    let _ = writeln!(out, "{:width$}  STATUS", "FILE");
     for e in entries {
         let status = if e.problems.is_empty() {
             paint(color, "32", "ok")
@@ -397,8 +399,9 @@ fn print_table(entries: &[Entry]) {
         } else {
             format!("  ({})", ui::printable(&detail.join("; ")))
         };
-        println!("{:width$}  {status}{detail}", ui::printable(&e.file));
+        let _ = writeln!(out, "{:width$}  {status}{detail}", ui::printable(&e.file));
     }
+    out
 }
 
 fn paint(color: bool, code: &str, s: &str) -> String {

@@ -1,8 +1,45 @@
 //! Terminal output helpers: warnings, info, colour (only on a TTY and never with NO_COLOR),
 //! and the terminal passphrase prompt.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
+
+use super::{Error, Result};
+
+/// Writes report data to stdout: the one place that does. A closed stdout (the reader went
+/// away) gives [`Error::StdoutClosed`], which ends the run quietly with exit 0.
+pub fn out_bytes(data: &[u8]) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(data)
+        .and_then(|()| stdout.flush())
+        .map_err(stdout_error)
+}
+
+/// [`out_bytes`] of `text` and a newline.
+pub fn out(text: &str) -> Result<()> {
+    let mut line = String::with_capacity(text.len() + 1);
+    line.push_str(text);
+    line.push('\n');
+    out_bytes(line.as_bytes())
+}
+
+/// What a failed write to stdout means: a closed pipe ends the run quietly; anything else
+/// is a failure.
+pub fn stdout_error(e: std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        Error::StdoutClosed
+    } else {
+        Error::Failed(format!("cannot write to standard output: {e}"))
+    }
+}
+
+/// One line on stderr. A closed stderr is ignored: there is nobody left to tell, and a
+/// message must never turn into a panic.
+pub fn err_line(line: &str) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "{line}");
+}
 
 /// Whether stderr gets colour.
 pub fn color_stderr() -> bool {
@@ -19,17 +56,17 @@ fn paint(code: &str, s: &str) -> String {
 
 /// `warning: …` on stderr.
 pub fn warn(msg: &str) {
-    eprintln!("{} {}", paint("33", "warning:"), printable(msg));
+    err_line(&format!("{} {}", paint("33", "warning:"), printable(msg)));
 }
 
 /// `error: …` on stderr, for one failing item among many.
 pub fn error(msg: &str) {
-    eprintln!("{} {}", paint("31", "error:"), printable(msg));
+    err_line(&format!("{} {}", paint("31", "error:"), printable(msg)));
 }
 
 /// A plain message on stderr.
 pub fn info(msg: &str) {
-    eprintln!("{}", printable(msg));
+    err_line(&printable(msg));
 }
 
 /// `s` with control characters escaped (`\n`, `\u{1b}`…). Names of secrets and files come

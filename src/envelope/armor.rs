@@ -1,8 +1,10 @@
 //! The age ASCII armor (RFC 7468 style): detection and decoding.
 //!
-//! Tolerant where age's reference implementation is (leading and trailing whitespace around
-//! the armor, CRLF line endings), strict about the base64 body (64-column lines, only the
-//! last one short, canonical padding), so a damaged armor is reported rather than guessed at.
+//! Tolerant exactly where age's reference implementation is (whitespace before and after the
+//! armor, CRLF line endings), strict everywhere else: the marker lines exactly as written, no
+//! whitespace at the end of any line, 64-column base64 lines with only the last one short,
+//! canonical padding (the CCTV `armor_*` vectors), so a damaged armor is reported rather than
+//! guessed at.
 
 use base64::prelude::{Engine, BASE64_STANDARD};
 
@@ -10,12 +12,24 @@ pub(crate) const BEGIN: &[u8] = b"-----BEGIN AGE ENCRYPTED FILE-----";
 pub(crate) const END: &[u8] = b"-----END AGE ENCRYPTED FILE-----";
 const COLUMNS: usize = 64;
 
-/// Where the armor begin marker is, if `bytes` is armored (after leading whitespace).
+/// What starts a PEM-style boundary line: input starting so (after whitespace) is meant as
+/// armor, and a wrong marker (`BEGIN age …`, `BEGIN AGE ENCRYPTED MESSAGE`, `----- BEGIN`) is
+/// an armor error rather than "not an age file".
+const BOUNDARY: &[u8] = b"-----";
+/// Longest boundary line waited for before deciding what a file is.
+const MAX_BOUNDARY_LINE: usize = 128;
+/// How far into a file a begin marker after other text is still looked for, to report
+/// "text before the armor" instead of "not an age file".
+const LEADING_GARBAGE_WINDOW: usize = 1024;
+
+/// Where the armor begins, if `bytes` is armored (after leading whitespace).
 pub(crate) enum Detected {
     Armored(usize),
     Binary,
-    /// Only whitespace and a prefix of the begin marker so far; more input could decide.
+    /// Only whitespace and a prefix of a boundary line so far; more input could decide.
     Undecided,
+    /// Text that is not an age header, followed by the armor begin marker.
+    TextBeforeArmor,
 }
 
 pub(crate) fn detect(bytes: &[u8]) -> Detected {
@@ -24,14 +38,32 @@ pub(crate) fn detect(bytes: &[u8]) -> Detected {
         .position(|b| !b.is_ascii_whitespace())
         .unwrap_or(bytes.len());
     let rest = &bytes[start..];
-    if rest.starts_with(BEGIN) {
-        Detected::Armored(start)
-    } else if BEGIN.starts_with(rest) {
+    if rest.starts_with(BOUNDARY) {
+        // A boundary line that mentions age (in any case) is meant as age armor; another
+        // PEM file (an OpenSSH private key, say) is simply not an age file.
+        let line = rest.split(|&b| b == b'\n').next().unwrap_or_default();
+        if line.len() == rest.len() && line.len() < MAX_BOUNDARY_LINE {
+            Detected::Undecided
+        } else if line.to_ascii_lowercase().windows(3).any(|w| w == b"age") {
+            Detected::Armored(start)
+        } else {
+            Detected::Binary
+        }
+    } else if BOUNDARY.starts_with(rest) {
         Detected::Undecided
+    } else if !rest.starts_with(b"age-encryption.org/")
+        && rest[..rest.len().min(LEADING_GARBAGE_WINDOW)]
+            .windows(BEGIN.len())
+            .any(|w| w == BEGIN)
+    {
+        Detected::TextBeforeArmor
     } else {
         Detected::Binary
     }
 }
+
+/// The message for [`Detected::TextBeforeArmor`].
+pub(crate) const TEXT_BEFORE_ARMOR: &str = "text before the armor BEGIN marker";
 
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum ArmorError {
@@ -73,7 +105,7 @@ impl<'a> Decoder<'a> {
         }
     }
 
-    /// The next line, with its line ending and trailing whitespace removed.
+    /// The next line, without its line ending (`\n` or `\r\n`; nothing else is trimmed).
     fn next_line(&mut self) -> Result<&'a [u8], ArmorError> {
         let rest = &self.input[self.pos..];
         let (line, advance) = match rest.iter().position(|&b| b == b'\n') {
@@ -88,11 +120,7 @@ impl<'a> Decoder<'a> {
         };
         self.pos += advance;
         self.line_no += 1;
-        let trimmed_len = line
-            .iter()
-            .rposition(|b| !b.is_ascii_whitespace())
-            .map_or(0, |i| i + 1);
-        Ok(&line[..trimmed_len])
+        Ok(line.strip_suffix(b"\r").unwrap_or(line))
     }
 
     /// Decodes the next body line into `out`.
@@ -100,9 +128,11 @@ impl<'a> Decoder<'a> {
         if !self.began {
             let line = self.next_line()?;
             if line != BEGIN {
-                return Err(ArmorError::Malformed(
-                    "text after the armor BEGIN marker".into(),
-                ));
+                return Err(ArmorError::Malformed(if line.starts_with(BEGIN) {
+                    "text after the armor BEGIN marker".into()
+                } else {
+                    "not an age armor BEGIN marker".into()
+                }));
             }
             self.began = true;
         }
@@ -234,6 +264,18 @@ mod tests {
     fn detection() {
         assert!(matches!(detect(b""), Detected::Undecided));
         assert!(matches!(detect(b"  -----BEGIN AGE"), Detected::Undecided));
+        assert!(matches!(
+            detect(b"-----BEGIN age ENCRYPTED FILE-----\n"),
+            Detected::Armored(0)
+        ));
+        assert!(matches!(
+            detect(b"-----BEGIN OPENSSH PRIVATE KEY-----\n"),
+            Detected::Binary
+        ));
+        assert!(matches!(
+            detect(b"garbage\n-----BEGIN AGE ENCRYPTED FILE-----\n"),
+            Detected::TextBeforeArmor
+        ));
         assert!(matches!(
             detect(b"age-encryption.org/v1\n"),
             Detected::Binary

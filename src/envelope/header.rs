@@ -28,6 +28,8 @@ pub(crate) enum ParseError {
     NotAge(String),
     /// An age file, but damaged.
     Corrupt(String),
+    /// The ASCII armor is malformed before the header could be read.
+    Armor(String),
 }
 
 /// Parses the header at the start of `bytes`, binary or armored. `at_eof` says `bytes` is
@@ -35,6 +37,7 @@ pub(crate) enum ParseError {
 pub(crate) fn parse(bytes: &[u8], at_eof: bool) -> Result<Header, ParseError> {
     match armor::detect(bytes) {
         Detected::Armored(start) => parse_armored(&bytes[start..], at_eof),
+        Detected::TextBeforeArmor => Err(ParseError::Armor(armor::TEXT_BEFORE_ARMOR.into())),
         Detected::Undecided if !at_eof => Err(ParseError::Incomplete),
         Detected::Undecided | Detected::Binary => {
             parse_binary(bytes, at_eof).map(|(stanzas, _)| Header {
@@ -64,7 +67,7 @@ fn parse_armored(bytes: &[u8], at_eof: bool) -> Result<Header, ParseError> {
                         armored: true,
                         stanzas,
                     }),
-                    Err(_) => Err(ParseError::Corrupt(m)),
+                    Err(_) => Err(ParseError::Armor(m)),
                 };
             }
         };
@@ -181,14 +184,12 @@ fn parse_window(bytes: &[u8]) -> Result<(Vec<Stanza>, usize), ParseError> {
                 }
             }
             pos = next;
-            // Body: full 64-column lines, then one shorter (possibly empty) line. Legacy
-            // writers omitted the final empty line after a full one (or an empty body):
-            // accept the next `-` line as the end of the body, as age does.
+            // Body: full 64-column lines, then one shorter (possibly empty) line. The spec
+            // (C2SP age, and Go's age) requires that final short line: a stanza or MAC line
+            // right after a full body line (or after the arguments) is a header error, not
+            // the end of the body (CCTV `stanza_missing_body`, `stanza_missing_final_line`).
             loop {
                 let (body, after) = line_at(bytes, pos).ok_or(Incomplete)?;
-                if body.first() == Some(&b'-') {
-                    break;
-                }
                 line_no += 1;
                 pos = after;
                 if !body.iter().all(|&c| is_base64_char(c)) {

@@ -58,12 +58,28 @@ fn parses_hand_made_header_with_every_stanza_kind() {
 }
 
 #[test]
-fn accepts_legacy_bodies_and_payload_after_header() {
+fn every_stanza_body_ends_with_a_short_line() {
     let body64 = "A".repeat(64);
-    // Full last body line without the final empty line; stanza without any body line.
-    let mut h = hand_made(&format!("-> X25519 a\n{body64}\n-> X25519 b\n"));
+    // The spec requires the final short (possibly empty) body line; the payload after the
+    // header may be any bytes.
+    let mut h = hand_made(&format!("-> X25519 a\n{body64}\n\n-> X25519 b\n\n"));
     h.extend_from_slice(&[0u8, 255, 10, 13, 1, 2, 3]);
     assert_eq!(Header::parse(&h).unwrap().x25519_count(), 2);
+    // Legacy forms (a full last line without the empty one, a stanza without any body
+    // line) are header errors, as in Go's age (CCTV stanza_missing_final_line/_body).
+    for legacy in [
+        format!("-> X25519 a\n{body64}\n-> X25519 b\n\n"),
+        "-> X25519 a\n-> X25519 b\n\n".to_string(),
+        format!("-> X25519 a\n{body64}\n"),
+    ] {
+        assert!(
+            matches!(
+                Header::parse(&hand_made(&legacy)),
+                Err(EnvelopeError::Corrupt(_))
+            ),
+            "{legacy:?}"
+        );
+    }
 }
 
 #[test]
@@ -202,14 +218,14 @@ fn decrypt_errors_are_precise() {
     let truncated = &ct[..ct.len() - 5];
     assert!(matches!(
         decrypt(truncated, &ids),
-        Err(EnvelopeError::Corrupt(_))
+        Err(EnvelopeError::Payload(_))
     ));
     let mut flipped = ct.clone();
     let last = flipped.len() - 1;
     flipped[last] ^= 1;
     assert!(matches!(
         decrypt(&flipped, &ids),
-        Err(EnvelopeError::Corrupt(_))
+        Err(EnvelopeError::Payload(_))
     ));
     // Header MAC damaged.
     let text = ct.clone();
@@ -218,7 +234,7 @@ fn decrypt_errors_are_precise() {
     bad_mac[mac_at] = if bad_mac[mac_at] == b'A' { b'B' } else { b'A' };
     assert!(matches!(
         decrypt(&bad_mac, &ids),
-        Err(EnvelopeError::Corrupt(_))
+        Err(EnvelopeError::HeaderMac)
     ));
     assert!(matches!(
         decrypt(b"plain text", &ids),
@@ -227,7 +243,7 @@ fn decrypt_errors_are_precise() {
     assert!(matches!(decrypt(b"", &ids), Err(EnvelopeError::NotAge(_))));
     let armored = encrypt(b"payload", &[&recipient], true).unwrap();
     let cut = &armored[..armored.len() - 40];
-    assert!(matches!(decrypt(cut, &ids), Err(EnvelopeError::Corrupt(_))));
+    assert!(matches!(decrypt(cut, &ids), Err(EnvelopeError::Armor(_))));
     assert!(matches!(
         encrypt(b"x", &[], false),
         Err(EnvelopeError::NoRecipients)

@@ -14,8 +14,9 @@
 //!
 //! `P` is either point with `epk` as its u-coordinate (both give the same u). An `epk` not on
 //! the curve (twist points, only in hostile files) takes the ladder path, exactly as age.
-//! Error semantics mirror the age crate's: a tag mismatch or a malformed argument is "not
-//! mine" (`None`); a wrong body length or a failed decryption is an error.
+//! Error semantics mirror Go's age (the reference): a well-formed stanza with another tag is
+//! "not mine" (`None`); a wrong argument count, a malformed share, a wrong body length, an
+//! all-zero shared secret or a failed decryption is an error.
 
 use age_core::format::{FileKey, Stanza, FILE_KEY_BYTES};
 use age_core::primitives::{aead_decrypt, hkdf};
@@ -36,8 +37,9 @@ pub(super) struct SshEd25519Identity {
     pk: [u8; 32],
     /// `clamp(sk)` bytes, for the ladder path.
     sk: Zeroizing<[u8; 32]>,
-    /// `clamp(tweak)` bytes, for the ladder path.
-    tweak: Zeroizing<[u8; 32]>,
+    /// `clamp(tweak)` bytes, for the ladder path. The tweak is derived from the public key
+    /// alone: not secret.
+    tweak: [u8; 32],
     /// `clamp(tweak)·clamp(sk)·8⁻¹ mod ℓ`.
     combined: Zeroizing<Scalar>,
 }
@@ -51,13 +53,15 @@ impl SshEd25519Identity {
         digest.as_mut_slice().zeroize();
         let sk = Zeroizing::new(clamp_integer(sk_bytes));
         sk_bytes.zeroize();
-        let tweak = Zeroizing::new(clamp_integer(hkdf(wire, LABEL, &[])));
+        let tweak = clamp_integer(hkdf(wire, LABEL, &[]));
         let pk = EdwardsPoint::mul_base_clamped(*sk)
             .to_montgomery()
             .to_bytes();
         let inv8 = Scalar::from(8u8).invert();
         let combined = Zeroizing::new(
-            Scalar::from_bytes_mod_order(*tweak) * Scalar::from_bytes_mod_order(*sk) * inv8,
+            Scalar::from_bytes_mod_order(tweak)
+                * *Zeroizing::new(Scalar::from_bytes_mod_order(*sk))
+                * inv8,
         );
         let mut tag = [0u8; 4];
         tag.copy_from_slice(&Sha256::digest(wire)[..4]);
@@ -73,13 +77,17 @@ impl SshEd25519Identity {
     /// `X25519(tweak, X25519(sk, epk))`.
     fn shared_secret(&self, epk: &[u8; 32]) -> Zeroizing<[u8; 32]> {
         let u = MontgomeryPoint(*epk);
-        Zeroizing::new(match u.to_edwards(0) {
-            Some(p) => (*self.combined * p)
-                .mul_by_cofactor()
-                .to_montgomery()
-                .to_bytes(),
-            None => u.mul_clamped(*self.sk).mul_clamped(*self.tweak).to_bytes(),
-        })
+        // The intermediate points are as secret as the result: zeroized too.
+        match u.to_edwards(0) {
+            Some(p) => {
+                let shared = Zeroizing::new((*self.combined * p).mul_by_cofactor());
+                Zeroizing::new(shared.to_montgomery().to_bytes())
+            }
+            None => {
+                let inner = Zeroizing::new(u.mul_clamped(*self.sk));
+                Zeroizing::new(inner.mul_clamped(self.tweak).to_bytes())
+            }
+        }
     }
 }
 
@@ -96,14 +104,27 @@ impl age::Identity for SshEd25519Identity {
         if stanza.tag != STANZA_TYPE {
             return None;
         }
-        if base64_arg::<4>(stanza.args.first()?)? != self.tag {
+        // As Go's age: a malformed ssh-ed25519 stanza is a header error for any ssh-ed25519
+        // identity, whatever its tag; only a well-formed stanza with another tag is "not
+        // mine".
+        let [tag, epk] = stanza.args.as_slice() else {
+            return Some(Err(age::DecryptError::InvalidHeader));
+        };
+        let Some(epk) = base64_arg::<32>(epk) else {
+            return Some(Err(age::DecryptError::InvalidHeader));
+        };
+        if base64_arg::<4>(tag)? != self.tag {
             return None;
         }
         if stanza.body.len() != FILE_KEY_BYTES + 16 {
             return Some(Err(age::DecryptError::InvalidHeader));
         }
-        let epk = base64_arg::<32>(stanza.args.get(1)?)?;
         let shared = self.shared_secret(&epk);
+        // A small-order ephemeral share gives the all-zero secret, which the spec forbids
+        // (it would let anyone who made the file without the recipient's key unwrap it).
+        if shared.iter().all(|&b| b == 0) {
+            return Some(Err(age::DecryptError::InvalidHeader));
+        }
         let mut salt = [0u8; 64];
         salt[..32].copy_from_slice(&epk);
         salt[32..].copy_from_slice(&self.pk);
@@ -145,7 +166,7 @@ mod tests {
             }
             let ladders = MontgomeryPoint(epk)
                 .mul_clamped(*id.sk)
-                .mul_clamped(*id.tweak)
+                .mul_clamped(id.tweak)
                 .to_bytes();
             assert_eq!(*id.shared_secret(&epk), ladders, "epk {epk:?}");
         }
@@ -158,7 +179,7 @@ mod tests {
         }] {
             let ladders = MontgomeryPoint(u)
                 .mul_clamped(*id.sk)
-                .mul_clamped(*id.tweak)
+                .mul_clamped(id.tweak)
                 .to_bytes();
             assert_eq!(*id.shared_secret(&u), ladders);
         }
@@ -184,9 +205,35 @@ mod tests {
                 vec![0; 32]
             ))
             .is_none());
-        assert!(id
-            .unwrap_stanza(&stanza(STANZA_TYPE, vec![], vec![0; 32]))
-            .is_none());
+        // A wrong argument count or a malformed share is a header error whatever the tag
+        // (as in Go's age), not "not mine".
+        for args in [
+            vec![],
+            vec![tag.clone()],
+            vec![tag.clone(), epk.clone(), "extra".into()],
+            vec!["AAAAAA".into(), epk.clone(), "extra".into()],
+            vec![tag.clone(), "AAAA".into()],
+            vec![tag.clone(), format!("{epk}=")],
+        ] {
+            assert!(
+                matches!(
+                    id.unwrap_stanza(&stanza(STANZA_TYPE, args.clone(), vec![0; 32])),
+                    Some(Err(age::DecryptError::InvalidHeader))
+                ),
+                "{args:?}"
+            );
+        }
+        // A small-order ephemeral share gives the all-zero secret: refused, not unwrapped.
+        for small in crate::recipient::small_order_u() {
+            assert!(matches!(
+                id.unwrap_stanza(&stanza(
+                    STANZA_TYPE,
+                    vec![tag.clone(), BASE64_STANDARD_NO_PAD.encode(small)],
+                    vec![0; 32]
+                )),
+                Some(Err(age::DecryptError::InvalidHeader))
+            ));
+        }
         assert!(matches!(
             id.unwrap_stanza(&stanza(
                 STANZA_TYPE,

@@ -1,4 +1,5 @@
-//! The ephemeral-static exchange both native stanza types (`X25519`, `ssh-ed25519`) share:
+//! The ephemeral-static exchange of the native `ssh-ed25519` stanza (the age spec's X25519
+//! exchange, done on the Edwards form):
 //!
 //! ```text
 //! esk    = 32 random bytes;   epk = X25519(esk, basepoint)
@@ -7,8 +8,8 @@
 //! body   = ChaCha20-Poly1305(key, nonce 0, file_key)
 //! ```
 //!
-//! `P` is the Edwards point the stanza type multiplies (the recipient's point, or its
-//! tweaked multiple for ssh-ed25519) and `pk` the recipient's own u-coordinate.
+//! `P` is the Edwards point multiplied (the recipient's point's tweaked multiple) and `pk` the
+//! recipient's own u-coordinate.
 
 use age::secrecy::ExposeSecret;
 use age_core::format::FileKey;
@@ -28,28 +29,36 @@ pub(super) struct Sealed {
     pub shared_is_zero: bool,
 }
 
-/// Seals `file_key` for the point `point` with recipient u-coordinate `pk` under `label`.
+/// A fresh ephemeral secret from the OS.
+pub(super) fn ephemeral_secret() -> Result<Zeroizing<[u8; 32]>, age::EncryptError> {
+    let mut esk = Zeroizing::new([0u8; 32]);
+    rand::rngs::OsRng
+        .try_fill_bytes(esk.as_mut())
+        .map_err(|e| age::EncryptError::Io(std::io::Error::other(e.to_string())))?;
+    Ok(esk)
+}
+
+/// Seals `file_key` for the point `point` with recipient u-coordinate `pk` under `label`,
+/// with the ephemeral secret `esk` (random in use; fixed in the known-answer tests).
 pub(super) fn seal(
     point: &EdwardsPoint,
     pk: &[u8; 32],
     label: &[u8],
     file_key: &FileKey,
-) -> Result<Sealed, age::EncryptError> {
-    let mut esk = Zeroizing::new([0u8; 32]);
-    rand::rngs::OsRng
-        .try_fill_bytes(esk.as_mut())
-        .map_err(|e| age::EncryptError::Io(std::io::Error::other(e.to_string())))?;
-    let epk = EdwardsPoint::mul_base_clamped(*esk)
+    esk: &Zeroizing<[u8; 32]>,
+) -> Sealed {
+    let epk = EdwardsPoint::mul_base_clamped(**esk)
         .to_montgomery()
         .to_bytes();
-    let shared = Zeroizing::new(point.mul_clamped(*esk).to_montgomery().to_bytes());
+    let shared_point = Zeroizing::new(point.mul_clamped(**esk));
+    let shared = Zeroizing::new(shared_point.to_montgomery().to_bytes());
     let mut salt = [0u8; 64];
     salt[..32].copy_from_slice(&epk);
     salt[32..].copy_from_slice(pk);
     let key = Zeroizing::new(hkdf(&salt, label, shared.as_ref()));
-    Ok(Sealed {
+    Sealed {
         epk,
         body: aead_encrypt(&key, file_key.expose_secret()),
         shared_is_zero: shared.iter().all(|&b| b == 0),
-    })
+    }
 }

@@ -47,12 +47,35 @@ impl SshEd25519 {
     /// `wire` is the SSH wire public key, `point` its decoded Ed25519 point, `tag` its
     /// stanza tag.
     pub(super) fn new(wire: &[u8], point: EdwardsPoint, tag: String) -> Self {
-        let tweak = Zeroizing::new(hkdf(wire, LABEL, &[]));
+        // Everything here is public: the tweak is derived from the public key alone.
+        let tweak = hkdf(wire, LABEL, &[]);
         SshEd25519 {
             pk: point.to_montgomery().to_bytes(),
-            tweaked: point.mul_clamped(*tweak),
+            tweaked: point.mul_clamped(tweak),
             tag,
         }
+    }
+}
+
+impl SshEd25519 {
+    /// The stanza for `file_key` with the ephemeral secret `esk`.
+    pub(super) fn stanza(
+        &self,
+        file_key: &FileKey,
+        esk: &Zeroizing<[u8; 32]>,
+    ) -> Result<Stanza, age::EncryptError> {
+        let sealed = super::exchange::seal(&self.tweaked, &self.pk, LABEL, file_key, esk);
+        // Parsing refuses small-order keys; never emit a stanza an all-zero secret sealed.
+        if sealed.shared_is_zero {
+            return Err(age::EncryptError::Io(std::io::Error::other(
+                "ssh-ed25519 recipient is a low-order point",
+            )));
+        }
+        Ok(Stanza {
+            tag: STANZA_TYPE.to_owned(),
+            args: vec![self.tag.clone(), BASE64_STANDARD_NO_PAD.encode(sealed.epk)],
+            body: sealed.body,
+        })
     }
 }
 
@@ -61,15 +84,8 @@ impl age::Recipient for SshEd25519 {
         &self,
         file_key: &FileKey,
     ) -> Result<(Vec<Stanza>, HashSet<String>), age::EncryptError> {
-        let sealed = super::exchange::seal(&self.tweaked, &self.pk, LABEL, file_key)?;
-        Ok((
-            vec![Stanza {
-                tag: STANZA_TYPE.to_owned(),
-                args: vec![self.tag.clone(), BASE64_STANDARD_NO_PAD.encode(sealed.epk)],
-                body: sealed.body,
-            }],
-            HashSet::new(),
-        ))
+        let esk = super::exchange::ephemeral_secret()?;
+        Ok((vec![self.stanza(file_key, &esk)?], HashSet::new()))
     }
 }
 

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod activation;
+pub mod nix;
 pub mod sshd;
 pub mod typage;
 

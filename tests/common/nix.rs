@@ -1,0 +1,119 @@
+//! Rigs for evaluating the Nix side: where nixpkgs' lib, nix-darwin, home-manager and agenix
+//! are (environment variables that `.ci/run` sets, defaulting to `shared/nix-src/…` in an
+//! ancestor directory of the repository), and `nix-instantiate --eval` of the harness in
+//! `nix/tests/eval` against a dummy store (nothing written) or a private chroot store.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::{in_ci, nix_string, require_tool, run, stderr, stdout};
+
+/// The sources the evaluation tests need.
+pub struct Sources {
+    pub nixpkgs_lib: PathBuf,
+    pub nix_darwin: PathBuf,
+    pub home_manager: PathBuf,
+    pub agenix: PathBuf,
+}
+
+const VARS: [(&str, &str); 4] = [
+    ("AGEFLEET_NIXPKGS_LIB", "nixpkgs-lib"),
+    ("AGEFLEET_NIX_DARWIN", "nix-darwin"),
+    ("AGEFLEET_HOME_MANAGER", "home-manager"),
+    ("AGEFLEET_AGENIX_SRC", "agenix"),
+];
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The sources, or `None` (a printed skip; a failure in CI) when nix-instantiate or one of
+/// them is missing.
+pub fn sources() -> Option<Sources> {
+    if !require_tool("nix-instantiate") {
+        return None;
+    }
+    let default_root = repo()
+        .ancestors()
+        .skip(1)
+        .map(|d| d.join("shared/nix-src"))
+        .find(|d| d.is_dir());
+    let mut found = Vec::new();
+    for (var, dir) in VARS {
+        let path = std::env::var_os(var)
+            .map(PathBuf::from)
+            .or_else(|| default_root.as_ref().map(|r| r.join(dir)));
+        match path.filter(|p| p.is_dir()) {
+            Some(p) => found.push(p.canonicalize().unwrap()),
+            None => {
+                let msg = format!("{var} is not set and ../shared/nix-src/{dir} does not exist");
+                if in_ci() {
+                    panic!("{msg} (.ci/run sets it)");
+                }
+                eprintln!("SKIP: {msg}");
+                return None;
+            }
+        }
+    }
+    let [nixpkgs_lib, nix_darwin, home_manager, agenix]: [PathBuf; 4] = found.try_into().unwrap();
+    Some(Sources {
+        nixpkgs_lib,
+        nix_darwin,
+        home_manager,
+        agenix,
+    })
+}
+
+fn path_str(p: &Path) -> String {
+    nix_string(&p.display().to_string())
+}
+
+impl Sources {
+    /// `import nix/tests/eval { … }`; `agefleet_out` is a directory with bin/agefleet.
+    pub fn harness(&self, agefleet_out: Option<&Path>) -> String {
+        format!(
+            "(import {} {{ nixpkgsLib = {}; nixDarwin = {}; homeManager = {}; agenix = {}; agefleetOut = {}; }})",
+            path_str(&repo().join("nix/tests/eval")),
+            path_str(&self.nixpkgs_lib),
+            path_str(&self.nix_darwin),
+            path_str(&self.home_manager),
+            path_str(&self.agenix),
+            agefleet_out.map_or("null".to_string(), path_str),
+        )
+    }
+}
+
+/// Where store paths go while evaluating.
+pub enum Store<'a> {
+    /// `dummy://`: store paths are computed, nothing is written.
+    Dummy,
+    /// A private chroot store at this directory (its files under `DIR/nix/store`).
+    Chroot(&'a Path),
+}
+
+/// `nix-instantiate --eval --strict --json -E expr` with `extra` arguments.
+pub fn eval(expr: &str, store: Store, extra: &[&str]) -> Result<serde_json::Value, String> {
+    let mut cmd = Command::new("nix-instantiate");
+    cmd.current_dir(repo())
+        .args(["--eval", "--strict", "--json"])
+        .env("NIX_PATH", "")
+        .env_remove("NIX_REMOTE");
+    match store {
+        Store::Dummy => {
+            cmd.args(["--store", "dummy://"]);
+        }
+        Store::Chroot(dir) => {
+            cmd.arg("--store").arg(dir).arg("--read-write-mode");
+        }
+    }
+    let out = run(cmd.args(extra).arg("-E").arg(expr));
+    if !out.status.success() {
+        return Err(stderr(&out));
+    }
+    serde_json::from_str(&stdout(&out)).map_err(|e| format!("{e}: {}", stdout(&out)))
+}
+
+/// The file behind a store path of a chroot store.
+pub fn in_chroot(store: &Path, store_path: &str) -> PathBuf {
+    store.join(store_path.trim_start_matches('/'))
+}
