@@ -41,11 +41,23 @@ pub fn generate(kind: AgeKeyKind, now: SystemTime) -> GeneratedIdentity {
             (id.recipient(), id.to_secret_string())
         }
     };
-    let file_text = Zeroizing::new(format!(
-        "# created: {}\n# public key: {recipient}\n{}\n",
-        utc_timestamp(now),
-        secret.as_str()
+    // Built in one allocation of its final size: growing it would leave copies of the secret
+    // in freed memory.
+    let created = utc_timestamp(now);
+    let mut file_text = Zeroizing::new(String::with_capacity(
+        created.len() + recipient.len() + secret.len() + 32,
     ));
+    for part in [
+        "# created: ",
+        &created,
+        "\n# public key: ",
+        &recipient,
+        "\n",
+        secret.as_str(),
+        "\n",
+    ] {
+        file_text.push_str(part);
+    }
     GeneratedIdentity {
         recipient,
         file_text,
