@@ -262,6 +262,10 @@ pub struct InstallArgs {
     /// The host's identity: a private key file, or `generate`.
     #[arg(long, value_name = "FILE|generate")]
     pub host_key: Option<String>,
+    /// Also place a post-quantum age identity (an AGE-SECRET-KEY-PQ-1… file, or `generate`)
+    /// at <root>/etc/ssh/id_mlkem768x25519_agenix; every secret listing it must open with it.
+    #[arg(long, value_name = "FILE|generate")]
+    pub pq_key: Option<String>,
     /// A directory whose tree is copied under the root.
     #[arg(long, value_name = "DIR")]
     pub extra_files: Option<PathBuf>,

@@ -259,6 +259,19 @@ impl IdentitySet {
         Ok(())
     }
 
+    /// A set of post-quantum identities held in memory (`path` names them in messages):
+    /// what install-with-secrets proves a generated, not yet written, key with.
+    pub fn from_post_quantum(path: &Path, ids: Vec<MlKem768X25519Identity>) -> Self {
+        IdentitySet {
+            identities: vec![LoadedIdentity {
+                path: path.to_path_buf(),
+                tag: None,
+                kind: IdentityKind::Age,
+                key: Key::Native(Vec::new(), ids),
+            }],
+        }
+    }
+
     /// Whether any identity (usable or locked) was loaded.
     pub fn has_any(&self) -> bool {
         !self.identities.is_empty()

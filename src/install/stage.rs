@@ -248,6 +248,26 @@ pub fn place_host_key(root: &Path, id: &HostIdentity) -> Result<Vec<Placed>, Ins
     ])
 }
 
+/// Where the host's post-quantum identity goes under `root` (for `age.identityPaths`).
+pub fn pq_key_path(root: &Path) -> PathBuf {
+    root.join("etc/ssh")
+        .join(crate::keys::age_identity::PQ_IDENTITY_FILE)
+}
+
+/// Places the post-quantum identity at [`pq_key_path`] (0600), owned by the running user.
+pub fn place_pq_key(root: &Path, id: &super::pq::PqHostIdentity) -> Result<Placed, InstallError> {
+    create_dirs(root, Path::new("etc/ssh"), None)?;
+    let key = pq_key_path(root);
+    let text = id.file_text();
+    create_file(&key, 0o600, |f| io::Write::write_all(f, text.as_bytes()))?;
+    Ok(Placed {
+        path: key,
+        mode: Some(mode_string(0o600)),
+        kind: "file",
+        fingerprint: None,
+    })
+}
+
 /// The SHA-256 fingerprint of `path` when it is an OpenSSH private or public key.
 pub fn key_fingerprint(path: &Path) -> Option<String> {
     let meta = fs::metadata(path).ok()?;
