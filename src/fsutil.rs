@@ -14,8 +14,9 @@
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// A filesystem operation that failed, naming the path.
@@ -38,9 +39,8 @@ impl FsError {
     }
 }
 
-/// Marker in the names of temp files made by [`atomic_write`], so a later run (or `status`)
-/// can recognise leftovers of a killed run.
-pub const TEMP_MARKER: &str = ".agefleet-tmp.";
+pub use crate::platform::atomic::TEMP_MARKER;
+use crate::platform::atomic::TEMP_SUFFIX_LEN;
 
 /// Whether `name` is a leftover temp file of [`atomic_write`].
 pub fn is_temp_name(name: &std::ffi::OsStr) -> bool {
@@ -48,9 +48,6 @@ pub fn is_temp_name(name: &std::ffi::OsStr) -> bool {
         .windows(TEMP_MARKER.len())
         .any(|w| w == TEMP_MARKER.as_bytes())
 }
-
-/// Length of the random suffix of temp names (`{:016x}`).
-const TEMP_SUFFIX_LEN: usize = 16;
 
 /// The secret a temp file of [`atomic_write`] / [`Batch`] belongs to: `Some("x.age")` for
 /// `.x.age.agefleet-tmp.<16 lowercase hex digits>`, `None` for any other name.
@@ -165,20 +162,15 @@ pub fn remove_stale_temps(targets: &[PathBuf], _lock: &WriteLock) -> (Vec<PathBu
 /// Writes `data` to `path` atomically. A new file gets `new_mode`; an existing one keeps its
 /// permission bits. A symlink at `path` is refused rather than replaced by a file.
 pub fn atomic_write(path: &Path, data: &[u8], new_mode: u32) -> Result<(), FsError> {
+    use crate::platform::atomic::{write_at, WriteOptions};
     let mode = mode_to_keep(path, new_mode)?;
-    let dir = parent_dir(path);
-    let (mut file, tmp) = create_temp_beside(path, mode)?;
-    let guard = RemoveOnDrop(Some(tmp.clone()));
-    file.write_all(data)
-        .and_then(|()| file.sync_all())
-        .map_err(|e| FsError::new(&tmp, "cannot write", e))?;
-    // Mode given at open is masked by the umask; set it exactly before the rename.
-    file.set_permissions(fs::Permissions::from_mode(mode))
-        .map_err(|e| FsError::new(&tmp, "cannot set mode", e))?;
-    drop(file);
-    fs::rename(&tmp, path).map_err(|e| FsError::new(path, "cannot replace", e))?;
-    std::mem::forget(guard);
-    sync_dir(&dir)
+    let dir_path = parent_dir(path);
+    let dir = crate::sys::open_dir(&dir_path)
+        .map_err(|e| FsError::new(path, "cannot create temp file", e))?;
+    let base = path.file_name().unwrap_or_default();
+    write_at(&dir, base, data, WriteOptions::replace(mode))
+        .map(|_| ())
+        .map_err(|e| FsError::new(path, "cannot replace", e))
 }
 
 /// Atomic replacements of many files, made durable together.
@@ -390,15 +382,7 @@ fn create_temp_beside(path: &Path, mode: u32) -> Result<(File, PathBuf), FsError
     let dir = parent_dir(path);
     let base = path.file_name().unwrap_or_default();
     for _ in 0..16 {
-        let mut name = OsString::from(".");
-        name.push(base);
-        name.push(TEMP_MARKER);
-        name.push(format!(
-            "{:0width$x}",
-            rand::random::<u64>(),
-            width = TEMP_SUFFIX_LEN
-        ));
-        let tmp = dir.join(name);
+        let tmp = dir.join(crate::platform::atomic::temp_name(base));
         match OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -466,83 +450,192 @@ impl Drop for RemoveOnDrop {
     }
 }
 
-const TMPFS_MAGIC: u64 = 0x0102_1994;
-const RAMFS_MAGIC: u64 = 0x8584_58f6;
-
 /// Whether `path` lives on a RAM-backed filesystem (tmpfs or ramfs).
 pub fn is_ram_backed(path: &Path) -> bool {
-    rustix::fs::statfs(path)
-        .map(|s| {
-            #[allow(clippy::unnecessary_cast)] // f_type's width differs between targets
-            let t = s.f_type as u64;
-            t == TMPFS_MAGIC || t == RAMFS_MAGIC
-        })
-        .unwrap_or(false)
+    crate::sys::open_dir(path)
+        .and_then(crate::sys::fs_kind)
+        .is_ok_and(|k| k.ram_backed())
 }
 
-/// A 0700 directory on tmpfs/ramfs for plaintext, removed on drop.
+/// A 0700 directory on tmpfs/ramfs for plaintext, made and used through directory fds and
+/// removed (fd-relative, never following a symlink) on drop.
 #[derive(Debug)]
 pub struct PrivateTempDir {
+    /// The directory it was made in.
+    base: OwnedFd,
+    name: OsString,
+    dir: OwnedFd,
     path: PathBuf,
 }
 
 impl PrivateTempDir {
-    /// Creates the directory under `$XDG_RUNTIME_DIR` when that is RAM-backed, else under
-    /// `/dev/shm`. Refuses when neither is RAM-backed: plaintext never goes to disk.
+    /// Creates the directory under `$XDG_RUNTIME_DIR` when that is a RAM-backed directory
+    /// (not a symlink) owned by the effective user with mode 0700, else under `/dev/shm`.
+    /// A runtime dir of another user (left by `su` or `sudo -E`) is never used: its owner
+    /// could read or swap the plaintext. Refuses when no candidate is RAM-backed: plaintext
+    /// never goes to disk.
     pub fn new() -> Result<Self, FsError> {
-        let candidates = std::env::var_os("XDG_RUNTIME_DIR")
+        let xdg = std::env::var_os("XDG_RUNTIME_DIR")
             .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
+            .map(PathBuf::from);
+        let candidates = xdg
             .into_iter()
-            .chain([PathBuf::from("/dev/shm")]);
+            .map(|p| (p, true))
+            .chain([(PathBuf::from("/dev/shm"), false)]);
         let mut tried = Vec::new();
-        for base in candidates {
-            if base.is_dir() && is_ram_backed(&base) {
-                return Self::new_in(&base);
+        for (base, must_be_mine) in candidates {
+            match usable_base(&base, must_be_mine) {
+                Ok(fd) => return Self::create_in(fd, &base),
+                Err(why) => tried.push(format!("{} {why}", base.display())),
             }
-            tried.push(base.display().to_string());
         }
         Err(FsError::new(
-            Path::new(&tried.join(", ")),
-            "no RAM-backed directory for plaintext (need $XDG_RUNTIME_DIR or /dev/shm on tmpfs)",
+            Path::new(&tried.join("; ")),
+            "no private RAM-backed directory for plaintext",
             io::Error::from(io::ErrorKind::NotFound),
         ))
     }
 
     /// Creates the directory under `base` (which the caller vouches for).
     pub fn new_in(base: &Path) -> Result<Self, FsError> {
+        let fd = crate::platform::walk::open_dir(base, crate::platform::walk::Missing::Fail)
+            .map_err(|e| FsError::new(base, "cannot open", io::Error::other(e.to_string())))?;
+        Self::create_in(fd, base)
+    }
+
+    fn create_in(base: OwnedFd, base_path: &Path) -> Result<Self, FsError> {
+        let fail = |e| FsError::new(base_path, "cannot create private temp dir", e);
         for _ in 0..16 {
-            let path = base.join(format!("agefleet.{:016x}", rand::random::<u64>()));
-            match fs::DirBuilder::new()
-                .mode(0o700)
-                .create(&path)
-                .map(|()| path.clone())
-            {
-                Ok(p) => {
-                    // DirBuilder's mode is masked by the umask; make it exact.
-                    fs::set_permissions(&p, fs::Permissions::from_mode(0o700))
-                        .map_err(|e| FsError::new(&p, "cannot set mode", e))?;
-                    return Ok(PrivateTempDir { path: p });
-                }
+            let name = OsString::from(format!("agefleet.{:016x}", rand::random::<u64>()));
+            match crate::sys::mkdir_at(&base, Path::new(&name), 0o700) {
+                Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(FsError::new(base, "cannot create private temp dir", e)),
+                Err(e) => return Err(fail(e)),
             }
+            let path = base_path.join(&name);
+            let dir = crate::sys::open_dir_at(&base, Path::new(&name)).map_err(fail)?;
+            let made = PrivateTempDir {
+                base,
+                name,
+                dir,
+                path,
+            };
+            // mkdir's mode is masked by the umask; make it exact.
+            crate::sys::fchmod(&made.dir, 0o700)
+                .map_err(|e| FsError::new(&made.path, "cannot set mode", e))?;
+            return Ok(made);
         }
-        Err(FsError::new(
-            base,
-            "cannot create private temp dir",
-            io::Error::from(io::ErrorKind::AlreadyExists),
-        ))
+        Err(fail(io::Error::from(io::ErrorKind::AlreadyExists)))
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Creates `name` in the directory, exclusively and without following a symlink, with
+    /// exactly `mode`, holding `data`.
+    pub fn write_new(&self, name: &std::ffi::OsStr, data: &[u8], mode: u32) -> Result<(), FsError> {
+        let shown = self.path.join(name);
+        let fd = crate::sys::create_exclusive_at(&self.dir, Path::new(name), mode)
+            .map_err(|e| FsError::new(&shown, "cannot create", e))?;
+        crate::sys::fchmod(&fd, mode)
+            .and_then(|()| crate::sys::write_all_sync(&fd, data))
+            .map_err(|e| FsError::new(&shown, "cannot write", e))
+    }
+
+    /// Reads `name` back through the directory fd: `None` when it does not exist; an error
+    /// for a symlink, a non-regular file, or a file of another owner (never followed or read).
+    pub fn read_back(
+        &self,
+        name: &std::ffi::OsStr,
+    ) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, FsError> {
+        let shown = self.path.join(name);
+        let fd = match crate::sys::open_read_nofollow_at(&self.dir, Path::new(name)) {
+            Ok(fd) => fd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if crate::sys::is_symlink_or_not_dir(&e) => {
+                return Err(FsError::new(
+                    &shown,
+                    "is a symbolic link; not reading it",
+                    e,
+                ))
+            }
+            Err(e) => return Err(FsError::new(&shown, "cannot open", e)),
+        };
+        let st =
+            rustix::fs::fstat(&fd).map_err(|e| FsError::new(&shown, "cannot stat", e.into()))?;
+        let refuse = |what| FsError::new(&shown, what, io::Error::from(io::ErrorKind::InvalidData));
+        if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+            return Err(refuse("not a regular file; not reading it"));
+        }
+        if st.st_uid != rustix::process::geteuid().as_raw() {
+            return Err(refuse("owned by another user; not reading it"));
+        }
+        read_fd_zeroizing(&fd, usize::try_from(st.st_size).unwrap_or(0))
+            .map(Some)
+            .map_err(|e| FsError::new(&shown, "cannot read", e))
+    }
+}
+
+/// Reads `fd` to its end into zeroized memory; growth copies into a fresh zeroized buffer
+/// so no stale copy of the plaintext is left in freed memory.
+fn read_fd_zeroizing(fd: &OwnedFd, hint: usize) -> io::Result<zeroize::Zeroizing<Vec<u8>>> {
+    let mut buf = zeroize::Zeroizing::new(vec![0u8; hint.max(4096) + 1]);
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            let mut bigger = zeroize::Zeroizing::new(vec![0u8; buf.len() * 2]);
+            bigger[..len].copy_from_slice(&buf[..len]);
+            buf = bigger;
+        }
+        match rustix::io::read(fd, &mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(rustix::io::Errno::AGAIN) => {
+                return Err(io::Error::from(io::ErrorKind::WouldBlock))
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let mut out = zeroize::Zeroizing::new(Vec::with_capacity(len));
+    out.extend_from_slice(&buf[..len]);
+    Ok(out)
+}
+
+/// Opens a candidate base of [`PrivateTempDir::new`] and says why it is unusable, if it is.
+fn usable_base(path: &Path, must_be_mine: bool) -> Result<OwnedFd, String> {
+    use crate::platform::walk;
+    let (parent, base) =
+        walk::open_parent(path, walk::Missing::Fail).map_err(|e| format!("({e})"))?;
+    let fd = walk::open_subdir(&parent, &base, path).map_err(|e| format!("({})", e.reason))?;
+    let st = rustix::fs::fstat(&fd).map_err(|e| format!("({e})"))?;
+    let me = rustix::process::geteuid().as_raw();
+    let mode = st.st_mode & 0o7777;
+    if must_be_mine && (st.st_uid != me || mode != 0o700) {
+        return Err(format!(
+            "(owned by uid {} with mode {mode:04o}; needs uid {me} and 0700)",
+            st.st_uid
+        ));
+    }
+    if !must_be_mine && st.st_uid != 0 && st.st_uid != me {
+        return Err(format!("(owned by uid {})", st.st_uid));
+    }
+    if !must_be_mine && mode & 0o022 != 0 && mode & 0o1000 == 0 {
+        return Err(format!(
+            "(writable by others without the sticky bit, mode {mode:04o})"
+        ));
+    }
+    match crate::sys::fs_kind(&fd) {
+        Ok(k) if k.ram_backed() => Ok(fd),
+        Ok(_) => Err("(not on tmpfs/ramfs)".into()),
+        Err(e) => Err(format!("({e})")),
+    }
 }
 
 impl Drop for PrivateTempDir {
     fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.path);
+        let _ = crate::sys::remove_tree_at(&self.base, Path::new(&self.name));
     }
 }
 

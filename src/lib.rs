@@ -18,6 +18,7 @@ pub mod identity;
 pub mod install;
 pub mod keys;
 pub mod names;
+pub mod platform;
 pub mod policy;
 pub mod recipient;
 pub mod rules;

@@ -141,8 +141,9 @@ pub fn open_dir_nofollow(path: &Path) -> io::Result<OwnedFd> {
     .map_err(errno)
 }
 
-/// Opens the directory `path`, following symlinks (for parents of configured paths, which
-/// legitimately contain symlinks on some systems).
+/// Opens the directory `path`, following symlinks: only for paths the running user controls
+/// (its own repository). Paths under directories other users can write go through
+/// [`crate::platform::walk`].
 pub fn open_dir(path: &Path) -> io::Result<OwnedFd> {
     rustix::fs::open(
         path,

@@ -6,54 +6,13 @@ mod common;
 
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::activation::{
-    activate, fs_type, in_mount_namespace, lookup_id, mount_options, owner_mode, Layout, Secret,
-    TestGroup, TestUser,
+    activate, fs_type, in_mount_namespace, lookup_id, mount_options, owner_mode, Fixture, Layout,
+    Secret, TestGroup, TestUser,
 };
 use common::{age_encrypt, age_keygen, require_tool, stderr, stdout};
-
-/// An age identity and a place for `.age` files.
-struct Fixture {
-    layout: Layout,
-    key: PathBuf,
-    recipient: String,
-    store: PathBuf,
-}
-
-impl Fixture {
-    fn new(root: &Path) -> Self {
-        assert!(require_tool("age") && require_tool("age-keygen"));
-        let keys = root.join("keys");
-        std::fs::create_dir(&keys).unwrap();
-        let (key, recipient) = age_keygen(&keys, "host.key");
-        let store = root.join("store");
-        std::fs::create_dir(&store).unwrap();
-        Fixture {
-            layout: Layout::new(root),
-            key,
-            recipient,
-            store,
-        }
-    }
-
-    /// Encrypts `plaintext` to the fixture key as `store/<file>`.
-    fn age(&self, file: &str, plaintext: &[u8]) -> PathBuf {
-        let out = self.store.join(file);
-        age_encrypt(&[&self.recipient], false, plaintext, &out);
-        out
-    }
-
-    fn manifest(&self, secrets: &[Secret]) -> PathBuf {
-        self.layout
-            .manifest("manifest.json", &[&self.key], "tmpfs", secrets)
-    }
-
-    fn home(&self) -> &Path {
-        &self.layout.root
-    }
-}
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))

@@ -849,6 +849,77 @@ fn terminal_confirmation() {
     fx.stop();
 }
 
+/// Issue 11 defect 7: an unencrypted private key committed to the secrets repository would
+/// be staged into the store-bound input: refused in the preflight, naming the file.
+#[test]
+fn private_key_committed_to_the_secrets_repo_is_refused() {
+    let Some(fx) = Fixture::new() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let host = fx.host_key.public_line.as_str();
+    let rules = common::write_rules(work.path(), &[("db.age", &[host], false)]);
+    age_encrypt(&[host], false, PLAINTEXT, &work.path().join("db.age"));
+    let leaked = ssh_keygen(work.path(), "deploy_key", "ed25519", "");
+    let url = fx.rig.bare_repo(
+        "leaky",
+        &[
+            ("secrets.nix", &std::fs::read(&rules).unwrap()),
+            (
+                "db.age",
+                &std::fs::read(work.path().join("db.age")).unwrap(),
+            ),
+            ("deploy_key", &std::fs::read(&leaked.private).unwrap()),
+            ("notes/age.txt", b"# lowercased\nage-secret-key-1qqqqqq\n"),
+        ],
+    );
+    let out = fx.run(
+        &with(fx.args(), &["--yes", "--secrets-url", &url]),
+        Some(&fx.rig.agent_sock),
+    );
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("deploy_key") && err.contains("notes/age.txt") && err.contains("private key"),
+        "{err}"
+    );
+    assert!(!err.contains("db.age"), "{err}");
+    fx.assert_untouched(&out);
+    fx.stop();
+}
+
+/// Issue 11 defect 7: `--extra-files` problems (a FIFO, `etc` as a symlink) are preflight
+/// failures, found before disko runs.
+#[test]
+fn extra_files_problems_are_preflight_failures() {
+    let Some(fx) = Fixture::new() else { return };
+    let extra = fx.tmp.path().join("bad-extra");
+    std::fs::create_dir_all(extra.join("var")).unwrap();
+    std::os::unix::fs::symlink("/tmp", extra.join("etc")).unwrap();
+    let fifo = extra.join("var/pipe");
+    assert!(common::run(Command::new("mkfifo").arg(&fifo))
+        .status
+        .success());
+    let args = with(
+        fx.args(),
+        &["--yes", "--extra-files", extra.to_str().unwrap()],
+    );
+    let out = fx.run(&args, Some(&fx.rig.agent_sock));
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "{}: is a symbolic link",
+            extra.join("etc").display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{}: not a regular file", fifo.display())),
+        "{err}"
+    );
+    fx.assert_untouched(&out);
+    fx.stop();
+}
+
 /// A secrets repo whose `db.age` rule lists the operator, the host's SSH key and the
 /// post-quantum recipient `pq`; the file is encrypted by agefleet to the rule's keys, or
 /// (`stale`) by the age CLI to the SSH keys only, as before `pq` was added.

@@ -230,13 +230,23 @@ in
 
   config = mkIf (cfg.secrets != { }) (mkMerge [
     {
+      # `symlink = false` writes the plaintext itself at `path`: outside a RAM-backed
+      # filesystem it is on disk (agefleet also warns at activation, and removes the file
+      # when the secret leaves the configuration).
+      warnings =
+        lib.mapAttrsToList (
+          n: s:
+          "age.secrets.${n}: symlink = false writes the decrypted secret at ${s.path}; "
+          + "unless that is on a RAM-backed filesystem (tmpfs/ramfs) the plaintext is on disk."
+        ) (lib.filterAttrs (_: s: !s.symlink && !lib.hasPrefix "/run/" s.path) cfg.secrets)
+        ++ lib.optional (userSet options.age.ageBin) "age.ageBin is ignored: agefleet decrypts secrets itself, without an age binary.";
+
       assertions = [
         {
           assertion = cfg.identityPaths != [ ];
           message = "age.identityPaths must be set, for example by enabling openssh.";
         }
       ];
-      warnings = lib.optional (userSet options.age.ageBin) "age.ageBin is ignored: agefleet decrypts secrets itself, without an age binary.";
     }
 
     (optionalAttrs (!isDarwin) {

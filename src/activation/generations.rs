@@ -10,8 +10,9 @@ use std::ffi::OsStr;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-use super::install::{self, Plan};
+use super::install::{self, Plan, Target};
 use super::ownership::UserDb;
+use super::state::{self, Record, Written};
 use super::{ActivationError, Layout, SecretFailure};
 use crate::identity::IdentitySet;
 use crate::sys;
@@ -22,6 +23,8 @@ pub struct Outcome {
     pub generation: u64,
     pub done: Vec<String>,
     pub failures: Vec<SecretFailure>,
+    /// Files of `symlink = false` secrets no longer in the manifest, removed.
+    pub removed: Vec<PathBuf>,
 }
 
 /// The generation number `secretsDir` points at: the numeric basename of its link target,
@@ -73,6 +76,8 @@ pub fn install(
     // Two activations at once (a switch racing the boot unit) would pick the same number.
     sys::lock_exclusive(&mp_fd).map_err(|e| ActivationError::io(mp, e))?;
     let generation = next_generation(layout)?;
+    // What the current generation wrote outside the mount, to clean up after the swap.
+    let previous = previous_record(layout, &mp_fd, warnings);
     let gen_name = PathBuf::from(generation.to_string());
     let gen_path = mp.join(&gen_name);
     // A leftover of an interrupted activation; it is not current (current is N-1).
@@ -113,6 +118,7 @@ pub fn install(
 
     let (ids, id_warnings) = install::load_identities(&layout.identity_paths);
     warnings.extend(id_warnings);
+    warnings.extend(install::identity_warnings(&layout.identity_paths));
     if ids.identities.is_empty() && !plans.is_empty() {
         warnings.push("no usable identity among identityPaths: no secret can be decrypted".into());
     }
@@ -121,15 +127,55 @@ pub fn install(
     });
     let mut done = Vec::with_capacity(plans.len());
     let mut install_failures = Vec::new();
+    let mut record = Record::default();
     for (plan, result) in plans.iter().zip(results) {
         match result {
-            Ok(()) if !failed_owner.contains(plan.name.as_str()) => done.push(plan.name.clone()),
-            Ok(()) => {}
+            Ok(installed) => {
+                let outside = match &plan.target {
+                    Target::File(path) => Some(path.clone()),
+                    Target::Generation | Target::Link(_) => None,
+                };
+                if let (Some(path), true) = (&outside, installed.on_disk) {
+                    warnings.push(format!(
+                        "secret {}: {} is not on a RAM-backed filesystem: its plaintext is on disk \
+                         (symlink = true keeps it in RAM)",
+                        super::one_line(&plan.name),
+                        path.display()
+                    ));
+                }
+                record.secrets.push(Written {
+                    name: plan.name.clone(),
+                    outside,
+                    id: installed.id,
+                });
+                if !failed_owner.contains(plan.name.as_str()) {
+                    done.push(plan.name.clone());
+                }
+            }
             Err(reason) => install_failures.push(SecretFailure {
                 name: plan.name.clone(),
                 reason,
             }),
         }
+    }
+    // Every path the manifest still writes: an earlier file there is not removed, and the
+    // record of one whose install failed this time is kept, so it is still known later.
+    let listed: std::collections::HashSet<PathBuf> = plans
+        .iter()
+        .map(|p| install::target_path(p, layout))
+        .collect();
+    for w in previous.iter().flat_map(|r| &r.secrets) {
+        let still = w.outside.as_ref().is_some_and(|p| listed.contains(p));
+        if still && !record.secrets.iter().any(|n| n.name == w.name) {
+            record.secrets.push(w.clone());
+        }
+    }
+    if let Err(e) = state::save(&mp_fd, generation, &record) {
+        let _ = sys::remove_tree_at(&mp_fd, &gen_name);
+        return Err(ActivationError::io(
+            &mp.join(state::file_name(generation)),
+            e,
+        ));
     }
     // Owner failures of secrets that did not install at all are superseded by the install error.
     failures.retain(|f| !install_failures.iter().any(|g| g.name == f.name));
@@ -146,11 +192,52 @@ pub fn install(
         ));
     }
     remove_old(&mp_fd, mp, generation, warnings);
+    let removed = remove_unlisted(previous, &listed, warnings);
     Ok(Outcome {
         generation,
         done,
         failures,
+        removed,
     })
+}
+
+/// The record of the generation `secretsDir` points at now, if it has one.
+fn previous_record(layout: &Layout, mp_fd: &OwnedFd, warnings: &mut Vec<String>) -> Option<Record> {
+    let (n, target) = current(layout).ok()??;
+    if target != layout.mount_point.join(n.to_string()) {
+        return None;
+    }
+    match state::load(mp_fd, n) {
+        Ok(r) => r,
+        Err(e) => {
+            warnings.push(format!(
+                "{}: {e}; files of removed secrets are not cleaned up",
+                layout.mount_point.join(state::file_name(n)).display()
+            ));
+            None
+        }
+    }
+}
+
+/// Removes the outside files of `previous` at paths the manifest no longer lists.
+fn remove_unlisted(
+    previous: Option<Record>,
+    listed: &std::collections::HashSet<PathBuf>,
+    warnings: &mut Vec<String>,
+) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    for w in previous.map(|r| r.secrets).unwrap_or_default() {
+        let Some(path) = w.outside else { continue };
+        if listed.contains(&path) {
+            continue;
+        }
+        match install::remove_written(&path, w.id) {
+            Ok(true) => removed.push(path),
+            Ok(false) => {}
+            Err(reason) => warnings.push(reason),
+        }
+    }
+    removed
 }
 
 fn prepare_generation(
@@ -170,14 +257,14 @@ fn prepare_generation(
 
 /// Runs `work` over `plans` on a few threads. Each worker thread loads its own identity set
 /// (identity types need not be shareable across threads); `ids` serves the calling thread.
-fn run_all<F>(
+fn run_all<T: Send, F>(
     plans: &[Plan],
     identity_paths: &[PathBuf],
     ids: IdentitySet,
     work: F,
-) -> Vec<Result<(), String>>
+) -> Vec<Result<T, String>>
 where
-    F: Fn(&Plan, usize, &IdentitySet) -> Result<(), String> + Sync,
+    F: Fn(&Plan, usize, &IdentitySet) -> Result<T, String> + Sync,
 {
     // Below this many secrets per thread, loading identities again costs more than it saves.
     const MIN_PER_THREAD: usize = 64;
@@ -187,7 +274,7 @@ where
         .min(plans.len().div_ceil(MIN_PER_THREAD))
         .max(1);
     let chunk = plans.len().div_ceil(threads).max(1);
-    let run_chunk = |start: usize, ids: &IdentitySet| -> Vec<Result<(), String>> {
+    let run_chunk = |start: usize, ids: &IdentitySet| -> Vec<Result<T, String>> {
         let start = start.min(plans.len());
         plans[start..(start + chunk).min(plans.len())]
             .iter()
@@ -227,7 +314,7 @@ where
 }
 
 /// Points `secretsDir` at `gen_path`: a symlink at a temp name, renamed over `secretsDir`.
-fn swap(layout: &Layout, gen_path: &Path) -> std::io::Result<()> {
+fn swap(layout: &Layout, gen_path: &Path) -> Result<(), String> {
     install::link_atomic(gen_path, &layout.secrets_dir)
 }
 
@@ -245,6 +332,12 @@ fn remove_old(mp_fd: &OwnedFd, mp: &Path, keep: u64, warnings: &mut Vec<String>)
         }
     };
     for name in names {
+        if state::generation_of(&name).is_some_and(|n| n != keep) {
+            if let Err(e) = sys::unlink_at(mp_fd, Path::new(&name)) {
+                warnings.push(format!("{}: cannot remove: {e}", mp.join(&name).display()));
+            }
+            continue;
+        }
         let Some(n) = name.to_str().and_then(|s| s.parse::<u64>().ok()) else {
             continue;
         };
@@ -295,15 +388,19 @@ pub fn chown_current(
     let gid = owners.keys_gid().unwrap_or(0);
     sys::fchown(&mp_fd, 0, gid).map_err(|e| ActivationError::io(mp, e))?;
     sys::fchown(&gen_fd, 0, gid).map_err(|e| ActivationError::io(&gen_path, e))?;
+    let record = state::load(&mp_fd, generation)
+        .map_err(|e| ActivationError::io(&mp.join(state::file_name(generation)), e))?
+        .unwrap_or_default();
     let mut outcome = Outcome {
         generation,
         ..Outcome::default()
     };
     for plan in plans {
+        let installed = record.id_of(&plan.name);
         let result = owners
             .uid(&plan.owner)
             .and_then(|u| owners.gid(&plan.group).map(|g| (u, g)))
-            .and_then(|(u, g)| install::chown_one(plan, &gen_fd, &gen_path, u, g));
+            .and_then(|(u, g)| install::chown_one(plan, &gen_fd, &gen_path, u, g, installed));
         match result {
             Ok(()) => outcome.done.push(plan.name.clone()),
             Err(reason) => outcome.failures.push(SecretFailure {

@@ -1,9 +1,8 @@
 //! One secret: where it goes (planning), writing it atomically, and giving it its owner.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
-use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::DirBuilderExt;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
@@ -11,7 +10,12 @@ use zeroize::Zeroizing;
 use super::manifest::{Manifest, SecretSpec};
 use super::{paths, Layout, SecretFailure};
 use crate::identity::IdentitySet;
+use crate::platform::atomic::{self, Existing, FileId, WriteOptions};
+use crate::platform::walk::{self, Missing};
 use crate::sys;
+
+/// Mode of the missing parent directories of a custom `path` that activation creates.
+const PARENT_MODE: u32 = 0o755;
 
 /// Where the plaintext of a secret ends up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,7 +63,53 @@ pub fn plan(
             Err(reason) => failures.push(fail(reason)),
         }
     }
+    refuse_shared_targets(&mut plans, &mut failures, layout);
     (plans, failures)
+}
+
+/// The file a plan writes: `secretsDir/name`, or its custom `path`.
+pub fn target_path(plan: &Plan, layout: &Layout) -> PathBuf {
+    match &plan.target {
+        Target::Generation => layout.secrets_dir.join(&plan.name),
+        Target::Link(p) | Target::File(p) => p.clone(),
+    }
+}
+
+/// Two secrets with one target path would both be "installed" and the last write would
+/// win: every secret sharing a path fails, naming it, before anything is written.
+fn refuse_shared_targets(
+    plans: &mut Vec<Plan>,
+    failures: &mut Vec<SecretFailure>,
+    layout: &Layout,
+) {
+    let mut by_path: HashMap<PathBuf, Vec<String>> = HashMap::new();
+    for p in plans.iter() {
+        by_path
+            .entry(target_path(p, layout))
+            .or_default()
+            .push(p.name.clone());
+    }
+    plans.retain(|p| {
+        let path = target_path(p, layout);
+        let sharing = &by_path[&path];
+        if sharing.len() == 1 {
+            return true;
+        }
+        let others: Vec<&str> = sharing
+            .iter()
+            .map(String::as_str)
+            .filter(|n| *n != p.name)
+            .collect();
+        failures.push(SecretFailure {
+            name: p.name.clone(),
+            reason: super::one_line(&format!(
+                "path `{}` is also the path of secret {}; refusing both",
+                path.display(),
+                others.join(", ")
+            )),
+        });
+        false
+    });
 }
 
 fn plan_one(
@@ -103,9 +153,19 @@ pub fn load_identities(paths: &[PathBuf]) -> (IdentitySet, Vec<String>) {
     IdentitySet::load_lenient(paths)
 }
 
+/// What installing one secret wrote.
+#[derive(Debug, Clone, Copy)]
+pub struct Installed {
+    /// The file written (in the generation, or at the custom `path`).
+    pub id: FileId,
+    /// A `symlink = false` file that landed on a filesystem that is not RAM-backed.
+    pub on_disk: bool,
+}
+
 /// Decrypts `plan.file` and writes it to its target: into the generation directory `gen`
-/// (whose path is `gen_path`), or at its configured `path`. `owner` (uid, gid) is applied
-/// before the file gets its mode and final name.
+/// (whose path is `gen_path`), or at its configured `path`, whose parents are walked from
+/// `/` without following a symlink anyone but root could have planted ([`walk`]). `owner`
+/// (uid, gid) is applied before the file gets its mode and final name.
 pub fn install_one(
     plan: &Plan,
     gen: &OwnedFd,
@@ -113,45 +173,64 @@ pub fn install_one(
     secrets_dir: &Path,
     ids: &IdentitySet,
     owner: Option<(u32, u32)>,
-) -> Result<(), String> {
+) -> Result<Installed, String> {
     let file = plan.file.display();
     let ciphertext = crate::fsutil::read_regular(&plan.file).map_err(|e| format!("{file}: {e}"))?;
     let plaintext: Zeroizing<Vec<u8>> =
         crate::envelope::decrypt(&ciphertext, ids).map_err(|e| format!("{file}: {e}"))?;
+    let opts = WriteOptions {
+        mode: plan.mode,
+        owner,
+        existing: Existing::Replace,
+        // One sync for the whole generation (a no-op on tmpfs).
+        sync_dir: false,
+    };
     match &plan.target {
         Target::Generation | Target::Link(_) => {
             let rel = Path::new(&plan.name);
             let shown = gen_path.join(rel);
             let (dir, base) =
                 open_parent_in(gen, rel, true).map_err(|e| format!("{}: {e}", shown.display()))?;
-            write_atomic(&dir, base, &plaintext, plan.mode, owner)
+            let id = atomic::write_at(&dir, base, &plaintext, opts)
                 .map_err(|e| format!("{}: {e}", shown.display()))?;
             if let Target::Link(path) = &plan.target {
-                link_atomic(&secrets_dir.join(rel), path)
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                link_atomic(&secrets_dir.join(rel), path)?;
             }
+            Ok(Installed { id, on_disk: false })
         }
         Target::File(path) => {
             let shown = path.display();
-            let (dir, base) = open_outside_parent(path).map_err(|e| format!("{shown}: {e}"))?;
-            write_atomic(&dir, base, &plaintext, plan.mode, owner)
-                .map_err(|e| format!("{shown}: {e}"))?;
+            let (dir, base) =
+                walk::open_parent(path, Missing::Create(PARENT_MODE)).map_err(|e| e.to_string())?;
             // Outside the mount the file may be on disk: make the rename durable.
-            sys::sync(&dir).map_err(|e| format!("{shown}: {e}"))?;
+            let id = atomic::write_at(
+                &dir,
+                &base,
+                &plaintext,
+                WriteOptions {
+                    sync_dir: true,
+                    ..opts
+                },
+            )
+            .map_err(|e| format!("{shown}: {e}"))?;
+            let on_disk = !sys::fs_kind(&dir).is_ok_and(|k| k.ram_backed());
+            Ok(Installed { id, on_disk })
         }
     }
-    Ok(())
 }
 
 /// Gives an installed secret its owner and group (and re-applies its mode, which a chown
-/// may have stripped of setuid/setgid bits). The file is opened without following a
-/// symlink and must be a regular file.
+/// may have stripped of setuid/setgid bits). The file is reached without following a
+/// symlink (a custom `path` is walked from `/` as at install), must be a regular file with
+/// one link, and, when the install phase recorded it, the very inode it wrote: a file
+/// swapped in between the two phases is never given away.
 pub fn chown_one(
     plan: &Plan,
     gen: &OwnedFd,
     gen_path: &Path,
     uid: u32,
     gid: u32,
+    installed: Option<FileId>,
 ) -> Result<(), String> {
     let (dir, base, shown) = match &plan.target {
         Target::Generation | Target::Link(_) => {
@@ -159,18 +238,25 @@ pub fn chown_one(
             let shown = gen_path.join(rel);
             let (dir, base) =
                 open_parent_in(gen, rel, false).map_err(|e| format!("{}: {e}", shown.display()))?;
-            (dir, base, shown)
+            (dir, base.to_os_string(), shown)
         }
         Target::File(path) => {
-            let (dir, base) = open_outside_parent_existing(path)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+            if installed.is_none() {
+                return Err(format!(
+                    "{}: the install phase left no record of it; not changing its owner",
+                    path.display()
+                ));
+            }
+            let (dir, base) = walk::open_parent(path, Missing::Fail).map_err(|e| e.to_string())?;
             (dir, base, path.clone())
         }
     };
     let shown = shown.display();
-    let fd = sys::open_read_nofollow_at(&dir, Path::new(base)).map_err(|e| {
+    let fd = sys::open_read_nofollow_at(&dir, Path::new(&base)).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             format!("{shown}: not installed")
+        } else if sys::is_symlink_or_not_dir(&e) {
+            format!("{shown}: is a symbolic link; not changing its owner")
         } else {
             format!("{shown}: {e}")
         }
@@ -189,8 +275,71 @@ pub fn chown_one(
             ))
         }
     }
+    if let Some(want) = installed {
+        if FileId::of(&fd).map_err(|e| format!("{shown}: {e}"))? != want {
+            return Err(format!(
+                "{shown}: is not the file the install phase wrote (replaced since); not changing its owner"
+            ));
+        }
+    }
     sys::fchown(&fd, uid, gid).map_err(|e| format!("{shown}: cannot change owner: {e}"))?;
     sys::fchmod(&fd, plan.mode).map_err(|e| format!("{shown}: {e}"))
+}
+
+/// Removes the file an earlier activation wrote at `path` (a `symlink = false` secret the
+/// manifest no longer lists), walking as at install and only if it is still that inode.
+/// `Ok(false)` when nothing is there any more.
+pub fn remove_written(path: &Path, id: FileId) -> Result<bool, String> {
+    let (dir, base) = match walk::open_parent(path, Missing::Fail) {
+        Ok(found) => found,
+        Err(e) if e.is_not_found() => return Ok(false),
+        Err(e) => return Err(e.to_string()),
+    };
+    let shown = path.display();
+    let fd = match sys::open_read_nofollow_at(&dir, Path::new(&base)) {
+        Ok(fd) => fd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(format!("{shown}: not removed: {e}")),
+    };
+    if FileId::of(&fd).map_err(|e| format!("{shown}: {e}"))? != id {
+        return Err(format!(
+            "{shown}: not removed: it is not the file an earlier activation wrote"
+        ));
+    }
+    sys::unlink_at(&dir, Path::new(&base)).map_err(|e| format!("{shown}: not removed: {e}"))?;
+    sys::sync(&dir).map_err(|e| format!("{shown}: {e}"))?;
+    Ok(true)
+}
+
+/// Warnings about identity files whose owner is not the running user (root at boot) or
+/// that group/other can read: whoever can write such a file chooses the identity, and a
+/// readable one is a leaked key. Symlinks are followed here on purpose: the target counts.
+pub fn identity_warnings(paths: &[PathBuf]) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let me = rustix::process::geteuid().as_raw();
+    let mut warnings = Vec::new();
+    for path in paths {
+        let Ok(meta) = std::fs::metadata(path) else {
+            continue; // missing or unreadable: load_identities says so
+        };
+        let link = std::fs::read_link(path)
+            .map(|t| format!(" (a symlink to {})", t.display()))
+            .unwrap_or_default();
+        let shown = path.display();
+        if meta.uid() != me {
+            warnings.push(format!(
+                "identity {shown}{link} is owned by uid {}, not uid {me}: that user controls it",
+                meta.uid()
+            ));
+        }
+        if meta.mode() & 0o044 != 0 {
+            warnings.push(format!(
+                "identity {shown}{link} is readable by group or other (mode {:04o})",
+                meta.mode() & 0o7777
+            ));
+        }
+    }
+    warnings
 }
 
 /// Opens the directory holding `rel` inside `root`, walking each component without
@@ -226,95 +375,12 @@ fn open_parent_in<'a>(
     Ok((dir, base))
 }
 
-/// Creates the missing parents of a configured `path` (0755) and opens its directory.
-/// Parents are followed like any system path (they are the administrator's choice); only
-/// the last component is handled without following.
-fn open_outside_parent(path: &Path) -> std::io::Result<(OwnedFd, &OsStr)> {
-    let parent = path.parent().unwrap_or(Path::new("/"));
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o755)
-        .create(parent)?;
-    open_outside_parent_existing(path)
-}
-
-fn open_outside_parent_existing(path: &Path) -> std::io::Result<(OwnedFd, &OsStr)> {
-    let parent = path.parent().unwrap_or(Path::new("/"));
-    let base = path
-        .file_name()
-        .ok_or_else(|| std::io::Error::other("no file name"))?;
-    Ok((sys::open_dir(parent)?, base))
-}
-
-/// A temp name no other secret or attacker can predict.
-fn temp_name(base: &OsStr) -> PathBuf {
-    let mut name = std::ffi::OsString::from(".");
-    // Keep the temp name short enough for NAME_MAX whatever the base.
-    let base_bytes = std::os::unix::ffi::OsStrExt::as_bytes(base);
-    name.push(<OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(
-        &base_bytes[..base_bytes.len().min(200)],
-    ));
-    name.push(format!(".agefleet-{:016x}", rand::random::<u64>()));
-    PathBuf::from(name)
-}
-
-/// Runs `make` with fresh temp names until one is free (an existing name, planted or not,
-/// is never reused or followed).
-fn with_temp_name<T>(
-    base: &OsStr,
-    mut make: impl FnMut(&Path) -> std::io::Result<T>,
-) -> std::io::Result<(PathBuf, T)> {
-    let mut last = None;
-    for _ in 0..8 {
-        let tmp = temp_name(base);
-        match make(&tmp) {
-            Ok(v) => return Ok((tmp, v)),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
-            Err(e) => return Err(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| std::io::ErrorKind::AlreadyExists.into()))
-}
-
-/// Writes `data` as `base` in `dir`: exclusive no-follow temp file created 0400, content
-/// synced, owner, mode, rename over `base` (which replaces a symlink there, never follows it).
-fn write_atomic(
-    dir: &OwnedFd,
-    base: &OsStr,
-    data: &[u8],
-    mode: u32,
-    owner: Option<(u32, u32)>,
-) -> std::io::Result<()> {
-    let (tmp, fd) = with_temp_name(base, |tmp| sys::create_exclusive_at(dir, tmp, 0o400))?;
-    let result = (|| {
-        sys::write_all_sync(&fd, data)?;
-        if let Some((uid, gid)) = owner {
-            sys::fchown(&fd, uid, gid)?;
-        }
-        // After the chown, which may clear setuid/setgid bits.
-        sys::fchmod(&fd, mode)?;
-        sys::rename_at(dir, &tmp, dir, Path::new(base))
-    })();
-    if result.is_err() {
-        let _ = sys::unlink_at(dir, &tmp);
-    }
-    result
-}
-
-/// Points the symlink `at` to `target`, atomically (temp symlink, rename over `at`).
-pub fn link_atomic(target: &Path, at: &Path) -> std::io::Result<()> {
-    let (dir, base) = open_outside_parent(at)?;
-    replace_with_symlink(&dir, base, target)
-}
-
-/// Replaces `base` in `dir` with a symlink to `target` atomically.
-pub fn replace_with_symlink(dir: &impl AsFd, base: &OsStr, target: &Path) -> std::io::Result<()> {
-    let (tmp, ()) = with_temp_name(base, |tmp| sys::symlink_at(target, dir, tmp))?;
-    if let Err(e) = sys::rename_at(dir, &tmp, dir, Path::new(base)) {
-        let _ = sys::unlink_at(dir, &tmp);
-        return Err(e);
-    }
-    sys::sync(dir)
+/// Points the symlink `at` to `target`, atomically (temp symlink, rename over `at`); the
+/// parents of `at` are walked as for a custom `path`. The error names the component.
+pub fn link_atomic(target: &Path, at: &Path) -> Result<(), String> {
+    let (dir, base) =
+        walk::open_parent(at, Missing::Create(PARENT_MODE)).map_err(|e| e.to_string())?;
+    atomic::symlink_at(&dir, &base, target).map_err(|e| format!("{}: {e}", at.display()))
 }
 
 #[cfg(test)]
@@ -416,19 +482,67 @@ mod tests {
     }
 
     #[test]
-    fn write_atomic_replaces_a_symlink_without_following_it() {
-        use std::os::unix::fs::PermissionsExt;
+    fn secrets_sharing_a_path_all_fail_naming_it() {
+        let m = manifest(vec![
+            spec("a", "/etc/shared", false),
+            spec("b", "/etc/shared", true),
+            spec("c", "/etc//x", true),
+            spec("d", "/etc/x/", false),
+            spec("e", "/etc/e", false),
+        ]);
+        let (plans, failures) = plan(&m, &layout(), &|_| None);
+        let names: Vec<_> = plans.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["e"]);
+        let failed: Vec<_> = failures.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(failed, ["a", "b", "c", "d"]);
+        assert!(failures[0].reason.contains("`/etc/shared`"), "{failures:?}");
+        assert!(failures[0].reason.contains("secret b"), "{failures:?}");
+    }
+
+    #[test]
+    fn chown_acts_only_on_the_inode_the_install_wrote() {
         let tmp = tempfile::tempdir().unwrap();
-        let victim = tmp.path().join("victim");
-        std::fs::write(&victim, b"keep").unwrap();
-        std::os::unix::fs::symlink(&victim, tmp.path().join("s")).unwrap();
+        let path = tmp.path().join("token");
         let dir = sys::open_dir_nofollow(tmp.path()).unwrap();
-        write_atomic(&dir, OsStr::new("s"), b"new", 0o440, None).unwrap();
-        assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
-        let meta = std::fs::symlink_metadata(tmp.path().join("s")).unwrap();
-        assert!(meta.file_type().is_file());
-        assert_eq!(meta.permissions().mode() & 0o7777, 0o440);
-        assert_eq!(std::fs::read(tmp.path().join("s")).unwrap(), b"new");
+        let written = atomic::write_at(
+            &dir,
+            OsStr::new("token"),
+            b"s",
+            WriteOptions::replace(0o400),
+        )
+        .unwrap();
+        let mut plan = plan(&manifest(vec![]), &layout(), &|_| None).0;
+        assert!(plan.is_empty());
+        plan.push(Plan {
+            name: "token".into(),
+            file: "/s/x.age".into(),
+            mode: 0o440,
+            owner: "0".into(),
+            group: "0".into(),
+            target: Target::File(path.clone()),
+        });
+        let me = rustix::process::geteuid().as_raw();
+        let my_gid = rustix::process::getegid().as_raw();
+        let chown = |id| chown_one(&plan[0], &dir, tmp.path(), me, my_gid, id);
+        let e = chown(None).unwrap_err();
+        assert!(e.contains("left no record"), "{e}");
+        // Another file put in its place (a new inode) is not given away.
+        atomic::write_at(
+            &dir,
+            OsStr::new("token"),
+            b"x",
+            WriteOptions::replace(0o400),
+        )
+        .unwrap();
+        let e = chown(Some(written)).unwrap_err();
+        assert!(e.contains("is not the file the install phase wrote"), "{e}");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(&path), 0o400);
+        let now =
+            FileId::of(sys::open_read_nofollow_at(&dir, Path::new("token")).unwrap()).unwrap();
+        chown(Some(now)).unwrap();
+        assert_eq!(mode(&path), 0o440);
     }
 
     #[test]

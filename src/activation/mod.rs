@@ -25,6 +25,7 @@ pub mod mode;
 pub mod mounts;
 pub mod ownership;
 pub mod paths;
+pub mod state;
 
 pub use manifest::{FsChoice, Manifest, SecretSpec, MANIFEST_VERSION};
 pub use mounts::MountState;
@@ -103,6 +104,8 @@ pub struct Report {
     pub failures: Vec<SecretFailure>,
     /// Problems that do not fail a secret (skipped identities, cleanup trouble…).
     pub warnings: Vec<String>,
+    /// Files of `symlink = false` secrets that the manifest no longer lists, removed.
+    pub removed: Vec<PathBuf>,
 }
 
 impl Report {
@@ -124,7 +127,7 @@ pub struct Layout {
 pub struct Env<'a> {
     /// Variable lookup for `${XDG_RUNTIME_DIR}` / `$HOME`.
     pub var: &'a dyn Fn(&str) -> Option<String>,
-    /// Where `passwd` and `group` are read (normally `/etc`).
+    /// Where `passwd` and `group` are read when the name service fails (normally `/etc`).
     pub etc: PathBuf,
 }
 
@@ -184,10 +187,7 @@ pub fn activate(
     match phase {
         Phase::Install | Phase::All => {
             let owners = if phase == Phase::All {
-                Some(
-                    ownership::UserDb::load(&env.etc)
-                        .map_err(|(path, e)| ActivationError::io(&path, e))?,
-                )
+                Some(ownership::UserDb::system(&env.etc))
             } else {
                 None
             };
@@ -202,11 +202,11 @@ pub fn activate(
                 done: outcome.done,
                 failures: sorted(failures),
                 warnings,
+                removed: outcome.removed,
             })
         }
         Phase::Chown => {
-            let owners = ownership::UserDb::load(&env.etc)
-                .map_err(|(path, e)| ActivationError::io(&path, e))?;
+            let owners = ownership::UserDb::system(&env.etc);
             let outcome = generations::chown_current(&layout, &plans, &owners)?;
             failures.extend(outcome.failures);
             Ok(Report {
@@ -217,6 +217,7 @@ pub fn activate(
                 done: outcome.done,
                 failures: sorted(failures),
                 warnings,
+                removed: outcome.removed,
             })
         }
     }

@@ -1,8 +1,10 @@
-//! Owner and group resolution: a number is taken as is, a name is looked up in the passwd
-//! and group files (read directly; no NSS, so users only known to LDAP/userdb are not found).
+//! Owner and group resolution: a number is taken as is, a name is looked up through the
+//! system's name service ([`crate::platform::users`]; NSS, so LDAP/sssd/userdb users work as
+//! with agenix's `chown`), with the passwd/group files only as the documented fallback.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use crate::platform::users::{self, Accounts};
 
 /// The group that owns the mount point and generation directories where it exists, as with
 /// agenix: `keys` (NixOS creates it), `admin` on macOS.
@@ -13,137 +15,75 @@ pub const KEYS_GROUP: &str = if cfg!(target_os = "macos") {
 };
 
 /// Users and groups by name.
-#[derive(Debug, Default, Clone)]
 pub struct UserDb {
-    users: HashMap<String, u32>,
-    groups: HashMap<String, u32>,
+    accounts: Box<dyn Accounts>,
+}
+
+impl std::fmt::Debug for UserDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UserDb")
+    }
 }
 
 impl UserDb {
-    /// Reads `passwd` and `group` under `etc` (normally `/etc`). A missing file counts as
-    /// empty, so numeric owners still work; an unreadable one is an error naming it.
-    pub fn load(etc: &Path) -> Result<Self, (PathBuf, std::io::Error)> {
-        let read = |name: &str| -> Result<String, (PathBuf, std::io::Error)> {
-            let path = etc.join(name);
-            match std::fs::read(&path) {
-                Ok(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
-                Err(e) => Err((path, e)),
-            }
-        };
-        #[allow(unused_mut)]
-        let mut db = UserDb {
-            users: parse_db(&read("passwd")?),
-            groups: parse_db(&read("group")?),
-        };
-        // macOS keeps regular users in Open Directory, not in /etc/passwd.
-        #[cfg(target_os = "macos")]
-        {
-            merge_dscl(&mut db.users, "/Users", "UniqueID");
-            merge_dscl(&mut db.groups, "/Groups", "PrimaryGroupID");
+    /// The system's name service, falling back to `passwd` and `group` under `etc`
+    /// (normally `/etc`) when it fails.
+    pub fn system(etc: &Path) -> Self {
+        UserDb {
+            accounts: Box::new(users::System {
+                fallback_etc: etc.to_path_buf(),
+            }),
         }
-        Ok(db)
+    }
+
+    /// Lookups in `accounts` (tests).
+    pub fn with(accounts: impl Accounts + 'static) -> Self {
+        UserDb {
+            accounts: Box::new(accounts),
+        }
     }
 
     /// The uid of `owner` (a number or a user name).
     pub fn uid(&self, owner: &str) -> Result<u32, String> {
-        resolve(owner, &self.users, "user")
+        resolve(owner, "user", |n| Ok(self.accounts.user(n)?.map(|a| a.uid)))
     }
 
     /// The gid of `group` (a number or a group name).
     pub fn gid(&self, group: &str) -> Result<u32, String> {
-        resolve(group, &self.groups, "group")
+        resolve(group, "group", |n| self.accounts.group(n))
     }
 
     /// The gid of [`KEYS_GROUP`], if the system has one.
     pub fn keys_gid(&self) -> Option<u32> {
-        self.groups.get(KEYS_GROUP).copied()
+        self.accounts.group(KEYS_GROUP).ok().flatten()
     }
 }
 
-fn resolve(who: &str, db: &HashMap<String, u32>, what: &str) -> Result<u32, String> {
+fn resolve(
+    who: &str,
+    what: &str,
+    lookup: impl Fn(&str) -> Result<Option<u32>, String>,
+) -> Result<u32, String> {
     if who.is_empty() {
         return Err(format!("empty {what}"));
     }
     if who.bytes().all(|b| b.is_ascii_digit()) {
-        return who
-            .parse::<u32>()
-            .ok()
-            .filter(|&id| id != u32::MAX)
-            .ok_or_else(|| format!("{what} id {who} out of range"));
+        return users::parse_id(who).ok_or_else(|| format!("{what} id {who} out of range"));
     }
-    db.get(who)
-        .copied()
-        .ok_or_else(|| format!("unknown {what} `{who}`"))
-}
-
-/// Adds the entries of `dscl . -list PATH KEY` ("name   id" lines) missing from `map`. A
-/// failing `dscl` adds nothing: names it would have known are then reported as unknown.
-#[cfg(target_os = "macos")]
-fn merge_dscl(map: &mut HashMap<String, u32>, path: &str, key: &str) {
-    let Ok(out) = std::process::Command::new("/usr/bin/dscl")
-        .args([".", "-list", path, key])
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .output()
-    else {
-        return;
-    };
-    if !out.status.success() {
-        return;
-    }
-    for (name, id) in parse_dscl(&String::from_utf8_lossy(&out.stdout)) {
-        map.entry(name).or_insert(id);
-    }
-}
-
-/// "name   id" lines as printed by `dscl . -list /Users UniqueID`.
-#[cfg_attr(not(target_os = "macos"), allow(dead_code))]
-fn parse_dscl(text: &str) -> Vec<(String, u32)> {
-    text.lines()
-        .filter_map(|line| {
-            let mut parts = line.split_whitespace();
-            let name = parts.next()?;
-            let id = parts.next()?.parse::<u32>().ok()?;
-            parts.next().is_none().then(|| (name.to_string(), id))
-        })
-        .collect()
-}
-
-/// `name:x:id:...` lines (passwd and group share the first three fields). Comments, blank
-/// and malformed lines are skipped; the first entry of a name wins, as in NSS files.
-fn parse_db(text: &str) -> HashMap<String, u32> {
-    let mut map = HashMap::new();
-    for line in text.lines() {
-        if line.starts_with('#') {
-            continue;
-        }
-        let mut fields = line.split(':');
-        let (Some(name), Some(_), Some(id)) = (fields.next(), fields.next(), fields.next()) else {
-            continue;
-        };
-        if name.is_empty() || name.starts_with('+') || name.starts_with('-') {
-            continue;
-        }
-        if let Ok(id) = id.parse::<u32>() {
-            map.entry(name.to_string()).or_insert(id);
-        }
-    }
-    map
+    lookup(who)?.ok_or_else(|| format!("unknown {what} `{who}`"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::platform::users::Files;
 
     fn db() -> UserDb {
-        UserDb {
-            users: parse_db(
-                "root:x:0:0:root:/root:/bin/sh\n# c\nalice:x:1000:100::/home/alice:/bin/sh\n\
-                 broken line\nalice:x:2000:100::/:/bin/sh\n+nis::::\n",
-            ),
-            groups: parse_db("root:x:0:\nkeys:x:96:alice\nusers:x:100:\n"),
-        }
+        UserDb::with(Files::parse(
+            "root:x:0:0:root:/root:/bin/sh\n# c\nalice:x:1000:100::/home/alice:/bin/sh\n\
+             broken line\nalice:x:2000:100::/:/bin/sh\n+nis::::\n",
+            "root:x:0:\nkeys:x:96:alice\nusers:x:100:\n",
+        ))
     }
 
     #[test]
@@ -163,20 +103,9 @@ mod tests {
     }
 
     #[test]
-    fn dscl_listing() {
-        let parsed = parse_dscl("_www  70\nalice   501\nbroken\nbad x\nnobody -2\n");
-        assert_eq!(
-            parsed,
-            vec![("_www".to_string(), 70), ("alice".to_string(), 501)]
-        );
-    }
-
-    #[test]
-    fn loads_files_and_tolerates_missing_ones() {
-        let tmp = tempfile::tempdir().unwrap();
-        std::fs::write(tmp.path().join("passwd"), "u:x:5:5::/:/bin/sh\n").unwrap();
-        let db = UserDb::load(tmp.path()).unwrap();
-        assert_eq!(db.uid("u"), Ok(5));
-        assert_eq!(db.keys_gid(), None);
+    fn the_system_database_resolves_root_through_nss() {
+        let db = UserDb::system(Path::new("/nonexistent-etc"));
+        assert_eq!(db.uid("root"), Ok(0));
+        assert_eq!(db.gid("root"), Ok(0));
     }
 }

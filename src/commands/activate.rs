@@ -19,6 +19,12 @@ pub fn run(ctx: &Context, args: &ActivateArgs) -> Result<Outcome> {
     for w in &report.warnings {
         ui::warn(w);
     }
+    for path in &report.removed {
+        ui::info(&format!(
+            "removed {} (its secret is no longer in the manifest)",
+            crate::text::escape_controls(&path.display().to_string())
+        ));
+    }
     for f in &report.failures {
         ui::error(&format!("secret {}: {}", shown(&f.name), f.reason));
     }

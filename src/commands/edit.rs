@@ -76,7 +76,7 @@ fn edit_in_editor(secret: &Path, old: Option<&[u8]>) -> Result<Option<Zeroizing<
     let name = secret.file_name().unwrap_or_else(|| "secret".as_ref());
     let file = dir.path().join(name);
     if let Some(old) = old {
-        fsutil::write_new_private(&file, old, 0o600)?;
+        dir.write_new(name, old, 0o600)?;
     }
     let editor = std::env::var("EDITOR")
         .ok()
@@ -107,11 +107,7 @@ fn edit_in_editor(secret: &Path, old: Option<&[u8]>) -> Result<Option<Zeroizing<
             secret.display()
         )));
     }
-    match std::fs::File::open(&file).and_then(read_to_end_zeroizing) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::Failed(format!(
-            "cannot read the edited plaintext: {e}"
-        ))),
-    }
+    // Through the directory fd: a symlink or another user's file there is refused.
+    dir.read_back(name)
+        .map_err(|e| Error::Failed(format!("cannot read the edited plaintext: {e}")))
 }

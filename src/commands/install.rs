@@ -299,24 +299,12 @@ fn preflight(ctx: &Context, args: &InstallArgs, flake_arg: &Path, host: &str) ->
                 .canonicalize()
                 .map_err(|e| fail(format!("{}: --extra-files: {e}", dir.display())))?;
             let files = stage::walk(&dir, false).map_err(|e| fail(e.to_string()))?;
-            let clash: Vec<String> = files
-                .iter()
-                .filter(|f| {
-                    f.starts_with("etc/nixos")
-                        || f.starts_with("etc/ssh/ssh_host_ed25519_key")
-                        || f.starts_with("etc/ssh/ssh_host_ed25519_key.pub")
-                        || f.starts_with(
-                            Path::new("etc/ssh").join(crate::keys::age_identity::PQ_IDENTITY_FILE),
-                        )
-                })
-                .map(|f| f.display().to_string())
-                .collect();
-            if !clash.is_empty() {
-                return Err(fail(format!(
-                    "{}: --extra-files would overwrite what the install places itself: {}",
-                    dir.display(),
-                    clash.join(", ")
-                )));
+            let (errors, warnings) = stage::check_extra_files(&dir, &files);
+            for w in &warnings {
+                ui::warn(&format!("--extra-files: {w}"));
+            }
+            if !errors.is_empty() {
+                return Err(fail(format!("--extra-files: {}", errors.join("; "))));
             }
             Some((dir, files))
         }
@@ -394,6 +382,15 @@ fn preflight(ctx: &Context, args: &InstallArgs, flake_arg: &Path, host: &str) ->
         .unwrap_or_default();
     stage::copy_files(&clone_dir, &secret_files, &secrets_dir, 0o777, false)
         .map_err(|e| fail(e.to_string()))?;
+    // The staged repository becomes a flake input, copied into the world-readable store.
+    let leaking = stage::files_with_private_keys(&secrets_dir, &secret_files);
+    if !leaking.is_empty() {
+        let names: Vec<String> = leaking.iter().map(|p| p.display().to_string()).collect();
+        return Err(fail(format!(
+            "{url}: these files hold unencrypted private key material and would be copied to the Nix store: {}",
+            names.join(", ")
+        )));
+    }
     let rules_file = secrets_dir.join("secrets.nix");
     if !rules_file.is_file() {
         return Err(fail(format!(

@@ -65,14 +65,23 @@ pub fn walk(dir: &Path, skip_git: bool) -> Result<Vec<PathBuf>, InstallError> {
     Ok(out)
 }
 
-/// Which of `files` (relative to `dir`) hold private key material (OpenSSH/PEM private
-/// keys, age secret keys). Unreadable files are reported too: they cannot be vouched for.
+/// Whether `bytes` hold private key material: a PEM/OpenSSH private key block, or an age
+/// secret key in either case (Bech32 is case-insensitive, and `age-keygen` output may be
+/// lowercased by hand or by a tool).
+pub fn holds_private_key(bytes: &[u8]) -> bool {
+    const PEM: &[u8] = b"PRIVATE KEY-----";
+    const AGE: &[u8] = b"AGE-SECRET-KEY-1";
+    // The post-quantum identity's prefix does not contain the X25519 one.
+    const AGE_PQ: &[u8] = b"AGE-SECRET-KEY-PQ-1";
+    bytes.windows(PEM.len()).any(|w| w == PEM)
+        || [AGE, AGE_PQ]
+            .iter()
+            .any(|m| bytes.windows(m.len()).any(|w| w.eq_ignore_ascii_case(m)))
+}
+
+/// Which of `files` (relative to `dir`) hold private key material ([`holds_private_key`]).
+/// Unreadable files are reported too: they cannot be vouched for.
 pub fn files_with_private_keys(dir: &Path, files: &[PathBuf]) -> Vec<PathBuf> {
-    const MARKERS: [&[u8]; 3] = [
-        b"PRIVATE KEY-----",
-        b"AGE-SECRET-KEY-1",
-        b"AGE-SECRET-KEY-PQ-1",
-    ];
     files
         .iter()
         .filter(|rel| {
@@ -80,9 +89,7 @@ pub fn files_with_private_keys(dir: &Path, files: &[PathBuf]) -> Vec<PathBuf> {
             match fs::symlink_metadata(&p) {
                 Ok(m) if m.file_type().is_symlink() => false,
                 Ok(_) => match fs::read(&p) {
-                    Ok(bytes) => MARKERS
-                        .iter()
-                        .any(|m| bytes.windows(m.len()).any(|w| w == *m)),
+                    Ok(bytes) => holds_private_key(&bytes),
                     Err(_) => true,
                 },
                 Err(_) => true,
@@ -90,6 +97,57 @@ pub fn files_with_private_keys(dir: &Path, files: &[PathBuf]) -> Vec<PathBuf> {
         })
         .cloned()
         .collect()
+}
+
+/// Paths under the target root that the install writes itself (and their parents).
+const PLACED_BY_INSTALL: [&str; 3] = [
+    "etc/nixos",
+    "etc/ssh/ssh_host_ed25519_key",
+    "etc/ssh/id_mlkem768x25519_agenix",
+];
+
+/// What is wrong with the `--extra-files` of `dir` before anything is touched: errors
+/// (each naming the file) for anything that is not a regular file or symlink, for a file
+/// where the install places its own, and for a symlink at one of their parent directories
+/// (`etc -> …` would send the host key through it); warnings for private keys that group or
+/// other could read once placed.
+pub fn check_extra_files(dir: &Path, files: &[PathBuf]) -> (Vec<String>, Vec<String>) {
+    let (mut errors, mut warnings) = (Vec::new(), Vec::new());
+    for rel in files {
+        let shown = dir.join(rel);
+        let shown = shown.display();
+        let meta = match fs::symlink_metadata(dir.join(rel)) {
+            Ok(m) => m,
+            Err(e) => {
+                errors.push(format!("{shown}: {e}"));
+                continue;
+            }
+        };
+        let placed_below = PLACED_BY_INSTALL
+            .iter()
+            .any(|p| Path::new(p).starts_with(rel) && Path::new(p) != rel.as_path());
+        if PLACED_BY_INSTALL.iter().any(|p| rel.starts_with(p)) {
+            errors.push(format!(
+                "{shown}: would overwrite what the install places itself"
+            ));
+        } else if meta.file_type().is_symlink() {
+            if placed_below {
+                errors.push(format!(
+                    "{shown}: is a symbolic link where the install places its own files below"
+                ));
+            }
+        } else if !meta.is_file() {
+            errors.push(format!("{shown}: not a regular file or symlink"));
+        } else if meta.mode() & 0o077 != 0
+            && files_with_private_keys(dir, std::slice::from_ref(rel)).len() == 1
+        {
+            warnings.push(format!(
+                "{shown}: private key with mode {} will be placed readable by group or other",
+                mode_string(meta.mode())
+            ));
+        }
+    }
+    (errors, warnings)
 }
 
 fn mode_string(mode: u32) -> String {
@@ -291,6 +349,52 @@ pub fn key_fingerprint(path: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn private_keys_are_found_in_any_case() {
+        assert!(holds_private_key(b"x\nAGE-SECRET-KEY-1QQQ\n"));
+        assert!(holds_private_key(b"age-secret-key-1qqq"));
+        assert!(holds_private_key(b"-----BEGIN OPENSSH PRIVATE KEY-----\n"));
+        assert!(!holds_private_key(b"age1qqq ssh-ed25519 AAAA"));
+        assert!(!holds_private_key(b"-----BEGIN AGE ENCRYPTED FILE-----"));
+    }
+
+    #[test]
+    fn extra_files_are_checked_before_anything_is_placed() {
+        let d = tempfile::tempdir().unwrap();
+        let s = d.path();
+        fs::create_dir_all(s.join("var/lib")).unwrap();
+        fs::write(s.join("var/lib/ok"), "ok").unwrap();
+        fs::write(
+            s.join("var/lib/key"),
+            "-----BEGIN OPENSSH PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        fs::set_permissions(s.join("var/lib/key"), fs::Permissions::from_mode(0o644)).unwrap();
+        std::os::unix::fs::symlink("/tmp", s.join("etc")).unwrap();
+        std::os::unix::fs::symlink("/x", s.join("var/link")).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            s.join("var/fifo"),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let files = walk(s, false).unwrap();
+        let (errors, warnings) = check_extra_files(s, &files);
+        let name = |rel: &str| s.join(rel).display().to_string();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[0].starts_with(&format!("{}: is a symbolic link", name("etc"))));
+        assert!(errors[1].starts_with(&format!("{}: not a regular file", name("var/fifo"))));
+        assert_eq!(
+            warnings,
+            [format!(
+                "{}: private key with mode 0644 will be placed readable by group or other",
+                name("var/lib/key")
+            )]
+        );
+    }
 
     fn mode(p: &Path) -> u32 {
         fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777

@@ -10,9 +10,10 @@ use age::secrecy::ExposeSecret;
 use zeroize::Zeroizing;
 
 use super::check::strip_path_str;
-use super::files::{backup, utc_timestamp, write_new_file};
+use super::files::{backup, utc_timestamp, walk_error, write_new_file};
 use super::{Backup, KeyError};
 use crate::identity::{IdentitySet, MlKem768X25519Identity};
+use crate::platform::walk::{self, Missing};
 
 /// Which identity to make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,7 +67,9 @@ pub fn generate(kind: AgeKeyKind, now: SystemTime) -> GeneratedIdentity {
 
 /// Writes `id` to a new file at `path` (0600; [`KeyError::Exists`] if anything is there).
 pub fn write_new(path: &Path, id: &GeneratedIdentity) -> Result<(), KeyError> {
-    write_new_file(path, id.file_text.as_bytes(), 0o600, None)
+    let abs = std::path::absolute(path).map_err(|e| KeyError::io(path, e))?;
+    let (dir, _) = walk::open_parent(&abs, Missing::Fail).map_err(walk_error)?;
+    write_new_file(&dir, &abs, id.file_text.as_bytes(), 0o600, None)
 }
 
 /// The host's post-quantum identity in its SSH directory, next to `id_ed25519_agenix`
@@ -80,16 +83,18 @@ pub fn create_pq_identity(
     ssh_dir: &Path,
     force: bool,
 ) -> Result<(GeneratedIdentity, Option<Backup>), KeyError> {
-    let path = ssh_dir.join(PQ_IDENTITY_FILE);
+    let abs = std::path::absolute(ssh_dir).map_err(|e| KeyError::io(ssh_dir, e))?;
+    let dir = walk::open_dir(&abs, Missing::Fail).map_err(walk_error)?;
+    let path = abs.join(PQ_IDENTITY_FILE);
     let mut moved = None;
     if super::files::exists_no_follow(&path)? {
         if !force {
             return Err(KeyError::Exists { path });
         }
-        moved = Some(backup(ssh_dir, std::slice::from_ref(&path))?);
+        moved = Some(backup(&dir, &abs, std::slice::from_ref(&path))?);
     }
     let id = generate(AgeKeyKind::PostQuantum, SystemTime::now());
-    write_new(&path, &id)?;
+    write_new_file(&dir, &path, id.file_text.as_bytes(), 0o600, None)?;
     Ok((id, moved))
 }
 

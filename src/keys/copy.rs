@@ -76,6 +76,8 @@ pub struct CopyPlan {
     pub ssh_dir: PathBuf,
     pub dir_action: DirAction,
     pub owner: Option<Owner>,
+    /// `--owner` names someone other than the existing directory's owner (it is chowned).
+    pub dir_owner_differs: bool,
     pub keys: Vec<SourceKey>,
     /// Roles the source has no key for (nothing is copied for them).
     pub absent: Vec<Role>,
@@ -91,6 +93,7 @@ impl CopyPlan {
     /// Whether the destination already holds exactly this key set.
     pub fn is_noop(&self) -> bool {
         self.dir_action == DirAction::Keep
+            && !self.dir_owner_differs
             && self.files.iter().all(|f| f.action == Action::Unchanged)
     }
 }
@@ -102,6 +105,7 @@ pub fn plan(from: &Path, ssh_dir: &Path, owner: Option<Owner>) -> Result<CopyPla
         Ok(_) => return Err(KeyError::invalid(from, "not a directory")),
         Err(e) => return Err(KeyError::io(from, e)),
     }
+    files::refuse_symlinked_dir(ssh_dir)?;
     let dir_action = files::inspect_dir(ssh_dir)?;
     let mut keys = Vec::new();
     let mut absent = Vec::new();
@@ -155,11 +159,19 @@ pub fn plan(from: &Path, ssh_dir: &Path, owner: Option<Owner>) -> Result<CopyPla
             format!("no keys found (looked for {})", names.join(", ")),
         ));
     }
+    let dir_owner_differs = match (owner, std::fs::symlink_metadata(ssh_dir)) {
+        (Some(o), Ok(m)) => {
+            use std::os::unix::fs::MetadataExt;
+            (m.uid(), m.gid()) != (o.uid, o.gid)
+        }
+        _ => false,
+    };
     Ok(CopyPlan {
         from: from.to_path_buf(),
         ssh_dir: ssh_dir.to_path_buf(),
         dir_action,
         owner,
+        dir_owner_differs,
         keys,
         absent,
         files: file_plans,
@@ -283,20 +295,20 @@ pub fn execute(plan: &CopyPlan, force: bool) -> Result<Option<Backup>, KeyError>
             path: first.dest.clone(),
         });
     }
-    files::prepare_dir(&plan.ssh_dir, plan.dir_action, plan.owner)?;
+    let dir = files::prepare_dir(&plan.ssh_dir, plan.dir_action, plan.owner)?;
     let replaced: Vec<PathBuf> = plan.conflicts().map(|f| f.dest.clone()).collect();
     let backup = if replaced.is_empty() {
         None
     } else {
-        Some(files::backup(&plan.ssh_dir, &replaced)?)
+        Some(files::backup(&dir, &plan.ssh_dir, &replaced)?)
     };
     for f in &plan.files {
         match f.action {
             Action::Unchanged => {}
             Action::Create | Action::Replace => {
-                files::write_new_file(&f.dest, &f.contents.0, f.mode, plan.owner)?
+                files::write_new_file(&dir, &f.dest, &f.contents.0, f.mode, plan.owner)?
             }
-            Action::Fix => files::fix_file(&f.dest, f.mode, plan.owner)?,
+            Action::Fix => files::fix_file(&dir, &f.dest, f.mode, plan.owner)?,
         }
     }
     Ok(backup)

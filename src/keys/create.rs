@@ -38,6 +38,7 @@ pub struct CreatePlan {
 
 /// Looks at `ssh_dir` for the keys of `roles`.
 pub fn plan(ssh_dir: &Path, roles: &[Role]) -> Result<CreatePlan, KeyError> {
+    files::refuse_symlinked_dir(ssh_dir)?;
     let dir_action = files::inspect_dir(ssh_dir)?;
     let targets: Vec<Target> = roles.iter().map(|&r| Target::new(ssh_dir, r)).collect();
     let mut existing = Vec::new();
@@ -98,15 +99,16 @@ pub fn execute(plan: &CreatePlan, opts: &CreateOptions<'_>) -> Result<Created, K
         };
         generated.push(openssh::generate_ed25519(opts.comment, pass)?);
     }
-    files::prepare_dir(&plan.ssh_dir, plan.dir_action, None)?;
+    let dir = files::prepare_dir(&plan.ssh_dir, plan.dir_action, None)?;
     let backup = if plan.existing.is_empty() {
         None
     } else {
-        Some(files::backup(&plan.ssh_dir, &plan.existing)?)
+        Some(files::backup(&dir, &plan.ssh_dir, &plan.existing)?)
     };
     let mut keys = Vec::with_capacity(generated.len());
     for (target, key) in plan.targets.iter().zip(generated) {
         files::write_new_file(
+            &dir,
             &target.private_path,
             key.private_openssh.as_bytes(),
             PRIVATE_MODE,
@@ -114,7 +116,13 @@ pub fn execute(plan: &CreatePlan, opts: &CreateOptions<'_>) -> Result<Created, K
         )?;
         let mut public = key.public_line.clone();
         public.push('\n');
-        files::write_new_file(&target.public_path, public.as_bytes(), PUBLIC_MODE, None)?;
+        files::write_new_file(
+            &dir,
+            &target.public_path,
+            public.as_bytes(),
+            PUBLIC_MODE,
+            None,
+        )?;
         keys.push(CreatedKey {
             target: target.clone(),
             key,

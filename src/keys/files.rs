@@ -1,12 +1,12 @@
-//! File plumbing for keys: bounded no-follow reads, atomic no-replace writes with the final
-//! mode and owner, the SSH directory's mode, and timestamped backups.
-//!
-//! The lead's `crate::fsutil` will own atomic replace for the whole crate; these helpers are
-//! private to `keys` until the two are unified.
+//! File plumbing for keys: bounded no-follow reads, and, through the platform layer
+//! ([`crate::platform`]), the SSH directory opened from `/` without following a planted
+//! symlink, atomic no-replace writes with the final mode and owner, and timestamped backups,
+//! all relative to the directory's fd.
 
-use std::fs::{File, OpenOptions};
-use std::io::{ErrorKind, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::fs::OpenOptions;
+use std::io::{ErrorKind, Read};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -14,6 +14,12 @@ use zeroize::Zeroizing;
 
 use super::owner::Owner;
 use super::{Backup, DirAction, KeyError, Moved, DIR_MODE};
+use crate::platform::atomic::{self, Existing, WriteOptions};
+use crate::platform::walk::{self, Missing, WalkError};
+use crate::sys;
+
+/// Mode of missing parents of the SSH directory that are created (the umask may narrow it).
+const PARENT_MODE: u32 = 0o755;
 
 /// Key files larger than this are not keys (a 16384-bit RSA key is about 12 KiB).
 const MAX_KEY_FILE: u64 = 64 * 1024;
@@ -97,189 +103,152 @@ pub(crate) fn inspect_dir(dir: &Path) -> Result<DirAction, KeyError> {
     }
 }
 
-/// Carries out `action` on `dir`: create it 0700 (parents with the default mode) and give it
-/// to `owner` when one is named, or tighten an existing one to 0700.
+/// Refuses an SSH directory that is a symbolic link: keys are written and modes set only in
+/// a real directory, so a link planted by its owner cannot send them elsewhere.
+pub(crate) fn refuse_symlinked_dir(dir: &Path) -> Result<(), KeyError> {
+    match std::fs::symlink_metadata(dir) {
+        Ok(m) if m.file_type().is_symlink() => Err(KeyError::invalid(
+            dir,
+            "is a symbolic link; refusing to follow it (name the real directory)",
+        )),
+        _ => Ok(()),
+    }
+}
+
+pub(crate) fn walk_error(e: WalkError) -> KeyError {
+    KeyError::Invalid {
+        path: e.component,
+        reason: e.reason,
+    }
+}
+
+/// Carries out `action` on `dir` and returns it open: missing parents are created (0755 at
+/// most) on a walk from `/` that follows no symlink an untrusted user could have planted,
+/// `dir` itself is created 0700 or opened without following a symlink, its mode is set
+/// through the fd, and `owner` (when named) is given the directory, existing or new.
 pub(crate) fn prepare_dir(
     dir: &Path,
     action: DirAction,
     owner: Option<Owner>,
-) -> Result<(), KeyError> {
-    match action {
-        DirAction::Keep => Ok(()),
-        DirAction::Create => {
-            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent).map_err(|e| KeyError::io(parent, e))?;
-            }
-            std::fs::DirBuilder::new()
-                .mode(DIR_MODE)
-                .create(dir)
-                .map_err(|e| KeyError::io(dir, e))?;
-            if let Some(owner) = owner {
-                rustix::fs::chown(dir, Some(owner.uid()), Some(owner.gid()))
-                    .map_err(|e| KeyError::io(dir, e.into()))?;
-            }
-            Ok(())
-        }
-        DirAction::Tighten { .. } => {
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(DIR_MODE))
-                .map_err(|e| KeyError::io(dir, e))
+) -> Result<OwnedFd, KeyError> {
+    let abs = std::path::absolute(dir).map_err(|e| KeyError::io(dir, e))?;
+    let (parent, base) =
+        walk::open_parent(&abs, Missing::Create(PARENT_MODE)).map_err(walk_error)?;
+    if action == DirAction::Create {
+        match sys::mkdir_at(&parent, Path::new(&base), DIR_MODE) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(KeyError::io(dir, e)),
         }
     }
+    let fd = walk::open_subdir(&parent, &base, dir).map_err(walk_error)?;
+    if action != DirAction::Keep {
+        sys::fchmod(&fd, DIR_MODE).map_err(|e| KeyError::io(dir, e))?;
+    }
+    if let Some(owner) = owner {
+        sys::fchown(&fd, owner.uid, owner.gid).map_err(|e| KeyError::io(dir, e))?;
+    }
+    Ok(fd)
 }
 
-/// Creates `path` holding `contents`, with exactly `mode` (and `owner`), atomically and
-/// without replacing anything: a temp file in the same directory is written, given its mode
-/// and owner, fsynced, then renamed into place only if `path` does not exist. If something
-/// appeared at `path` meanwhile, the result is [`KeyError::Exists`] and nothing changed.
+/// Creates `path` (whose directory is open as `dir`) holding `contents`, with exactly `mode`
+/// (and `owner`), atomically and without replacing anything (see
+/// [`crate::platform::atomic`]). If something appeared at `path` meanwhile, the result is
+/// [`KeyError::Exists`] and nothing changed.
 pub(crate) fn write_new_file(
+    dir: &OwnedFd,
     path: &Path,
     contents: &[u8],
     mode: u32,
     owner: Option<Owner>,
 ) -> Result<(), KeyError> {
-    let dir = parent_dir(path);
     let name = path
         .file_name()
         .ok_or_else(|| KeyError::invalid(path, "has no file name"))?;
-    let (tmp_path, mut tmp) = create_temp(dir, &name.to_string_lossy())?;
-    let result = (|| {
-        tmp.write_all(contents)
-            .map_err(|e| KeyError::io(&tmp_path, e))?;
-        if let Some(owner) = owner {
-            rustix::fs::fchown(&tmp, Some(owner.uid()), Some(owner.gid()))
-                .map_err(|e| KeyError::io(&tmp_path, e.into()))?;
-        }
-        // Exact mode regardless of the umask (the open mode was never wider than this).
-        rustix::fs::fchmod(&tmp, rustix::fs::Mode::from_raw_mode(mode))
-            .map_err(|e| KeyError::io(&tmp_path, e.into()))?;
-        tmp.sync_all().map_err(|e| KeyError::io(&tmp_path, e))?;
-        rename_no_replace(&tmp_path, path)
-    })();
-    drop(tmp);
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp_path);
-    }
-    result?;
-    sync_dir(dir)
-}
-
-/// Opens a fresh `0600` temp file next to the target.
-fn create_temp(dir: &Path, name: &str) -> Result<(PathBuf, File), KeyError> {
-    for _ in 0..16 {
-        let tmp_path = dir.join(format!(
-            ".{name}.agefleet-tmp-{}-{:016x}",
-            std::process::id(),
-            rand::random::<u64>()
-        ));
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-            .open(&tmp_path)
-        {
-            Ok(f) => return Ok((tmp_path, f)),
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(KeyError::io(&tmp_path, e)),
-        }
-    }
-    Err(KeyError::invalid(
-        dir,
-        "could not create a unique temp file",
-    ))
-}
-
-/// Renames `from` to `to` unless `to` exists (then [`KeyError::Exists`]).
-fn rename_no_replace(from: &Path, to: &Path) -> Result<(), KeyError> {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    {
-        use rustix::fs::{renameat_with, RenameFlags, CWD};
-        match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
-            Ok(()) => return Ok(()),
-            Err(rustix::io::Errno::EXIST) => {
-                return Err(KeyError::Exists {
-                    path: to.to_path_buf(),
-                })
-            }
-            // Filesystems without RENAME_NOREPLACE: fall through to link + unlink.
-            Err(rustix::io::Errno::INVAL) | Err(rustix::io::Errno::NOSYS) => {}
-            Err(e) => return Err(KeyError::io(to, e.into())),
-        }
-    }
-    // link(2) fails with EEXIST instead of replacing, which is the property needed here.
-    match std::fs::hard_link(from, to) {
-        Ok(()) => std::fs::remove_file(from).map_err(|e| KeyError::io(from, e)),
+    let opts = WriteOptions::create_new(mode).owner(owner.map(|o| (o.uid, o.gid)));
+    match atomic::write_at(dir, name, contents, opts) {
+        Ok(_) => Ok(()),
         Err(e) if e.kind() == ErrorKind::AlreadyExists => Err(KeyError::Exists {
-            path: to.to_path_buf(),
+            path: path.to_path_buf(),
         }),
-        Err(e) => Err(KeyError::io(to, e)),
+        Err(e) => Err(KeyError::io(path, e)),
     }
 }
 
-/// fsyncs a directory so renames in it survive a crash.
-fn sync_dir(dir: &Path) -> Result<(), KeyError> {
-    let d = File::open(dir).map_err(|e| KeyError::io(dir, e))?;
-    d.sync_all().map_err(|e| KeyError::io(dir, e))
-}
-
-fn parent_dir(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    }
-}
-
-/// Moves every path of `paths` into a new directory `<ssh_dir>/bak-<UTC timestamp>` (0700;
-/// `-1`, `-2`, … appended when that name is taken). Nothing is deleted.
-pub(crate) fn backup(ssh_dir: &Path, paths: &[PathBuf]) -> Result<Backup, KeyError> {
+/// Moves every path of `paths` (in the SSH directory `ssh_dir`, open as `dir`) into a new
+/// directory `<ssh_dir>/bak-<UTC timestamp>` (0700; `-1`, `-2`, … appended when that name
+/// is taken). Nothing is deleted.
+pub(crate) fn backup(dir: &OwnedFd, ssh_dir: &Path, paths: &[PathBuf]) -> Result<Backup, KeyError> {
     let stamp = utc_timestamp(SystemTime::now());
-    let mut dir = ssh_dir.join(format!("bak-{stamp}"));
+    let mut name = format!("bak-{stamp}");
     let mut n = 0u32;
     loop {
-        match std::fs::DirBuilder::new().mode(DIR_MODE).create(&dir) {
+        match sys::mkdir_at(dir, Path::new(&name), DIR_MODE) {
             Ok(()) => break,
             Err(e) if e.kind() == ErrorKind::AlreadyExists && n < 1000 => {
                 n += 1;
-                dir = ssh_dir.join(format!("bak-{stamp}-{n}"));
+                name = format!("bak-{stamp}-{n}");
             }
-            Err(e) => return Err(KeyError::io(&dir, e)),
+            Err(e) => return Err(KeyError::io(ssh_dir.join(&name), e)),
         }
     }
+    let bak_path = ssh_dir.join(&name);
+    let bak = walk::open_subdir(dir, name.as_ref(), &bak_path).map_err(walk_error)?;
+    sys::fchmod(&bak, DIR_MODE).map_err(|e| KeyError::io(&bak_path, e))?;
     let mut moved = Vec::with_capacity(paths.len());
     for from in paths {
-        let name = from
+        let file = from
             .file_name()
             .ok_or_else(|| KeyError::invalid(from, "has no file name"))?;
-        let to = dir.join(name);
-        rename_no_replace(from, &to)?;
+        let to = bak_path.join(file);
+        atomic::rename_between(dir, file, &bak, file, Existing::Keep).map_err(|e| {
+            if e.kind() == ErrorKind::AlreadyExists {
+                KeyError::Exists { path: to.clone() }
+            } else {
+                KeyError::io(from, e)
+            }
+        })?;
         moved.push(Moved {
             from: from.clone(),
             to,
         });
     }
-    sync_dir(&dir)?;
-    sync_dir(ssh_dir)?;
-    Ok(Backup { dir, moved })
+    sys::sync(&bak).map_err(|e| KeyError::io(&bak_path, e))?;
+    sys::sync(dir).map_err(|e| KeyError::io(ssh_dir, e))?;
+    Ok(Backup {
+        dir: bak_path,
+        moved,
+    })
 }
 
-/// Sets the mode (and owner) of an existing regular file through a no-follow descriptor, so a
-/// symlink swapped in meanwhile is not followed.
-pub(crate) fn fix_file(path: &Path, mode: u32, owner: Option<Owner>) -> Result<(), KeyError> {
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32)
-        .open(path)
-        .map_err(|e| KeyError::io(path, e))?;
-    let meta = file.metadata().map_err(|e| KeyError::io(path, e))?;
-    if !meta.is_file() {
+/// Sets the mode (and owner) of an existing regular file in `dir` through a no-follow
+/// descriptor, so a symlink swapped in meanwhile is not followed.
+pub(crate) fn fix_file(
+    dir: &OwnedFd,
+    path: &Path,
+    mode: u32,
+    owner: Option<Owner>,
+) -> Result<(), KeyError> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| KeyError::invalid(path, "has no file name"))?;
+    let fd = sys::open_read_nofollow_at(dir, Path::new(name)).map_err(|e| {
+        if sys::is_symlink_or_not_dir(&e) {
+            KeyError::invalid(path, "is a symbolic link, not a regular file")
+        } else {
+            KeyError::io(path, e)
+        }
+    })?;
+    if sys::regular_file_links(&fd)
+        .map_err(|e| KeyError::io(path, e))?
+        .is_none()
+    {
         return Err(KeyError::invalid(path, "not a regular file"));
     }
     if let Some(owner) = owner {
-        rustix::fs::fchown(&file, Some(owner.uid()), Some(owner.gid()))
-            .map_err(|e| KeyError::io(path, e.into()))?;
+        sys::fchown(&fd, owner.uid, owner.gid).map_err(|e| KeyError::io(path, e))?;
     }
-    rustix::fs::fchmod(&file, rustix::fs::Mode::from_raw_mode(mode))
-        .map_err(|e| KeyError::io(path, e.into()))
+    sys::fchmod(&fd, mode).map_err(|e| KeyError::io(path, e))
 }
 
 /// `YYYYmmddTHHMMSSZ` in UTC (times before 1970 clamp to the epoch).
@@ -341,10 +310,11 @@ mod tests {
     fn write_new_file_sets_mode_and_never_replaces() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("k");
-        write_new_file(&p, b"one", 0o600, None).unwrap();
+        let d = prepare_dir(dir.path(), DirAction::Keep, None).unwrap();
+        write_new_file(&d, &p, b"one", 0o600, None).unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"one");
         assert_eq!(std::fs::metadata(&p).unwrap().mode() & 0o7777, 0o600);
-        let err = write_new_file(&p, b"two", 0o600, None).unwrap_err();
+        let err = write_new_file(&d, &p, b"two", 0o600, None).unwrap_err();
         assert!(err.is_refusal(), "{err}");
         assert_eq!(std::fs::read(&p).unwrap(), b"one");
         // No temp file left behind.
@@ -354,7 +324,7 @@ mod tests {
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("k")]);
         let q = dir.path().join("k.pub");
-        write_new_file(&q, b"pub", 0o644, None).unwrap();
+        write_new_file(&d, &q, b"pub", 0o644, None).unwrap();
         assert_eq!(std::fs::metadata(&q).unwrap().mode() & 0o7777, 0o644);
     }
 
@@ -392,7 +362,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = dir.path().join("a");
         std::fs::write(&a, b"old").unwrap();
-        let b1 = backup(dir.path(), std::slice::from_ref(&a)).unwrap();
+        let d = prepare_dir(dir.path(), DirAction::Keep, None).unwrap();
+        let b1 = backup(&d, dir.path(), std::slice::from_ref(&a)).unwrap();
         assert!(!a.exists());
         assert_eq!(std::fs::read(b1.dir.join("a")).unwrap(), b"old");
         assert!(b1
@@ -404,7 +375,7 @@ mod tests {
         assert_eq!(std::fs::metadata(&b1.dir).unwrap().mode() & 0o777, 0o700);
         // Same second: a second backup gets its own directory.
         std::fs::write(&a, b"newer").unwrap();
-        let b2 = backup(dir.path(), std::slice::from_ref(&a)).unwrap();
+        let b2 = backup(&d, dir.path(), std::slice::from_ref(&a)).unwrap();
         assert_ne!(b1.dir, b2.dir);
         assert_eq!(std::fs::read(b2.dir.join("a")).unwrap(), b"newer");
         assert_eq!(std::fs::read(b1.dir.join("a")).unwrap(), b"old");
@@ -416,6 +387,7 @@ mod tests {
         let d = dir.path().join("ssh");
         assert_eq!(inspect_dir(&d).unwrap(), DirAction::Create);
         prepare_dir(&d, DirAction::Create, None).unwrap();
+        use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&d).unwrap().mode() & 0o7777, 0o700);
         assert_eq!(inspect_dir(&d).unwrap(), DirAction::Keep);
         std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();

@@ -1,9 +1,8 @@
-//! `--owner USER[:GROUP]` resolution from `/etc/passwd` and `/etc/group` (parsed here, no libc
-//! calls), and the local user and host names for default key comments.
-
-use std::path::Path;
+//! `--owner USER[:GROUP]` resolution through the system's name service, and the local user
+//! and host names for default key comments.
 
 use super::KeyError;
+use crate::platform::users::{self, parse_id, Accounts};
 
 /// A resolved owner. Never `u32::MAX` (that id means "unchanged" to chown(2)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -12,83 +11,16 @@ pub struct Owner {
     pub gid: u32,
 }
 
-impl Owner {
-    pub(crate) fn uid(self) -> rustix::fs::Uid {
-        rustix::fs::Uid::from_raw(self.uid)
-    }
-    pub(crate) fn gid(self) -> rustix::fs::Gid {
-        rustix::fs::Gid::from_raw(self.gid)
-    }
-}
-
-/// One `/etc/passwd` entry (the fields used here).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PasswdEntry {
-    pub name: String,
-    pub uid: u32,
-    pub gid: u32,
-}
-
-/// Parses `/etc/passwd` text; malformed lines and NIS `+`/`-` lines are skipped.
-pub fn parse_passwd(text: &str) -> Vec<PasswdEntry> {
-    text.lines()
-        .filter(|l| !l.starts_with(['+', '-', '#']))
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            if f.len() < 4 || f[0].is_empty() {
-                return None;
-            }
-            Some(PasswdEntry {
-                name: f[0].to_string(),
-                uid: parse_id(f[2])?,
-                gid: parse_id(f[3])?,
-            })
-        })
-        .collect()
-}
-
-/// Parses `/etc/group` text into (name, gid); malformed lines are skipped.
-pub fn parse_group(text: &str) -> Vec<(String, u32)> {
-    text.lines()
-        .filter(|l| !l.starts_with(['+', '-', '#']))
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            if f.len() < 3 || f[0].is_empty() {
-                return None;
-            }
-            Some((f[0].to_string(), parse_id(f[2])?))
-        })
-        .collect()
-}
-
-/// A numeric id usable with chown: decimal, and not `u32::MAX`.
-fn parse_id(s: &str) -> Option<u32> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.parse::<u32>().ok().filter(|&id| id != u32::MAX)
-}
-
-/// Resolves `USER[:GROUP]` against the system's `/etc/passwd` and `/etc/group`.
+/// Resolves `USER[:GROUP]` through the system's name service (see
+/// [`crate::platform::users`]).
 pub fn resolve_owner(spec: &str) -> Result<Owner, KeyError> {
-    let passwd = read_db(Path::new("/etc/passwd"))?;
-    let group = read_db(Path::new("/etc/group"))?;
-    resolve_owner_in(spec, &passwd, &group)
-}
-
-fn read_db(path: &Path) -> Result<String, KeyError> {
-    match std::fs::read_to_string(path) {
-        Ok(s) => Ok(s),
-        // Numeric ids still work without the databases.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
-        Err(e) => Err(KeyError::io(path, e)),
-    }
+    resolve_owner_in(spec, &users::System::default())
 }
 
 /// Resolves `USER[:GROUP]` like chown(1): names or numbers; `USER` or `USER:` alone means the
 /// user's login group. A number not in the database is taken as is, but then its group must
 /// be given.
-pub fn resolve_owner_in(spec: &str, passwd: &str, group: &str) -> Result<Owner, KeyError> {
+pub fn resolve_owner_in(spec: &str, db: &dyn Accounts) -> Result<Owner, KeyError> {
     let err = |reason: &str| KeyError::Owner {
         spec: spec.to_string(),
         reason: reason.to_string(),
@@ -100,29 +32,28 @@ pub fn resolve_owner_in(spec: &str, passwd: &str, group: &str) -> Result<Owner, 
     if user.is_empty() {
         return Err(err("no user named (expected USER[:GROUP])"));
     }
-    let users = parse_passwd(passwd);
-    let entry = users
-        .iter()
-        .find(|e| e.name == user)
-        .or_else(|| parse_id(user).and_then(|id| users.iter().find(|e| e.uid == id)));
-    let uid = match (entry, parse_id(user)) {
+    let entry = match db.user(user).map_err(|e| err(&e))? {
+        Some(a) => Some(a),
+        None => match parse_id(user) {
+            Some(id) => db.user_by_uid(id).map_err(|e| err(&e))?,
+            None => None,
+        },
+    };
+    let uid = match (&entry, parse_id(user)) {
         (Some(e), _) => e.uid,
         (None, Some(id)) => id,
-        (None, None) => return Err(err(&format!("no user {user:?} in /etc/passwd"))),
+        (None, None) => return Err(err(&format!("no user {user:?}"))),
     };
     let gid = match grp {
-        Some(g) => {
-            let groups = parse_group(group);
-            match groups.iter().find(|(n, _)| n == g) {
-                Some((_, id)) => *id,
-                None => parse_id(g).ok_or_else(|| err(&format!("no group {g:?} in /etc/group")))?,
-            }
-        }
+        Some(g) => match db.group(g).map_err(|e| err(&e))? {
+            Some(id) => id,
+            None => parse_id(g).ok_or_else(|| err(&format!("no group {g:?}")))?,
+        },
         None => match entry {
             Some(e) => e.gid,
             None => {
                 return Err(err(
-                    "numeric user not in /etc/passwd: name its group too (USER:GROUP)",
+                    "numeric user unknown to the system: name its group too (USER:GROUP)",
                 ))
             }
         },
@@ -130,20 +61,14 @@ pub fn resolve_owner_in(spec: &str, passwd: &str, group: &str) -> Result<Owner, 
     Ok(Owner { uid, gid })
 }
 
-/// The user name of `uid` in `/etc/passwd` text.
-pub fn user_name(passwd: &str, uid: u32) -> Option<String> {
-    parse_passwd(passwd)
-        .into_iter()
-        .find(|e| e.uid == uid)
-        .map(|e| e.name)
-}
-
-/// The effective user's name: `/etc/passwd`, else `$USER`, else the uid number.
+/// The effective user's name: the name service, else `$USER`, else the uid number.
 pub fn current_user_name() -> String {
     let uid = rustix::process::geteuid().as_raw();
-    std::fs::read_to_string("/etc/passwd")
+    users::System::default()
+        .user_by_uid(uid)
         .ok()
-        .and_then(|p| user_name(&p, uid))
+        .flatten()
+        .map(|a| a.name)
         .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
         .unwrap_or_else(|| uid.to_string())
 }
@@ -181,8 +106,12 @@ mod tests {
                           bob:x:1001:100::/home/bob:/bin/sh\n";
     const GROUP: &str = "root:x:0:\nusers:x:100:\nalice:x:1000:\nwheel:x:10:alice\n";
 
+    fn db() -> users::Files {
+        users::Files::parse(PASSWD, GROUP)
+    }
+
     fn ok(spec: &str) -> Owner {
-        resolve_owner_in(spec, PASSWD, GROUP).unwrap()
+        resolve_owner_in(spec, &db()).unwrap()
     }
 
     #[test]
@@ -246,7 +175,7 @@ mod tests {
             "-1:0",
             "+nis",
         ] {
-            let e = resolve_owner_in(spec, PASSWD, GROUP);
+            let e = resolve_owner_in(spec, &db());
             assert!(e.is_err(), "{spec:?} resolved to {e:?}");
             let msg = e.unwrap_err().to_string();
             assert!(msg.starts_with("owner "), "{msg}");
@@ -256,8 +185,6 @@ mod tests {
 
     #[test]
     fn user_name_lookup() {
-        assert_eq!(user_name(PASSWD, 1001).as_deref(), Some("bob"));
-        assert_eq!(user_name(PASSWD, 7), None);
         assert!(!host_name().is_empty());
         assert!(!current_user_name().is_empty());
     }

@@ -135,6 +135,47 @@ pub fn lookup_id(db: &str, name: &str) -> Option<u32> {
     stdout(&out).split(':').nth(2)?.trim().parse().ok()
 }
 
+/// An age identity and a place for `.age` files.
+pub struct Fixture {
+    pub layout: Layout,
+    pub key: PathBuf,
+    pub recipient: String,
+    pub store: PathBuf,
+}
+
+impl Fixture {
+    pub fn new(root: &Path) -> Self {
+        assert!(super::require_tool("age") && super::require_tool("age-keygen"));
+        let keys = root.join("keys");
+        std::fs::create_dir(&keys).unwrap();
+        let (key, recipient) = super::age_keygen(&keys, "host.key");
+        let store = root.join("store");
+        std::fs::create_dir(&store).unwrap();
+        Fixture {
+            layout: Layout::new(root),
+            key,
+            recipient,
+            store,
+        }
+    }
+
+    /// Encrypts `plaintext` to the fixture key as `store/<file>`.
+    pub fn age(&self, file: &str, plaintext: &[u8]) -> PathBuf {
+        let out = self.store.join(file);
+        super::age_encrypt(&[&self.recipient], false, plaintext, &out);
+        out
+    }
+
+    pub fn manifest(&self, secrets: &[Secret]) -> PathBuf {
+        self.layout
+            .manifest("manifest.json", &[&self.key], "tmpfs", secrets)
+    }
+
+    pub fn home(&self) -> &Path {
+        &self.layout.root
+    }
+}
+
 /// One secret of a manifest.
 #[derive(Clone)]
 pub struct Secret {
@@ -213,12 +254,28 @@ impl Layout {
         Some(target.file_name()?.to_string_lossy().into_owned())
     }
 
-    /// The names in the mount point, sorted.
+    /// The names in the mount point, sorted, without the install records
+    /// (`.agefleet-N.json`), each of which must belong to a generation present.
     pub fn generations(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(&self.mount_point)
+        let all: Vec<String> = std::fs::read_dir(&self.mount_point)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
+        let mut names: Vec<String> = all
+            .iter()
+            .filter(|n| !n.starts_with(".agefleet-"))
+            .cloned()
+            .collect();
+        for record in all.iter().filter(|n| n.starts_with(".agefleet-")) {
+            let n = record
+                .strip_prefix(".agefleet-")
+                .and_then(|r| r.strip_suffix(".json"))
+                .unwrap_or_else(|| panic!("unexpected {record} in the mount point"));
+            assert!(
+                names.iter().any(|g| g == n),
+                "{record} without its generation"
+            );
+        }
         names.sort();
         names
     }

@@ -1,0 +1,285 @@
+//! The one atomic-write scheme, relative to an open directory: an exclusive, no-follow temp
+//! file `.<name>.agefleet-tmp.<16 hex>` in the same directory, created with a mode no wider
+//! than the final one, written, synced, given its owner and then its exact mode through the
+//! fd, and renamed into place (`renameat`, which replaces a symlink at the name and never
+//! follows it; or, for never-replace writes, `RENAME_NOREPLACE`). The temp file is removed
+//! on every failure. What was written is identified by device and inode ([`FileId`]), so a
+//! later step can check it acts on the same file.
+
+use std::ffi::{OsStr, OsString};
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use crate::sys;
+
+/// Marker in the names of temp files, so a later run (or `status`) recognises leftovers.
+pub const TEMP_MARKER: &str = ".agefleet-tmp.";
+/// Length of the random suffix of temp names (`{:016x}`).
+pub const TEMP_SUFFIX_LEN: usize = 16;
+/// Bytes of the target name kept in a temp name, so it stays within NAME_MAX (255).
+const TEMP_BASE_MAX: usize = 200;
+
+/// Device, inode and (where the filesystem records it) birth time of a file. Device and
+/// inode alone identify a file only while it exists: ext4 and tmpfs hand a freed inode
+/// number to the next file created, so a file deleted and recreated by someone else could
+/// look like ours; its birth time tells the two apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FileId {
+    pub dev: u64,
+    pub ino: u64,
+    /// Birth time (seconds, nanoseconds), from `statx` on Linux when the filesystem has it.
+    pub birth: Option<(i64, u32)>,
+}
+
+impl FileId {
+    /// The identity of the open `fd`.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub fn of(fd: impl AsFd) -> io::Result<FileId> {
+        use rustix::fs::{AtFlags, StatxFlags};
+        match rustix::fs::statx(
+            &fd,
+            "",
+            AtFlags::EMPTY_PATH,
+            StatxFlags::INO | StatxFlags::BTIME,
+        ) {
+            Ok(stx) => Ok(FileId {
+                dev: rustix::fs::makedev(stx.stx_dev_major, stx.stx_dev_minor),
+                ino: stx.stx_ino,
+                birth: (stx.stx_mask & StatxFlags::BTIME.bits() != 0)
+                    .then_some((stx.stx_btime.tv_sec, stx.stx_btime.tv_nsec)),
+            }),
+            // Kernels before 4.11 (or a seccomp filter): no birth time.
+            Err(_) => Self::of_fstat(fd),
+        }
+    }
+
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    pub fn of(fd: impl AsFd) -> io::Result<FileId> {
+        Self::of_fstat(fd)
+    }
+
+    fn of_fstat(fd: impl AsFd) -> io::Result<FileId> {
+        let st = rustix::fs::fstat(fd).map_err(io::Error::from)?;
+        #[allow(clippy::useless_conversion, clippy::unnecessary_cast)] // widths differ by target
+        Ok(FileId {
+            dev: st.st_dev as u64,
+            ino: st.st_ino as u64,
+            birth: None,
+        })
+    }
+}
+
+/// A fresh temp name for `base`: `.<base>.agefleet-tmp.<16 lowercase hex>`.
+pub fn temp_name(base: &OsStr) -> OsString {
+    let bytes = base.as_bytes();
+    let mut name = OsString::from(".");
+    name.push(OsStr::from_bytes(&bytes[..bytes.len().min(TEMP_BASE_MAX)]));
+    name.push(TEMP_MARKER);
+    name.push(format!(
+        "{:0width$x}",
+        rand::random::<u64>(),
+        width = TEMP_SUFFIX_LEN
+    ));
+    name
+}
+
+/// Runs `make` with fresh temp names for `base` until one is free (an existing name,
+/// planted or not, is never reused or followed).
+pub fn with_temp_name<T>(
+    base: &OsStr,
+    mut make: impl FnMut(&OsStr) -> io::Result<T>,
+) -> io::Result<(OsString, T)> {
+    let mut last = None;
+    for _ in 0..16 {
+        let tmp = temp_name(base);
+        match make(&tmp) {
+            Ok(v) => return Ok((tmp, v)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::ErrorKind::AlreadyExists.into()))
+}
+
+/// Creates an exclusive, no-follow temp file for `base` in `dir`, opened with `mode & 0o777`.
+pub fn create_temp(dir: impl AsFd, base: &OsStr, mode: u32) -> io::Result<(OsString, OwnedFd)> {
+    let dir = dir.as_fd();
+    with_temp_name(base, |tmp| {
+        sys::create_exclusive_at(dir, Path::new(tmp), mode & 0o777)
+    })
+}
+
+/// What happens to an existing file at the target name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Existing {
+    /// Replaced atomically (a symlink there is replaced, not followed).
+    Replace,
+    /// Left alone: the write fails with `AlreadyExists`.
+    Keep,
+}
+
+/// How [`write_at`] writes.
+#[derive(Debug, Clone, Copy)]
+pub struct WriteOptions {
+    /// Exact final permission bits (the umask does not apply).
+    pub mode: u32,
+    /// Owner and group given before the final mode and name.
+    pub owner: Option<(u32, u32)>,
+    pub existing: Existing,
+    /// fsync the directory after the rename (persistent filesystems).
+    pub sync_dir: bool,
+}
+
+impl WriteOptions {
+    pub fn replace(mode: u32) -> Self {
+        WriteOptions {
+            mode,
+            owner: None,
+            existing: Existing::Replace,
+            sync_dir: true,
+        }
+    }
+
+    pub fn create_new(mode: u32) -> Self {
+        WriteOptions {
+            existing: Existing::Keep,
+            ..WriteOptions::replace(mode)
+        }
+    }
+
+    pub fn owner(self, owner: Option<(u32, u32)>) -> Self {
+        WriteOptions { owner, ..self }
+    }
+}
+
+/// Writes `data` as `base` in `dir` atomically (see the module doc) and returns the
+/// identity of the file written.
+pub fn write_at(
+    dir: impl AsFd,
+    base: &OsStr,
+    data: &[u8],
+    opts: WriteOptions,
+) -> io::Result<FileId> {
+    let dir = dir.as_fd();
+    // Created 0400 at most: never readable by anyone else before it has its owner.
+    let (tmp, fd) = create_temp(dir, base, opts.mode & 0o400)?;
+    let result = (|| -> io::Result<FileId> {
+        sys::write_all_sync(&fd, data)?;
+        if let Some((uid, gid)) = opts.owner {
+            sys::fchown(&fd, uid, gid)?;
+        }
+        // After the chown, which may clear setuid/setgid bits.
+        sys::fchmod(&fd, opts.mode)?;
+        let id = FileId::of(&fd)?;
+        rename_into_place(dir, &tmp, base, opts.existing)?;
+        Ok(id)
+    })();
+    if result.is_err() {
+        let _ = sys::unlink_at(dir, Path::new(&tmp));
+    }
+    let id = result?;
+    if opts.sync_dir {
+        sys::sync(dir)?;
+    }
+    Ok(id)
+}
+
+/// Renames `from` to `to` inside `dir`, replacing `to` or (with [`Existing::Keep`]) failing
+/// with `AlreadyExists` when it exists.
+pub fn rename_into_place(
+    dir: impl AsFd,
+    from: &OsStr,
+    to: &OsStr,
+    existing: Existing,
+) -> io::Result<()> {
+    rename_between(&dir, from, &dir, to, existing)
+}
+
+/// [`rename_into_place`] across two directories.
+pub fn rename_between(
+    from_dir: impl AsFd,
+    from: &OsStr,
+    to_dir: impl AsFd,
+    to: &OsStr,
+    existing: Existing,
+) -> io::Result<()> {
+    if existing == Existing::Replace {
+        return sys::rename_at(&from_dir, Path::new(from), &to_dir, Path::new(to));
+    }
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        use rustix::fs::{renameat_with, RenameFlags};
+        match renameat_with(&from_dir, from, &to_dir, to, RenameFlags::NOREPLACE) {
+            Ok(()) => return Ok(()),
+            // Filesystems without RENAME_NOREPLACE: link + unlink below.
+            Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    // link(2) fails with EEXIST instead of replacing, which is the property needed here.
+    rustix::fs::linkat(&from_dir, from, &to_dir, to, rustix::fs::AtFlags::empty())?;
+    sys::unlink_at(&from_dir, Path::new(from))
+}
+
+/// Replaces `base` in `dir` with a symlink to `target`, atomically (temp link + rename).
+pub fn symlink_at(dir: impl AsFd, base: &OsStr, target: &Path) -> io::Result<()> {
+    let dir = dir.as_fd();
+    let (tmp, ()) = with_temp_name(base, |tmp| sys::symlink_at(target, dir, Path::new(tmp)))?;
+    if let Err(e) = sys::rename_at(dir, Path::new(&tmp), dir, Path::new(base)) {
+        let _ = sys::unlink_at(dir, Path::new(&tmp));
+        return Err(e);
+    }
+    sys::sync(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn writes_with_exact_mode_replaces_a_symlink_and_keeps_when_asked() {
+        let tmp = tempfile::tempdir().unwrap();
+        let victim = tmp.path().join("victim");
+        std::fs::write(&victim, b"keep").unwrap();
+        std::os::unix::fs::symlink(&victim, tmp.path().join("s")).unwrap();
+        let dir = sys::open_dir_nofollow(tmp.path()).unwrap();
+        let id = write_at(&dir, OsStr::new("s"), b"new", WriteOptions::replace(0o440)).unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+        let meta = std::fs::symlink_metadata(tmp.path().join("s")).unwrap();
+        assert!(meta.file_type().is_file());
+        assert_eq!(meta.permissions().mode() & 0o7777, 0o440);
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!((id.dev, id.ino), (meta.dev(), meta.ino()));
+        let e = write_at(&dir, OsStr::new("s"), b"x", WriteOptions::create_new(0o600)).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(tmp.path().join("s")).unwrap(), b"new");
+        assert_eq!(
+            std::fs::read_dir(tmp.path()).unwrap().count(),
+            2,
+            "temp file left"
+        );
+    }
+
+    #[test]
+    fn symlinks_are_replaced_atomically_without_following() {
+        let tmp = tempfile::tempdir().unwrap();
+        let victim = tmp.path().join("victim");
+        std::fs::write(&victim, b"keep").unwrap();
+        let at = tmp.path().join("link");
+        std::os::unix::fs::symlink(&victim, &at).unwrap();
+        let dir = sys::open_dir_nofollow(tmp.path()).unwrap();
+        symlink_at(&dir, OsStr::new("link"), Path::new("/run/agenix/y")).unwrap();
+        assert_eq!(std::fs::read_link(&at).unwrap(), Path::new("/run/agenix/y"));
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn long_names_still_get_a_temp_name_within_name_max() {
+        let base = OsString::from("x".repeat(255));
+        assert!(temp_name(&base).len() <= 255);
+    }
+}
