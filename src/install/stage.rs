@@ -467,6 +467,12 @@ mod tests {
     }
 
     #[test]
+    fn the_pq_key_path_is_one_the_install_places_itself() {
+        let rel = pq_key_path(Path::new(""));
+        assert!(PLACED_BY_INSTALL.iter().any(|p| Path::new(p) == rel));
+    }
+
+    #[test]
     fn host_key_placed_with_modes() {
         let root = tempfile::tempdir().unwrap();
         let id = HostIdentity::generate_or_reuse(&root.path().join("unused"), "h", false).unwrap();
