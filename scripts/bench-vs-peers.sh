@@ -5,6 +5,8 @@
 #   rekey 10000×5     wall time and peak RSS
 #   status 10000      headers only
 #   rules 1000 rules  builtin evaluator vs nix-instantiate
+#   rekey 200×5 PQ    the same secrets, 5 hybrid post-quantum (age1pq1…) recipients, pq = true;
+#                     with the mean file size beside the ssh-ed25519 one
 # Usage: scripts/bench-vs-peers.sh [N_SMALL=200] [N_LARGE=10000] [RECIPIENTS=5]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -89,19 +91,42 @@ read -r t_small _ < <(measure "agefleet rekey small" env -C "$work/small" "$bin"
 read -r t_large rss_large < <(measure "agefleet rekey large" env -C "$work/large" "$bin" -i "$work/keys/admin" -r)
 read -r t_status _ < <(measure "agefleet status large" env -C "$work/large" "$bin" status)
 
+# --- rekey 200×5 post-quantum ---------------------------------------------------------------
+# The small corpus re-encrypted (once, from ssh) to 5 PQ identities, then rekeyed PQ -> PQ.
+mkdir -p "$work/pq"
+pq_recips=()
+for i in $(seq 1 "$m"); do
+  pq_recips+=("$("$bin" keygen --pq -o "$work/keys/pq$i")")
+done
+{
+  echo "let"
+  for i in "${!pq_recips[@]}"; do echo "  p$i = \"${pq_recips[$i]}\";"; done
+  echo "  all = [ $(for i in "${!pq_recips[@]}"; do printf 'p%s ' "$i"; done)];"
+  echo "in {"
+  for i in $(seq 1 "$small"); do echo "  \"s$i.age\" = { publicKeys = all; pq = true; };"; done
+  echo "}"
+} > "$work/pq/secrets.nix"
+cp "$work/small-age"/s*.age "$work/pq/"
+env -C "$work/pq" "$bin" -i "$work/keys/admin" -r >/dev/null
+read -r t_pq _ < <(measure "agefleet rekey pq" env -C "$work/pq" "$bin" -i "$work/keys/pq1" -r)
+size_ssh=$(cat "$work/small"/s*.age | wc -c)
+size_pq=$(cat "$work/pq"/s*.age | wc -c)
+
 # --- rules: 1,000 rules, builtin vs nix-instantiate ------------------------------------------
 mkdir -p "$work/rules1000"; make_rules "$work/rules1000" 1000
 read -r t_builtin _ < <(measure "builtin eval" "$bin" --rules "$work/rules1000/secrets.nix" --nix-eval builtin rules --json)
 read -r t_nix _ < <(measure "nix-instantiate" nix-instantiate --eval --strict --json "$work/rules1000/secrets.nix")
 
-python3 - "$small" "$large" "$m" "$t_age" "$t_small" "$t_large" "$rss_large" "$t_status" "$t_builtin" "$t_nix" <<'PY'
+python3 - "$small" "$large" "$m" "$t_age" "$t_small" "$t_large" "$rss_large" "$t_status" "$t_builtin" "$t_nix" "$t_pq" "$size_ssh" "$size_pq" <<'PY'
 import sys, os
 small, large, m = sys.argv[1:4]
-t_age, t_small, t_large, rss, t_status, t_builtin, t_nix = map(float, sys.argv[4:])
+t_age, t_small, t_large, rss, t_status, t_builtin, t_nix, t_pq, size_ssh, size_pq = map(float, sys.argv[4:])
 print(f"machine: {os.cpu_count()} cores, {os.uname().release}")
 print(f"{'measure':42} {'time':>9} {'ratio/target':>22}")
 print(f"{'age CLI loop, rekey '+small+'x'+m:42} {t_age:8.3f}s")
 print(f"{'agefleet rekey '+small+'x'+m:42} {t_small:8.3f}s {f'{t_age/t_small:.1f}x faster (>=40x)':>22}")
+print(f"{'agefleet rekey '+small+'x'+m+' post-quantum':42} {t_pq:8.3f}s {f'{t_pq/t_small:.1f}x the ssh rekey':>22}")
+print(f"{'  mean file size, ssh-ed25519 / PQ':42} {size_ssh/int(small):7.0f}B / {size_pq/int(small):.0f}B")
 print(f"{'agefleet rekey '+large+'x'+m:42} {t_large:8.3f}s {'(<=3s)':>22}")
 print(f"{'  peak RSS':42} {rss/1024:7.1f}MiB {'(<=64MiB)':>22}")
 print(f"{'agefleet status '+large+' files':42} {t_status:8.3f}s {'(<=0.3s)':>22}")

@@ -1,8 +1,21 @@
 #!/usr/bin/env bash
 # Installs the Debian packages agefleet's build and tests need, when any is missing.
 # Build: libssl-dev pkg-config (git2). Tests: age (interop oracle), nix-bin (rules oracle),
-# openssh-server/openssh-client (sshd + ssh-agent rig), git, util-linux (unshare, script), passwd (useradd).
+# openssh-server/openssh-client (sshd + ssh-agent rig), git, util-linux (unshare, script), passwd (useradd),
+# nodejs/npm for typage (npm age-encryption: the post-quantum interop oracle, installed into
+# target/npm by typage_install below).
 set -euo pipefail
+cd "$(dirname "$0")/.."
+TYPAGE_VERSION=0.3.1
+typage_install() {
+  local dir=target/npm
+  if [ "$(node -e 'try{console.log(require(process.argv[1]).version)}catch{}' "$PWD/$dir/node_modules/age-encryption/package.json" 2>/dev/null)" = "$TYPAGE_VERSION" ]; then
+    return 0
+  fi
+  mkdir -p "$dir"
+  npm install --prefix "$dir" --no-save --no-audit --no-fund --loglevel=error "age-encryption@$TYPAGE_VERSION" >/dev/null
+  echo "deps.sh: installed age-encryption@$TYPAGE_VERSION (typage) into $dir" >&2
+}
 need=()
 command -v age >/dev/null && command -v age-keygen >/dev/null || need+=(age)
 command -v nix-instantiate >/dev/null || need+=(nix-bin)
@@ -15,7 +28,9 @@ command -v jq >/dev/null || need+=(jq)
 command -v diff >/dev/null || need+=(diffutils)
 command -v unshare >/dev/null && command -v script >/dev/null || need+=(util-linux bsdutils)
 command -v useradd >/dev/null || need+=(passwd)
+command -v node >/dev/null && command -v npm >/dev/null || need+=(nodejs npm)
 if [ ${#need[@]} -eq 0 ]; then
+  typage_install
   exit 0
 fi
 if [ "$(id -u)" != 0 ]; then
@@ -26,3 +41,4 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq "${need[@]}" >/dev/null
 echo "deps.sh: installed ${need[*]}" >&2
+typage_install

@@ -106,6 +106,9 @@ pub enum Command {
     Activate(ActivateArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
+    /// Generate an age identity (X25519, or post-quantum with --pq), or print the recipients
+    /// of an identity file (-y).
+    Keygen(KeygenArgs),
 }
 
 #[derive(Debug, Args)]
@@ -180,12 +183,34 @@ pub struct CreateKeysArgs {
     /// Move existing keys to a timestamped backup instead of refusing.
     #[arg(long)]
     pub force: bool,
+    /// Also create the host's post-quantum age identity, id_mlkem768x25519_agenix (0600).
+    #[arg(long)]
+    pub pq: bool,
     /// Say what would be done, do nothing.
     #[arg(long)]
     pub dry_run: bool,
     /// Report as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Generate a hybrid post-quantum identity (AGE-SECRET-KEY-PQ-1…, recipient age1pq1…).
+    #[arg(long, conflicts_with = "recipients_of")]
+    pub pq: bool,
+    /// Write the identity to this new file (0600; an existing file is never replaced) and
+    /// print its recipient; without it the identity goes to stdout.
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "FILE",
+        conflicts_with = "recipients_of"
+    )]
+    pub output: Option<PathBuf>,
+    /// Print the recipients of an identity file instead of generating one.
+    #[arg(short = 'y', value_name = "FILE")]
+    pub recipients_of: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -243,6 +268,10 @@ pub struct InstallArgs {
     /// The host's identity: a private key file, or `generate`.
     #[arg(long, value_name = "FILE|generate")]
     pub host_key: Option<String>,
+    /// Also place a post-quantum age identity (an AGE-SECRET-KEY-PQ-1… file, or `generate`)
+    /// at <root>/etc/ssh/id_mlkem768x25519_agenix; every secret listing it must open with it.
+    #[arg(long, value_name = "FILE|generate")]
+    pub pq_key: Option<String>,
     /// A directory whose tree is copied under the root.
     #[arg(long, value_name = "DIR")]
     pub extra_files: Option<PathBuf>,

@@ -1,6 +1,6 @@
 //! Drift between a rule and a file's header, found without any identity: SSH stanza tags
-//! present in one and not the other, a different number of X25519 stanzas, armor that
-//! differs from the rule's `armor`.
+//! present in one and not the other, a different number of X25519 stanzas or of hybrid
+//! post-quantum stanzas (both anonymous), armor that differs from the rule's `armor`.
 //!
 //! age plugin recipients (`age1<name>1…`) cannot be checked this way: the plugin chooses its
 //! stanzas' types and arguments (they may even be X25519 stanzas), and only the plugin could
@@ -28,11 +28,18 @@ pub struct RecipientDrift {
     pub x25519_found: usize,
     /// age plugin recipients in the rule, which a header cannot confirm or deny.
     pub plugins_unchecked: usize,
+    /// Post-quantum (`age1pq1…`) recipients in the rule.
+    pub mlkem768x25519_expected: usize,
+    /// Post-quantum (`mlkem768x25519`) stanzas in the header.
+    pub mlkem768x25519_found: usize,
 }
 
 impl RecipientDrift {
     pub fn is_empty(&self) -> bool {
-        self.added.is_empty() && self.removed_tags.is_empty() && !self.x25519_differs()
+        self.added.is_empty()
+            && self.removed_tags.is_empty()
+            && !self.x25519_differs()
+            && self.mlkem768x25519_expected == self.mlkem768x25519_found
     }
 
     /// Whether the X25519 stanzas disagree with the rule, as far as a header can tell.
@@ -84,6 +91,10 @@ pub fn compare(recipients: &[&Recipient], armor: bool, header: &Header) -> Drift
         .iter()
         .filter(|r| r.kind == RecipientKind::X25519)
         .count();
+    let mlkem768x25519_expected = recipients
+        .iter()
+        .filter(|r| r.kind == RecipientKind::MlKem768X25519)
+        .count();
     Drift {
         recipients: RecipientDrift {
             added,
@@ -94,6 +105,8 @@ pub fn compare(recipients: &[&Recipient], armor: bool, header: &Header) -> Drift
                 .iter()
                 .filter(|r| r.kind == RecipientKind::Plugin)
                 .count(),
+            mlkem768x25519_expected,
+            mlkem768x25519_found: header.mlkem768x25519_count(),
         },
         armor_expected: (header.armored != armor).then_some(armor),
     }

@@ -27,6 +27,8 @@ pub enum Stanza {
         tag: String,
     },
     X25519,
+    /// The hybrid post-quantum recipient; anonymous like X25519 (no tag).
+    MlKem768X25519,
     Scrypt,
     /// Any other stanza type (grease, plugins).
     Other {
@@ -135,6 +137,24 @@ impl Header {
             .iter()
             .filter(|s| **s == Stanza::X25519)
             .count()
+    }
+
+    /// How many hybrid post-quantum (`mlkem768x25519`) stanzas.
+    pub fn mlkem768x25519_count(&self) -> usize {
+        self.stanzas
+            .iter()
+            .filter(|s| **s == Stanza::MlKem768X25519)
+            .count()
+    }
+
+    /// Whether every recipient stanza is post-quantum (grease and other unknown stanzas
+    /// aside): the file resists a quantum adversary only then.
+    pub fn all_post_quantum(&self) -> bool {
+        self.mlkem768x25519_count() > 0
+            && self
+                .stanzas
+                .iter()
+                .all(|s| matches!(s, Stanza::MlKem768X25519 | Stanza::Other { .. }))
     }
 }
 

@@ -57,15 +57,38 @@ enum Key {
     Locked(age::ssh::EncryptedKey),
     /// Unlocking was attempted and failed this run (why): never prompt for it again.
     Failed(IdentityError),
-    /// The identities of an age identity file: X25519 keys and age plugin identities
-    /// (`AGE-PLUGIN-…`, grouped by plugin).
-    Native(Vec<age::x25519::Identity>, Vec<PluginIdentity>),
+    /// The identities of an age identity file: X25519, hybrid post-quantum, and age plugin
+    /// identities (`AGE-PLUGIN-…`, grouped by plugin).
+    Native {
+        x25519: Vec<age::x25519::Identity>,
+        post_quantum: Vec<MlKem768X25519Identity>,
+        plugins: Vec<PluginIdentity>,
+    },
 }
 
 impl LoadedIdentity {
     /// Whether this is a passphrase-protected key that has not been unlocked.
     pub fn is_locked(&self) -> bool {
         matches!(self.key, Key::Locked(_) | Key::Failed(_))
+    }
+}
+
+impl LoadedIdentity {
+    /// The recipients (`age1…`, `age1pq1…`) of an age identity file's identities; empty for
+    /// SSH keys.
+    pub fn age_recipients(&self) -> Vec<String> {
+        match &self.key {
+            Key::Native {
+                x25519,
+                post_quantum,
+                ..
+            } => x25519
+                .iter()
+                .map(|k| k.to_public().to_string())
+                .chain(post_quantum.iter().map(|k| k.recipient()))
+                .collect(),
+            _ => Vec::new(),
+        }
     }
 }
 
@@ -80,7 +103,10 @@ impl std::fmt::Debug for LoadedIdentity {
     }
 }
 
+mod mlkem768x25519;
 mod ssh_ed25519;
+
+pub use mlkem768x25519::MlKem768X25519Identity;
 
 /// All identities of a run.
 #[derive(Default, Debug)]
@@ -98,6 +124,8 @@ pub enum IdentityError {
     WrongPassphrase { path: PathBuf },
 }
 
+/// How a hybrid post-quantum identity line starts.
+const PQ_IDENTITY_PREFIX: &str = "AGE-SECRET-KEY-PQ-";
 /// Identity files larger than this are not key files.
 const MAX_IDENTITY_FILE_BYTES: u64 = 1 << 20;
 /// Passphrase attempts per key.
@@ -280,6 +308,23 @@ impl IdentitySet {
             .collect()
     }
 
+    /// A set of post-quantum identities held in memory (`path` names them in messages):
+    /// what install-with-secrets proves a generated, not yet written, key with.
+    pub fn from_post_quantum(path: &Path, ids: Vec<MlKem768X25519Identity>) -> Self {
+        IdentitySet {
+            identities: vec![LoadedIdentity {
+                path: path.to_path_buf(),
+                tag: None,
+                kind: IdentityKind::Age,
+                key: Key::Native {
+                    x25519: Vec::new(),
+                    post_quantum: ids,
+                    plugins: Vec::new(),
+                },
+            }],
+        }
+    }
+
     /// Whether any identity (usable or locked) was loaded.
     pub fn has_any(&self) -> bool {
         !self.identities.is_empty()
@@ -299,14 +344,20 @@ impl IdentitySet {
             }
         }
         for id in &self.identities {
-            if let Key::Native(ks, _) = &id.key {
-                out.extend(ks.iter().map(|k| k as &dyn age::Identity));
+            if let Key::Native {
+                x25519,
+                post_quantum,
+                ..
+            } = &id.key
+            {
+                out.extend(x25519.iter().map(|k| k as &dyn age::Identity));
+                out.extend(post_quantum.iter().map(|k| k as &dyn age::Identity));
             }
         }
         // Plugins last: each try starts the plugin, which may ask for a PIN or a touch, so
         // they run only for files no key above could open.
         for id in &self.identities {
-            if let Key::Native(_, plugins) = &id.key {
+            if let Key::Native { plugins, .. } = &id.key {
                 out.extend(plugins.iter().map(|k| k as &dyn age::Identity));
             }
         }
@@ -464,6 +515,7 @@ fn ed25519_seed(content: &[u8], wire: &[u8]) -> Option<Zeroizing<[u8; 32]>> {
 fn parse_age_identity_file(path: &Path, text: &str) -> Result<LoadedIdentity, String> {
     let mut identities = Vec::new();
     let mut plugins = Vec::new();
+    let mut post_quantum = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -476,6 +528,15 @@ fn parse_age_identity_file(path: &Path, text: &str) -> Result<LoadedIdentity, St
             }
             continue;
         }
+        if line
+            .get(..PQ_IDENTITY_PREFIX.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(PQ_IDENTITY_PREFIX))
+        {
+            let id = MlKem768X25519Identity::parse(line)
+                .map_err(|reason| format!("line {}: {reason}", i + 1))?;
+            post_quantum.push(id);
+            continue;
+        }
         match line.parse::<age::x25519::Identity>() {
             Ok(id) => identities.push(id),
             Err(_) => {
@@ -483,7 +544,7 @@ fn parse_age_identity_file(path: &Path, text: &str) -> Result<LoadedIdentity, St
                     "this is an age public key (recipient), not an identity".to_string()
                 } else if line.starts_with("AGE-SECRET-KEY-") {
                     format!("line {}: invalid age identity", i + 1)
-                } else if identities.is_empty() && plugins.is_empty() {
+                } else if identities.is_empty() && plugins.is_empty() && post_quantum.is_empty() {
                     "not a private key or age identity file".to_string()
                 } else {
                     format!("line {}: not an age identity", i + 1)
@@ -492,14 +553,18 @@ fn parse_age_identity_file(path: &Path, text: &str) -> Result<LoadedIdentity, St
             }
         }
     }
-    if identities.is_empty() && plugins.is_empty() {
+    if identities.is_empty() && plugins.is_empty() && post_quantum.is_empty() {
         return Err("no identity in the file (only comments)".into());
     }
     Ok(LoadedIdentity {
         path: path.to_path_buf(),
         tag: None,
         kind: IdentityKind::Age,
-        key: Key::Native(identities, PluginIdentity::group(plugins)),
+        key: Key::Native {
+            x25519: identities,
+            post_quantum,
+            plugins: PluginIdentity::group(plugins),
+        },
     })
 }
 

@@ -19,6 +19,7 @@ pub mod install;
 pub mod keys;
 pub mod names;
 pub mod platform;
+pub mod policy;
 pub mod recipient;
 pub mod rules;
 pub mod sys;

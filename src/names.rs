@@ -169,6 +169,7 @@ mod tests {
                     rule: Ok(Rule {
                         public_keys: vec![],
                         armor: false,
+                        pq: false,
                     }),
                 })
                 .collect(),

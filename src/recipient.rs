@@ -28,6 +28,8 @@ pub enum RecipientKind {
     X25519,
     /// An age plugin recipient (`age1<name>1…`); its stanza types are the plugin's choice.
     Plugin,
+    /// The hybrid post-quantum `mlkem768x25519` recipient (`age1pq1…`).
+    MlKem768X25519,
 }
 
 impl RecipientKind {
@@ -38,7 +40,13 @@ impl RecipientKind {
             RecipientKind::SshRsa => "ssh-rsa",
             RecipientKind::X25519 => "X25519",
             RecipientKind::Plugin => "age plugin",
+            RecipientKind::MlKem768X25519 => "mlkem768x25519",
         }
+    }
+
+    /// Whether this kind resists a quantum computer (only the hybrid recipient does).
+    pub fn is_post_quantum(self) -> bool {
+        self == RecipientKind::MlKem768X25519
     }
 }
 
@@ -55,6 +63,7 @@ pub struct Recipient {
 }
 
 mod exchange;
+pub(crate) mod mlkem768x25519;
 pub mod plugin;
 mod ssh_ed25519;
 mod x25519;
@@ -65,6 +74,8 @@ enum Inner {
     SshRsa(age::ssh::Recipient),
     X25519(age::x25519::Recipient),
     Plugin(plugin::PluginRecipient),
+    /// Boxed: the expanded ML-KEM key is a few KiB.
+    MlKem768X25519(Box<mlkem768x25519::MlKem768X25519>),
 }
 
 impl std::fmt::Debug for Recipient {
@@ -231,6 +242,22 @@ impl Recipient {
                     inner,
                 })
             }
+            k if k
+                .get(..mlkem768x25519::RECIPIENT_PREFIX.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(mlkem768x25519::RECIPIENT_PREFIX)) =>
+            {
+                if fields.next().is_some() {
+                    return Err(error("unexpected text after an age1pq1… recipient".into()));
+                }
+                let parsed =
+                    mlkem768x25519::MlKem768X25519::parse(k).map_err(|e| error(e.into()))?;
+                Ok(Recipient {
+                    text: text.to_string(),
+                    kind: RecipientKind::MlKem768X25519,
+                    tag: None,
+                    inner: Inner::MlKem768X25519(Box::new(parsed)),
+                })
+            }
             k if k.starts_with("age1") => {
                 if fields.next().is_some() {
                     return Err(error("unexpected text after an age1… recipient".into()));
@@ -282,6 +309,7 @@ impl Recipient {
             Inner::SshRsa(r) => r,
             Inner::X25519(r) => r,
             Inner::Plugin(r) => r,
+            Inner::MlKem768X25519(r) => r.as_ref(),
         }
     }
 
@@ -415,6 +443,9 @@ mod tests {
             ("ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQCYdoGX7H/tHJ2esRHIvm4pXRNsiRoQ6rO10+mdTBes/OMfhzJlMh0go0NkyvCL9CtiX4wWRk72uuCyFlz1dZnLo5TfqimBVBLlqFW13Rnv0ib3XrEErFXrk6fg84raUGC6TeH5WcHGBc/WgVxcI1S+yDvWU26pXUvX+iXErH+kvw== small", "smaller than 2048 bits"),
             ("age1yubikey1qwt50d05nh5vutpdzmlg5wn80xq5negm4uj9ghv0snvdd3yysf5yw3rhl3x", "invalid age plugin recipient"),
             ("age1t7rxyev2z3rw82stdlrrepyc39nvn86l5078zqkf5uasdy86jp6svpy7pb", "invalid age1"),
+            // A multi-byte character where the age1pq1 prefix would end.
+            ("age1pq€", "invalid age1"),
+            ("age1pq1", "age1pq1"),
         ];
         for (input, reason) in cases {
             let e = Recipient::parse(input).unwrap_err();

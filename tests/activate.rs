@@ -789,3 +789,44 @@ fn plugin_identities_decrypt_at_activation() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_post_quantum_identity_in_identity_paths_installs_its_secrets() {
+    let Some(root) =
+        in_mount_namespace("a_post_quantum_identity_in_identity_paths_installs_its_secrets")
+    else {
+        return;
+    };
+    let layout = Layout::new(&root);
+    let store = root.join("store");
+    std::fs::create_dir(&store).unwrap();
+    let key = root.join("host.pq");
+    let out = common::run(
+        common::agefleet(&root)
+            .args(["keygen", "--pq", "-o"])
+            .arg(&key),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let recipient = stdout(&out).trim().to_string();
+    common::write_rules(&store, &[("a.age", &[&recipient], false)]);
+    let mut edit = common::agefleet(&root)
+        .args(["-e", "a.age"])
+        .current_dir(&store)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut edit.stdin.take().unwrap(), b"pq secret").unwrap();
+    let edited = edit.wait_with_output().unwrap();
+    assert!(edited.status.success(), "{}", stderr(&edited));
+    let manifest = layout.manifest(
+        "manifest.json",
+        &[&key],
+        "tmpfs",
+        &[Secret::new("a", &store.join("a.age"))],
+    );
+    let out = activate(&root, &manifest, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(read(&layout.secrets_dir.join("a")), "pq secret");
+}

@@ -919,3 +919,138 @@ fn extra_files_problems_are_preflight_failures() {
     fx.assert_untouched(&out);
     fx.stop();
 }
+
+/// A secrets repo whose `db.age` rule lists the operator, the host's SSH key and the
+/// post-quantum recipient `pq`; the file is encrypted by agefleet to the rule's keys, or
+/// (`stale`) by the age CLI to the SSH keys only, as before `pq` was added.
+fn pq_secrets_repo(rig: &SshRig, name: &str, host_public: &str, pq: &str, stale: bool) -> String {
+    let work = tempfile::tempdir().unwrap();
+    let keys = [rig.operator_public.as_str(), host_public, pq];
+    let rules = common::write_rules(work.path(), &[("db.age", &keys, false)]);
+    let db = work.path().join("db.age");
+    if stale {
+        age_encrypt(&keys[..2], false, PLAINTEXT, &db);
+    } else {
+        let mut child = agefleet(work.path())
+            .current_dir(work.path())
+            .args(["-e", "db.age"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), PLAINTEXT).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "agefleet -e: {}", stderr(&out));
+    }
+    let (r, d) = (std::fs::read(&rules).unwrap(), std::fs::read(&db).unwrap());
+    rig.bare_repo(name, &[("secrets.nix", &r), ("db.age", &d)])
+}
+
+#[test]
+fn pq_key_is_proven_against_the_secrets_and_placed() {
+    let Some(fx) = Fixture::new() else { return };
+    let pq_key = fx.tmp.path().join("host.pq");
+    let out = common::run(
+        agefleet(&fx.home)
+            .args(["keygen", "--pq", "-o"])
+            .arg(&pq_key),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let recipient = stdout(&out).trim().to_string();
+
+    // Listed but not encrypted to it: a preflight failure naming the file, nothing touched.
+    let stale = pq_secrets_repo(
+        &fx.rig,
+        "pq-stale",
+        &fx.host_key.public_line,
+        &recipient,
+        true,
+    );
+    let args = with(
+        fx.args(),
+        &[
+            "--yes",
+            "--secrets-url",
+            &stale,
+            "--pq-key",
+            pq_key.to_str().unwrap(),
+        ],
+    );
+    let out = fx.run(&args, Some(&fx.rig.agent_sock));
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("db.age") && err.contains("post-quantum"),
+        "{err}"
+    );
+    fx.assert_untouched(&out);
+
+    // A key no secret lists: refused, its recipient shown.
+    let other = fx.tmp.path().join("other.pq");
+    let o = common::run(
+        agefleet(&fx.home)
+            .args(["keygen", "--pq", "-o"])
+            .arg(&other),
+    );
+    let other_recipient = stdout(&o).trim().to_string();
+    let good = pq_secrets_repo(
+        &fx.rig,
+        "pq-good",
+        &fx.host_key.public_line,
+        &recipient,
+        false,
+    );
+    let args = with(
+        fx.args(),
+        &[
+            "--yes",
+            "--secrets-url",
+            &good,
+            "--pq-key",
+            other.to_str().unwrap(),
+        ],
+    );
+    let out = fx.run(&args, Some(&fx.rig.agent_sock));
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&other_recipient), "{}", stderr(&out));
+    fx.assert_untouched(&out);
+
+    // Listed and encrypted to it: installed, the key placed 0600 and it opens the secret.
+    let args = with(
+        fx.args(),
+        &[
+            "--yes",
+            "--json",
+            "--secrets-url",
+            &good,
+            "--pq-key",
+            pq_key.to_str().unwrap(),
+        ],
+    );
+    let out = fx.run(&args, Some(&fx.rig.agent_sock));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["plan"]["pq_key"]["recipient"], recipient.as_str());
+    assert_eq!(
+        report["plan"]["pq_key"]["for_host"],
+        serde_json::json!(["db.age"])
+    );
+    let placed = fx.root.join("etc/ssh/id_mlkem768x25519_agenix");
+    assert_eq!(mode_of(&placed), 0o600);
+    let d = common::run(
+        agefleet(&fx.home)
+            .arg("-d")
+            .arg(fx.record.join("staged-secrets/db.age"))
+            .arg("-i")
+            .arg(&placed),
+    );
+    assert!(d.status.success(), "{}", stderr(&d));
+    assert_eq!(d.stdout, PLAINTEXT);
+    let all = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(
+        !all.contains("AGE-SECRET-KEY-PQ-"),
+        "key material in output"
+    );
+    fx.stop();
+}

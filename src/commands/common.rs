@@ -167,11 +167,16 @@ impl RecipientCache {
             .collect()
     }
 
-    /// The recipients of a rule entry; the entry's error if it is bad.
+    /// The recipients to encrypt a rule entry to; the entry's error if it is bad, or if it
+    /// says `pq = true` and lists a classical recipient.
     pub fn of(&self, entry: &RuleEntry) -> Result<Vec<Arc<Recipient>>> {
         let rule = entry.rule.as_ref().map_err(Error::failed)?;
-        self.parse_all(&entry.name, &rule.public_keys)
-            .map_err(Error::Failed)
+        let recipients = self
+            .parse_all(&entry.name, &rule.public_keys)
+            .map_err(Error::Failed)?;
+        crate::policy::check(rule.pq, &refs(&recipients))
+            .map_err(|e| Error::Failed(format!("{}: {e}", self.which(&entry.name))))?;
+        Ok(recipients)
     }
 }
 

@@ -52,6 +52,8 @@ struct Plan {
     root: PathBuf,
     secrets: PlanSecrets,
     host_key: PlanHostKey,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pq_key: Option<PlanPqKey>,
     /// Disko steps, each an argv.
     disko: Vec<Vec<String>>,
     install: Vec<String>,
@@ -82,6 +84,16 @@ struct PlanHostKey {
 }
 
 #[derive(Debug, Serialize)]
+struct PlanPqKey {
+    source: HostKeySource,
+    recipient: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kept_at: Option<PathBuf>,
+    /// Secrets whose rules list it (each proven to decrypt with it).
+    for_host: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
 struct PlanPlace {
     path: PathBuf,
     what: String,
@@ -108,6 +120,7 @@ struct Prepared {
     _signals: CleanupOnSignal,
     _staging: PrivateTempDir,
     host_id: HostIdentity,
+    pq_id: Option<lib::pq::PqHostIdentity>,
     flake_dir: PathBuf,
     flake_files: Vec<PathBuf>,
     extra: Option<(PathBuf, Vec<PathBuf>)>,
@@ -160,6 +173,9 @@ pub fn run(ctx: &Context, args: &InstallArgs) -> Result<Outcome> {
     )
     .map_err(Error::failed)?;
     placed.extend(stage::place_host_key(root, &prepared.host_id).map_err(Error::failed)?);
+    if let Some(pq) = &prepared.pq_id {
+        placed.push(stage::place_pq_key(root, pq).map_err(Error::failed)?);
+    }
     if let Some((dir, files)) = &prepared.extra {
         placed.extend(stage::copy_files(dir, files, root, 0o7777, true).map_err(Error::failed)?);
     }
@@ -307,6 +323,23 @@ fn preflight(ctx: &Context, args: &InstallArgs, flake_arg: &Path, host: &str) ->
         }
         Some(path) => HostIdentity::load(Path::new(path)).map_err(|e| fail(e.to_string()))?,
     };
+    let pq_id = match args.pq_key.as_deref() {
+        None => None,
+        Some("generate") => {
+            let kept = state_dir()
+                .map_err(fail)?
+                .join("agefleet/install")
+                .join(host)
+                .join(crate::keys::age_identity::PQ_IDENTITY_FILE);
+            Some(
+                lib::pq::PqHostIdentity::generate_or_reuse(&kept, !args.dry_run)
+                    .map_err(|e| fail(e.to_string()))?,
+            )
+        }
+        Some(path) => {
+            Some(lib::pq::PqHostIdentity::load(Path::new(path)).map_err(|e| fail(e.to_string()))?)
+        }
+    };
     let host_tag = crate::recipient::Recipient::parse(&host_id.public_line)
         .map_err(|e| fail(e.to_string()))?
         .tag
@@ -398,6 +431,34 @@ fn preflight(ctx: &Context, args: &InstallArgs, flake_arg: &Path, host: &str) ->
             check.unreadable.join(", ")
         )));
     }
+    let pq_listed = match &pq_id {
+        None => None,
+        Some(pq) => {
+            let c = pq.check_secrets(&rules);
+            if c.listed.is_empty() {
+                ui::info(&format!(
+                    "post-quantum key of {host}:\n{}\n\nAdd it to secrets.nix in {url} (and its path to age.identityPaths)",
+                    pq.recipient
+                ));
+                return Err(fail(format!(
+                    "{url}: no secret in secrets.nix lists the post-quantum key of {host}: add it (above), rekey, push, and run again"
+                )));
+            }
+            if !c.stale.is_empty() {
+                return Err(fail(format!(
+                    "{url}: these secrets list the post-quantum key of {host} in secrets.nix but do not decrypt with it: {}; rekey them (`agefleet rekey`) and push",
+                    c.stale.join(", ")
+                )));
+            }
+            if !c.unreadable.is_empty() {
+                return Err(fail(format!(
+                    "{url}: secrets for the post-quantum key of {host} that cannot be checked: {}",
+                    c.unreadable.join(", ")
+                )));
+            }
+            Some(c.listed)
+        }
+    };
     if let Some(rev) = &locked_rev {
         if *rev != cloned.commit {
             ui::warn(&format!(
@@ -435,6 +496,16 @@ fn preflight(ctx: &Context, args: &InstallArgs, flake_arg: &Path, host: &str) ->
             what: "host public key (0644)".into(),
         },
     ];
+    if let Some(pq) = &pq_id {
+        place.push(PlanPlace {
+            path: stage::pq_key_path(root),
+            what: format!(
+                "post-quantum identity {} (0600; add /etc/ssh/{} to age.identityPaths)",
+                crate::recipient::abbreviate(&pq.recipient),
+                crate::keys::age_identity::PQ_IDENTITY_FILE
+            ),
+        });
+    }
     if let Some((dir, files)) = &extra {
         place.push(PlanPlace {
             path: root.clone(),
@@ -460,6 +531,12 @@ fn preflight(ctx: &Context, args: &InstallArgs, flake_arg: &Path, host: &str) ->
             tag: host_tag,
             kept_at: host_id.path.clone(),
         },
+        pq_key: pq_id.as_ref().zip(pq_listed).map(|(pq, listed)| PlanPqKey {
+            source: pq.source,
+            recipient: pq.recipient.clone(),
+            kept_at: pq.path.clone(),
+            for_host: listed,
+        }),
         disko: match &disko {
             Disko::Given(argv) => vec![argv.clone()],
             Disko::FlakeScript(build) => {
@@ -473,6 +550,7 @@ fn preflight(ctx: &Context, args: &InstallArgs, flake_arg: &Path, host: &str) ->
         _signals: signals,
         _staging: staging,
         host_id,
+        pq_id,
         flake_dir,
         flake_files,
         extra,
@@ -539,6 +617,19 @@ fn print_plan(plan: &Plan) {
             .map(|p| format!(", {}", p.display()))
             .unwrap_or_default(),
     );
+    if let Some(pq) = &plan.pq_key {
+        s.push_str(&format!(
+            "  post-quantum key: {} ({}{}), {} secret(s): {}\n",
+            crate::recipient::abbreviate(&pq.recipient),
+            pq.source.label(),
+            pq.kept_at
+                .as_ref()
+                .map(|p| format!(", {}", p.display()))
+                .unwrap_or_default(),
+            pq.for_host.len(),
+            pq.for_host.join(", ")
+        ));
+    }
     for step in &plan.disko {
         s.push_str(&format!("  partition: {}\n", shell_words::join(step)));
     }

@@ -12,9 +12,10 @@ use zeroize::Zeroizing;
 use super::{ui, Context, Error, Outcome, Result};
 use crate::cli::{CheckKeysArgs, CopyKeysArgs, CreateKeysArgs, KeyRole};
 use crate::keys::check::{self, KeyCheck, SecretCheck, SecretStatus};
+use crate::keys::check_pq;
 use crate::keys::copy::{self, Action};
 use crate::keys::create::{self, CreateOptions};
-use crate::keys::{nix, openssh, owner, DirAction, KeyError, Role};
+use crate::keys::{age_identity, nix, openssh, owner, DirAction, KeyError, Role};
 
 fn key_error(e: KeyError) -> Error {
     if e.is_refusal() {
@@ -95,9 +96,11 @@ pub fn create(_ctx: &Context, args: &CreateKeysArgs) -> Result<Outcome> {
     let comment = args.comment.clone().unwrap_or_else(create::default_comment);
     openssh::validate_comment(&comment).map_err(|e| Error::Usage(e.to_string()))?;
     let plan = create::plan(&dir, &roles).map_err(key_error)?;
+    let pq_path = dir.join(age_identity::PQ_IDENTITY_FILE);
+    let pq_existing = args.pq && std::fs::symlink_metadata(&pq_path).is_ok();
 
-    if !plan.existing.is_empty() && !args.force {
-        for p in &plan.existing {
+    if (!plan.existing.is_empty() || pq_existing) && !args.force {
+        for p in plan.existing.iter().chain(pq_existing.then_some(&pq_path)) {
             ui::error(&format!("{}: already exists", p.display()));
         }
         return Err(Error::Refused(format!(
@@ -118,6 +121,12 @@ pub fn create(_ctx: &Context, args: &CreateKeysArgs) -> Result<Outcome> {
                 t.public_path.display()
             ));
         }
+        if args.pq {
+            if pq_existing {
+                ui::info(&format!("would move {} to a backup", pq_path.display()));
+            }
+            ui::info(&format!("would create {} (0600)", pq_path.display()));
+        }
         if args.json {
             let keys: Vec<Value> = plan
                 .targets
@@ -136,6 +145,7 @@ pub fn create(_ctx: &Context, args: &CreateKeysArgs) -> Result<Outcome> {
                 "ssh_dir": dir,
                 "keys": keys,
                 "would_back_up": plan.existing,
+                "pq_identity": args.pq.then_some(&pq_path),
             }));
         }
         return Ok(Outcome::Success);
@@ -146,6 +156,7 @@ pub fn create(_ctx: &Context, args: &CreateKeysArgs) -> Result<Outcome> {
     } else {
         None
     };
+    let host = owner::host_name();
     let created = create::execute(
         &plan,
         &CreateOptions {
@@ -155,14 +166,25 @@ pub fn create(_ctx: &Context, args: &CreateKeysArgs) -> Result<Outcome> {
         },
     )
     .map_err(key_error)?;
+    let pq = if args.pq {
+        Some(age_identity::create_pq_identity(&dir, args.force).map_err(key_error)?)
+    } else {
+        None
+    };
 
     say_dir_action(&dir, plan.dir_action, false);
-    if let Some(b) = &created.backup {
+    let pq_backup = pq.as_ref().and_then(|(_, b)| b.as_ref());
+    for b in created.backup.iter().chain(pq_backup) {
         for m in &b.moved {
             ui::info(&format!("moved {} to {}", m.from.display(), m.to.display()));
         }
     }
-    let host = owner::host_name();
+    let pq_snippet = pq
+        .as_ref()
+        .map(|(id, _)| nix::secrets_nix_binding(&format!("{host}-pq"), &id.recipient));
+    if pq.is_some() {
+        ui::info(&format!("created {} (0600)", pq_path.display()));
+    }
     let snippet = created
         .keys
         .iter()
@@ -214,6 +236,12 @@ pub fn create(_ctx: &Context, args: &CreateKeysArgs) -> Result<Outcome> {
             "keys": keys,
             "backup": created.backup,
             "secrets_nix": snippet,
+            "pq_identity": pq.as_ref().map(|(id, b)| json!({
+                "path": pq_path,
+                "recipient": id.recipient,
+                "backup": b,
+            })),
+            "secrets_nix_pq": pq_snippet,
         }));
     }
     let mut out = String::new();
@@ -227,11 +255,26 @@ pub fn create(_ctx: &Context, args: &CreateKeysArgs) -> Result<Outcome> {
             k.key.public_line
         ));
     }
+    if let Some((id, _)) = &pq {
+        out.push_str(&format!(
+            "{} (post-quantum agenix identity): {}\n{}\n\n",
+            age_identity::PQ_IDENTITY_FILE,
+            pq_path.display(),
+            id.recipient
+        ));
+    }
     if let Some(snippet) = snippet {
         out.push_str(&format!(
             "# secrets.nix: paste into the `let` block, then add `{}` to the publicKeys of \
              this host's secrets\n{snippet}\n",
             nix::nix_identifier(&host)
+        ));
+    }
+    if let Some(snippet) = pq_snippet {
+        out.push_str(&format!(
+            "# post-quantum: add `{}` to the publicKeys (and age.identityPaths gets {})\n{snippet}\n",
+            nix::nix_identifier(&format!("{host}-pq")),
+            pq_path.display()
         ));
     }
     ui::out_bytes(out.as_bytes())?;
@@ -406,11 +449,25 @@ pub fn check(ctx: &Context, args: &CheckKeysArgs) -> Result<Outcome> {
     }
     let all_present = keys.iter().all(|k| k.present);
     let mut failed = keys.iter().any(|k| !k.ok);
+    let pq_key = check_pq::check_pq_identity(&dir);
+    failed |= pq_key.as_ref().is_some_and(|k| !k.ok);
+    let mut pq_secrets: Option<Vec<SecretCheck>> = None;
 
     let mut secrets: Option<Vec<SecretCheck>> = None;
     let mut secrets_note = None;
     if ctx.rules_given() {
         let rules = ctx.load_rules()?;
+        if let Some((path, recipient)) = pq_key
+            .as_ref()
+            .and_then(|k| Some((&k.path, k.recipient.as_ref()?)))
+        {
+            pq_secrets = Some(check_pq::check_pq_secrets(
+                &rules,
+                path,
+                recipient,
+                args.try_decrypt,
+            ));
+        }
         match &agenix {
             Some((public, path)) => {
                 secrets = Some(
@@ -431,7 +488,7 @@ pub fn check(ctx: &Context, args: &CheckKeysArgs) -> Result<Outcome> {
             "--try-decrypt needs the rules: pass --rules FILE (or set RULES)".into(),
         ));
     }
-    if let Some(list) = &secrets {
+    for list in secrets.iter().chain(pq_secrets.iter()) {
         failed |= list.iter().any(|s| s.status == SecretStatus::Error);
         for s in list.iter().filter(|s| s.status == SecretStatus::Error) {
             ui::error(&format!(
@@ -452,6 +509,8 @@ pub fn check(ctx: &Context, args: &CheckKeysArgs) -> Result<Outcome> {
             "ssh_dir": dir,
             "keys": keys,
             "secrets": secrets.unwrap_or_default(),
+            "pq_identity": pq_key,
+            "pq_secrets": pq_secrets,
         }))?;
         return Ok(Outcome::from_failed(failed));
     }
@@ -477,7 +536,26 @@ pub fn check(ctx: &Context, args: &CheckKeysArgs) -> Result<Outcome> {
         })
         .collect();
     out.push_str(&table(&["KEY", "PATH", "CHECKS"], &rows));
-    if let Some(list) = &secrets {
+    if let Some(k) = &pq_key {
+        let checks = if k.ok {
+            format!(
+                "ok: {}",
+                crate::recipient::abbreviate(k.recipient.as_deref().unwrap_or(""))
+            )
+        } else {
+            k.problems.join("; ")
+        };
+        out.push_str(&format!(
+            "post-quantum identity {}: {checks}\n",
+            k.path.display()
+        ));
+    }
+    let lists = [
+        (secrets.as_ref(), "AGENIX IDENTITY CAN OPEN"),
+        (pq_secrets.as_ref(), "PQ IDENTITY CAN OPEN"),
+    ];
+    for (list, column) in lists {
+        let Some(list) = list else { continue };
         let rows: Vec<[String; 3]> = list
             .iter()
             .map(|s| {
@@ -496,10 +574,7 @@ pub fn check(ctx: &Context, args: &CheckKeysArgs) -> Result<Outcome> {
             })
             .collect();
         out.push('\n');
-        out.push_str(&table(
-            &["SECRET", "AGENIX IDENTITY CAN OPEN", "NOTE"],
-            &rows,
-        ));
+        out.push_str(&table(&["SECRET", column, "NOTE"], &rows));
     }
     ui::out_bytes(out.as_bytes())?;
     Ok(Outcome::from_failed(failed))

@@ -14,6 +14,7 @@ pub mod decrypt;
 pub mod edit;
 pub mod gitcheck;
 pub mod install;
+pub mod keygen;
 pub mod keys;
 pub mod rekey;
 pub mod rules;
@@ -160,6 +161,7 @@ fn run_command(ctx: &Context, cmd: Command) -> Result<Outcome> {
         Command::InstallWithSecrets(a) => install::run(ctx, &a),
         Command::Activate(a) => activate::run(ctx, &a),
         Command::Completions(a) => completions::run(&a),
+        Command::Keygen(a) => keygen::run(&a),
     }
 }
 

@@ -24,7 +24,8 @@ pub fn run(ctx: &Context, args: &RulesArgs) -> Result<Outcome> {
         match &entry.rule {
             Ok(rule) => {
                 let armor = if rule.armor { " (armor)" } else { "" };
-                writeln!(out, "{}{armor}", printable(&entry.name)).map_err(write_failed)?;
+                let pq = if rule.pq { " (post-quantum only)" } else { "" };
+                writeln!(out, "{}{armor}{pq}", printable(&entry.name)).map_err(write_failed)?;
                 for key in &rule.public_keys {
                     writeln!(out, "  {}", printable(key)).map_err(write_failed)?;
                 }

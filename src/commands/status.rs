@@ -29,6 +29,8 @@ pub mod code {
     pub const BAD_RULE: &str = "bad-rule";
     /// A temp file of an interrupted rekey/edit lies beside the secret.
     pub const STALE_TEMP: &str = "stale-temp";
+    /// A `pq = true` rule lists a classical recipient, or its file has non-PQ stanzas.
+    pub const NOT_POST_QUANTUM: &str = "not-post-quantum";
 }
 
 #[derive(Debug, Serialize)]
@@ -48,6 +50,9 @@ struct Entry {
     /// drift, but not checked either.
     #[serde(skip_serializing_if = "is_zero")]
     plugin_recipients_unchecked: usize,
+    /// Whether every recipient stanza of the file is post-quantum (from its header).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    post_quantum: Option<bool>,
     /// Temp files of interrupted runs beside this secret (rules-directory relative); the next
     /// rekey or edit of the secret removes them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -80,6 +85,7 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<Outcome> {
                 drift: None,
                 armored: None,
                 plugin_recipients_unchecked: 0,
+                post_quantum: None,
                 stale_temps: Vec::new(),
             };
             let parsed = e
@@ -89,7 +95,7 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<Outcome> {
                 .and_then(|r| {
                     cache
                         .parse_all(&e.name, &r.public_keys)
-                        .map(|rs| (rs, r.armor))
+                        .map(|rs| (rs, r.armor, r.pq))
                 });
             inspect(&path, &mut entry, parsed, tracker.as_ref());
             entry
@@ -119,6 +125,7 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<Outcome> {
                 drift: None,
                 armored: None,
                 plugin_recipients_unchecked: 0,
+                post_quantum: None,
                 stale_temps: Vec::new(),
             };
             inspect(
@@ -151,14 +158,26 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<Outcome> {
 fn inspect(
     path: &Path,
     entry: &mut Entry,
-    rule: std::result::Result<(Vec<std::sync::Arc<crate::recipient::Recipient>>, bool), String>,
+    rule: std::result::Result<
+        (Vec<std::sync::Arc<crate::recipient::Recipient>>, bool, bool),
+        String,
+    >,
     tracker: Option<&Tracker>,
 ) {
-    if let Err(msg) = &rule {
-        if entry.rule {
+    match &rule {
+        Err(msg) if entry.rule => {
             entry.problems.push(code::BAD_RULE);
             entry.error = Some(msg.clone());
         }
+        Ok((recipients, _, pq)) => {
+            let recipients: Vec<&crate::recipient::Recipient> =
+                recipients.iter().map(|r| r.as_ref()).collect();
+            if let Err(e) = crate::policy::check(*pq, &recipients) {
+                entry.problems.push(code::NOT_POST_QUANTUM);
+                entry.error = Some(e.to_string());
+            }
+        }
+        Err(_) => {}
     }
     let bytes = match read_header_bytes(path) {
         Ok(b) => b,
@@ -188,11 +207,24 @@ fn inspect(
         }
     };
     entry.armored = Some(header.armored);
-    if let Ok((recipients, armor)) = rule {
+    entry.post_quantum = Some(header.all_post_quantum());
+    if let Ok((recipients, armor, pq)) = rule {
         let recipients: Vec<&crate::recipient::Recipient> =
             recipients.iter().map(|r| r.as_ref()).collect();
+        if pq && !header.all_post_quantum() && !entry.problems.contains(&code::NOT_POST_QUANTUM) {
+            entry.problems.push(code::NOT_POST_QUANTUM);
+            entry.error.get_or_insert(
+                "pq = true, but the file is still encrypted to classical keys: rekey it".into(),
+            );
+        }
         let d = drift::compare(&recipients, armor, &header);
         entry.plugin_recipients_unchecked = d.recipients.plugins_unchecked;
+        // A plugin's stanzas cannot be judged from the header (they look like grease, which
+        // `all_post_quantum` ignores): a file with plugin recipients is not called
+        // post-quantum.
+        if d.recipients.plugins_unchecked > 0 {
+            entry.post_quantum = Some(false);
+        }
         if d.recipients_drift() {
             entry.problems.push(code::RECIPIENTS_DRIFT);
         }
@@ -226,6 +258,7 @@ fn add_stale_temps(entries: &mut Vec<Entry>, temps: Vec<(String, String)>) {
                 drift: None,
                 armored: None,
                 plugin_recipients_unchecked: 0,
+                post_quantum: None,
                 stale_temps: Vec::new(),
             });
             entries.len() - 1
@@ -247,6 +280,7 @@ fn problem_rank(p: &str) -> usize {
         code::UNREADABLE,
         code::RECIPIENTS_DRIFT,
         code::ARMOR_DRIFT,
+        code::NOT_POST_QUANTUM,
         code::UNTRACKED,
         code::STALE_TEMP,
     ]
@@ -352,6 +386,12 @@ fn table(entries: &[Entry]) -> String {
                 detail.push(format!(
                     "X25519 recipients: rule {}, file {}",
                     d.recipients.x25519_expected, d.recipients.x25519_found
+                ));
+            }
+            if d.recipients.mlkem768x25519_expected != d.recipients.mlkem768x25519_found {
+                detail.push(format!(
+                    "post-quantum recipients: rule {}, file {}",
+                    d.recipients.mlkem768x25519_expected, d.recipients.mlkem768x25519_found
                 ));
             }
             if let Some(a) = d.armor_expected {

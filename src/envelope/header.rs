@@ -221,6 +221,7 @@ fn parse_window(bytes: &[u8]) -> Result<(Vec<Stanza>, usize), ParseError> {
                 b"ssh-ed25519" => Stanza::SshEd25519 { tag: tag()? },
                 b"ssh-rsa" => Stanza::SshRsa { tag: tag()? },
                 b"X25519" => Stanza::X25519,
+                b"mlkem768x25519" => Stanza::MlKem768X25519,
                 b"scrypt" => Stanza::Scrypt,
                 _ => Stanza::Other {
                     kind: kind_str.into_owned(),

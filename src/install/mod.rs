@@ -16,6 +16,7 @@ use crate::rules::Rules;
 
 pub mod agent;
 pub mod flake_lock;
+pub mod pq;
 pub mod stage;
 
 /// An install step failed. One line, naming the file it is about; never key material.
@@ -231,7 +232,7 @@ pub fn check_secrets(rules: &Rules, host_fields: &str, host_tag: &str) -> Secret
 }
 
 /// `name` as a path that stays below its base directory.
-fn safe_relative(name: &str) -> Option<PathBuf> {
+pub(crate) fn safe_relative(name: &str) -> Option<PathBuf> {
     let p = Path::new(name);
     p.components()
         .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))

@@ -71,10 +71,12 @@ pub fn walk(dir: &Path, skip_git: bool) -> Result<Vec<PathBuf>, InstallError> {
 pub fn holds_private_key(bytes: &[u8]) -> bool {
     const PEM: &[u8] = b"PRIVATE KEY-----";
     const AGE: &[u8] = b"AGE-SECRET-KEY-1";
+    // The post-quantum identity's prefix does not contain the X25519 one.
+    const AGE_PQ: &[u8] = b"AGE-SECRET-KEY-PQ-1";
     bytes.windows(PEM.len()).any(|w| w == PEM)
-        || bytes
-            .windows(AGE.len())
-            .any(|w| w.eq_ignore_ascii_case(AGE))
+        || [AGE, AGE_PQ]
+            .iter()
+            .any(|m| bytes.windows(m.len()).any(|w| w.eq_ignore_ascii_case(m)))
 }
 
 /// Which of `files` (relative to `dir`) hold private key material ([`holds_private_key`]).
@@ -98,7 +100,11 @@ pub fn files_with_private_keys(dir: &Path, files: &[PathBuf]) -> Vec<PathBuf> {
 }
 
 /// Paths under the target root that the install writes itself (and their parents).
-const PLACED_BY_INSTALL: [&str; 2] = ["etc/nixos", "etc/ssh/ssh_host_ed25519_key"];
+const PLACED_BY_INSTALL: [&str; 3] = [
+    "etc/nixos",
+    "etc/ssh/ssh_host_ed25519_key",
+    "etc/ssh/id_mlkem768x25519_agenix",
+];
 
 /// What is wrong with the `--extra-files` of `dir` before anything is touched: errors
 /// (each naming the file) for anything that is not a regular file or symlink, for a file
@@ -300,6 +306,26 @@ pub fn place_host_key(root: &Path, id: &HostIdentity) -> Result<Vec<Placed>, Ins
     ])
 }
 
+/// Where the host's post-quantum identity goes under `root` (for `age.identityPaths`).
+pub fn pq_key_path(root: &Path) -> PathBuf {
+    root.join("etc/ssh")
+        .join(crate::keys::age_identity::PQ_IDENTITY_FILE)
+}
+
+/// Places the post-quantum identity at [`pq_key_path`] (0600), owned by the running user.
+pub fn place_pq_key(root: &Path, id: &super::pq::PqHostIdentity) -> Result<Placed, InstallError> {
+    create_dirs(root, Path::new("etc/ssh"), None)?;
+    let key = pq_key_path(root);
+    let text = id.file_text();
+    create_file(&key, 0o600, |f| io::Write::write_all(f, text.as_bytes()))?;
+    Ok(Placed {
+        path: key,
+        mode: Some(mode_string(0o600)),
+        kind: "file",
+        fingerprint: None,
+    })
+}
+
 /// The SHA-256 fingerprint of `path` when it is an OpenSSH private or public key.
 pub fn key_fingerprint(path: &Path) -> Option<String> {
     let meta = fs::metadata(path).ok()?;
@@ -426,9 +452,24 @@ mod tests {
         )
         .unwrap();
         fs::write(d.path().join("age.txt"), "AGE-SECRET-KEY-1QQQ").unwrap();
+        // The post-quantum identity's prefix does not contain the X25519 one.
+        fs::write(d.path().join("host.pq"), "# c\nAGE-SECRET-KEY-PQ-1QQQ\n").unwrap();
         let files = walk(d.path(), true).unwrap();
         let found = files_with_private_keys(d.path(), &files);
-        assert_eq!(found, [PathBuf::from("age.txt"), PathBuf::from("key")]);
+        assert_eq!(
+            found,
+            [
+                PathBuf::from("age.txt"),
+                PathBuf::from("host.pq"),
+                PathBuf::from("key")
+            ]
+        );
+    }
+
+    #[test]
+    fn the_pq_key_path_is_one_the_install_places_itself() {
+        let rel = pq_key_path(Path::new(""));
+        assert!(PLACED_BY_INSTALL.iter().any(|p| Path::new(p) == rel));
     }
 
     #[test]

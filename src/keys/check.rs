@@ -232,7 +232,8 @@ pub fn check_secrets(
     Ok(checks)
 }
 
-fn strip_path_str(s: &str, path: &Path) -> String {
+/// `s` without its leading `<path>: ` (for messages that name the file already).
+pub(crate) fn strip_path_str(s: &str, path: &Path) -> String {
     let prefix = format!("{}: ", path.display());
     s.strip_prefix(&prefix).unwrap_or(s).to_string()
 }

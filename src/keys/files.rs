@@ -115,7 +115,7 @@ pub(crate) fn refuse_symlinked_dir(dir: &Path) -> Result<(), KeyError> {
     }
 }
 
-fn walk_error(e: WalkError) -> KeyError {
+pub(crate) fn walk_error(e: WalkError) -> KeyError {
     KeyError::Invalid {
         path: e.component,
         reason: e.reason,

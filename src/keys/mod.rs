@@ -17,7 +17,9 @@
 
 use std::path::PathBuf;
 
+pub mod age_identity;
 pub mod check;
+pub mod check_pq;
 pub mod copy;
 pub mod create;
 mod files;

@@ -32,8 +32,8 @@ pub fn split_keys(s: &str) -> impl Iterator<Item = String> + '_ {
         .map(str::to_string)
 }
 
-/// Checks one entry's shape: a set with `publicKeys` (a list of strings) and an optional
-/// Boolean `armor`; other attributes are ignored.
+/// Checks one entry's shape: a set with `publicKeys` (a list of strings) and optional
+/// Booleans `armor` and `pq`; other attributes are ignored.
 /// `location` names the rules file (and line:col of the entry when known) in errors.
 pub fn rule_from_json(
     location: &str,
@@ -69,17 +69,25 @@ pub fn rule_from_json(
             }
         }
     }
-    let armor = match obj.get("armor") {
-        None => false,
-        Some(serde_json::Value::Bool(b)) => *b,
-        Some(other) => {
-            return err(format!(
-                "armor is {} while a Boolean was expected",
+    let flag = |attr: &str| match obj.get(attr) {
+        None => Ok(false),
+        Some(serde_json::Value::Bool(b)) => Ok(*b),
+        Some(other) => Err(entry_error(
+            location,
+            name,
+            &format!(
+                "{attr} is {} while a Boolean was expected",
                 json_type(other)
-            ))
-        }
+            ),
+        )),
     };
-    Ok(Rule { public_keys, armor })
+    let armor = flag("armor")?;
+    let pq = flag("pq")?;
+    Ok(Rule {
+        public_keys,
+        armor,
+        pq,
+    })
 }
 
 #[cfg(test)]
@@ -116,5 +124,10 @@ mod tests {
             .contains("armor is a string"));
         assert!(rule(json!([1])).unwrap_err().contains("the rule is a list"));
         assert!(!rule(json!({"publicKeys": []})).unwrap().armor);
+        assert!(rule(json!({"publicKeys": [], "pq": 1}))
+            .unwrap_err()
+            .contains("pq is an integer while a Boolean was expected"));
+        assert!(!rule(json!({"publicKeys": []})).unwrap().pq);
+        assert!(rule(json!({"publicKeys": [], "pq": true})).unwrap().pq);
     }
 }

@@ -57,6 +57,8 @@ pub struct Rule {
     pub public_keys: Vec<String>,
     /// `armor = true` in the rule.
     pub armor: bool,
+    /// `pq = true` in the rule: every recipient must be post-quantum (`age1pq1…`).
+    pub pq: bool,
 }
 
 /// An entry of the rules attrset: its name (the attribute name, e.g. `"dir/x.age"`) and
@@ -355,7 +357,7 @@ pub fn evaluate_str(path: &Path, text: String) -> Result<Vec<RuleEntry>, RulesEr
     })
 }
 
-/// One entry fully evaluated, as the Nix backend sees it: `publicKeys` and `armor` as JSON,
+/// One entry fully evaluated, as the Nix backend sees it: `publicKeys`, `armor`, `pq` as JSON,
 /// every other attribute forced (so an error anywhere in the entry makes it bad).
 fn entry_json(ev: &mut Evaluator, t: value::ThunkId) -> Result<serde_json::Value, EvalError> {
     let v = ev.force(t)?;
@@ -365,7 +367,7 @@ fn entry_json(ev: &mut Evaluator, t: value::ThunkId) -> Result<serde_json::Value
     let mut out = serde_json::Map::new();
     for (k, t) in set.iter() {
         let item = ev.force(*t)?;
-        if &**k == "publicKeys" || &**k == "armor" {
+        if &**k == "publicKeys" || &**k == "armor" || &**k == "pq" {
             out.insert(k.to_string(), ev.json_value(&item)?);
         } else {
             ev.deep_force(&item)?;

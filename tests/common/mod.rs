@@ -7,6 +7,7 @@ pub mod agenix;
 pub mod nix;
 pub mod plugin;
 pub mod sshd;
+pub mod typage;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
