@@ -139,16 +139,7 @@ impl HostIdentity {
             path: None,
         };
         if save {
-            if let Some(dir) = path.parent() {
-                use std::os::unix::fs::DirBuilderExt;
-                std::fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o700)
-                    .create(dir)
-                    .map_err(|e| InstallError::at(dir, format!("cannot create: {e}")))?;
-            }
-            crate::fsutil::write_new_private(path, id.private_openssh.as_bytes(), 0o600)
-                .map_err(|e| InstallError(e.to_string()))?;
+            save_generated_key(path, id.private_openssh.as_bytes())?;
             id.path = Some(path.to_path_buf());
         }
         Ok(id)
@@ -255,6 +246,20 @@ pub fn is_mount_point(dir: &Path) -> Result<bool, InstallError> {
     let parent = dir.join("..");
     let pmeta = std::fs::metadata(&parent).map_err(|e| InstallError::at(&parent, e))?;
     Ok(meta.dev() != pmeta.dev() || meta.ino() == pmeta.ino())
+}
+
+/// Keeps a generated host key at `path` (0600, never over an existing file) in a state
+/// directory created 0700: the one way both the SSH and the post-quantum host keys are kept.
+pub(crate) fn save_generated_key(path: &Path, private: &[u8]) -> Result<(), InstallError> {
+    if let Some(dir) = path.parent() {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| InstallError::at(dir, format!("cannot create: {e}")))?;
+    }
+    crate::fsutil::write_new_private(path, private, 0o600).map_err(|e| InstallError(e.to_string()))
 }
 
 #[cfg(test)]

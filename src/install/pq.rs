@@ -72,16 +72,7 @@ impl PqHostIdentity {
             path: None,
         };
         if save {
-            if let Some(dir) = path.parent() {
-                use std::os::unix::fs::DirBuilderExt;
-                std::fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o700)
-                    .create(dir)
-                    .map_err(|e| InstallError::at(dir, format!("cannot create: {e}")))?;
-            }
-            crate::fsutil::write_new_private(path, id.file_text().as_bytes(), 0o600)
-                .map_err(|e| InstallError(e.to_string()))?;
+            super::save_generated_key(path, id.file_text().as_bytes())?;
             id.path = Some(path.to_path_buf());
         }
         Ok(id)
