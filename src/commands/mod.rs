@@ -13,6 +13,7 @@ pub mod context;
 pub mod decrypt;
 pub mod edit;
 pub mod gitcheck;
+pub mod host;
 pub mod install;
 pub mod keys;
 pub mod rekey;
@@ -159,6 +160,8 @@ fn run_command(ctx: &Context, cmd: Command) -> Result<Outcome> {
         Command::InstallWithSecrets(a) => install::run(ctx, &a),
         Command::Activate(a) => activate::run(ctx, &a),
         Command::Completions(a) => completions::run(&a),
+        Command::Host(crate::cli::HostCommand::Add(a)) => host::add(ctx, &a),
+        Command::Host(crate::cli::HostCommand::Remove(a)) => host::remove(ctx, &a),
     }
 }
 

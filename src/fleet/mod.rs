@@ -1,0 +1,6 @@
+//! Fleet onboarding and revocation: `host add/remove` as verified in-place edits of
+//! `secrets.nix` ([`edit`]), and who can read what ([`access`]). Library code: plans and
+//! reports, never prints.
+
+pub mod edit;
+pub mod syntax;
