@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages agefleet's build and tests need, when any is missing.
 # Build: libssl-dev pkg-config (git2). Tests: age (interop oracle), nix-bin (rules oracle),
-# openssh-server/openssh-client (sshd + ssh-agent rig), git, util-linux (unshare, script), passwd (useradd).
+# openssh-server/openssh-client (sshd + ssh-agent rig), git, util-linux (unshare, script), passwd (useradd),
+# chromium (renders the `access --html` page headless).
 set -euo pipefail
 need=()
 command -v age >/dev/null && command -v age-keygen >/dev/null || need+=(age)
@@ -12,6 +13,7 @@ pkg-config --exists openssl 2>/dev/null || need+=(libssl-dev pkg-config)
 command -v git >/dev/null || need+=(git)
 command -v unshare >/dev/null && command -v script >/dev/null || need+=(util-linux bsdutils)
 command -v useradd >/dev/null || need+=(passwd)
+command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

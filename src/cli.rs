@@ -105,6 +105,8 @@ pub enum Command {
     /// Add a host to secrets.nix, or remove one, editing the file in place; then rekey.
     #[command(subcommand)]
     Host(HostCommand),
+    /// Show who can read which secret: recipients × secrets, with drift.
+    Access(AccessArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -143,6 +145,16 @@ pub struct HostAddArgs {
     /// Print the diff of secrets.nix, write nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AccessArgs {
+    /// Report as JSON.
+    #[arg(long, conflicts_with = "html")]
+    pub json: bool,
+    /// Write a self-contained HTML page to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use crate::cli::{Cli, Command};
 
+pub mod access;
 pub mod activate;
 pub mod common;
 pub mod completions;
@@ -162,6 +163,7 @@ fn run_command(ctx: &Context, cmd: Command) -> Result<Outcome> {
         Command::Completions(a) => completions::run(&a),
         Command::Host(crate::cli::HostCommand::Add(a)) => host::add(ctx, &a),
         Command::Host(crate::cli::HostCommand::Remove(a)) => host::remove(ctx, &a),
+        Command::Access(a) => access::run(ctx, &a),
     }
 }
 

@@ -2,5 +2,6 @@
 //! `secrets.nix` ([`edit`]), and who can read what ([`access`]). Library code: plans and
 //! reports, never prints.
 
+pub mod access;
 pub mod edit;
 pub mod syntax;
