@@ -4,6 +4,7 @@
 # openssh-server/openssh-client (sshd + ssh-agent rig), git, util-linux (unshare, script), passwd (useradd),
 # nodejs/npm for typage (npm age-encryption: the post-quantum interop oracle, installed into
 # target/npm by typage_install below).
+# chromium (renders the `access --html` page headless).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TYPAGE_VERSION=0.3.1
@@ -29,6 +30,7 @@ command -v diff >/dev/null || need+=(diffutils)
 command -v unshare >/dev/null && command -v script >/dev/null || need+=(util-linux bsdutils)
 command -v useradd >/dev/null || need+=(passwd)
 command -v node >/dev/null && command -v npm >/dev/null || need+=(nodejs npm)
+command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -eq 0 ]; then
   typage_install
   exit 0

@@ -109,6 +109,71 @@ pub enum Command {
     /// Generate an age identity (X25519, or post-quantum with --pq), or print the recipients
     /// of an identity file (-y).
     Keygen(KeygenArgs),
+    /// Add a host to secrets.nix, or remove one, editing the file in place; then rekey.
+    #[command(subcommand)]
+    Host(HostCommand),
+    /// Show who can read which secret: recipients × secrets, with drift.
+    Access(AccessArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HostCommand {
+    /// Bind NAME to a key in the let block and add it to the lists that give it its secrets.
+    Add(HostAddArgs),
+    /// Remove NAME's binding and every reference to it.
+    Remove(HostRemoveArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("key_source").required(true).args(["key", "key_file"])))]
+pub struct HostAddArgs {
+    /// The name to bind (a plain Nix identifier).
+    pub name: String,
+    /// The host's public key line (`ssh-ed25519 AAAA…`, `ssh-rsa …` or `age1…`).
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<String>,
+    /// A file holding the public key line (e.g. /etc/ssh/ssh_host_ed25519_key.pub).
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+    /// Give NAME exactly the secrets OTHER can read (add it wherever OTHER is listed).
+    #[arg(
+        long,
+        value_name = "OTHER",
+        conflicts_with = "to",
+        required_unless_present = "to"
+    )]
+    pub like: Option<String>,
+    /// Give NAME these secrets (rule names; `*` and `?` wildcards).
+    #[arg(long, value_name = "SECRET", num_args = 1..)]
+    pub to: Vec<String>,
+    /// Edit secrets.nix only; do not rekey.
+    #[arg(long)]
+    pub no_rekey: bool,
+    /// Print the diff of secrets.nix, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AccessArgs {
+    /// Report as JSON.
+    #[arg(long, conflicts_with = "html")]
+    pub json: bool,
+    /// Write a self-contained HTML page to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct HostRemoveArgs {
+    /// The binding to remove.
+    pub name: String,
+    /// Edit secrets.nix only; do not rekey.
+    #[arg(long)]
+    pub no_rekey: bool,
+    /// Print the diff of secrets.nix, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

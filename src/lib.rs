@@ -12,6 +12,7 @@ pub mod cli;
 pub mod commands;
 pub mod drift;
 pub mod envelope;
+pub mod fleet;
 pub mod fsutil;
 pub mod git;
 pub mod identity;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use crate::cli::{Cli, Command};
 
+pub mod access;
 pub mod activate;
 pub mod common;
 pub mod completions;
@@ -13,6 +14,7 @@ pub mod context;
 pub mod decrypt;
 pub mod edit;
 pub mod gitcheck;
+pub mod host;
 pub mod install;
 pub mod keygen;
 pub mod keys;
@@ -162,6 +164,9 @@ fn run_command(ctx: &Context, cmd: Command) -> Result<Outcome> {
         Command::Activate(a) => activate::run(ctx, &a),
         Command::Completions(a) => completions::run(&a),
         Command::Keygen(a) => keygen::run(&a),
+        Command::Host(crate::cli::HostCommand::Add(a)) => host::add(ctx, &a),
+        Command::Host(crate::cli::HostCommand::Remove(a)) => host::remove(ctx, &a),
+        Command::Access(a) => access::run(ctx, &a),
     }
 }
 

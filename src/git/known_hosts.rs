@@ -186,7 +186,7 @@ fn hosts_match(hosts: &Hosts, name: &str) -> bool {
 }
 
 /// `*` (any run) and `?` (one character) wildcard match, iterative with backtracking.
-fn glob(pattern: &[u8], text: &[u8]) -> bool {
+pub(crate) fn glob(pattern: &[u8], text: &[u8]) -> bool {
     let (mut p, mut t) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while t < text.len() {

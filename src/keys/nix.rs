@@ -76,6 +76,17 @@ pub fn nix_identifier(host: &str) -> String {
     id
 }
 
+/// Whether `name` is usable as is for a `let` binding: a plain Nix identifier
+/// (`[A-Za-z_][A-Za-z0-9_'-]*`) that is not reserved.
+pub fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '\''))
+        && !RESERVED.contains(&name)
+}
+
 /// `  <host> = "<public line>";` — one binding for the `let` block of `secrets.nix`.
 pub fn secrets_nix_binding(host: &str, public_line: &str) -> String {
     format!(
@@ -108,6 +119,16 @@ mod tests {
         assert_eq!(nix_identifier(""), "host");
         assert_eq!(nix_identifier("_x"), "_x");
         assert_eq!(nix_identifier("ünï"), "_n_");
+    }
+
+    #[test]
+    fn plain_identifiers_only() {
+        assert!(is_identifier("web-1"));
+        assert!(is_identifier("_x'"));
+        assert!(!is_identifier("1st"));
+        assert!(!is_identifier("let"));
+        assert!(!is_identifier("a b"));
+        assert!(!is_identifier(""));
     }
 
     #[test]

@@ -17,7 +17,7 @@ mod convert;
 mod eval;
 mod nixcli;
 mod strings;
-mod syntax;
+pub(crate) mod syntax;
 mod value;
 
 use eval::{ErrorKind, EvalError, Evaluator};

@@ -1,0 +1,127 @@
+//! `host add NAME …` / `host remove NAME`: a verified in-place edit of `secrets.nix`
+//! (`fleet::edit`), its diff on stdout, then `rekey --drifted` of the secrets that changed.
+
+use std::path::PathBuf;
+
+use super::{rekey, ui, Context, Error, Outcome, Result};
+use crate::cli::{HostAddArgs, HostRemoveArgs, RekeyArgs};
+use crate::fleet::edit::{self, EditError, Plan, Target};
+
+pub fn add(ctx: &Context, args: &HostAddArgs) -> Result<Outcome> {
+    let key = match (&args.key, &args.key_file) {
+        (Some(k), None) => k.clone(),
+        (None, Some(f)) => key_from_file(f)?,
+        _ => return Err(Error::Usage("give one of --key and --key-file".into())),
+    };
+    let target = match &args.like {
+        Some(other) => Target::Like(other.clone()),
+        None => Target::Secrets(args.to.clone()),
+    };
+    let path = ctx.rules_path();
+    let text = edit::read(&path).map_err(edit_error)?;
+    let plan = edit::plan_add(&path, &text, &args.name, &key, &target).map_err(edit_error)?;
+    if plan.changed.is_empty() {
+        ui::warn(&format!(
+            "{} gets no secret: only its binding is added",
+            args.name
+        ));
+    }
+    apply(ctx, &plan, args.dry_run, args.no_rekey)
+}
+
+pub fn remove(ctx: &Context, args: &HostRemoveArgs) -> Result<Outcome> {
+    let path = ctx.rules_path();
+    let text = edit::read(&path).map_err(edit_error)?;
+    let plan = edit::plan_remove(&path, &text, &args.name).map_err(edit_error)?;
+    for name in &plan.emptied {
+        ui::warn(&format!(
+            "{} has no recipient left: give it one, or delete the rule and its file",
+            ui::printable(name)
+        ));
+    }
+    let outcome = apply(ctx, &plan, args.dry_run, args.no_rekey)?;
+    if !plan.changed.is_empty() {
+        ui::warn(&format!(
+            "{} could read {} secret(s): rekeying is not revocation — rotate these values:",
+            args.name,
+            plan.changed.len()
+        ));
+        for name in &plan.changed {
+            ui::err_line(&format!("  {}", ui::printable(name)));
+        }
+    }
+    Ok(outcome)
+}
+
+/// Prints the diff; unless `dry_run`, writes the file, warns when git does not track it,
+/// and rekeys the changed secrets.
+fn apply(ctx: &Context, plan: &Plan, dry_run: bool, no_rekey: bool) -> Result<Outcome> {
+    ui::out_bytes(edit::unified_diff(plan).as_bytes())?;
+    if dry_run {
+        ui::info(&format!("dry run: {} not written", plan.path.display()));
+        return Ok(Outcome::Success);
+    }
+    edit::write(plan).map_err(edit_error)?;
+    ui::info(&format!("wrote {}", plan.path.display()));
+    super::gitcheck::warn_untracked(ctx, &plan.path, false);
+    if no_rekey || plan.changed.is_empty() {
+        if !plan.changed.is_empty() {
+            ui::info("not rekeyed: run `agefleet rekey --drifted`");
+        }
+        return Ok(Outcome::Success);
+    }
+    let rules = ctx.load_rules()?;
+    // A changed rule whose file does not exist yet has nothing to rekey; `edit` creates it
+    // for the new recipients.
+    let files: Vec<PathBuf> = plan
+        .changed
+        .iter()
+        .map(|n| rules.file_of(n))
+        .filter(|f| f.exists())
+        .collect();
+    if files.is_empty() {
+        ui::info("nothing to rekey: none of the changed secrets exists yet");
+        return Ok(Outcome::Success);
+    }
+    rekey::run(
+        ctx,
+        &RekeyArgs {
+            files,
+            drifted: true,
+            ..RekeyArgs::default()
+        },
+    )
+}
+
+/// The one public key line of a `.pub` file (blank lines and `#` comments ignored).
+fn key_from_file(path: &std::path::Path) -> Result<String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Failed(format!("{}: {e}", path.display())))?;
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    match lines.as_slice() {
+        [one] => Ok(one.to_string()),
+        _ => Err(Error::Failed(format!(
+            "{}: expected one public key line, found {}",
+            path.display(),
+            lines.len()
+        ))),
+    }
+}
+
+/// An editor error as a command error; a manual-edit snippet goes to stderr first.
+fn edit_error(e: EditError) -> Error {
+    if let Some(snippet) = e.snippet() {
+        ui::info("edit by hand instead:");
+        for line in snippet.lines() {
+            ui::err_line(&format!("  {}", ui::printable(line)));
+        }
+    }
+    match e {
+        EditError::BadName(_) => Error::Usage(e.to_string()),
+        other => Error::Failed(other.to_string()),
+    }
+}

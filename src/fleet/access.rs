@@ -1,0 +1,282 @@
+//! Who can read what: recipients (named by the `let` binding whose string is their key)
+//! × secrets, each cell compared with the file's header (no identity, no decryption).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::envelope::Header;
+use crate::recipient::{Recipient, RecipientKind};
+use crate::rules::Rules;
+
+/// One cell: can this recipient read this secret, by the rule and by the file's header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Cell {
+    /// Neither the rule nor the header lists it.
+    None,
+    /// The rule lists it and the header has its stanza.
+    Ok,
+    /// The rule lists it, the header does not yet (rekey needed).
+    Pending,
+    /// The header still has its stanza, the rule no longer lists it (rekey needed).
+    Stale,
+    /// The rule lists it; the file is missing or its header unreadable.
+    Declared,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    /// Binding name, else the abbreviated key, else `tag:XXXX` for a header-only stanza.
+    pub name: String,
+    pub key: Option<String>,
+    pub tag: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Column {
+    pub name: String,
+    /// `ok`, `missing`, or why the rule or header is unusable.
+    pub state: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Matrix {
+    pub recipients: Vec<Row>,
+    pub secrets: Vec<Column>,
+    /// `cells[secret][recipient]`.
+    pub cells: Vec<Vec<Cell>>,
+}
+
+impl Matrix {
+    /// Whether any cell needs a rekey.
+    pub fn drifted(&self) -> bool {
+        self.cells
+            .iter()
+            .flatten()
+            .any(|c| matches!(c, Cell::Pending | Cell::Stale))
+    }
+}
+
+/// The matrix of `rules`; `rules_text` (the rules file's text) names keys by binding.
+pub fn build(rules: &Rules, rules_text: Option<&str>) -> Matrix {
+    let bindings: Vec<(String, Recipient)> = rules_text
+        .and_then(super::syntax::layout)
+        .map(|l| {
+            l.bindings
+                .into_iter()
+                .filter_map(|b| Some((b.name, Recipient::parse(b.key.as_deref()?).ok()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut rows: Vec<Row> = Vec::new();
+    let row_of_key = |rows: &mut Vec<Row>, r: &Recipient| -> usize {
+        let same = |row: &Row| row.key.as_deref().is_some_and(|k| r.matches_key(k));
+        if let Some(i) = rows.iter().position(same) {
+            return i;
+        }
+        let name = bindings
+            .iter()
+            .find(|(_, b)| b.matches_key(&r.text))
+            .map(|(n, _)| n.clone())
+            .unwrap_or_else(|| crate::recipient::abbreviate(&r.text));
+        rows.push(Row {
+            name,
+            key: Some(r.text.clone()),
+            tag: r.tag.clone(),
+        });
+        rows.len() - 1
+    };
+    let mut secrets = Vec::new();
+    let mut sparse: Vec<BTreeMap<usize, Cell>> = Vec::new();
+    for entry in &rules.entries {
+        let mut cells = BTreeMap::new();
+        let rule = match &entry.rule {
+            Ok(r) => r,
+            Err(e) => {
+                secrets.push(Column {
+                    name: entry.name.clone(),
+                    state: format!("bad rule: {e}"),
+                });
+                sparse.push(cells);
+                continue;
+            }
+        };
+        let recipients: Vec<Recipient> = rule
+            .public_keys
+            .iter()
+            .filter_map(|k| Recipient::parse(k).ok())
+            .collect();
+        let file = rules.file_of(&entry.name);
+        let header = match crate::fsutil::read_regular(&file) {
+            Ok(bytes) => Header::parse(&bytes).map_err(|e| e.to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err("missing".to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        let state = match (&header, recipients.len() == rule.public_keys.len()) {
+            (Ok(_), true) => "ok".to_string(),
+            (Ok(_), false) => "bad rule: a key does not parse".to_string(),
+            (Err(e), _) => e.clone(),
+        };
+        let x25519_expected = recipients
+            .iter()
+            .filter(|r| r.kind == RecipientKind::X25519)
+            .count();
+        for r in &recipients {
+            let i = row_of_key(&mut rows, r);
+            let cell = match (&header, &r.tag) {
+                (Err(_), _) => Cell::Declared,
+                (Ok(h), Some(tag)) if h.ssh_tags().any(|t| t == tag) => Cell::Ok,
+                (Ok(h), None) if h.x25519_count() == x25519_expected => Cell::Ok,
+                (Ok(_), _) => Cell::Pending,
+            };
+            cells.insert(i, cell);
+        }
+        if let Ok(h) = &header {
+            for tag in h.ssh_tags() {
+                if recipients.iter().any(|r| r.tag.as_deref() == Some(tag)) {
+                    continue;
+                }
+                let i = match rows.iter().position(|row| row.tag.as_deref() == Some(tag)) {
+                    Some(i) => i,
+                    None => match bindings.iter().find(|(_, b)| b.tag.as_deref() == Some(tag)) {
+                        Some((_, b)) => row_of_key(&mut rows, b),
+                        None => {
+                            rows.push(Row {
+                                name: format!("tag:{tag}"),
+                                key: None,
+                                tag: Some(tag.to_string()),
+                            });
+                            rows.len() - 1
+                        }
+                    },
+                };
+                cells.insert(i, Cell::Stale);
+            }
+        }
+        secrets.push(Column {
+            name: entry.name.clone(),
+            state,
+        });
+        sparse.push(cells);
+    }
+    let cells = sparse
+        .into_iter()
+        .map(|m| {
+            (0..rows.len())
+                .map(|i| m.get(&i).copied().unwrap_or(Cell::None))
+                .collect()
+        })
+        .collect();
+    Matrix {
+        recipients: rows,
+        secrets,
+        cells,
+    }
+}
+
+/// `s` safe inside HTML text and attribute values.
+fn html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c if c.is_control() => out.push_str(&format!("&#{};", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1em}\
+.wrap{overflow:auto;max-height:90vh}\
+table{border-collapse:separate;border-spacing:0}\
+th,td{border:1px solid #bbb;padding:4px 8px;text-align:center;white-space:nowrap}\
+thead th{position:sticky;top:0;background:#eee;z-index:2}\
+tbody th{position:sticky;left:0;background:#f6f6f6;text-align:left;z-index:1}\
+thead th:first-child{left:0;z-index:3}\
+td.ok{background:#8fd694}td.pending{background:#f7d774}td.stale{background:#f08a8a}\
+td.declared{background:#c9d8f0}td.none{background:#fff}\
+.legend span{display:inline-block;padding:2px 8px;margin-right:6px;border:1px solid #bbb}";
+
+/// One self-contained HTML page: the matrix as a table with sticky headers, coloured by
+/// cell state (no scripts, no external resources).
+pub fn to_html(m: &Matrix, title: &str) -> String {
+    let mut s = String::new();
+    s.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
+    s.push_str(&format!(
+        "<title>{}</title><style>{STYLE}</style></head><body>",
+        html(title)
+    ));
+    s.push_str(&format!("<h1>{}</h1>", html(title)));
+    s.push_str(
+        "<p class=\"legend\"><span class=\"ok\" style=\"background:#8fd694\">ok</span>\
+<span style=\"background:#f7d774\">pending: in the rule, not in the file (rekey)</span>\
+<span style=\"background:#f08a8a\">stale: in the file, not in the rule (rekey, rotate)</span>\
+<span style=\"background:#c9d8f0\">declared: no readable file</span></p>",
+    );
+    s.push_str("<div class=\"wrap\"><table id=\"access\"><thead><tr><th>recipient</th>");
+    for c in &m.secrets {
+        s.push_str(&format!(
+            "<th scope=\"col\" title=\"{}\">{}</th>",
+            html(&c.state),
+            html(&c.name)
+        ));
+    }
+    s.push_str("</tr></thead><tbody>");
+    for (i, r) in m.recipients.iter().enumerate() {
+        let title = r.key.as_deref().or(r.tag.as_deref()).unwrap_or("");
+        s.push_str(&format!(
+            "<tr><th scope=\"row\" title=\"{}\">{}</th>",
+            html(title),
+            html(&r.name)
+        ));
+        for row in &m.cells {
+            let (class, text) = match row[i] {
+                Cell::None => ("none", ""),
+                Cell::Ok => ("ok", "✓"),
+                Cell::Pending => ("pending", "+"),
+                Cell::Stale => ("stale", "−"),
+                Cell::Declared => ("declared", "·"),
+            };
+            s.push_str(&format!("<td class=\"{class}\">{text}</td>"));
+        }
+        s.push_str("</tr>");
+    }
+    s.push_str("</tbody></table></div></body></html>\n");
+    s
+}
+
+/// The matrix as aligned text: one line per recipient, one column per secret.
+pub fn to_text(m: &Matrix) -> String {
+    let width = m
+        .recipients
+        .iter()
+        .map(|r| r.name.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(9);
+    let mut s = String::new();
+    for (j, c) in m.secrets.iter().enumerate() {
+        s.push_str(&format!("{:width$}  {}{}\n", "", "| ".repeat(j), c.name));
+    }
+    for (i, r) in m.recipients.iter().enumerate() {
+        s.push_str(&format!("{:width$} ", r.name));
+        for row in &m.cells {
+            s.push_str(match row[i] {
+                Cell::None => " .",
+                Cell::Ok => " x",
+                Cell::Pending => " +",
+                Cell::Stale => " -",
+                Cell::Declared => " d",
+            });
+        }
+        s.push('\n');
+    }
+    s.push_str("x readable, + pending rekey, - stale (rekey and rotate), d no readable file\n");
+    s
+}

@@ -1,0 +1,446 @@
+//! `host add` / `host remove` planned as text edits of `secrets.nix` on rnix's lossless
+//! syntax tree: the new text is the old one with only the inserted (or removed) pieces
+//! changed, never a regenerated file. Every plan is verified by evaluating the rules before
+//! and after (builtin evaluator): exactly the intended rules gain (or lose) exactly the
+//! host's key and nothing else changes; otherwise nothing is planned and the error says why,
+//! with a snippet for a manual edit.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::syntax::{self, Layout, TextEdit};
+use crate::recipient::Recipient;
+use crate::rules::{self, RuleEntry, RulesError};
+
+/// Which secrets a new host gets.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// The lists where this binding appears: the secrets it can read.
+    Like(String),
+    /// These rule names (`*` and `?` wildcards allowed).
+    Secrets(Vec<String>),
+}
+
+/// A verified edit of the rules file.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub path: PathBuf,
+    pub old_text: String,
+    pub new_text: String,
+    /// The host's key as bound in the file.
+    pub key: String,
+    /// Rule names whose recipients change (for `remove`: the secrets the host could read).
+    pub changed: Vec<String>,
+    /// Rules the edit leaves without any recipient (they can no longer be encrypted).
+    pub emptied: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EditError {
+    #[error("{path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Rules(#[from] RulesError),
+    #[error("{0:?} is not a plain Nix identifier (letters, digits, _ ' -; not a keyword)")]
+    BadName(String),
+    #[error(transparent)]
+    Key(#[from] crate::recipient::RecipientError),
+    #[error("{file}: {name:?} is already bound at line {line}")]
+    AlreadyBound {
+        file: PathBuf,
+        name: String,
+        line: usize,
+    },
+    #[error("{file}: no let binding named {name:?}")]
+    Unknown { file: PathBuf, name: String },
+    #[error("{file}: this key is already {what}")]
+    KeyPresent { file: PathBuf, what: String },
+    #[error("{file}: no secret matches {pattern:?}")]
+    NoMatch { file: PathBuf, pattern: String },
+    /// The file is not of a shape this editor can change safely.
+    #[error("{file}: cannot edit safely: {why}")]
+    Unsafe { file: PathBuf, why: String },
+    /// The edit was made but did not evaluate to the intended rules.
+    #[error("{file}: the edit would not do exactly what was asked ({why}); nothing written")]
+    Unverified {
+        file: PathBuf,
+        why: String,
+        /// What to change by hand.
+        snippet: String,
+    },
+    #[error("{path}: changed while being edited; nothing written")]
+    Raced { path: PathBuf },
+    #[error(transparent)]
+    Write(#[from] crate::fsutil::FsError),
+}
+
+impl EditError {
+    /// A snippet for a manual edit, when one helps.
+    pub fn snippet(&self) -> Option<&str> {
+        match self {
+            EditError::Unverified { snippet, .. } => Some(snippet),
+            _ => None,
+        }
+    }
+}
+
+/// The rules file's text.
+pub fn read(path: &Path) -> Result<String, EditError> {
+    std::fs::read_to_string(path).map_err(|source| EditError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Evaluates `text` with the builtin evaluator; the editor verifies with it only.
+fn evaluate(path: &Path, text: &str) -> Result<Vec<RuleEntry>, EditError> {
+    match rules::evaluate_str(path, text.to_string()) {
+        Err(RulesError::Unsupported { .. }) => Err(unsafe_edit(
+            path,
+            "the builtin evaluator does not support this file, so an edit cannot be verified",
+        )),
+        other => Ok(other?),
+    }
+}
+
+fn unsafe_edit(path: &Path, why: impl Into<String>) -> EditError {
+    EditError::Unsafe {
+        file: path.to_path_buf(),
+        why: why.into(),
+    }
+}
+
+fn parse_layout(path: &Path, text: &str) -> Result<Layout, EditError> {
+    let layout =
+        syntax::layout(text).ok_or_else(|| unsafe_edit(path, "rnix cannot parse the file"))?;
+    if layout.rules.is_none() {
+        return Err(unsafe_edit(
+            path,
+            "the rules are not one literal attribute set (built by a function?)",
+        ));
+    }
+    Ok(layout)
+}
+
+/// Plans `host add NAME`: binds `name = "<key>";` and adds `name` to the lists `target`
+/// means.
+pub fn plan_add(
+    path: &Path,
+    text: &str,
+    name: &str,
+    key: &str,
+    target: &Target,
+) -> Result<Plan, EditError> {
+    if !crate::keys::nix::is_identifier(name) {
+        return Err(EditError::BadName(name.to_string()));
+    }
+    let key = key.trim();
+    let recipient = Recipient::parse(key)?;
+    let before = evaluate(path, text)?;
+    let layout = parse_layout(path, text)?;
+    if let Some(at) = layout.bound_at(name) {
+        let (line, _) = rules::syntax::line_col(text, at);
+        return Err(EditError::AlreadyBound {
+            file: path.to_path_buf(),
+            name: name.to_string(),
+            line,
+        });
+    }
+    if let Some(b) = layout
+        .bindings
+        .iter()
+        .find(|b| b.key.as_deref().is_some_and(|k| recipient.matches_key(k)))
+    {
+        return Err(EditError::KeyPresent {
+            file: path.to_path_buf(),
+            what: format!("bound as {:?}", b.name),
+        });
+    }
+    if let Some(e) = before.iter().find(|e| {
+        e.rule
+            .as_ref()
+            .is_ok_and(|r| r.public_keys.iter().any(|k| recipient.matches_key(k)))
+    }) {
+        return Err(EditError::KeyPresent {
+            file: path.to_path_buf(),
+            what: format!("a recipient of {:?}", e.name),
+        });
+    }
+
+    let binding_text = format!("{name} = {};", crate::keys::nix::nix_string(key));
+    let mut edits: Vec<TextEdit> = Vec::new();
+    // How many times each rule must gain the key.
+    let mut expected: BTreeMap<String, usize> = BTreeMap::new();
+    let anchor = match target {
+        Target::Like(other) => {
+            let b = layout.binding(other).ok_or_else(|| EditError::Unknown {
+                file: path.to_path_buf(),
+                name: other.clone(),
+            })?;
+            let Some(other_key) = b.key.clone() else {
+                return Err(unsafe_edit(
+                    path,
+                    format!("the key of {other:?} is computed (readFile, import, a function), not a string literal"),
+                ));
+            };
+            let other_key = other_key.trim().to_string();
+            for e in &before {
+                if let Ok(r) = &e.rule {
+                    let n = r.public_keys.iter().filter(|k| **k == other_key).count();
+                    if n > 0 {
+                        expected.insert(e.name.clone(), n);
+                    }
+                }
+            }
+            if let Some(root) = layout.top.parent() {
+                for r in syntax::references(&root, other) {
+                    if r.parent()
+                        .is_some_and(|p| p.kind() == rnix::SyntaxKind::NODE_LIST)
+                    {
+                        edits.push(syntax::insert_after(&r, name));
+                    }
+                }
+            }
+            Some(b.node.clone())
+        }
+        Target::Secrets(patterns) => {
+            let exprs = layout.public_keys_exprs();
+            for pattern in patterns {
+                let wanted = crate::names::normalize_name(pattern);
+                let matched: Vec<&RuleEntry> = before
+                    .iter()
+                    .filter(|e| {
+                        crate::git::known_hosts::glob(
+                            wanted.as_bytes(),
+                            crate::names::normalize_name(&e.name).as_bytes(),
+                        )
+                    })
+                    .collect();
+                if matched.is_empty() {
+                    return Err(EditError::NoMatch {
+                        file: path.to_path_buf(),
+                        pattern: pattern.clone(),
+                    });
+                }
+                for e in matched {
+                    if expected.insert(e.name.clone(), 1).is_some() {
+                        continue;
+                    }
+                    let mut exprs_of = exprs.iter().filter(|(n, _)| *n == e.name);
+                    let (Some((_, expr)), None) = (exprs_of.next(), exprs_of.next()) else {
+                        return Err(unsafe_edit(
+                            path,
+                            format!(
+                                "the publicKeys of {:?} are not written once, literally, in the rules attrset",
+                                e.name
+                            ),
+                        ));
+                    };
+                    let edit = syntax::append_to_keys(expr, name).ok_or_else(|| {
+                        unsafe_edit(
+                            path,
+                            format!(
+                                "the publicKeys of {:?} are not a list this editor can extend",
+                                e.name
+                            ),
+                        )
+                    })?;
+                    edits.push(edit);
+                }
+            }
+            layout
+                .bindings
+                .iter()
+                .rev()
+                .find(|b| b.key.is_some())
+                .or(layout.bindings.last())
+                .map(|b| b.node.clone())
+        }
+    };
+    edits.push(match anchor {
+        Some(node) => syntax::insert_after(&node, &binding_text),
+        None => syntax::new_binding_without_anchor(&layout, &binding_text)
+            .ok_or_else(|| unsafe_edit(path, "no place for a new let binding"))?,
+    });
+    let new_text = syntax::apply(text, edits);
+    let snippet = || add_snippet(&binding_text, name, &expected);
+    let after = match evaluate(path, &new_text) {
+        Ok(a) => a,
+        Err(e) => {
+            return Err(EditError::Unverified {
+                file: path.to_path_buf(),
+                why: format!("the edited file does not evaluate: {e}"),
+                snippet: snippet(),
+            })
+        }
+    };
+    let changed: Vec<String> = expected.keys().cloned().collect();
+    verify(&before, &after, |name, keys| {
+        let mut keys = keys.to_vec();
+        keys.extend(std::iter::repeat_n(
+            key.to_string(),
+            expected.get(name).copied().unwrap_or(0),
+        ));
+        keys
+    })
+    .map_err(|why| EditError::Unverified {
+        file: path.to_path_buf(),
+        why,
+        snippet: snippet(),
+    })?;
+    Ok(Plan {
+        path: path.to_path_buf(),
+        old_text: text.to_string(),
+        new_text,
+        key: key.to_string(),
+        changed,
+        emptied: Vec::new(),
+    })
+}
+
+fn add_snippet(binding: &str, name: &str, expected: &BTreeMap<String, usize>) -> String {
+    let mut s = format!("in the let block:\n  {binding}\n");
+    for rule in expected.keys() {
+        s.push_str(&format!("add {name} to the publicKeys of {rule:?}\n"));
+    }
+    s
+}
+
+/// Plans `host remove NAME`: removes its binding and every list element naming it.
+pub fn plan_remove(path: &Path, text: &str, name: &str) -> Result<Plan, EditError> {
+    let before = evaluate(path, text)?;
+    let layout = parse_layout(path, text)?;
+    let unknown = || EditError::Unknown {
+        file: path.to_path_buf(),
+        name: name.to_string(),
+    };
+    let binding = layout.binding(name).ok_or_else(unknown)?;
+    let Some(key) = binding.key.clone().map(|k| k.trim().to_string()) else {
+        return Err(unsafe_edit(
+            path,
+            format!("the key of {name:?} is computed (readFile, import, a function), not a string literal"),
+        ));
+    };
+    let mut edits = vec![syntax::remove(&binding.node)];
+    let root = layout.top.parent().ok_or_else(unknown)?;
+    for r in syntax::references(&root, name) {
+        if r.parent()
+            .is_some_and(|p| p.kind() == rnix::SyntaxKind::NODE_LIST)
+        {
+            edits.push(syntax::remove(&r));
+        } else {
+            let (line, col) = rules::syntax::line_col(text, syntax::start(&r));
+            return Err(EditError::Unsafe {
+                file: path.to_path_buf(),
+                why: format!("{name} is used at {line}:{col} outside a list; remove it by hand"),
+            });
+        }
+    }
+    let changed: Vec<String> = before
+        .iter()
+        .filter(|e| e.rule.as_ref().is_ok_and(|r| r.public_keys.contains(&key)))
+        .map(|e| e.name.clone())
+        .collect();
+    let new_text = syntax::apply(text, edits);
+    let snippet = || {
+        let mut s = format!("remove the binding of {name} and {name} from the publicKeys of:\n");
+        for c in &changed {
+            s.push_str(&format!("  {c:?}\n"));
+        }
+        s
+    };
+    let after = evaluate(path, &new_text).map_err(|e| EditError::Unverified {
+        file: path.to_path_buf(),
+        why: format!("the edited file does not evaluate: {e}"),
+        snippet: snippet(),
+    })?;
+    verify(&before, &after, |_, keys| {
+        keys.iter().filter(|k| **k != key).cloned().collect()
+    })
+    .map_err(|why| EditError::Unverified {
+        file: path.to_path_buf(),
+        why,
+        snippet: snippet(),
+    })?;
+    let emptied = after
+        .iter()
+        .filter(|e| e.rule.as_ref().is_ok_and(|r| r.public_keys.is_empty()))
+        .filter(|e| changed.contains(&e.name))
+        .map(|e| e.name.clone())
+        .collect();
+    Ok(Plan {
+        path: path.to_path_buf(),
+        old_text: text.to_string(),
+        new_text,
+        key,
+        changed,
+        emptied,
+    })
+}
+
+/// Checks that `after` is `before` with each rule's keys turned into `expected(name, keys)`
+/// (compared as multisets) and nothing else changed.
+fn verify(
+    before: &[RuleEntry],
+    after: &[RuleEntry],
+    expected: impl Fn(&str, &[String]) -> Vec<String>,
+) -> Result<(), String> {
+    let names = |v: &[RuleEntry]| v.iter().map(|e| e.name.clone()).collect::<Vec<_>>();
+    if names(before) != names(after) {
+        return Err("the set of secrets would change".into());
+    }
+    for (b, a) in before.iter().zip(after) {
+        match (&b.rule, &a.rule) {
+            (Ok(b_rule), Ok(a_rule)) => {
+                let mut want = expected(&b.name, &b_rule.public_keys);
+                let mut got = a_rule.public_keys.clone();
+                want.sort();
+                got.sort();
+                if want != got {
+                    return Err(format!(
+                        "the recipients of {:?} would not be as intended",
+                        b.name
+                    ));
+                }
+                if b_rule.armor != a_rule.armor {
+                    return Err(format!("the armor of {:?} would change", b.name));
+                }
+            }
+            (Err(_), Err(_)) => {}
+            (Ok(_), Err(e)) => return Err(format!("{:?} would become bad: {e}", b.name)),
+            (Err(_), Ok(_)) => return Err(format!("{:?} would change from bad to good", b.name)),
+        }
+    }
+    Ok(())
+}
+
+/// Writes the plan's new text atomically (mode kept), if the file still holds the text the
+/// plan was made from.
+pub fn write(plan: &Plan) -> Result<(), EditError> {
+    if read(&plan.path)? != plan.old_text {
+        return Err(EditError::Raced {
+            path: plan.path.clone(),
+        });
+    }
+    crate::fsutil::atomic_write(&plan.path, plan.new_text.as_bytes(), 0o644)?;
+    Ok(())
+}
+
+/// A unified diff of the plan (`--- a/FILE`, `+++ b/FILE`, 3 lines of context).
+pub fn unified_diff(plan: &Plan) -> String {
+    let shown = plan
+        .path
+        .strip_prefix(".")
+        .unwrap_or(&plan.path)
+        .display()
+        .to_string();
+    similar::TextDiff::from_lines(&plan.old_text, &plan.new_text)
+        .unified_diff()
+        .context_radius(3)
+        .header(&format!("a/{shown}"), &format!("b/{shown}"))
+        .to_string()
+}

@@ -1,0 +1,7 @@
+//! Fleet onboarding and revocation: `host add/remove` as verified in-place edits of
+//! `secrets.nix` ([`edit`]), and who can read what ([`access`]). Library code: plans and
+//! reports, never prints.
+
+pub mod access;
+pub mod edit;
+pub mod syntax;

@@ -1,0 +1,168 @@
+//! `access`: recipients × secrets from the rules and the files' headers; the HTML page
+//! rendered by a real headless Chromium (DOM and screenshot checked).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{require_tool, ssh_keygen, stderr, stdout, Fleet};
+
+/// admin reads everything; web1 is pending on tls.age (rule lists it, file not rekeyed);
+/// old is stale on db.age (file still has it, rule dropped it); new.age has no file.
+fn fleet() -> (Fleet, String) {
+    let f = Fleet::new();
+    let web1 = ssh_keygen(f.tmp.path(), "web1", "ed25519", "").public_line;
+    let old = ssh_keygen(f.tmp.path(), "old", "ed25519", "").public_line;
+    let admin = f.admin.public_line.clone();
+    let rules = format!(
+        "let\n  admin = \"{admin}\";\n  web1 = \"{web1}\";\nin {{\n  \"tls.age\".publicKeys = [ admin web1 ];\n  \"db.age\".publicKeys = [ admin ];\n  \"new.age\".publicKeys = [ admin ];\n  \"<b>&.age\".publicKeys = [ admin ];\n}}\n"
+    );
+    std::fs::write(f.path("secrets.nix"), rules).unwrap();
+    f.age_file("tls.age", &[&admin], b"tls");
+    f.age_file("db.age", &[&admin, &old], b"db");
+    f.age_file("<b>&.age", &[&admin], b"x");
+    (f, old)
+}
+
+fn cell<'a>(j: &'a serde_json::Value, secret: &str, recipient: &str) -> &'a str {
+    let r = j["recipients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|r| r["name"] == recipient)
+        .unwrap_or_else(|| panic!("no recipient {recipient}: {j}"));
+    let s = j["secrets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|s| s["name"] == secret)
+        .unwrap_or_else(|| panic!("no secret {secret}: {j}"));
+    j["cells"][s][r].as_str().unwrap()
+}
+
+#[test]
+fn json_names_recipients_by_binding_and_shows_drift() {
+    if !require_tool("age") {
+        return;
+    }
+    let (f, old) = fleet();
+    let out = f.run(&["access", "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "drift exits 1: {}",
+        stderr(&out)
+    );
+    let j: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(cell(&j, "tls.age", "admin"), "ok");
+    assert_eq!(cell(&j, "tls.age", "web1"), "pending");
+    assert_eq!(cell(&j, "db.age", "web1"), "none");
+    assert_eq!(cell(&j, "new.age", "admin"), "declared");
+    // The dropped key is known by its header tag only.
+    let old_tag = agefleet::recipient::tag_of(&old).unwrap().unwrap();
+    assert_eq!(cell(&j, "db.age", &format!("tag:{old_tag}")), "stale");
+    assert_eq!(cell(&j, "tls.age", &format!("tag:{old_tag}")), "none");
+
+    // After a rekey nothing drifts and the stale row is gone.
+    let r = f.run(&["rekey"]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    let out = f.run(&["access", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let j: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(cell(&j, "tls.age", "web1"), "ok");
+    assert!(!stdout(&out).contains("tag:"), "{}", stdout(&out));
+}
+
+fn chromium(args: &[&str], page: &Path, profile: &Path) -> std::process::Output {
+    let out = common::run(
+        Command::new("timeout")
+            .arg("120")
+            .arg("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--window-size=1200,800",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .args(args)
+            .arg(format!("file://{}", page.display())),
+    );
+    assert!(out.status.success(), "chromium failed: {}", stderr(&out));
+    out
+}
+
+#[test]
+fn html_page_renders_in_headless_chromium() {
+    if !require_tool("age") || !require_tool("chromium") {
+        return;
+    }
+    let (f, _) = fleet();
+    let page = f.tmp.path().join("access.html");
+    let out = f.run(&["access", "--html", page.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(!html.contains("<b>&"), "names are escaped");
+    assert!(!html.contains("http://") && !html.contains("https://") && !html.contains("<script"));
+
+    // The DOM as Chromium parsed it: header cells, the row names and the cell classes.
+    let profile = tempfile::tempdir().unwrap();
+    let dom = stdout(&chromium(&["--dump-dom"], &page, profile.path()));
+    for th in [
+        "<th scope=\"col\" title=\"ok\">tls.age</th>",
+        "<th scope=\"col\" title=\"missing\">new.age</th>",
+        "&lt;b&gt;&amp;.age</th>",
+    ] {
+        assert!(dom.contains(th), "{th} not in DOM:\n{dom}");
+    }
+    let row = |name: &str| -> Vec<String> {
+        let start = dom.find(&format!("\">{name}</th>")).expect("row") + name.len() + 7;
+        let end = start + dom[start..].find("</tr>").unwrap();
+        dom[start..end]
+            .split("<td class=\"")
+            .skip(1)
+            .map(|c| c.split('"').next().unwrap().to_string())
+            .collect()
+    };
+    // Columns are in rule order: <b>&.age, db.age, new.age, tls.age.
+    assert_eq!(row("admin"), ["ok", "ok", "declared", "ok"]);
+    assert_eq!(row("web1"), ["none", "none", "none", "pending"]);
+
+    // The screenshot is a real rendering: not blank, and the table's colours are there.
+    let png_path = f.tmp.path().join("shot.png");
+    let profile = tempfile::tempdir().unwrap();
+    chromium(
+        &[&format!("--screenshot={}", png_path.display())],
+        &page,
+        profile.path(),
+    );
+    let decoder = png::Decoder::new(std::io::BufReader::new(
+        std::fs::File::open(&png_path).unwrap(),
+    ));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert_eq!((info.width, info.height), (1200, 800));
+    let channels = info.color_type.samples();
+    let pixels: Vec<&[u8]> = buf[..info.buffer_size()].chunks(channels).collect();
+    let has = |rgb: [u8; 3]| pixels.iter().any(|p| p[..3] == rgb);
+    assert!(
+        has([0x8f, 0xd6, 0x94]),
+        "no 'ok' green cell in the screenshot"
+    );
+    assert!(
+        has([0xf7, 0xd7, 0x74]),
+        "no 'pending' amber cell in the screenshot"
+    );
+    assert!(
+        has([0xf0, 0x8a, 0x8a]),
+        "no 'stale' red cell in the screenshot"
+    );
+    let distinct: std::collections::HashSet<&[u8]> = pixels.iter().copied().collect();
+    assert!(distinct.len() > 20, "screenshot looks blank");
+}
