@@ -11,7 +11,6 @@ use std::io::{Read, Write};
 
 use zeroize::Zeroizing;
 
-use crate::identity::IdentitySet;
 use crate::recipient::Recipient;
 
 mod armor;
@@ -45,6 +44,8 @@ pub struct Header {
 
 #[derive(Debug, thiserror::Error)]
 pub enum EnvelopeError {
+    /// Not an age file: what our header parser found instead (a description, no underlying
+    /// error).
     #[error("not an age file ({0})")]
     NotAge(String),
     #[error("no identity matches any recipient of this file")]
@@ -52,7 +53,7 @@ pub enum EnvelopeError {
     /// The header (or the payload nonce that ends it) is malformed or truncated, or a
     /// stanza addressed to one of our keys is invalid.
     #[error("corrupt or truncated age file ({0})")]
-    Corrupt(String),
+    Corrupt(#[source] Malformed),
     /// The ASCII armor around the file is malformed.
     #[error("corrupt or truncated age file ({0})")]
     Armor(String),
@@ -62,18 +63,115 @@ pub enum EnvelopeError {
     /// The header is good but the STREAM payload does not authenticate to its end. No
     /// plaintext of such a file is released.
     #[error("corrupt or truncated age file ({0})")]
-    Payload(String),
+    Payload(#[source] PayloadFailure),
     #[error("encryption failed: {0}")]
-    Encrypt(String),
+    Encrypt(#[source] EncryptFailure),
     #[error("no recipients")]
     NoRecipients,
     #[error("encrypted with a passphrase (scrypt), not to keys: agefleet does not decrypt those")]
     Passphrase,
     #[error("read failed: {0}")]
-    Io(String),
+    Io(#[source] std::io::Error),
     /// An age plugin failed, or is not installed (one line).
     #[error("age plugin: {0}")]
-    Plugin(String),
+    Plugin(#[source] PluginFailure),
+}
+
+/// What is wrong with a corrupt header.
+#[derive(Debug, thiserror::Error)]
+pub enum Malformed {
+    /// What our own header parser (or a stanza check) found: a description, there is no
+    /// underlying error.
+    #[error("{0}")]
+    Described(String),
+    /// The age crate failed reading a file our parser accepted.
+    #[error(transparent)]
+    Read(std::io::Error),
+    /// The age crate refused a file for a reason our parser did not catch first.
+    #[error(transparent)]
+    Refused(age::DecryptError),
+}
+
+impl From<String> for Malformed {
+    fn from(m: String) -> Self {
+        Malformed::Described(m)
+    }
+}
+
+impl From<&str> for Malformed {
+    fn from(m: &str) -> Self {
+        Malformed::Described(m.to_string())
+    }
+}
+
+/// Why a payload did not authenticate.
+#[derive(Debug, thiserror::Error)]
+pub enum PayloadFailure {
+    /// The STREAM ended before its last chunk.
+    #[error("truncated payload")]
+    Truncated(#[source] std::io::Error),
+    /// A chunk's tag did not verify.
+    #[error("payload authentication failed")]
+    Unauthenticated(#[source] std::io::Error),
+}
+
+/// Why encryption failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EncryptFailure {
+    /// The age crate refused the recipients.
+    #[error(transparent)]
+    Age(age::EncryptError),
+    /// Writing the output (or its armor) failed.
+    #[error(transparent)]
+    Io(std::io::Error),
+}
+
+/// An age plugin's failure, kept whole; shown as one line (the age crate's localised text
+/// may hold Unicode isolation marks and line breaks).
+#[derive(Debug)]
+pub enum PluginFailure {
+    /// While wrapping a file key for plugin recipients.
+    Encrypt(age::EncryptError),
+    /// While unwrapping with plugin identities.
+    Decrypt(age::DecryptError),
+}
+
+impl std::fmt::Display for PluginFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::recipient::plugin::{describe_errors, describe_resolve};
+        let line = match self {
+            PluginFailure::Encrypt(age::EncryptError::Plugin(errors))
+            | PluginFailure::Decrypt(age::DecryptError::Plugin(errors)) => describe_errors(errors),
+            PluginFailure::Encrypt(age::EncryptError::PluginResolve(e))
+            | PluginFailure::Decrypt(age::DecryptError::PluginResolve(e)) => describe_resolve(e),
+            PluginFailure::Encrypt(other) => describe_errors(std::slice::from_ref(other)),
+            PluginFailure::Decrypt(other) => describe_errors(std::slice::from_ref(other)),
+        };
+        f.write_str(&line)
+    }
+}
+
+impl std::error::Error for PluginFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            PluginFailure::Encrypt(e) => Some(e),
+            PluginFailure::Decrypt(e) => Some(e),
+        }
+    }
+}
+
+/// The keys a file may be decrypted with. `envelope` needs only the age crate's
+/// [`age::Identity`] objects, so it does not depend on how they were loaded
+/// (`identity::IdentitySet` implements this; so does a plain slice).
+pub trait DecryptionKeys {
+    /// The usable identities, in the order they should be tried.
+    fn age_identities(&self) -> Vec<&dyn age::Identity>;
+}
+
+impl DecryptionKeys for [&dyn age::Identity] {
+    fn age_identities(&self) -> Vec<&dyn age::Identity> {
+        self.to_vec()
+    }
 }
 
 impl From<header::ParseError> for EnvelopeError {
@@ -81,7 +179,7 @@ impl From<header::ParseError> for EnvelopeError {
         match e {
             header::ParseError::Incomplete => EnvelopeError::Corrupt("truncated header".into()),
             header::ParseError::NotAge(m) => EnvelopeError::NotAge(m),
-            header::ParseError::Corrupt(m) => EnvelopeError::Corrupt(m),
+            header::ParseError::Corrupt(m) => EnvelopeError::Corrupt(m.into()),
             header::ParseError::Armor(m) => EnvelopeError::Armor(m),
         }
     }
@@ -106,17 +204,17 @@ impl Header {
             (&mut reader)
                 .take((want - before) as u64)
                 .read_to_end(&mut buf)
-                .map_err(|e| EnvelopeError::Io(e.to_string()))?;
+                .map_err(EnvelopeError::Io)?;
             let at_eof = buf.len() < want;
             match header::parse(&buf, at_eof) {
                 Err(header::ParseError::Incomplete) if want < cap => {
                     want = want.saturating_mul(4).min(cap);
                 }
                 Err(header::ParseError::Incomplete) => {
-                    return Err(EnvelopeError::Corrupt(format!(
-                        "header larger than {} KiB",
-                        header::MAX_HEADER_BYTES / 1024
-                    )))
+                    return Err(EnvelopeError::Corrupt(
+                        format!("header larger than {} KiB", header::MAX_HEADER_BYTES / 1024)
+                            .into(),
+                    ))
                 }
                 other => return other.map_err(EnvelopeError::from),
             }
@@ -171,7 +269,7 @@ pub fn encrypt(
     }
     let encryptor = age::Encryptor::with_recipients(recipients.iter().map(|r| r.as_age()))
         .map_err(map_encrypt_error)?;
-    let io_error = |e: std::io::Error| EnvelopeError::Encrypt(e.to_string());
+    let io_error = |e: std::io::Error| EnvelopeError::Encrypt(EncryptFailure::Io(e));
     // Header (~300 bytes per RSA recipient, less for others), nonce, one 16-byte tag per
     // 64 KiB chunk; the armor adds a third plus line breaks.
     let binary_len =
@@ -200,7 +298,10 @@ pub fn encrypt(
 }
 
 /// Decrypts `ciphertext` (binary or armored) with the usable identities of `ids`.
-pub fn decrypt(ciphertext: &[u8], ids: &IdentitySet) -> Result<Zeroizing<Vec<u8>>, EnvelopeError> {
+pub fn decrypt<K: DecryptionKeys + ?Sized>(
+    ciphertext: &[u8],
+    ids: &K,
+) -> Result<Zeroizing<Vec<u8>>, EnvelopeError> {
     let dearmored;
     let (binary, armored): (&[u8], bool) = match armor::detect(ciphertext) {
         armor::Detected::Armored(start) => {
@@ -216,7 +317,7 @@ pub fn decrypt(ciphertext: &[u8], ids: &IdentitySet) -> Result<Zeroizing<Vec<u8>
     // as `Header::parse` gives for the same file).
     let (stanzas, _) = match header::parse_binary(binary, true) {
         Err(header::ParseError::NotAge(m)) if armored => {
-            return Err(EnvelopeError::Corrupt(format!("armored data: {m}")))
+            return Err(EnvelopeError::Corrupt(format!("armored data: {m}").into()))
         }
         other => other?,
     };
@@ -236,28 +337,26 @@ pub fn decrypt(ciphertext: &[u8], ids: &IdentitySet) -> Result<Zeroizing<Vec<u8>
     let mut plaintext = Zeroizing::new(Vec::with_capacity(binary.len()));
     reader.read_to_end(&mut plaintext).map_err(|e| {
         EnvelopeError::Payload(match e.kind() {
-            std::io::ErrorKind::UnexpectedEof => "truncated payload".into(),
-            _ => "payload authentication failed".into(),
+            std::io::ErrorKind::UnexpectedEof => PayloadFailure::Truncated(e),
+            _ => PayloadFailure::Unauthenticated(e),
         })
     })?;
     Ok(plaintext)
 }
 
 fn map_encrypt_error(e: age::EncryptError) -> EnvelopeError {
-    use crate::recipient::plugin::{describe_errors, describe_resolve};
     match e {
-        age::EncryptError::Plugin(errors) => EnvelopeError::Plugin(describe_errors(&errors)),
-        age::EncryptError::PluginResolve(e) => EnvelopeError::Plugin(describe_resolve(&e)),
-        other => EnvelopeError::Encrypt(other.to_string()),
+        age::EncryptError::Plugin(_) | age::EncryptError::PluginResolve(_) => {
+            EnvelopeError::Plugin(PluginFailure::Encrypt(e))
+        }
+        other => EnvelopeError::Encrypt(EncryptFailure::Age(other)),
     }
 }
 
 fn map_decrypt_error(e: age::DecryptError) -> EnvelopeError {
-    use crate::recipient::plugin::{describe_errors, describe_resolve};
     use age::DecryptError as D;
     match e {
-        D::Plugin(errors) => EnvelopeError::Plugin(describe_errors(&errors)),
-        D::PluginResolve(e) => EnvelopeError::Plugin(describe_resolve(&e)),
+        D::Plugin(_) | D::PluginResolve(_) => EnvelopeError::Plugin(PluginFailure::Decrypt(e)),
         D::NoMatchingKeys => EnvelopeError::NoMatchingIdentity,
         D::UnknownFormat => EnvelopeError::NotAge("unsupported age format version".into()),
         D::InvalidHeader => EnvelopeError::Corrupt("invalid header".into()),
@@ -270,8 +369,8 @@ fn map_decrypt_error(e: age::DecryptError) -> EnvelopeError {
         D::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
             EnvelopeError::Corrupt("truncated file".into())
         }
-        D::Io(e) => EnvelopeError::Corrupt(e.to_string()),
-        other => EnvelopeError::Corrupt(other.to_string()),
+        D::Io(e) => EnvelopeError::Corrupt(Malformed::Read(e)),
+        other => EnvelopeError::Corrupt(Malformed::Refused(other)),
     }
 }
 

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
-use crate::envelope::Header;
+use crate::envelope::{DecryptionKeys, Header};
 use crate::recipient::plugin::PluginIdentity;
 use crate::recipient::ssh_tag;
 
@@ -335,6 +335,12 @@ impl IdentitySet {
     /// SSH identities come first: a stanza that is not theirs is skipped by comparing tags,
     /// whereas an X25519 identity pays a Diffie-Hellman for every X25519 stanza it tries.
     pub fn age_identities(&self) -> Vec<&dyn age::Identity> {
+        DecryptionKeys::age_identities(self)
+    }
+}
+
+impl DecryptionKeys for IdentitySet {
+    fn age_identities(&self) -> Vec<&dyn age::Identity> {
         let mut out: Vec<&dyn age::Identity> = Vec::with_capacity(self.identities.len());
         for id in &self.identities {
             match &id.key {
@@ -363,7 +369,9 @@ impl IdentitySet {
         }
         out
     }
+}
 
+impl IdentitySet {
     /// SSH tags of every loaded SSH identity, usable or locked.
     pub fn tags(&self) -> impl Iterator<Item = &str> {
         self.identities.iter().filter_map(|id| id.tag.as_deref())

@@ -123,7 +123,7 @@ fn corrupt_inputs() {
     ]);
     for c in &cases {
         match Header::parse(c) {
-            Err(EnvelopeError::Corrupt(m)) => assert!(!m.contains('\n')),
+            Err(EnvelopeError::Corrupt(m)) => assert!(!m.to_string().contains('\n')),
             Err(EnvelopeError::NotAge(_)) if c.starts_with(b"age-encryption.org/v1\r") => {}
             other => panic!("{:?}: {other:?}", String::from_utf8_lossy(c)),
         }
@@ -215,18 +215,44 @@ fn decrypt_errors_are_precise() {
         Err(EnvelopeError::NoMatchingIdentity)
     ));
     let ct = encrypt(b"payload", &[&recipient], false).unwrap();
-    let truncated = &ct[..ct.len() - 5];
+    // A payload error says which failure it was and keeps the age crate's I/O error as
+    // its source; the one-line message is unchanged.
+    // Cut after the payload nonce: no chunk at all is left.
+    let mac_line = ct.windows(4).position(|w| w == b"--- ").unwrap();
+    let header_end = mac_line + ct[mac_line..].iter().position(|&b| b == b'\n').unwrap() + 1;
+    let truncated = &ct[..header_end + 16];
+    let e = decrypt(truncated, &ids).unwrap_err();
     assert!(matches!(
-        decrypt(truncated, &ids),
+        e,
+        EnvelopeError::Payload(PayloadFailure::Truncated(_))
+    ));
+    assert_eq!(
+        e.to_string(),
+        "corrupt or truncated age file (truncated payload)"
+    );
+    let source = std::error::Error::source(&e).unwrap();
+    assert!(std::error::Error::source(source)
+        .unwrap()
+        .is::<std::io::Error>());
+    assert!(matches!(
+        decrypt(&ct[..ct.len() - 5], &ids),
         Err(EnvelopeError::Payload(_))
     ));
     let mut flipped = ct.clone();
     let last = flipped.len() - 1;
     flipped[last] ^= 1;
+    let e = decrypt(&flipped, &ids).unwrap_err();
     assert!(matches!(
-        decrypt(&flipped, &ids),
-        Err(EnvelopeError::Payload(_))
+        e,
+        EnvelopeError::Payload(PayloadFailure::Unauthenticated(_))
     ));
+    assert_eq!(
+        e.to_string(),
+        "corrupt or truncated age file (payload authentication failed)"
+    );
+    // The slice form of the keys decrypts as the set does.
+    let keys = ids.age_identities();
+    assert_eq!(&decrypt(&ct, &keys[..]).unwrap()[..], b"payload");
     // Header MAC damaged.
     let text = ct.clone();
     let mac_at = text.windows(4).position(|w| w == b"--- ").unwrap() + 4;
