@@ -203,7 +203,7 @@ impl IdentitySet {
     }
 
     /// Unlocks the encrypted keys needed by `headers`, prompting at most once per key;
-    /// stops at the first key that cannot be unlocked (see [`IdentitySet::unlock_each`]).
+    /// stops at the first key that cannot be unlocked (see [`IdentitySet::unlock_all`]).
     pub fn unlock_for(
         &mut self,
         headers: &[&Header],

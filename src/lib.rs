@@ -1,15 +1,19 @@
 //! agefleet: an agenix-compatible secrets lifecycle library.
 //!
-//! Flow is one-directional: `cli` (clap definitions) -> `commands` (one module per verb,
-//! the only place that prints) -> library modules (`rules`, `recipient`, `identity`,
-//! `envelope`, `fsutil`, `git`, `keys`, `activation`), which never print or exit and return
-//! typed errors.
+//! The `agefleet` binary is a thin shell over this crate: its `cli` (clap definitions) and
+//! `commands` (one module per verb: flags in, typed report out, the only place that prints)
+//! are not part of the library. The library's modules never print or exit; each verb is
+//! plan → execute → report and returns typed errors that keep their sources.
+//!
+//! By protocol layer, bottom up: [`envelope`] (the age file format: header, armor, STREAM),
+//! [`recipient`] and [`identity`] (the keys it is encrypted to and decrypted with),
+//! [`rules`] (the `secrets.nix` recipient map), [`drift`] (rules against headers),
+//! [`platform`] (root-safe filesystem walks, atomic writes, user lookup), and the verbs:
+//! [`keys`], [`install`], [`activation`], [`fleet`].
 
 #![forbid(unsafe_code)]
 
 pub mod activation;
-pub mod cli;
-pub mod commands;
 pub mod drift;
 pub mod envelope;
 pub mod fleet;

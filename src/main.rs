@@ -5,16 +5,23 @@
 
 use std::process::ExitCode;
 
+mod cli;
+mod commands;
+
+// The library's modules at the binary's root, so `crate::rules` means the same in
+// `commands` as it does in the library.
+use agefleet::{
+    activation, drift, envelope, fleet, fsutil, git, identity, install, keys, names, policy,
+    recipient, rules, sys, text,
+};
+
 fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    let cli = match agefleet::cli::parse(args) {
+    let cli = match cli::parse(args) {
         Ok(cli) => cli,
         // Usage errors: one `agefleet:` line like every other error, exit 2.
         Err(e) if e.use_stderr() => {
-            agefleet::commands::ui::err_line(&format!(
-                "agefleet: {}",
-                agefleet::cli::usage_error_line(&e)
-            ));
+            commands::ui::err_line(&format!("agefleet: {}", cli::usage_error_line(&e)));
             return ExitCode::from(2);
         }
         // Help and version go to stdout, exit 0.
@@ -23,12 +30,12 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
     };
-    match agefleet::commands::run(cli) {
+    match commands::run(cli) {
         Ok(outcome) => ExitCode::from(outcome.code()),
-        Err(agefleet::commands::Error::StdoutClosed) => ExitCode::SUCCESS,
+        Err(commands::Error::StdoutClosed) => ExitCode::SUCCESS,
         Err(err) => {
-            let message = agefleet::commands::ui::printable_lines(&err.to_string());
-            agefleet::commands::ui::err_line(&format!("agefleet: {message}"));
+            let message = commands::ui::printable_lines(&err.to_string());
+            commands::ui::err_line(&format!("agefleet: {message}"));
             ExitCode::from(err.exit_code())
         }
     }

@@ -103,7 +103,7 @@ const WEAK_KEY: &str =
 /// How many characters of a key an error message shows.
 const ABBREVIATED_CHARS: usize = 20;
 
-/// The first [`ABBREVIATED_CHARS`] characters of `key` (trimmed), with `…` when cut.
+/// The first `ABBREVIATED_CHARS` characters of `key` (trimmed), with `…` when cut.
 pub fn abbreviate(key: &str) -> String {
     let key = key.trim();
     let mut chars = key.chars();

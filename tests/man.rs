@@ -8,6 +8,12 @@ use std::path::{Path, PathBuf};
 
 use clap::CommandFactory;
 
+// The clap definitions belong to the binary (not the library API): the test compiles the
+// same file.
+#[allow(dead_code)]
+#[path = "../src/cli.rs"]
+mod cli;
+
 const UPDATE_ENV: &str = "AGEFLEET_UPDATE_MAN";
 
 /// Every page, file name -> roff, for the command and each (nested) subcommand.
@@ -22,7 +28,7 @@ fn generated_pages() -> BTreeMap<String, Vec<u8>> {
         out.insert(man.get_filename(), roff);
     }
     // Built first so that subcommands carry their `agefleet-<sub>` display names.
-    let mut cmd = agefleet::cli::Cli::command().disable_help_subcommand(true);
+    let mut cmd = cli::Cli::command().disable_help_subcommand(true);
     cmd.build();
     let mut pages = BTreeMap::new();
     walk(cmd, &mut pages);

@@ -4,7 +4,7 @@
 //!
 //! - The plugin binary is looked up when a file key is wrapped or unwrapped, never when a
 //!   rules file is read: `status` and `rules` work without the plugin installed.
-//! - One plugin conversation at a time per process ([`PLUGIN_TURN`]): rekey works on files in
+//! - One plugin conversation at a time per process (`PLUGIN_TURN`): rekey works on files in
 //!   parallel, but a hardware plugin asking for a PIN or a touch must not see two requests
 //!   at once, nor the terminal two interleaved prompts.
 //! - What a plugin asks of the user (messages, confirmations, PINs) goes to the
