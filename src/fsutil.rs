@@ -42,13 +42,6 @@ impl FsError {
 pub use crate::platform::atomic::TEMP_MARKER;
 use crate::platform::atomic::TEMP_SUFFIX_LEN;
 
-/// Whether `name` is a leftover temp file of [`atomic_write`].
-pub fn is_temp_name(name: &std::ffi::OsStr) -> bool {
-    name.as_bytes()
-        .windows(TEMP_MARKER.len())
-        .any(|w| w == TEMP_MARKER.as_bytes())
-}
-
 /// The secret a temp file of [`atomic_write`] / [`Batch`] belongs to: `Some("x.age")` for
 /// `.x.age.agefleet-tmp.<16 lowercase hex digits>`, `None` for any other name.
 pub fn temp_target(name: &std::ffi::OsStr) -> Option<&std::ffi::OsStr> {
@@ -451,7 +444,8 @@ impl Drop for RemoveOnDrop {
 }
 
 /// Whether `path` lives on a RAM-backed filesystem (tmpfs or ramfs).
-pub fn is_ram_backed(path: &Path) -> bool {
+#[cfg(test)]
+fn is_ram_backed(path: &Path) -> bool {
     crate::sys::open_dir(path)
         .and_then(crate::sys::fs_kind)
         .is_ok_and(|k| k.ram_backed())
@@ -497,7 +491,8 @@ impl PrivateTempDir {
     }
 
     /// Creates the directory under `base` (which the caller vouches for).
-    pub fn new_in(base: &Path) -> Result<Self, FsError> {
+    #[cfg(test)]
+    fn new_in(base: &Path) -> Result<Self, FsError> {
         let fd = crate::platform::walk::open_dir(base, crate::platform::walk::Missing::Fail)
             .map_err(|e| FsError::new(base, "cannot open", io::Error::other(e.to_string())))?;
         Self::create_in(fd, base)
@@ -773,14 +768,6 @@ mod tests {
         drop(batch);
         assert_eq!(fs::read(&a).unwrap(), b"old");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
-    }
-
-    #[test]
-    fn temp_names_are_recognised() {
-        assert!(is_temp_name(std::ffi::OsStr::new(
-            ".x.age.agefleet-tmp.0123456789abcdef"
-        )));
-        assert!(!is_temp_name(std::ffi::OsStr::new("x.age")));
     }
 
     #[test]

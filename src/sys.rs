@@ -273,27 +273,6 @@ pub fn fchown(fd: impl AsFd, uid: u32, gid: u32) -> io::Result<()> {
     rustix::fs::fchown(fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid))).map_err(errno)
 }
 
-/// Changes the owner of `name` in `dir` without following a symlink.
-pub fn chown_at_nofollow(dir: impl AsFd, name: &Path, uid: u32, gid: u32) -> io::Result<()> {
-    rustix::fs::chownat(
-        dir,
-        name,
-        Some(Uid::from_raw(uid)),
-        Some(Gid::from_raw(gid)),
-        AtFlags::SYMLINK_NOFOLLOW,
-    )
-    .map_err(errno)
-}
-
-/// What `name` in `dir` is, without following a symlink; `None` if it does not exist.
-pub fn kind_at(dir: impl AsFd, name: &Path) -> io::Result<Option<rustix::fs::FileType>> {
-    match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
-        Ok(st) => Ok(Some(rustix::fs::FileType::from_raw_mode(st.st_mode))),
-        Err(rustix::io::Errno::NOENT) => Ok(None),
-        Err(e) => Err(errno(e)),
-    }
-}
-
 /// Renames `from` in `from_dir` over `to` in `to_dir` (atomic; a symlink at `to` is replaced,
 /// never followed).
 pub fn rename_at(from_dir: impl AsFd, from: &Path, to_dir: impl AsFd, to: &Path) -> io::Result<()> {

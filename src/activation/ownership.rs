@@ -37,7 +37,8 @@ impl UserDb {
     }
 
     /// Lookups in `accounts` (tests).
-    pub fn with(accounts: impl Accounts + 'static) -> Self {
+    #[cfg(test)]
+    fn with(accounts: impl Accounts + 'static) -> Self {
         UserDb {
             accounts: Box::new(accounts),
         }

@@ -85,11 +85,6 @@ impl PluginRecipient {
             .ok()
             .map(|recipient| PluginRecipient { recipient })
     }
-
-    /// The plugin's name (`yubikey` for `age1yubikey1…`).
-    pub fn plugin_name(&self) -> &str {
-        self.recipient.plugin()
-    }
 }
 
 impl age::Recipient for PluginRecipient {
@@ -135,11 +130,6 @@ impl PluginIdentity {
             }
         }
         out
-    }
-
-    /// The plugin's name.
-    pub fn plugin_name(&self) -> &str {
-        &self.name
     }
 }
 
