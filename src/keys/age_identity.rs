@@ -18,6 +18,7 @@ use crate::platform::walk::{self, Missing};
 /// Which identity to make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AgeKeyKind {
+    /// The classical X25519 identity (`AGE-SECRET-KEY-1…`), as `age-keygen` makes.
     X25519,
     /// The hybrid post-quantum `mlkem768x25519` identity.
     PostQuantum,
@@ -25,7 +26,9 @@ pub enum AgeKeyKind {
 
 /// A generated identity: its recipient and the identity file's text (zeroized).
 pub struct GeneratedIdentity {
+    /// The identity's public recipient (`age1…` or `age1pq1…`).
     pub recipient: String,
+    /// The whole identity file: `# created:`, `# public key:` and the secret key line.
     pub file_text: Zeroizing<String>,
 }
 

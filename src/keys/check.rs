@@ -19,9 +19,13 @@ pub fn dir_state(dir: &Path) -> Result<super::DirAction, KeyError> {
 /// The state of one expected key. `problems` is empty exactly when every check passed.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct KeyCheck {
+    /// The private key's file name.
     pub name: &'static str,
+    /// Which of the fleet's keys this is.
     pub role: Role,
+    /// The private key's path.
     pub path: PathBuf,
+    /// The public key's path.
     pub public_path: PathBuf,
     /// Something exists at the private key's path.
     pub present: bool,
@@ -41,7 +45,9 @@ pub struct KeyCheck {
     pub fingerprint: Option<String>,
     /// The public key line.
     pub public_key: Option<String>,
+    /// One line per failed check (empty when all passed).
     pub problems: Vec<String>,
+    /// `problems` is empty.
     pub ok: bool,
 }
 
@@ -158,12 +164,14 @@ fn strip_path(e: &KeyError, path: &Path) -> String {
 pub struct SecretCheck {
     /// The rule's name (relative to the rules file's directory).
     pub file: String,
+    /// The secret's file on disk.
     pub path: PathBuf,
     /// The identity can open it: its tag is in the header, or (with `--try-decrypt`) it
     /// decrypted.
     pub decryptable: bool,
     /// `"header"` (tags) or `"decryption"` (proven).
     pub method: &'static str,
+    /// The outcome, as a kind.
     pub status: SecretStatus,
     /// What went wrong, for `missing` and `error`.
     pub error: Option<String>,
@@ -171,6 +179,7 @@ pub struct SecretCheck {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
+/// The outcome of checking one secret against the agenix identity.
 pub enum SecretStatus {
     /// The identity is a recipient (and, when tried, decryption worked).
     Openable,

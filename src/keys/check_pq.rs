@@ -14,7 +14,9 @@ use crate::identity::IdentitySet;
 /// The state of the post-quantum identity file.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PqIdentityCheck {
+    /// The identity's file name.
     pub name: &'static str,
+    /// The identity file's path.
     pub path: PathBuf,
     /// It is a regular file (not a symlink).
     pub regular_file: bool,
@@ -24,7 +26,9 @@ pub struct PqIdentityCheck {
     pub mode_ok: bool,
     /// Its `age1pq1…` recipient, when it parsed.
     pub recipient: Option<String>,
+    /// One line per failed check (empty when all passed).
     pub problems: Vec<String>,
+    /// `problems` is empty.
     pub ok: bool,
 }
 

@@ -17,6 +17,7 @@ use super::{Backup, DirAction, KeyError, Role, PRIVATE_MODE, PUBLIC_MODE};
 /// A validated key from the source.
 #[derive(Debug, Clone)]
 pub struct SourceKey {
+    /// Which of the fleet's keys it is.
     pub role: Role,
     /// The private key file it came from (`id_ed25519_github`, `id_ed25519`, …).
     pub private_source: PathBuf,
@@ -24,6 +25,7 @@ pub struct SourceKey {
     pub public_source: Option<PathBuf>,
     /// As `ssh-keygen -lf` prints it.
     pub fingerprint_line: String,
+    /// The private key is passphrase-protected (refused for the agenix key).
     pub encrypted: bool,
 }
 
@@ -45,7 +47,9 @@ pub enum Action {
 /// One destination file and what happens to it.
 #[derive(Debug, Clone)]
 pub struct FilePlan {
+    /// The key this file belongs to.
     pub role: Role,
+    /// The destination path in the SSH directory.
     pub dest: PathBuf,
     /// The source file (for a regenerated `.pub`: the private key it was derived from).
     pub source: PathBuf,
@@ -53,6 +57,7 @@ pub struct FilePlan {
     pub regenerated: bool,
     /// The mode the destination gets.
     pub mode: u32,
+    /// What happens to the destination.
     pub action: Action,
     /// The destination's current mode, when it exists as a regular file.
     pub current_mode: Option<u32>,
@@ -72,15 +77,21 @@ impl std::fmt::Debug for Contents {
 /// Everything `copy-keys` will do, found without changing anything.
 #[derive(Debug, Clone)]
 pub struct CopyPlan {
+    /// The source directory.
     pub from: PathBuf,
+    /// The destination SSH directory.
     pub ssh_dir: PathBuf,
+    /// What preparing the destination directory does.
     pub dir_action: DirAction,
+    /// The `--owner` the files and directory are given to, if any.
     pub owner: Option<Owner>,
     /// `--owner` names someone other than the existing directory's owner (it is chowned).
     pub dir_owner_differs: bool,
+    /// The validated keys found in the source.
     pub keys: Vec<SourceKey>,
     /// Roles the source has no key for (nothing is copied for them).
     pub absent: Vec<Role>,
+    /// Every destination file (private and public) and its action.
     pub files: Vec<FilePlan>,
 }
 

@@ -10,13 +10,16 @@ use super::{Backup, DirAction, KeyError, Role, PRIVATE_MODE, PUBLIC_MODE};
 /// The two files of one key in the SSH directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
+    /// Which of the fleet's keys.
     pub role: Role,
+    /// The private key's path.
     pub private_path: PathBuf,
+    /// The public key's path.
     pub public_path: PathBuf,
 }
 
 impl Target {
-    pub fn new(ssh_dir: &Path, role: Role) -> Self {
+    pub(crate) fn new(ssh_dir: &Path, role: Role) -> Self {
         Target {
             role,
             private_path: ssh_dir.join(role.file_name()),
@@ -28,8 +31,11 @@ impl Target {
 /// What creating keys in a directory involves, found without changing anything.
 #[derive(Debug, Clone)]
 pub struct CreatePlan {
+    /// The SSH directory the keys go into.
     pub ssh_dir: PathBuf,
+    /// What preparing the directory does.
     pub dir_action: DirAction,
+    /// The keys to create.
     pub targets: Vec<Target>,
     /// Target paths that exist now (anything, even a dangling symlink): creating means
     /// refusing, or with `force` moving them to a backup first.
@@ -71,13 +77,17 @@ pub struct CreateOptions<'a> {
 
 /// A key that was written.
 pub struct CreatedKey {
+    /// Where it was written.
     pub target: Target,
+    /// The generated key: private key text, public line and fingerprints.
     pub key: GeneratedKey,
 }
 
 /// What [`execute`] did.
 pub struct Created {
+    /// Every key written, in the plan's order.
     pub keys: Vec<CreatedKey>,
+    /// The backup of replaced files, when `force` moved any.
     pub backup: Option<Backup>,
 }
 

@@ -40,6 +40,7 @@ pub enum Role {
 }
 
 impl Role {
+    /// Both roles, in the order they are created and reported.
     pub const ALL: [Role; 2] = [Role::Git, Role::Agenix];
 
     /// The private key's file name in the SSH directory.
@@ -85,30 +86,61 @@ pub const DIR_MODE: u32 = 0o700;
 /// Why a key operation stopped. `Display` is one line naming the file; never key material.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
+    /// Reading, writing or inspecting `path` failed.
     #[error("{path}: {source}")]
     Io {
+        /// The file or directory the operation was on.
         path: PathBuf,
+        /// The system error.
         #[source]
         source: std::io::Error,
     },
     /// A file that is not what it must be: unparsable key, not a regular file, too large.
     #[error("{path}: {reason}")]
-    Invalid { path: PathBuf, reason: String },
+    Invalid {
+        /// The offending file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A private key and its `.pub` hold different keys.
     #[error("{private}: does not match its public key {public}")]
-    Mismatch { private: PathBuf, public: PathBuf },
+    Mismatch {
+        /// The private key file.
+        private: PathBuf,
+        /// Its `.pub`.
+        public: PathBuf,
+    },
     /// A destination exists and replacing it was not allowed.
     #[error("{path}: already exists; refusing to overwrite it")]
-    Exists { path: PathBuf },
+    Exists {
+        /// The existing destination.
+        path: PathBuf,
+    },
     /// `--owner` could not be resolved.
     #[error("owner {spec:?}: {reason}")]
-    Owner { spec: String, reason: String },
+    Owner {
+        /// The `USER[:GROUP]` as given.
+        spec: String,
+        /// Why it did not resolve.
+        reason: String,
+    },
     /// A comment that cannot go into a public key line.
     #[error("comment {comment:?}: {reason}")]
-    Comment { comment: String, reason: String },
+    Comment {
+        /// The comment as given.
+        comment: String,
+        /// Why it is refused.
+        reason: String,
+    },
     /// Key generation or passphrase encryption failed.
     #[error("{what}: {reason}")]
-    Generate { what: String, reason: String },
+    Generate {
+        /// The step that failed (`ed25519 key generation`, `OpenSSH encoding`, …).
+        what: String,
+        /// The generator's or encryptor's error.
+        reason: String,
+    },
 }
 
 impl KeyError {
@@ -135,14 +167,18 @@ impl KeyError {
 /// The backup made before replacing files: the directory and each move (from, to).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Backup {
+    /// The timestamped backup directory the files were moved into.
     pub dir: PathBuf,
+    /// Every file moved, in order.
     pub moved: Vec<Moved>,
 }
 
 /// One file moved into a backup directory.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Moved {
+    /// Where the file was.
     pub from: PathBuf,
+    /// Where it is now, inside the backup directory.
     pub to: PathBuf,
 }
 
@@ -155,5 +191,8 @@ pub enum DirAction {
     Create,
     /// The directory exists with group/other bits (`from`): tightened to 0700, because the
     /// directory holds private keys and sshd's StrictModes rejects a group/other-writable one.
-    Tighten { from: u32 },
+    Tighten {
+        /// The directory's current permission bits.
+        from: u32,
+    },
 }

@@ -7,7 +7,9 @@ use crate::platform::users::{self, parse_id, Accounts};
 /// A resolved owner. Never `u32::MAX` (that id means "unchanged" to chown(2)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Owner {
+    /// User id the files are given to.
     pub uid: u32,
+    /// Group id the files are given to.
     pub gid: u32,
 }
 
