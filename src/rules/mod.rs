@@ -44,7 +44,9 @@ pub enum EvalMode {
 /// Which evaluator produced a result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
+    /// agefleet's own evaluator (`rules::eval`).
     Builtin,
+    /// `nix-instantiate --eval`.
     Nix,
 }
 
@@ -65,7 +67,9 @@ pub struct Rule {
 /// either its rule or why it is bad.
 #[derive(Debug, Clone)]
 pub struct RuleEntry {
+    /// The attribute name: the secret's file, relative to the rules directory.
     pub name: String,
+    /// The validated rule, or why this entry is unusable (other entries stay usable).
     pub rule: Result<Rule, RuleError>,
 }
 
@@ -90,6 +94,7 @@ pub struct Rules {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
 pub struct RuleError {
+    /// The whole one-line message.
     pub message: String,
 }
 
@@ -99,27 +104,42 @@ pub enum RulesError {
     /// The file could not be read.
     #[error("{path}: {source}")]
     Io {
+        /// The rules file.
         path: PathBuf,
+        /// The system error.
         #[source]
         source: std::io::Error,
     },
     /// Syntax or evaluation error at a position: `file:line:col: message`.
     #[error("{file}:{line}:{col}: {message}")]
     At {
+        /// The rules file.
         file: PathBuf,
+        /// 1-based line of the error.
         line: usize,
+        /// 1-based column (in characters) of the error.
         col: usize,
+        /// The evaluator's message.
         message: String,
     },
     /// An evaluation error without a position.
     #[error("{file}: {message}")]
-    Eval { file: PathBuf, message: String },
+    Eval {
+        /// The rules file.
+        file: PathBuf,
+        /// The evaluator's message.
+        message: String,
+    },
     /// The builtin evaluator does not support a construct (Auto falls back on this).
     #[error("{file}:{line}:{col}: not supported by the builtin evaluator: {what}")]
     Unsupported {
+        /// The rules file.
         file: PathBuf,
+        /// 1-based line of the construct.
         line: usize,
+        /// 1-based column (in characters) of the construct.
         col: usize,
+        /// What is unsupported, e.g. `the builtin 'fetchGit'`.
         what: String,
     },
     /// `nix-instantiate` is not installed or failed to run.
@@ -127,7 +147,12 @@ pub enum RulesError {
     NixUnavailable(String),
     /// `nix-instantiate` ran and failed; its stderr verbatim.
     #[error("{file}: nix-instantiate failed:\n{stderr}")]
-    NixFailed { file: PathBuf, stderr: String },
+    NixFailed {
+        /// The rules file.
+        file: PathBuf,
+        /// `nix-instantiate`'s stderr, verbatim.
+        stderr: String,
+    },
 }
 
 impl Rules {
