@@ -12,7 +12,7 @@ use std::path::Path;
 
 use rustix::fs::{AtFlags, Mode, OFlags};
 
-pub use rustix::fs::{Gid, Uid};
+pub(crate) use rustix::fs::{Gid, Uid};
 
 /// `statfs` magic of tmpfs (linux/magic.h).
 pub const TMPFS_MAGIC: u64 = 0x0102_1994;
@@ -27,7 +27,9 @@ fn errno(e: rustix::io::Errno) -> io::Error {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FsKind {
+    /// tmpfs (`TMPFS_MAGIC`).
     Tmpfs,
+    /// ramfs (`RAMFS_MAGIC`).
     Ramfs,
     /// Anything else (disk-backed or unknown); the `statfs` magic number.
     Other(u64),
@@ -42,7 +44,7 @@ impl FsKind {
 
 /// The filesystem type of the open file or directory `fd` (`fstatfs`).
 #[cfg(any(target_os = "linux", target_os = "android"))]
-pub fn fs_kind(fd: impl AsFd) -> io::Result<FsKind> {
+pub(crate) fn fs_kind(fd: impl AsFd) -> io::Result<FsKind> {
     let st = rustix::fs::fstatfs(fd).map_err(errno)?;
     // f_type is a signed word on some targets; the magic numbers are 32-bit patterns.
     let magic = (st.f_type as u64) & 0xffff_ffff;
@@ -55,13 +57,13 @@ pub fn fs_kind(fd: impl AsFd) -> io::Result<FsKind> {
 
 /// On other systems the type is not checked (nix-darwin mounts its own ramdisk first).
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
-pub fn fs_kind(_fd: impl AsFd) -> io::Result<FsKind> {
+pub(crate) fn fs_kind(_fd: impl AsFd) -> io::Result<FsKind> {
     Ok(FsKind::Other(0))
 }
 
 /// Whether `dir` is the root of a mount (not merely a directory inside one).
 #[cfg(any(target_os = "linux", target_os = "android"))]
-pub fn is_mount_root(dir: &Path) -> io::Result<bool> {
+pub(crate) fn is_mount_root(dir: &Path) -> io::Result<bool> {
     use rustix::fs::{StatxAttributes, StatxFlags};
     let cwd = rustix::fs::CWD;
     match rustix::fs::statx(cwd, dir, AtFlags::SYMLINK_NOFOLLOW, StatxFlags::BASIC_STATS) {
@@ -78,7 +80,7 @@ pub fn is_mount_root(dir: &Path) -> io::Result<bool> {
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
-pub fn is_mount_root(dir: &Path) -> io::Result<bool> {
+pub(crate) fn is_mount_root(dir: &Path) -> io::Result<bool> {
     dev_differs_from_parent(dir)
 }
 
@@ -95,6 +97,7 @@ fn dev_differs_from_parent(dir: &Path) -> io::Result<bool> {
 pub enum RamMount {
     /// tmpfs with `noswap` (Linux 6.4+): never written to swap.
     TmpfsNoswap,
+    /// ramfs (no swap by nature; used when tmpfs lacks `noswap` or the manifest asks).
     Ramfs,
 }
 
@@ -103,7 +106,7 @@ pub enum RamMount {
 /// refuses `noswap` (EINVAL before 6.4); otherwise mount ramfs directly. A tmpfs without
 /// `noswap` is never used: its pages could reach a swap device.
 #[cfg(any(target_os = "linux", target_os = "android"))]
-pub fn mount_ram(target: &Path, prefer_tmpfs: bool) -> io::Result<RamMount> {
+pub(crate) fn mount_ram(target: &Path, prefer_tmpfs: bool) -> io::Result<RamMount> {
     use rustix::mount::{mount, MountFlags};
     let flags = MountFlags::NODEV | MountFlags::NOSUID;
     if prefer_tmpfs {
@@ -118,7 +121,7 @@ pub fn mount_ram(target: &Path, prefer_tmpfs: bool) -> io::Result<RamMount> {
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
-pub fn mount_ram(_target: &Path, _prefer_tmpfs: bool) -> io::Result<RamMount> {
+pub(crate) fn mount_ram(_target: &Path, _prefer_tmpfs: bool) -> io::Result<RamMount> {
     Err(io::Error::new(
         io::ErrorKind::Unsupported,
         "mounting a RAM filesystem is only implemented on Linux",
@@ -128,7 +131,7 @@ pub fn mount_ram(_target: &Path, _prefer_tmpfs: bool) -> io::Result<RamMount> {
 /// The process's umask. Read from `/proc/self/status` (Linux 4.7+), which leaves it
 /// untouched; elsewhere it is set and restored at once, which is only safe while no other
 /// thread creates files (edit calls this before it starts any).
-pub fn umask() -> u32 {
+pub(crate) fn umask() -> u32 {
     let from_proc = std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| {
@@ -149,13 +152,13 @@ pub fn new_file_mode() -> u32 {
 }
 
 /// Whether the effective user is root (only root mounts and chowns).
-pub fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
 
 /// Opens the directory `path` (absolute or relative to the working directory) without
 /// following a symlink in its last component.
-pub fn open_dir_nofollow(path: &Path) -> io::Result<OwnedFd> {
+pub(crate) fn open_dir_nofollow(path: &Path) -> io::Result<OwnedFd> {
     rustix::fs::open(
         path,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
@@ -167,7 +170,7 @@ pub fn open_dir_nofollow(path: &Path) -> io::Result<OwnedFd> {
 /// Opens the directory `path`, following symlinks: only for paths the running user controls
 /// (its own repository). Paths under directories other users can write go through
 /// [`crate::platform::walk`].
-pub fn open_dir(path: &Path) -> io::Result<OwnedFd> {
+pub(crate) fn open_dir(path: &Path) -> io::Result<OwnedFd> {
     rustix::fs::open(
         path,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -177,14 +180,14 @@ pub fn open_dir(path: &Path) -> io::Result<OwnedFd> {
 }
 
 /// Whether `e` says a no-follow directory open met a symlink (ELOOP) or a non-directory.
-pub fn is_symlink_or_not_dir(e: &io::Error) -> bool {
+pub(crate) fn is_symlink_or_not_dir(e: &io::Error) -> bool {
     let raw = e.raw_os_error();
     raw == Some(rustix::io::Errno::LOOP.raw_os_error())
         || raw == Some(rustix::io::Errno::NOTDIR.raw_os_error())
 }
 
 /// Opens the directory `name` inside `dir` without following a symlink.
-pub fn open_dir_at(dir: impl AsFd, name: &Path) -> io::Result<OwnedFd> {
+pub(crate) fn open_dir_at(dir: impl AsFd, name: &Path) -> io::Result<OwnedFd> {
     rustix::fs::openat(
         dir,
         name,
@@ -195,13 +198,13 @@ pub fn open_dir_at(dir: impl AsFd, name: &Path) -> io::Result<OwnedFd> {
 }
 
 /// Creates the directory `name` inside `dir` with `mode` (before the umask).
-pub fn mkdir_at(dir: impl AsFd, name: &Path, mode: u32) -> io::Result<()> {
+pub(crate) fn mkdir_at(dir: impl AsFd, name: &Path, mode: u32) -> io::Result<()> {
     rustix::fs::mkdirat(dir, name, Mode::from_bits_truncate(mode)).map_err(errno)
 }
 
 /// Creates the regular file `name` in `dir` for writing: exclusive (fails if anything,
 /// a symlink included, already has that name) and never following a symlink, with `mode`.
-pub fn create_exclusive_at(dir: impl AsFd, name: &Path, mode: u32) -> io::Result<OwnedFd> {
+pub(crate) fn create_exclusive_at(dir: impl AsFd, name: &Path, mode: u32) -> io::Result<OwnedFd> {
     rustix::fs::openat(
         dir,
         name,
@@ -213,7 +216,7 @@ pub fn create_exclusive_at(dir: impl AsFd, name: &Path, mode: u32) -> io::Result
 
 /// Opens the existing file `name` in `dir` for reading without following a symlink
 /// (non-blocking, so a FIFO planted there cannot hang us).
-pub fn open_read_nofollow_at(dir: impl AsFd, name: &Path) -> io::Result<OwnedFd> {
+pub(crate) fn open_read_nofollow_at(dir: impl AsFd, name: &Path) -> io::Result<OwnedFd> {
     rustix::fs::openat(
         dir,
         name,
@@ -224,7 +227,7 @@ pub fn open_read_nofollow_at(dir: impl AsFd, name: &Path) -> io::Result<OwnedFd>
 }
 
 /// The link count of the open `fd` if it is a regular file; `None` for anything else.
-pub fn regular_file_links(fd: impl AsFd) -> io::Result<Option<u64>> {
+pub(crate) fn regular_file_links(fd: impl AsFd) -> io::Result<Option<u64>> {
     let st = rustix::fs::fstat(fd).map_err(errno)?;
     let regular =
         rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile;
@@ -233,12 +236,12 @@ pub fn regular_file_links(fd: impl AsFd) -> io::Result<Option<u64>> {
 }
 
 /// Removes the file or symlink `name` from `dir`.
-pub fn unlink_at(dir: impl AsFd, name: &Path) -> io::Result<()> {
+pub(crate) fn unlink_at(dir: impl AsFd, name: &Path) -> io::Result<()> {
     rustix::fs::unlinkat(dir, name, AtFlags::empty()).map_err(errno)
 }
 
 /// Takes an exclusive advisory lock on `fd`, waiting for it; released when `fd` is closed.
-pub fn lock_exclusive(fd: impl AsFd) -> io::Result<()> {
+pub(crate) fn lock_exclusive(fd: impl AsFd) -> io::Result<()> {
     loop {
         match rustix::fs::flock(&fd, rustix::fs::FlockOperation::LockExclusive) {
             Err(rustix::io::Errno::INTR) => {}
@@ -248,7 +251,7 @@ pub fn lock_exclusive(fd: impl AsFd) -> io::Result<()> {
 }
 
 /// Writes all of `data` to `fd` and syncs it.
-pub fn write_all_sync(fd: impl AsFd, mut data: &[u8]) -> io::Result<()> {
+pub(crate) fn write_all_sync(fd: impl AsFd, mut data: &[u8]) -> io::Result<()> {
     while !data.is_empty() {
         match rustix::io::write(&fd, data) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -261,31 +264,38 @@ pub fn write_all_sync(fd: impl AsFd, mut data: &[u8]) -> io::Result<()> {
 }
 
 /// `fsync` of a directory, so the renames in it are durable.
-pub fn sync(fd: impl AsFd) -> io::Result<()> {
+pub(crate) fn sync(fd: impl AsFd) -> io::Result<()> {
     rustix::fs::fsync(fd).map_err(errno)
 }
 
-pub fn fchmod(fd: impl AsFd, mode: u32) -> io::Result<()> {
+/// `fchmod(2)`: sets the permission bits of the open file `fd`.
+pub(crate) fn fchmod(fd: impl AsFd, mode: u32) -> io::Result<()> {
     rustix::fs::fchmod(fd, Mode::from_bits_truncate(mode)).map_err(errno)
 }
 
-pub fn fchown(fd: impl AsFd, uid: u32, gid: u32) -> io::Result<()> {
+/// `fchown(2)`: gives the open file `fd` to `uid`:`gid`.
+pub(crate) fn fchown(fd: impl AsFd, uid: u32, gid: u32) -> io::Result<()> {
     rustix::fs::fchown(fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid))).map_err(errno)
 }
 
 /// Renames `from` in `from_dir` over `to` in `to_dir` (atomic; a symlink at `to` is replaced,
 /// never followed).
-pub fn rename_at(from_dir: impl AsFd, from: &Path, to_dir: impl AsFd, to: &Path) -> io::Result<()> {
+pub(crate) fn rename_at(
+    from_dir: impl AsFd,
+    from: &Path,
+    to_dir: impl AsFd,
+    to: &Path,
+) -> io::Result<()> {
     rustix::fs::renameat(from_dir, from, to_dir, to).map_err(errno)
 }
 
 /// Creates a symlink `name` in `dir` pointing at `target` (fails if `name` exists).
-pub fn symlink_at(target: &Path, dir: impl AsFd, name: &Path) -> io::Result<()> {
+pub(crate) fn symlink_at(target: &Path, dir: impl AsFd, name: &Path) -> io::Result<()> {
     rustix::fs::symlinkat(target, dir, name).map_err(errno)
 }
 
 /// The target of the symlink `path`; `None` if `path` does not exist or is not a symlink.
-pub fn read_link(path: &Path) -> io::Result<Option<OsString>> {
+pub(crate) fn read_link(path: &Path) -> io::Result<Option<OsString>> {
     match rustix::fs::readlinkat(rustix::fs::CWD, path, Vec::new()) {
         Ok(target) => Ok(Some(OsString::from_vec(target.into_bytes()))),
         Err(rustix::io::Errno::NOENT | rustix::io::Errno::INVAL) => Ok(None),
@@ -296,7 +306,7 @@ pub fn read_link(path: &Path) -> io::Result<Option<OsString>> {
 /// Removes `name` from `dir`: a file or symlink is unlinked, a directory is emptied
 /// recursively and removed. Symlinks are never followed, so nothing outside `dir/name` is
 /// touched. A missing `name` is not an error.
-pub fn remove_tree_at(dir: impl AsFd, name: &Path) -> io::Result<()> {
+pub(crate) fn remove_tree_at(dir: impl AsFd, name: &Path) -> io::Result<()> {
     let dir = dir.as_fd();
     match rustix::fs::unlinkat(dir, name, AtFlags::empty()) {
         Ok(()) => return Ok(()),
@@ -316,7 +326,7 @@ pub fn remove_tree_at(dir: impl AsFd, name: &Path) -> io::Result<()> {
 }
 
 /// The names in the directory `dir`, without `.` and `..`.
-pub fn list_dir(dir: impl AsFd) -> io::Result<Vec<OsString>> {
+pub(crate) fn list_dir(dir: impl AsFd) -> io::Result<Vec<OsString>> {
     let mut names = Vec::new();
     for entry in rustix::fs::Dir::read_from(dir).map_err(errno)? {
         let entry = entry.map_err(errno)?;
