@@ -27,13 +27,16 @@ use crate::recipient::ssh_tag;
 /// Asks the operator for a passphrase. Implemented by the commands layer (terminal) and by
 /// tests. Returns `None` when no terminal is available.
 pub trait PassphrasePrompt: Sync {
+    /// The passphrase for the key file at `key_path`, or `None` when none can be asked for.
     fn passphrase(&self, key_path: &Path) -> Option<age::secrecy::SecretString>;
 }
 
 /// What an identity file holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdentityKind {
+    /// An OpenSSH ed25519 private key.
     SshEd25519,
+    /// An OpenSSH RSA private key.
     SshRsa,
     /// An age identity file (`AGE-SECRET-KEY-1…` lines).
     Age,
@@ -41,9 +44,11 @@ pub enum IdentityKind {
 
 /// A loaded identity file.
 pub struct LoadedIdentity {
+    /// The file it was loaded from.
     pub path: PathBuf,
     /// SSH stanza tag of the key (None for age X25519 identity files).
     pub tag: Option<String>,
+    /// What the file holds.
     pub kind: IdentityKind,
     key: Key,
 }
@@ -111,17 +116,33 @@ pub use mlkem768x25519::MlKem768X25519Identity;
 /// All identities of a run.
 #[derive(Default, Debug)]
 pub struct IdentitySet {
+    /// Every identity loaded, in the order the files were given.
     pub identities: Vec<LoadedIdentity>,
 }
 
+/// Why an identity file could not be loaded or unlocked. `Display` is one line naming the file.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum IdentityError {
+    /// The file is missing, unreadable or not a supported key.
     #[error("{path}: {reason}")]
-    Invalid { path: PathBuf, reason: String },
+    Invalid {
+        /// The identity file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The key is passphrase-protected and the prompt had no terminal to ask on.
     #[error("{path}: passphrase-protected key and no terminal to ask for its passphrase")]
-    NoTerminal { path: PathBuf },
+    NoTerminal {
+        /// The identity file.
+        path: PathBuf,
+    },
+    /// Every passphrase attempt failed.
     #[error("{path}: wrong passphrase")]
-    WrongPassphrase { path: PathBuf },
+    WrongPassphrase {
+        /// The identity file.
+        path: PathBuf,
+    },
 }
 
 /// How a hybrid post-quantum identity line starts.

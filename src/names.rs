@@ -11,13 +11,28 @@ use std::path::{Component, Path, PathBuf};
 use crate::rules::{RuleEntry, Rules};
 
 #[derive(Debug, thiserror::Error)]
+/// Why a command-line argument does not designate exactly one rule.
 pub enum NameError {
+    /// No rule names the file under either reading.
     #[error("{arg}: there is no rule for this file in {rules}")]
-    NoRule { arg: String, rules: PathBuf },
+    NoRule {
+        /// The argument as given.
+        arg: String,
+        /// The rules file searched.
+        rules: PathBuf,
+    },
+    /// Both readings name a rule and both files exist.
     #[error(
         "{arg}: ambiguous: it names {a} (relative to the rules directory) and {b} (relative to the current directory); run from the rules directory or give a path"
     )]
-    Ambiguous { arg: String, a: PathBuf, b: PathBuf },
+    Ambiguous {
+        /// The argument as given.
+        arg: String,
+        /// The file it names relative to the rules directory.
+        a: PathBuf,
+        /// The file it names relative to the current directory.
+        b: PathBuf,
+    },
 }
 
 /// Lexically normalises a relative name: drops `.` components and empty parts

@@ -12,6 +12,7 @@ use crate::recipient::{abbreviate, Recipient};
 pub struct NotPostQuantum {
     /// The first classical key, abbreviated.
     pub key: String,
+    /// Its kind (`ssh-ed25519`, `ssh-rsa`, `X25519`, …).
     pub kind: &'static str,
     /// `" (and N more)"` when there are others.
     more: String,

@@ -23,8 +23,11 @@ use sha2::{Digest, Sha256};
 /// What kind of key a recipient is; also the stanza type it writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum RecipientKind {
+    /// An OpenSSH `ssh-ed25519` public key.
     SshEd25519,
+    /// An OpenSSH `ssh-rsa` public key.
     SshRsa,
+    /// A native age X25519 recipient (`age1…`).
     X25519,
     /// An age plugin recipient (`age1<name>1…`); its stanza types are the plugin's choice.
     Plugin,
@@ -56,6 +59,7 @@ impl RecipientKind {
 pub struct Recipient {
     /// The key as written, trimmed (comment included).
     pub text: String,
+    /// What kind of key it is.
     pub kind: RecipientKind,
     /// SSH stanza tag; `None` for X25519.
     pub tag: Option<String>,
@@ -90,9 +94,11 @@ impl std::fmt::Debug for Recipient {
 
 #[derive(Debug, thiserror::Error)]
 #[error("invalid public key {key:?}: {reason}")]
+/// A public key line that cannot be encrypted to.
 pub struct RecipientError {
     /// The key, abbreviated for messages.
     pub key: String,
+    /// Why it was refused.
     pub reason: String,
 }
 
@@ -303,6 +309,7 @@ impl Recipient {
         }
     }
 
+    /// The recipient as the age crate encrypts to it.
     pub fn as_age(&self) -> &dyn age::Recipient {
         match &self.inner {
             Inner::SshEd25519(r) => r,
