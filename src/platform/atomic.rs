@@ -27,7 +27,9 @@ const TEMP_BASE_MAX: usize = 200;
 /// look like ours; its birth time tells the two apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FileId {
+    /// Device number (`st_dev`).
     pub dev: u64,
+    /// Inode number (`st_ino`).
     pub ino: u64,
     /// Birth time (seconds, nanoseconds), from `statx` on Linux when the filesystem has it.
     pub birth: Option<(i64, u32)>,
@@ -127,12 +129,14 @@ pub struct WriteOptions {
     pub mode: u32,
     /// Owner and group given before the final mode and name.
     pub owner: Option<(u32, u32)>,
+    /// What happens to a file already at the target name.
     pub existing: Existing,
     /// fsync the directory after the rename (persistent filesystems).
     pub sync_dir: bool,
 }
 
 impl WriteOptions {
+    /// Mode `mode`, owner unchanged, replacing an existing file, directory fsynced.
     pub fn replace(mode: u32) -> Self {
         WriteOptions {
             mode,
@@ -142,6 +146,7 @@ impl WriteOptions {
         }
     }
 
+    /// As [`WriteOptions::replace`], but failing with `AlreadyExists` if the name is taken.
     pub fn create_new(mode: u32) -> Self {
         WriteOptions {
             existing: Existing::Keep,
@@ -149,6 +154,7 @@ impl WriteOptions {
         }
     }
 
+    /// The same options with `owner` (uid, gid) given to the file before its final name.
     pub fn owner(self, owner: Option<(u32, u32)>) -> Self {
         WriteOptions { owner, ..self }
     }

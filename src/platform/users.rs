@@ -9,15 +9,21 @@ use std::path::{Path, PathBuf};
 /// A user account: name, uid and login group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
+    /// Login name.
     pub name: String,
+    /// User id.
     pub uid: u32,
+    /// The login group's id.
     pub gid: u32,
 }
 
 /// Where user and group names are looked up.
 pub trait Accounts: Sync {
+    /// The user named `name`; `Ok(None)` when there is none, `Err` when the lookup failed.
     fn user(&self, name: &str) -> Result<Option<Account>, String>;
+    /// The user with id `uid`; `Ok(None)` when there is none, `Err` when the lookup failed.
     fn user_by_uid(&self, uid: u32) -> Result<Option<Account>, String>;
+    /// The id of the group named `name`; `Ok(None)` when there is none, `Err` when the lookup failed.
     fn group(&self, name: &str) -> Result<Option<u32>, String>;
 }
 
@@ -25,6 +31,7 @@ pub trait Accounts: Sync {
 /// read when the name service fails.
 #[derive(Debug, Clone)]
 pub struct System {
+    /// Directory holding the `passwd` and `group` files read when the name service fails.
     pub fallback_etc: PathBuf,
 }
 

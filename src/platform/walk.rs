@@ -25,7 +25,9 @@ const MAX_LINKS: usize = 40;
 #[derive(Debug, thiserror::Error)]
 #[error("{}: {reason}", component.display())]
 pub struct WalkError {
+    /// The path, as walked, of the component that was refused or failed.
     pub component: PathBuf,
+    /// Why, in words (the system error's message when there was one).
     pub reason: String,
     /// The system error, when there was one.
     #[source]
@@ -60,6 +62,7 @@ impl WalkError {
 /// What to do with a missing directory on the way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Missing {
+    /// Fail with a not-found [`WalkError`].
     Fail,
     /// Create it with this mode (masked by the umask, so never wider).
     Create(u32),
