@@ -19,9 +19,12 @@ use crate::sys;
 
 /// What one phase did to the secrets.
 #[derive(Debug, Default)]
-pub struct Outcome {
+pub(crate) struct Outcome {
+    /// The generation the phase worked on.
     pub generation: u64,
+    /// Names of the secrets installed (or chowned).
     pub done: Vec<String>,
+    /// The secrets that failed, each with why; the others are still done.
     pub failures: Vec<SecretFailure>,
     /// Files of `symlink = false` secrets no longer in the manifest, removed.
     pub removed: Vec<PathBuf>,
@@ -43,7 +46,7 @@ fn current(layout: &Layout) -> Result<Option<(u64, PathBuf)>, ActivationError> {
 }
 
 /// The number of the generation an install creates.
-pub fn next_generation(layout: &Layout) -> Result<u64, ActivationError> {
+pub(crate) fn next_generation(layout: &Layout) -> Result<u64, ActivationError> {
     match current(layout)? {
         None => Ok(1),
         Some((n, _)) => n
@@ -55,7 +58,7 @@ pub fn next_generation(layout: &Layout) -> Result<u64, ActivationError> {
 /// Install phase: a new generation with every secret that can be installed, the swap of
 /// `secretsDir`, and the removal of older generations. With `owners` (phase all), owner and
 /// group are applied to each file before its rename, and the directories get group `keys`.
-pub fn install(
+pub(crate) fn install(
     layout: &Layout,
     plans: &[Plan],
     owners: Option<&UserDb>,
@@ -355,7 +358,7 @@ fn remove_old(mp_fd: &OwnedFd, mp: &Path, keep: u64, warnings: &mut Vec<String>)
 
 /// Chown phase: owner and group for every secret of the generation `secretsDir` points at,
 /// group `keys` (or root) for the mount point and that generation.
-pub fn chown_current(
+pub(crate) fn chown_current(
     layout: &Layout,
     plans: &[Plan],
     owners: &UserDb,

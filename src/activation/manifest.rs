@@ -21,17 +21,27 @@ pub const MANIFEST_VERSION: u64 = 1;
 pub enum FsChoice {
     /// tmpfs with `noswap`, falling back to ramfs on kernels without it.
     Tmpfs,
+    /// ramfs (never swapped, but unbounded in size).
     Ramfs,
 }
 
+/// What `nix/manifest.nix` writes for `agefleet activate`: agenix's `age.*` options, in
+/// camelCase.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Manifest {
+    /// The format version; must equal [`MANIFEST_VERSION`].
     pub version: u64,
+    /// `age.secretsDir`: the link to the current generation (`$HOME` and `$XDG_RUNTIME_DIR`
+    /// are expanded at activation).
     pub secrets_dir: String,
+    /// `age.secretsMountPoint`: the RAM-backed mount that holds the numbered generations.
     pub secrets_mount_point: String,
+    /// `age.identityPaths`: the private keys tried for decryption.
     pub identity_paths: Vec<String>,
+    /// Which RAM filesystem to mount.
     pub fs: FsChoice,
+    /// Every secret to install.
     pub secrets: Vec<SecretSpec>,
 }
 
@@ -40,12 +50,20 @@ pub struct Manifest {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecretSpec {
+    /// The secret's attribute name (its file name in the generation).
     pub name: String,
+    /// The encrypted `.age` file (usually a store path).
     pub file: String,
+    /// Where the secret appears: a symlink into the generation, or the file itself when
+    /// `symlink` is false.
     pub path: String,
+    /// Permission bits, octal as written in Nix (`"0400"`).
     pub mode: String,
+    /// Owner: a user name or a numeric uid.
     pub owner: String,
+    /// Group: a group name or a numeric gid.
     pub group: String,
+    /// `path` is a symlink into the generation (`true`) or a file written there directly.
     pub symlink: bool,
 }
 

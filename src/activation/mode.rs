@@ -12,7 +12,7 @@ const CREATED: u32 = 0o400;
 const UMASK: u32 = 0o022;
 
 /// The permission bits `mode` gives a secret, or why it is refused (one line).
-pub fn parse(mode: &str) -> Result<u32, String> {
+pub(crate) fn parse(mode: &str) -> Result<u32, String> {
     if mode.is_empty() {
         return Err("mode is empty".into());
     }

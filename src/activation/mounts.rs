@@ -10,11 +10,20 @@ use crate::sys::{self, FsKind, RamMount};
 #[serde(tag = "state", rename_all = "lowercase")]
 pub enum MountState {
     /// Mounted now.
-    Mounted { fs: RamMount },
+    Mounted {
+        /// The filesystem mounted.
+        fs: RamMount,
+    },
     /// An existing tmpfs/ramfs mount (agenix's, or ours from an earlier activation).
-    Reused { fs: FsKind },
+    Reused {
+        /// The filesystem found there.
+        fs: FsKind,
+    },
     /// Not mounted (not root, or not Linux): the directory is used as it is.
-    Directory { fs: FsKind },
+    Directory {
+        /// The filesystem the directory is on.
+        fs: FsKind,
+    },
 }
 
 /// Makes sure the mount point exists, is RAM-backed where this process can arrange it, has
@@ -22,7 +31,10 @@ pub enum MountState {
 /// (ramfs when the kernel lacks it or the manifest asks) unless a tmpfs/ramfs is already
 /// mounted there; a non-RAM filesystem mounted there is refused. Others (home-manager) use
 /// the directory as is and get a warning if it is not on tmpfs/ramfs.
-pub fn ensure(layout: &Layout, warnings: &mut Vec<String>) -> Result<MountState, ActivationError> {
+pub(crate) fn ensure(
+    layout: &Layout,
+    warnings: &mut Vec<String>,
+) -> Result<MountState, ActivationError> {
     let mp = &layout.mount_point;
     if let Some(parent) = mp.parent() {
         std::fs::DirBuilder::new()

@@ -8,14 +8,14 @@ use crate::platform::users::{self, Accounts};
 
 /// The group that owns the mount point and generation directories where it exists, as with
 /// agenix: `keys` (NixOS creates it), `admin` on macOS.
-pub const KEYS_GROUP: &str = if cfg!(target_os = "macos") {
+pub(crate) const KEYS_GROUP: &str = if cfg!(target_os = "macos") {
     "admin"
 } else {
     "keys"
 };
 
 /// Users and groups by name.
-pub struct UserDb {
+pub(crate) struct UserDb {
     accounts: Box<dyn Accounts>,
 }
 
@@ -28,7 +28,7 @@ impl std::fmt::Debug for UserDb {
 impl UserDb {
     /// The system's name service, falling back to `passwd` and `group` under `etc`
     /// (normally `/etc`) when it fails.
-    pub fn system(etc: &Path) -> Self {
+    pub(crate) fn system(etc: &Path) -> Self {
         UserDb {
             accounts: Box::new(users::System {
                 fallback_etc: etc.to_path_buf(),
@@ -45,17 +45,17 @@ impl UserDb {
     }
 
     /// The uid of `owner` (a number or a user name).
-    pub fn uid(&self, owner: &str) -> Result<u32, String> {
+    pub(crate) fn uid(&self, owner: &str) -> Result<u32, String> {
         resolve(owner, "user", |n| Ok(self.accounts.user(n)?.map(|a| a.uid)))
     }
 
     /// The gid of `group` (a number or a group name).
-    pub fn gid(&self, group: &str) -> Result<u32, String> {
+    pub(crate) fn gid(&self, group: &str) -> Result<u32, String> {
         resolve(group, "group", |n| self.accounts.group(n))
     }
 
     /// The gid of [`KEYS_GROUP`], if the system has one.
-    pub fn keys_gid(&self) -> Option<u32> {
+    pub(crate) fn keys_gid(&self) -> Option<u32> {
         self.accounts.group(KEYS_GROUP).ok().flatten()
     }
 }

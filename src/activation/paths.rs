@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 /// Expands `${XDG_RUNTIME_DIR}`, `$XDG_RUNTIME_DIR`, `${HOME}` and `$HOME` in `text` using
 /// `lookup`. Any other `$` is kept as written. An unset or empty variable is an error, so a
 /// path never silently collapses to `/agenix`.
-pub fn expand(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+pub(crate) fn expand(
+    text: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, String> {
     const VARS: [&str; 2] = ["XDG_RUNTIME_DIR", "HOME"];
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -45,7 +48,7 @@ pub fn expand(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Str
 
 /// Checks a secret name: a relative path of normal components (`a` or `dir/a`), never empty,
 /// absolute, with `.`/`..`, empty components or NUL. Returns the reason when refused.
-pub fn check_name(name: &str) -> Result<(), &'static str> {
+pub(crate) fn check_name(name: &str) -> Result<(), &'static str> {
     if name.is_empty() {
         return Err("empty secret name");
     }
@@ -66,7 +69,7 @@ pub fn check_name(name: &str) -> Result<(), &'static str> {
 }
 
 /// An absolute, normalised path without `.`/`..` components; the reason otherwise.
-pub fn check_absolute(path: &str) -> Result<PathBuf, &'static str> {
+pub(crate) fn check_absolute(path: &str) -> Result<PathBuf, &'static str> {
     if path.contains('\0') {
         return Err("path contains NUL");
     }

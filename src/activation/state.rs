@@ -22,33 +22,37 @@ use crate::sys;
 /// One secret as installed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Written {
+pub(crate) struct Written {
+    /// The secret's name from the manifest.
     pub name: String,
     /// The custom `path` of a `symlink = false` secret; `None` for a file in the generation.
     pub outside: Option<PathBuf>,
+    /// The identity of the file written.
     pub id: FileId,
 }
 
 /// The record of one generation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Record {
+pub(crate) struct Record {
+    /// Every secret installed in the generation.
     pub secrets: Vec<Written>,
 }
 
 impl Record {
-    pub fn id_of(&self, name: &str) -> Option<FileId> {
+    /// The identity of the file written for secret `name`, if it was installed.
+    pub(crate) fn id_of(&self, name: &str) -> Option<FileId> {
         self.secrets.iter().find(|w| w.name == name).map(|w| w.id)
     }
 }
 
 /// The record's file name for generation `n`.
-pub fn file_name(n: u64) -> OsString {
+pub(crate) fn file_name(n: u64) -> OsString {
     OsString::from(format!(".agefleet-{n}.json"))
 }
 
 /// The generation a record file name belongs to.
-pub fn generation_of(name: &std::ffi::OsStr) -> Option<u64> {
+pub(crate) fn generation_of(name: &std::ffi::OsStr) -> Option<u64> {
     name.to_str()?
         .strip_prefix(".agefleet-")?
         .strip_suffix(".json")?
@@ -57,7 +61,7 @@ pub fn generation_of(name: &std::ffi::OsStr) -> Option<u64> {
 }
 
 /// Writes the record of generation `n` into the mount point `mp`.
-pub fn save(mp: &OwnedFd, n: u64, record: &Record) -> std::io::Result<()> {
+pub(crate) fn save(mp: &OwnedFd, n: u64, record: &Record) -> std::io::Result<()> {
     let json = serde_json::to_vec(record).map_err(std::io::Error::other)?;
     atomic::write_at(
         mp,
@@ -73,7 +77,7 @@ pub fn save(mp: &OwnedFd, n: u64, record: &Record) -> std::io::Result<()> {
 
 /// The record of generation `n`; `None` when there is none (installed by agenix or an
 /// older agefleet). A record that cannot be read or parsed is an error.
-pub fn load(mp: &OwnedFd, n: u64) -> std::io::Result<Option<Record>> {
+pub(crate) fn load(mp: &OwnedFd, n: u64) -> std::io::Result<Option<Record>> {
     let name = file_name(n);
     let fd = match sys::open_read_nofollow_at(mp, Path::new(&name)) {
         Ok(fd) => fd,

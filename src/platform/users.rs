@@ -23,7 +23,8 @@ pub trait Accounts: Sync {
     fn user(&self, name: &str) -> Result<Option<Account>, String>;
     /// The user with id `uid`; `Ok(None)` when there is none, `Err` when the lookup failed.
     fn user_by_uid(&self, uid: u32) -> Result<Option<Account>, String>;
-    /// The id of the group named `name`; `Ok(None)` when there is none, `Err` when the lookup failed.
+    /// The id of the group named `name`; `Ok(None)` when there is none, `Err` when the lookup
+    /// failed.
     fn group(&self, name: &str) -> Result<Option<u32>, String>;
 }
 
