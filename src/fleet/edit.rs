@@ -24,8 +24,11 @@ pub enum Target {
 /// A verified edit of the rules file.
 #[derive(Debug, Clone)]
 pub struct Plan {
+    /// The rules file.
     pub path: PathBuf,
+    /// The file's text the plan was made from ([`write()`] refuses if it changed since).
     pub old_text: String,
+    /// The file's text after the edit.
     pub new_text: String,
     /// The host's key as bound in the file.
     pub key: String,
@@ -35,45 +38,86 @@ pub struct Plan {
     pub emptied: Vec<String>,
 }
 
+/// Why a rules-file edit was not planned or not written. `Display` is one line.
 #[derive(Debug, thiserror::Error)]
 pub enum EditError {
+    /// The rules file could not be read.
     #[error("{path}: {source}")]
     Read {
+        /// The rules file.
         path: PathBuf,
+        /// The system error.
         #[source]
         source: std::io::Error,
     },
+    /// The rules file does not evaluate.
     #[error(transparent)]
     Rules(#[from] RulesError),
+    /// The host name is not a plain Nix identifier.
     #[error("{0:?} is not a plain Nix identifier (letters, digits, _ ' -; not a keyword)")]
     BadName(String),
+    /// The host's key is not a valid public key.
     #[error(transparent)]
     Key(#[from] crate::recipient::RecipientError),
+    /// The host name is already bound in the `let` block.
     #[error("{file}: {name:?} is already bound at line {line}")]
     AlreadyBound {
+        /// The rules file.
         file: PathBuf,
+        /// The host name.
         name: String,
+        /// 1-based line of the existing binding.
         line: usize,
     },
+    /// The `let` block has no binding of that name (`--like` or `host remove`).
     #[error("{file}: no let binding named {name:?}")]
-    Unknown { file: PathBuf, name: String },
+    Unknown {
+        /// The rules file.
+        file: PathBuf,
+        /// The name looked for.
+        name: String,
+    },
+    /// The key is already in the file: bound to a name, or a recipient of a rule.
     #[error("{file}: this key is already {what}")]
-    KeyPresent { file: PathBuf, what: String },
+    KeyPresent {
+        /// The rules file.
+        file: PathBuf,
+        /// Where it is: `bound as "name"` or `a recipient of "rule"`.
+        what: String,
+    },
+    /// A secret pattern matches no rule.
     #[error("{file}: no secret matches {pattern:?}")]
-    NoMatch { file: PathBuf, pattern: String },
+    NoMatch {
+        /// The rules file.
+        file: PathBuf,
+        /// The pattern as given.
+        pattern: String,
+    },
     /// The file is not of a shape this editor can change safely.
     #[error("{file}: cannot edit safely: {why}")]
-    Unsafe { file: PathBuf, why: String },
+    Unsafe {
+        /// The rules file.
+        file: PathBuf,
+        /// What shape stops the edit.
+        why: String,
+    },
     /// The edit was made but did not evaluate to the intended rules.
     #[error("{file}: the edit would not do exactly what was asked ({why}); nothing written")]
     Unverified {
+        /// The rules file.
         file: PathBuf,
+        /// How the evaluated result differs from the intended one.
         why: String,
         /// What to change by hand.
         snippet: String,
     },
+    /// The file changed between planning and writing.
     #[error("{path}: changed while being edited; nothing written")]
-    Raced { path: PathBuf },
+    Raced {
+        /// The rules file.
+        path: PathBuf,
+    },
+    /// Writing the new text failed.
     #[error(transparent)]
     Write(#[from] crate::fsutil::FsError),
 }

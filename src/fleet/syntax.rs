@@ -7,15 +7,17 @@ use rnix::{NodeOrToken, SyntaxNode, TextRange};
 
 /// A `let` binding of the rules file's top-level `let` block.
 #[derive(Debug, Clone)]
-pub struct Binding {
+pub(crate) struct Binding {
+    /// The bound name.
     pub name: String,
     /// The value when it is a plain string literal (no interpolation, no escapes).
     pub key: Option<String>,
+    /// The whole binding (`name = value;`).
     pub node: SyntaxNode,
 }
 
 /// The parts of a rules file the editor works on.
-pub struct Layout {
+pub(crate) struct Layout {
     /// The `let … in` around the rules, when there is one.
     pub let_in: Option<SyntaxNode>,
     /// `NAME = …;` bindings of that `let`, in file order.
@@ -30,7 +32,7 @@ pub struct Layout {
 
 /// Parses `text` (already known to evaluate) into its [`Layout`]. `None`: rnix found a
 /// syntax error.
-pub fn layout(text: &str) -> Option<Layout> {
+pub(crate) fn layout(text: &str) -> Option<Layout> {
     let parse = rnix::Root::parse(text);
     if !parse.errors().is_empty() {
         return None;
@@ -82,12 +84,13 @@ pub fn layout(text: &str) -> Option<Layout> {
 }
 
 impl Layout {
-    pub fn binding(&self, name: &str) -> Option<&Binding> {
+    /// The `=` binding named `name`, if any.
+    pub(crate) fn binding(&self, name: &str) -> Option<&Binding> {
         self.bindings.iter().find(|b| b.name == name)
     }
 
     /// Where `name` is bound by the `let` block (by `=` or `inherit`), as a byte offset.
-    pub fn bound_at(&self, name: &str) -> Option<usize> {
+    pub(crate) fn bound_at(&self, name: &str) -> Option<usize> {
         self.binding(name).map(|b| start(&b.node)).or_else(|| {
             self.inherited
                 .iter()
@@ -98,7 +101,7 @@ impl Layout {
 
     /// The `publicKeys` expressions of the rules attrset, by rule name (as written, quotes
     /// removed): `"x.age".publicKeys = …;` and `"x.age" = { publicKeys = …; };`.
-    pub fn public_keys_exprs(&self) -> Vec<(String, SyntaxNode)> {
+    pub(crate) fn public_keys_exprs(&self) -> Vec<(String, SyntaxNode)> {
         let mut out = Vec::new();
         let Some(rules) = &self.rules else {
             return out;
@@ -129,7 +132,7 @@ impl Layout {
 }
 
 /// Every identifier expression named `name` (references, not attribute names).
-pub fn references(root: &SyntaxNode, name: &str) -> Vec<SyntaxNode> {
+pub(crate) fn references(root: &SyntaxNode, name: &str) -> Vec<SyntaxNode> {
     root.descendants()
         .filter(|n| n.kind() == NODE_IDENT && n.text() == name)
         .filter(|n| {
@@ -166,7 +169,7 @@ fn attr_path(binding: &SyntaxNode) -> Option<Vec<String>> {
 }
 
 /// The value of a `"…"` literal without interpolation or escapes.
-pub fn plain_string(node: &SyntaxNode) -> Option<String> {
+pub(crate) fn plain_string(node: &SyntaxNode) -> Option<String> {
     if node.kind() != NODE_STRING {
         return None;
     }
@@ -188,13 +191,15 @@ pub fn plain_string(node: &SyntaxNode) -> Option<String> {
 
 /// A change to the text: replace `range` by `text` (insertions have an empty range).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TextEdit {
+pub(crate) struct TextEdit {
+    /// Byte range of `text` replaced.
     pub range: std::ops::Range<usize>,
+    /// The replacement.
     pub text: String,
 }
 
 /// `edits` applied to `text` (ranges must not overlap).
-pub fn apply(text: &str, mut edits: Vec<TextEdit>) -> String {
+pub(crate) fn apply(text: &str, mut edits: Vec<TextEdit>) -> String {
     edits.sort_by_key(|e| std::cmp::Reverse((e.range.start, e.range.end)));
     let mut out = text.to_string();
     for e in edits {
@@ -246,7 +251,7 @@ fn end_with_line_comment(node: &SyntaxNode) -> usize {
 
 /// Inserts `item` after `node` (a list element or a binding), laid out as `node` is: on
 /// its own line with the same indentation, or after a space.
-pub fn insert_after(node: &SyntaxNode, item: &str) -> TextEdit {
+pub(crate) fn insert_after(node: &SyntaxNode, item: &str) -> TextEdit {
     let sep = separator_before(node);
     let at = if sep.starts_with('\n') {
         end_with_line_comment(node)
@@ -260,7 +265,7 @@ pub fn insert_after(node: &SyntaxNode, item: &str) -> TextEdit {
 }
 
 /// Removes `node` (a list element or a binding) with its separator and same-line comment.
-pub fn remove(node: &SyntaxNode) -> TextEdit {
+pub(crate) fn remove(node: &SyntaxNode) -> TextEdit {
     let range = span(node.text_range());
     let ws = prev_whitespace(node);
     let range = match ws.as_ref().map(|w| (w, w.text().rfind('\n'))) {
@@ -282,7 +287,7 @@ pub fn remove(node: &SyntaxNode) -> TextEdit {
 /// Adds `item` at the end of the `publicKeys` expression `expr`: into its last list
 /// literal, else as `expr ++ [ item ]`. `None` when `expr` is not of a shape where that
 /// is sure to parse as meant.
-pub fn append_to_keys(expr: &SyntaxNode, item: &str) -> Option<TextEdit> {
+pub(crate) fn append_to_keys(expr: &SyntaxNode, item: &str) -> Option<TextEdit> {
     match expr.kind() {
         NODE_LIST => Some(match expr.children().last() {
             Some(last) => insert_after(&last, item),
@@ -328,7 +333,7 @@ fn operator(binop: &SyntaxNode) -> Option<SyntaxKind> {
 
 /// Where a new key binding goes when there is no binding to put it after: after `let`, or
 /// a new `let … in` before the rules.
-pub fn new_binding_without_anchor(layout: &Layout, binding: &str) -> Option<TextEdit> {
+pub(crate) fn new_binding_without_anchor(layout: &Layout, binding: &str) -> Option<TextEdit> {
     match &layout.let_in {
         Some(l) => {
             let let_token = l.children_with_tokens().find(|t| t.kind() == TOKEN_LET)?;
@@ -349,6 +354,6 @@ pub fn new_binding_without_anchor(layout: &Layout, binding: &str) -> Option<Text
 }
 
 /// The byte offset where `node` starts.
-pub fn start(node: &SyntaxNode) -> usize {
+pub(crate) fn start(node: &SyntaxNode) -> usize {
     usize::from(node.text_range().start())
 }
