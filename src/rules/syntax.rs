@@ -1,6 +1,6 @@
 //! Parsing a rules file with rnix: nesting guard, syntax errors with line:col, positions.
 
-use rnix::parser::ParseError;
+use rnix::ParseError;
 use rnix::SyntaxKind;
 
 /// Deepest bracket / interpolation / prefix-operator nesting accepted before parsing.
@@ -132,7 +132,11 @@ fn check_nesting(text: &str) -> Result<(), SyntaxError> {
                 TOKEN_IDENT
                     | TOKEN_INTEGER
                     | TOKEN_FLOAT
-                    | TOKEN_PATH
+                    | TOKEN_PATH_ABS
+                    | TOKEN_PATH_REL
+                    | TOKEN_PATH_HOME
+                    | TOKEN_PATH_SEARCH
+                    | TOKEN_CUR_POS
                     | TOKEN_URI
                     | TOKEN_STRING_END
                     | TOKEN_R_PAREN

@@ -224,6 +224,8 @@ fn list_and_set_builtins() {
         json!(["b", "a", ".", "/"])
     );
     assert_eq!(ok("toString ./a/../b.nix"), json!("/nonexistent/b.nix"));
+    // An absolute path that starts with an interpolation (rnix < 0.14 failed to parse it).
+    assert_eq!(ok("let d = \"etc\"; in toString /${d}/x"), json!("/etc/x"));
     assert!(err("builtins.head [ ]").contains("out of bounds"));
     assert!(err("builtins.tail [ ]").contains("empty list"));
 }
@@ -238,6 +240,9 @@ fn outside_the_subset_is_unsupported() {
         "let legacy = let { body = 1; }; in legacy",
         "\"${./x}\"",
         "[ ./x ]",
+        "__curPos",
+        "<nixpkgs>",
+        "~/x",
     ] {
         match eval_src(src) {
             Err((ErrorKind::Unsupported, _)) => {}

@@ -615,7 +615,10 @@ impl Evaluator {
             }
             E::Select(s) => self.eval_select(s, env),
             E::Str(s) => self.eval_str(s, env).map(Value::str),
-            E::Path(p) => self.eval_path(p, env),
+            E::PathAbs(_) | E::PathRel(_) | E::PathHome(_) | E::PathSearch(_) => {
+                self.eval_path(expr.syntax(), env)
+            }
+            E::CurPos(_) => Err(EvalError::unsupported("__curPos")),
             E::Literal(l) => match l.kind() {
                 ast::LiteralKind::Integer(i) => i
                     .value()
@@ -749,9 +752,9 @@ impl Evaluator {
         Ok(out)
     }
 
-    fn eval_path(&mut self, p: &ast::Path, env: EnvId) -> R<Value> {
+    fn eval_path(&mut self, path: &rnix::SyntaxNode, env: EnvId) -> R<Value> {
         let mut s = String::new();
-        for child in p.syntax().children_with_tokens() {
+        for child in path.children_with_tokens() {
             match child {
                 rnix::NodeOrToken::Token(t) => s.push_str(t.text()),
                 rnix::NodeOrToken::Node(n) => {
