@@ -4,15 +4,13 @@
 //! the script calls the agefleet binary under test. Also the switch from agefleet to
 //! agenix's own evaluated activation and back (DESIGN §7, issue 16 defect 7).
 
-mod common;
-
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::activation::{fs_type, in_mount_namespace, owner_mode, TestGroup, TestUser};
-use common::nix::{eval, sources, Sources, Store};
-use common::{age_encrypt, age_keygen, nix_string, require_tool, run, stderr, stdout};
+use crate::common::activation::{fs_type, in_mount_namespace, owner_mode, TestGroup, TestUser};
+use crate::common::nix::{eval, sources, Sources, Store};
+use crate::common::{age_encrypt, age_keygen, nix_string, require_tool, run, stderr, stdout};
 
 /// A package directory whose bin/agefleet is the binary under test.
 fn agefleet_package(root: &Path) -> PathBuf {
@@ -72,11 +70,12 @@ fn read(p: &Path) -> String {
 
 #[test]
 fn evaluated_nixos_activation_installs_for_real() {
-    let Some(src) = sources() else { return };
+    let src = sources();
     let Some(root) = in_mount_namespace("evaluated_nixos_activation_installs_for_real") else {
         return;
     };
-    assert!(require_tool("age") && require_tool("mount"));
+    require_tool("age");
+    require_tool("mount");
     let group = TestGroup::new("nxg");
     let user = TestUser::new("nxu", &group);
     let (key, recipient) = age_keygen(&root, "host.key");
@@ -165,11 +164,12 @@ fn mounts_at(path: &Path) -> Vec<String> {
 
 #[test]
 fn switching_to_agenix_and_back() {
-    let Some(src) = sources() else { return };
+    let src = sources();
     let Some(root) = in_mount_namespace("switching_to_agenix_and_back") else {
         return;
     };
-    assert!(require_tool("age") && require_tool("mount"));
+    require_tool("age");
+    require_tool("mount");
     let (key, recipient) = age_keygen(&root, "host.key");
     let file = root.join("a.age");
     age_encrypt(&[&recipient], false, b"same secret", &file);

@@ -2,7 +2,7 @@
 //! was written and printed, `nix-instantiate` for the `secrets.nix` snippet, and a real user
 //! (`useradd`) for `--owner`.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -10,7 +10,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use common::{agefleet, mode_of, require_root, require_tool, run, stderr, stdout};
+use crate::common::{agefleet, mode_of, require_root, require_tool, run, stderr, stdout};
 use serde_json::Value;
 
 const KEYS: [&str; 4] = [
@@ -107,9 +107,8 @@ fn json(o: &Output) -> Value {
 
 #[test]
 fn create_writes_keys_that_ssh_keygen_reads_with_exact_modes() {
-    if !require_tool("ssh-keygen") || !require_tool("stat") {
-        return;
-    }
+    require_tool("ssh-keygen");
+    require_tool("stat");
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("home/.ssh");
     let o = af(
@@ -179,9 +178,8 @@ fn create_writes_keys_that_ssh_keygen_reads_with_exact_modes() {
 
 #[test]
 fn create_json_and_snippet_are_machine_checked() {
-    if !require_tool("ssh-keygen") || !require_tool("nix-instantiate") {
-        return;
-    }
+    require_tool("ssh-keygen");
+    require_tool("nix-instantiate");
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("ssh");
     // A comment with everything Nix would otherwise interpret.
@@ -289,9 +287,7 @@ fn create_refuses_any_existing_target_and_touches_nothing() {
 
 #[test]
 fn create_force_moves_old_keys_into_a_backup() {
-    if !require_tool("ssh-keygen") {
-        return;
-    }
+    require_tool("ssh-keygen");
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("ssh");
     assert_eq!(
@@ -361,9 +357,7 @@ fn create_force_moves_old_keys_into_a_backup() {
 
 #[test]
 fn create_passphrase_protects_the_git_key_only() {
-    if !require_tool("ssh-keygen") {
-        return;
-    }
+    require_tool("ssh-keygen");
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("ssh");
     let o = af_stdin(
@@ -480,9 +474,7 @@ fn usb(root: &Path) -> PathBuf {
 
 #[test]
 fn copy_maps_usb_names_and_regenerates_missing_pub() {
-    if !require_tool("ssh-keygen") {
-        return;
-    }
+    require_tool("ssh-keygen");
     let tmp = tempfile::tempdir().unwrap();
     let src = usb(tmp.path());
     let dir = tmp.path().join("ssh");
@@ -554,9 +546,7 @@ fn copy_maps_usb_names_and_regenerates_missing_pub() {
 
 #[test]
 fn copy_identical_destination_is_a_no_op_and_fixes_only_modes() {
-    if !require_tool("ssh-keygen") {
-        return;
-    }
+    require_tool("ssh-keygen");
     let tmp = tempfile::tempdir().unwrap();
     let src = usb(tmp.path());
     let dir = tmp.path().join("ssh");
@@ -602,9 +592,7 @@ fn copy_identical_destination_is_a_no_op_and_fixes_only_modes() {
 
 #[test]
 fn copy_different_destination_needs_force_and_backs_up() {
-    if !require_tool("ssh-keygen") {
-        return;
-    }
+    require_tool("ssh-keygen");
     let tmp = tempfile::tempdir().unwrap();
     let src = usb(tmp.path());
     let dir = tmp.path().join("ssh");
@@ -657,9 +645,7 @@ fn copy_different_destination_needs_force_and_backs_up() {
 
 #[test]
 fn copy_rejects_mismatched_pairs_and_bad_sources_writing_nothing() {
-    if !require_tool("ssh-keygen") {
-        return;
-    }
+    require_tool("ssh-keygen");
     let tmp = tempfile::tempdir().unwrap();
     let src = usb(tmp.path());
     let other = common::ssh_keygen(tmp.path(), "other", "ed25519", "");
@@ -791,9 +777,9 @@ fn id_of(flag: &str, user: &str) -> u32 {
 
 #[test]
 fn copy_owner_gives_files_and_new_dir_to_a_real_user() {
-    if !require_root() || !require_tool("useradd") || !require_tool("ssh-keygen") {
-        return;
-    }
+    require_root();
+    require_tool("useradd");
+    require_tool("ssh-keygen");
     let name = format!("afk-test-{}", std::process::id());
     let o = run(Command::new("useradd").args(["--no-create-home", "--user-group", &name]));
     assert!(o.status.success(), "useradd: {}", stderr(&o));
@@ -869,9 +855,7 @@ fn copy_owner_gives_files_and_new_dir_to_a_real_user() {
 
 #[test]
 fn check_reports_present_keys_with_fingerprints() {
-    if !require_tool("ssh-keygen") {
-        return;
-    }
+    require_tool("ssh-keygen");
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("ssh");
     assert_eq!(
@@ -954,9 +938,7 @@ fn check_reports_missing_keys_first() {
 
 #[test]
 fn check_fails_each_bad_key_state() {
-    if !require_tool("ssh-keygen") {
-        return;
-    }
+    require_tool("ssh-keygen");
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("ssh");
     let problems = |args: &[&str]| -> (i32, Vec<String>, Vec<String>) {
@@ -1044,9 +1026,7 @@ fn try_decrypt_without_rules_is_a_usage_error() {
 
 #[test]
 fn binary_answers_to_its_key_command_names() {
-    if !require_tool("ssh-keygen") {
-        return;
-    }
+    require_tool("ssh-keygen");
     let tmp = tempfile::tempdir().unwrap();
     let bin = tmp.path().join("bin");
     std::fs::create_dir(&bin).unwrap();
@@ -1166,9 +1146,9 @@ fn row(file: &str, ok: bool, status: &str, method: &str) -> (String, bool, Strin
 
 #[test]
 fn check_with_rules_lists_what_the_agenix_identity_can_open() {
-    if !require_tool("age") || !require_tool("age-keygen") || !require_tool("ssh-keygen") {
-        return;
-    }
+    require_tool("age");
+    require_tool("age-keygen");
+    require_tool("ssh-keygen");
     let f = fleet();
     let args = ["check-keys", "--ssh-dir", s(&f.ssh), "--rules", s(&f.rules)];
     let mut json_args = args.to_vec();
@@ -1259,9 +1239,9 @@ fn check_with_rules_lists_what_the_agenix_identity_can_open() {
 
 #[test]
 fn check_with_rules_fails_on_unreadable_or_undecryptable_secrets() {
-    if !require_tool("age") || !require_tool("age-keygen") || !require_tool("ssh-keygen") {
-        return;
-    }
+    require_tool("age");
+    require_tool("age-keygen");
+    require_tool("ssh-keygen");
     let f = fleet();
     let base = [
         "check-keys",
@@ -1330,9 +1310,9 @@ fn check_with_rules_fails_on_unreadable_or_undecryptable_secrets() {
 
 #[test]
 fn copy_owner_as_non_root_fails_preflight() {
-    if !require_root() || !require_tool("setpriv") || !require_tool("ssh-keygen") {
-        return;
-    }
+    require_root();
+    require_tool("setpriv");
+    require_tool("ssh-keygen");
     let tmp = tempfile::tempdir().unwrap();
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let src = usb(tmp.path());

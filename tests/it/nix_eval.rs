@@ -9,13 +9,13 @@
 //! - agefleet's outputs (manifest, activation order, units, agents, package) are checked;
 //! - the evaluated NixOS activation script is run for real (tests/nix_activation.rs).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use common::nix::{eval, repo, sources, Sources, Store};
-use common::nix_string;
+use crate::common::nix::{eval, repo, sources, Sources, Store};
+use crate::common::nix_string;
 use serde_json::{json, Value};
 
 /// Warnings only agefleet's module gives, each for an agenix option it accepts and ignores.
@@ -420,7 +420,7 @@ fn differences(label: &str, ours: &Value, theirs: &Value) -> Vec<String> {
 
 #[test]
 fn agenix_configurations_evaluate_alike() {
-    let Some(src) = sources() else { return };
+    let src = sources();
     let tree = Tree::new();
     let (mut cases, skipped) = documentation_cases(&src, &tree);
     assert!(
@@ -508,7 +508,7 @@ fn position(haystack: &str, needle: &str) -> usize {
 
 #[test]
 fn agenix_options_agefleet_ignores_are_accepted_with_a_warning() {
-    let Some(src) = sources() else { return };
+    let src = sources();
     // Defect 1: agenix's documented `age.ageBin` (NixOS and nix-darwin).
     for platform in ["nixos", "darwin"] {
         let w = ours(
@@ -561,7 +561,7 @@ fn agenix_options_agefleet_ignores_are_accepted_with_a_warning() {
 
 #[test]
 fn nixos_manifest_order_and_units() {
-    let Some(src) = sources() else { return };
+    let src = sources();
     let cfg = "{ services.openssh.enable = true; users.users.alice.isNormalUser = true;
                 age.secrets.pw.file = \"/s/pw.age\";
                 age.secrets.cert = { file = \"/s/cert.age\"; owner = \"alice\"; mode = \"u=r,g=r,o=\"; path = \"/etc/cert\"; };
@@ -637,7 +637,7 @@ fn nixos_manifest_order_and_units() {
 
 #[test]
 fn darwin_installs_after_run_exists_and_never_aborts() {
-    let Some(src) = sources() else { return };
+    let src = sources();
     let v = ours(
         &src,
         "darwin",
@@ -718,7 +718,7 @@ fn darwin_installs_after_run_exists_and_never_aborts() {
 
 #[test]
 fn home_manager_paths_on_darwin_and_linux() {
-    let Some(src) = sources() else { return };
+    let src = sources();
     // Defect 4: agenix's per-user directory on macOS, not an unset XDG_RUNTIME_DIR.
     let cfg = "{ age.secrets.a.file = \"/s/a.age\"; }";
     let pick =
@@ -776,7 +776,7 @@ fn home_manager_paths_on_darwin_and_linux() {
 
 #[test]
 fn package_and_flake_outputs_evaluate() {
-    let Some(src) = sources() else { return };
+    let src = sources();
     let h = src.harness(None);
     let v = eval(
         &format!(
@@ -883,10 +883,8 @@ fn package_and_flake_outputs_evaluate() {
 /// nix/tests/eval/pkgs.nix), in a private chroot store: offline, nothing built.
 #[test]
 fn nix_flake_show_and_check_with_a_stand_in_nixpkgs() {
-    let Some(src) = sources() else { return };
-    if !common::require_tool("nix") {
-        return;
-    }
+    let src = sources();
+    common::require_tool("nix");
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
     let cp = |from: &Path, to: &Path| {
@@ -991,7 +989,7 @@ fn nix_flake_show_and_check_with_a_stand_in_nixpkgs() {
 /// plugins on PATH, as age finds them; without plugins the command is unchanged.
 #[test]
 fn modules_put_age_plugins_on_the_activation_path() {
-    let Some(src) = sources() else { return };
+    let src = sources();
     let with_plugins = |cfg: &str| {
         format!("{cfg} ({{ pkgs, ... }}: {{ age.plugins = [ pkgs.age-plugin-tpm pkgs.age-plugin-yubikey ]; }})")
     };

@@ -1,16 +1,12 @@
 //! `decrypt` / `-d`: raw bytes out, identities, file lookup, failure paths.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 const BINARY: &[u8] = b"\x00\x01binary\xffno newline";
 
 #[test]
 fn decrypts_age_cli_file_to_raw_stdout_with_default_identity() {
-    if !require_tool("age") {
-        return;
-    }
+    require_tool("age");
     let f = Fleet::new();
     let admin = f.admin.public_line.clone();
     f.rules(&[("x.age", &[&admin], false)]);
@@ -24,9 +20,7 @@ fn decrypts_age_cli_file_to_raw_stdout_with_default_identity() {
 
 #[test]
 fn default_identities_are_id_rsa_then_id_ed25519() {
-    if !require_tool("age") {
-        return;
-    }
+    require_tool("age");
     let f = Fleet::new();
     let rsa = ssh_keygen(&f.home.join(".ssh"), "id_rsa", "rsa", "");
     let ed = f.admin.public_line.clone();
@@ -42,9 +36,8 @@ fn default_identities_are_id_rsa_then_id_ed25519() {
 
 #[test]
 fn explicit_identity_and_age_identity_file() {
-    if !require_tool("age") || !require_tool("age-keygen") {
-        return;
-    }
+    require_tool("age");
+    require_tool("age-keygen");
     let f = Fleet::new();
     let (age_id, age_rcpt) = age_keygen(f.tmp.path(), "age.key");
     f.rules(&[("x.age", &[&age_rcpt], false)]);
@@ -60,9 +53,7 @@ fn explicit_identity_and_age_identity_file() {
 
 #[test]
 fn works_from_another_directory_with_rules_relative_names() {
-    if !require_tool("age") {
-        return;
-    }
+    require_tool("age");
     let f = Fleet::new();
     let admin = f.admin.public_line.clone();
     let rules = f.rules(&[("nested/dir/x.age", &[&admin], false)]);
@@ -89,9 +80,7 @@ fn works_from_another_directory_with_rules_relative_names() {
 
 #[test]
 fn output_file_is_0600_and_never_overwritten() {
-    if !require_tool("age") {
-        return;
-    }
+    require_tool("age");
     let f = Fleet::new();
     let admin = f.admin.public_line.clone();
     f.rules(&[("x.age", &[&admin], false)]);
@@ -119,9 +108,7 @@ fn missing_file_fails() {
 
 #[test]
 fn a_bad_rule_elsewhere_does_not_stop_decrypting() {
-    if !require_tool("age") {
-        return;
-    }
+    require_tool("age");
     let f = Fleet::new();
     let admin = f.admin.public_line.clone();
     f.rules(&[
@@ -136,9 +123,7 @@ fn a_bad_rule_elsewhere_does_not_stop_decrypting() {
 
 #[test]
 fn bad_age_files_fail_cleanly() {
-    if !require_tool("age") {
-        return;
-    }
+    require_tool("age");
     let f = Fleet::new();
     let admin = f.admin.public_line.clone();
     let good = f.age_file("good.age", &[&admin], b"payload payload payload");
@@ -180,9 +165,7 @@ fn bad_age_files_fail_cleanly() {
 
 #[test]
 fn bad_identity_files_fail_cleanly() {
-    if !require_tool("age") {
-        return;
-    }
+    require_tool("age");
     let f = Fleet::new();
     let admin = f.admin.public_line.clone();
     f.age_file("x.age", &[&admin], b"x");
@@ -218,9 +201,7 @@ fn no_action_is_a_usage_error() {
 
 #[test]
 fn global_flags_go_before_or_after_the_subcommand() {
-    if !require_tool("age") {
-        return;
-    }
+    require_tool("age");
     let f = Fleet::new();
     let admin = f.admin.public_line.clone();
     let rules = f.rules(&[("x.age", &[&admin], false)]);

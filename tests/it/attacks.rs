@@ -5,15 +5,17 @@
 //! unchanged and the error names the offending component. Activation tests run in a private
 //! mount namespace (`unshare -m`). As root only; outside CI they skip, in CI they must run.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::activation::{activate, in_mount_namespace, Fixture, Secret, TestGroup, TestUser};
-use common::{require_root, require_tool, run, stderr, stdout};
+use crate::common::activation::{
+    activate, in_mount_namespace, Fixture, Secret, TestGroup, TestUser,
+};
+use crate::common::{require_root, require_tool, run, stderr, stdout};
 
 /// A root-owned file the attacker wants overwritten, replaced, chowned or read.
 struct Victim {
@@ -78,7 +80,7 @@ impl Attacker {
 
     /// Runs `argv` as the user (real and effective uid/gid, no supplementary groups).
     fn run(&self, argv: &[&str]) {
-        assert!(require_tool("setpriv"));
+        require_tool("setpriv");
         let out = run(Command::new("setpriv")
             .arg(format!("--reuid={}", self.user.uid))
             .arg(format!("--regid={}", self.group.gid))
@@ -397,9 +399,9 @@ fn script(dir: &Path, body: &str) -> PathBuf {
 /// must not put the plaintext where that user can read or swap it.
 #[test]
 fn edit_as_root_ignores_another_users_runtime_dir() {
-    if !require_root() || !require_tool("script") || !require_tool("age") {
-        return;
-    }
+    require_root();
+    require_tool("script");
+    require_tool("age");
     let f = common::Fleet::new();
     let admin = f.admin.public_line.clone();
     f.rules(&[("x.age", &[&admin], false)]);
@@ -435,9 +437,7 @@ fn edit_as_root_ignores_another_users_runtime_dir() {
 /// not make root encrypt the link's target into the repository.
 #[test]
 fn edited_file_replaced_by_a_symlink_is_not_read() {
-    if !require_tool("script") {
-        return;
-    }
+    require_tool("script");
     let f = common::Fleet::new();
     let admin = f.admin.public_line.clone();
     f.rules(&[("x.age", &[&admin], false)]);
@@ -457,9 +457,7 @@ fn edited_file_replaced_by_a_symlink_is_not_read() {
 /// `/victim` nor write keys there.
 #[test]
 fn create_keys_refuses_a_symlinked_ssh_dir() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let tmp = tempfile::tempdir().unwrap();
     let victim = Victim::plant(&tmp.path().join("victim"));
     let a = Attacker::new(tmp.path());
@@ -488,9 +486,7 @@ fn create_keys_refuses_a_symlinked_ssh_dir() {
 /// create `/victim/.ssh` nor give anything there to the user.
 #[test]
 fn copy_keys_refuses_a_symlinked_parent() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let tmp = tempfile::tempdir().unwrap();
     let victim = Victim::plant(&tmp.path().join("victim"));
     let src = tmp.path().join("usb");
@@ -525,9 +521,7 @@ fn copy_keys_refuses_a_symlinked_parent() {
 /// created 0755 at most even under `umask 000`.
 #[test]
 fn copy_keys_owner_takes_an_existing_dir_and_parents_stay_0755() {
-    if !require_root() {
-        return;
-    }
+    require_root();
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("usb");
     let out = run(common::agefleet(tmp.path())

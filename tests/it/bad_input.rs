@@ -5,7 +5,7 @@
 //!
 //! The rules corpus lives in `tests/bad_input/*.nix`; the other inputs are built per case.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -14,7 +14,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{require_tool, stderr, stdout};
+use crate::common::{require_tool, stderr, stdout};
 
 /// What every test ciphertext holds; no failing case may print it.
 const PLAINTEXT: &[u8] = b"S3CRET-PLAINTEXT-7731";
@@ -1122,13 +1122,10 @@ fn problems(run: &Run, out: &Output, changes: &[PathBuf]) -> Vec<String> {
 
 #[test]
 fn every_bad_input_fails_cleanly_and_writes_nothing() {
-    if !require_tool("ssh-keygen")
-        || !require_tool("age")
-        || !require_tool("setsid")
-        || !require_tool("ssh-agent")
-    {
-        return;
-    }
+    require_tool("ssh-keygen");
+    require_tool("age");
+    require_tool("setsid");
+    require_tool("ssh-agent");
     let _agent = Agent::start();
     AGENT_SOCK
         .set(_agent.sock.to_string_lossy().into_owned())
@@ -1175,9 +1172,8 @@ fn every_bad_input_fails_cleanly_and_writes_nothing() {
 /// with a warning, and check-keys fails on it; either way nothing crashes.
 #[test]
 fn a_group_readable_identity_decrypts_and_check_keys_flags_it() {
-    if !require_tool("ssh-keygen") || !require_tool("age") {
-        return;
-    }
+    require_tool("ssh-keygen");
+    require_tool("age");
     let tmp = tempfile::tempdir().unwrap();
     let dir = Dir::new(tmp.path());
     let s = shared();
@@ -1223,9 +1219,7 @@ fn a_group_readable_identity_decrypts_and_check_keys_flags_it() {
 /// end is closed before the child starts, so every write meets EPIPE (no race).
 #[test]
 fn closed_pipes_end_every_verb_quietly() {
-    if !require_tool("age") {
-        return;
-    }
+    require_tool("age");
     let f = common::Fleet::new();
     let admin = f.admin.public_line.clone();
     let many: Vec<String> = (0..50).map(|i| format!("s{i}.age")).collect();

@@ -2,11 +2,11 @@
 //! rekey, status), bad PQ input, and interop both ways with typage (an independent
 //! implementation of the recipient).
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 
-use common::{assert_clean_failure, stderr, stdout, typage, Fleet};
+use crate::common::{assert_clean_failure, stderr, stdout, typage, Fleet};
 
 /// `agefleet keygen --pq -o NAME` in the fleet's HOME; returns the identity path and the
 /// recipient it printed.
@@ -274,9 +274,7 @@ fn bad_post_quantum_input_is_a_one_line_error_naming_the_file() {
 
 #[test]
 fn typage_decrypts_what_agefleet_writes_and_the_other_way_round() {
-    if !typage::require_typage() {
-        return;
-    }
+    typage::require_typage();
     let fleet = Fleet::new();
     let (ours, our_recipient) = keygen_pq(&fleet, "ours.pq");
     let (their_identity, their_recipient) = typage::keygen();
@@ -427,9 +425,7 @@ type RuleView = Result<(Vec<String>, bool, bool), ()>;
 
 #[test]
 fn both_rules_backends_read_pq_alike() {
-    if !common::require_tool("nix-instantiate") {
-        return;
-    }
+    common::require_tool("nix-instantiate");
     use agefleet::rules::{self, EvalMode};
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("secrets.nix");

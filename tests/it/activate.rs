@@ -2,17 +2,17 @@
 //! `common::activation`), with tmpfs/ramfs mounts, users made by `useradd`, `.age` files
 //! made by the reference `age` CLI, and temp directories instead of /run.
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use common::activation::{
+use crate::common::activation::{
     activate, fs_type, in_mount_namespace, lookup_id, mount_options, owner_mode, Fixture, Layout,
     Secret, TestGroup, TestUser,
 };
-use common::{age_encrypt, age_keygen, require_tool, stderr, stdout};
+use crate::common::{age_encrypt, age_keygen, require_tool, stderr, stdout};
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -190,8 +190,10 @@ fn a_disk_filesystem_mounted_at_the_mount_point_is_refused() {
     let fx = Fixture::new(&root);
     let a = fx.age("a.age", b"A");
     let l = &fx.layout;
-    // A bind mount of a disk directory: a mount root that is not RAM-backed.
-    let disk = root.join("disk");
+    // A bind mount of a disk directory (under target/, not the namespace's temp dir, which
+    // may be on tmpfs): a mount root that is not RAM-backed.
+    let disk_parent = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let disk = disk_parent.path().join("disk");
     std::fs::create_dir_all(&disk).unwrap();
     std::fs::create_dir_all(&l.mount_point).unwrap();
     let out = common::run(
@@ -201,10 +203,11 @@ fn a_disk_filesystem_mounted_at_the_mount_point_is_refused() {
             .arg(&l.mount_point),
     );
     assert!(out.status.success(), "mount --bind: {}", stderr(&out));
-    if fs_type(&l.mount_point) == "tmpfs" {
-        eprintln!("SKIP: the temp directory is itself on tmpfs");
-        return;
-    }
+    assert_ne!(
+        fs_type(&l.mount_point),
+        "tmpfs",
+        "target/ is on tmpfs here: this test needs a disk directory to bind-mount"
+    );
     let out = activate(fx.home(), &fx.manifest(&[Secret::new("a", &a)]), &[]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
@@ -663,7 +666,7 @@ fn a_user_activates_into_its_runtime_dir_without_mounting_or_chown() {
     else {
         return;
     };
-    assert!(require_tool("setpriv"));
+    require_tool("setpriv");
     let group = TestGroup::new("afg");
     let user = TestUser::new("afu", &group);
     let fx = Fixture::new(&root);

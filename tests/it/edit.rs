@@ -1,13 +1,13 @@
 //! `edit` / `-e`: stdin as plaintext, a real editor under a pty, the agenix behaviours kept and
 //! the agenix bugs fixed.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, SystemTime};
 
-use common::pty::run_in_pty;
-use common::*;
+use crate::common::pty::run_in_pty;
+use crate::common::*;
 
 fn mtime(p: &std::path::Path) -> SystemTime {
     std::fs::metadata(p).unwrap().modified().unwrap()
@@ -25,9 +25,7 @@ fn fleet_with_secret(plaintext: &[u8]) -> (Fleet, std::path::PathBuf) {
 
 #[test]
 fn new_secret_from_stdin_needs_no_identity_and_age_decrypts_it() {
-    if !require_tool("age") {
-        return;
-    }
+    require_tool("age");
     let f = Fleet::new();
     let host = ssh_keygen(f.tmp.path(), "host", "ed25519", "");
     let admin = f.admin.public_line.clone();
@@ -42,9 +40,7 @@ fn new_secret_from_stdin_needs_no_identity_and_age_decrypts_it() {
 
 #[test]
 fn armor_rule_writes_armored_file() {
-    if !require_tool("age") {
-        return;
-    }
+    require_tool("age");
     let f = Fleet::new();
     let admin = f.admin.public_line.clone();
     f.rules(&[("a.age", &[&admin], true)]);
@@ -60,9 +56,7 @@ fn armor_rule_writes_armored_file() {
 
 #[test]
 fn unchanged_content_is_not_reencrypted_and_mode_is_kept() {
-    if !require_tool("age") {
-        return;
-    }
+    require_tool("age");
     let (f, p) = fleet_with_secret(b"same");
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
     let before = std::fs::read(&p).unwrap();
@@ -82,9 +76,7 @@ fn unchanged_content_is_not_reencrypted_and_mode_is_kept() {
 
 #[test]
 fn names_with_spaces_and_leading_dash() {
-    if !require_tool("age") {
-        return;
-    }
+    require_tool("age");
     let f = Fleet::new();
     let admin = f.admin.public_line.clone();
     f.rules(&[
@@ -106,9 +98,7 @@ fn names_with_spaces_and_leading_dash() {
 
 #[test]
 fn a_bad_rule_elsewhere_does_not_stop_editing() {
-    if !require_tool("age") {
-        return;
-    }
+    require_tool("age");
     let f = Fleet::new();
     let admin = f.admin.public_line.clone();
     f.rules(&[
@@ -189,9 +179,8 @@ fn log_field(f: &Fleet, key: &str) -> String {
 
 #[test]
 fn editor_gets_private_tmpfs_copy_and_its_result_is_encrypted() {
-    if !require_tool("age") || !require_tool("script") {
-        return;
-    }
+    require_tool("age");
+    require_tool("script");
     let (f, _) = fleet_with_secret(b"old\n");
     let ed = editor(&f, "grep -q '^old$' \"$f\" && printf 'new\\n' > \"$f\"");
     let run = edit_in_pty(&f, &ed, "x.age");
@@ -216,9 +205,8 @@ fn editor_gets_private_tmpfs_copy_and_its_result_is_encrypted() {
 
 #[test]
 fn failing_editor_leaves_secret_untouched() {
-    if !require_tool("age") || !require_tool("script") {
-        return;
-    }
+    require_tool("age");
+    require_tool("script");
     let (f, p) = fleet_with_secret(b"keep");
     let before = std::fs::read(&p).unwrap();
     let ed = editor(&f, "printf 'garbage' > \"$f\"; exit 3");
@@ -231,9 +219,7 @@ fn failing_editor_leaves_secret_untouched() {
 
 #[test]
 fn new_secret_not_saved_is_not_created() {
-    if !require_tool("script") {
-        return;
-    }
+    require_tool("script");
     let f = Fleet::new();
     let admin = f.admin.public_line.clone();
     f.rules(&[("x.age", &[&admin], false)]);
@@ -246,9 +232,8 @@ fn new_secret_not_saved_is_not_created() {
 
 #[test]
 fn sigterm_during_edit_removes_plaintext_and_keeps_secret() {
-    if !require_tool("age") || !require_tool("script") {
-        return;
-    }
+    require_tool("age");
+    require_tool("script");
     let (f, p) = fleet_with_secret(b"keep");
     let before = std::fs::read(&p).unwrap();
     // The editor kills its parent (agefleet) with SIGTERM, then would overwrite the file.
@@ -271,9 +256,7 @@ fn sigterm_during_edit_removes_plaintext_and_keeps_secret() {
 
 #[test]
 fn untracked_secret_warns_and_git_add_adds_it() {
-    if !require_tool("git") {
-        return;
-    }
+    require_tool("git");
     let f = Fleet::new();
     let admin = f.admin.public_line.clone();
     f.rules(&[("a.age", &[&admin], false), ("b.age", &[&admin], false)]);
@@ -307,9 +290,7 @@ fn untracked_secret_warns_and_git_add_adds_it() {
 /// that says so (a rewrite would replace the link, not its target).
 #[test]
 fn symlinked_secret_is_refused_up_front_and_clearly() {
-    if !require_tool("age") {
-        return;
-    }
+    require_tool("age");
     let (f, real) = fleet_with_secret(b"real");
     let moved = f.path("real.age");
     std::fs::rename(&real, &moved).unwrap();
@@ -328,9 +309,8 @@ fn symlinked_secret_is_refused_up_front_and_clearly() {
 /// `EDITOR` is shell code.
 #[test]
 fn editor_runs_through_the_shell_on_a_terminal() {
-    if !require_tool("age") || !require_tool("script") {
-        return;
-    }
+    require_tool("age");
+    require_tool("script");
     let (f, p) = fleet_with_secret(b"kept\n");
     let before = std::fs::read(&p).unwrap();
     let env = |editor: &str| {

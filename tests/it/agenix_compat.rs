@@ -3,17 +3,17 @@
 //! plaintexts. Where agefleet deliberately differs (an agenix bug it does not copy), the case
 //! says so and checks both behaviours.
 
-mod common;
+use crate::common;
 
-use common::agenix::{Run, Twin};
-use common::*;
+use crate::common::agenix::{Run, Twin};
+use crate::common::*;
 
 /// `EDITOR=: agenix -e x.age` re-encrypts one file without editing it: after a host key is
 /// added to the rule, both leave the plaintext as it was and the host can open the file.
 /// (agefleet used to read the closed stdin as the new plaintext and empty the secret.)
 #[test]
 fn editor_colon_reencrypts_to_the_rule_and_keeps_the_plaintext() {
-    let Some(t) = Twin::new() else { return };
+    let t = Twin::new();
     let admin = t.admin.public_line.clone();
     let host = ssh_keygen(t.tmp.path(), "host", "ed25519", "");
     t.age_file("x.age", &[&admin], b"keep me\n");
@@ -44,7 +44,7 @@ fn editor_colon_reencrypts_to_the_rule_and_keeps_the_plaintext() {
 /// agefleet leaves the file byte-identical ("wasn't changed"), agenix rewrites it.
 #[test]
 fn editor_colon_on_an_up_to_date_file_changes_nothing() {
-    let Some(t) = Twin::new() else { return };
+    let t = Twin::new();
     let admin = t.admin.public_line.clone();
     t.age_file("x.age", &[&admin], b"same");
     t.rules("secrets.nix", &[("x.age", &[&admin], false)]);
@@ -86,7 +86,7 @@ fn editor_colon_on_an_up_to_date_file_changes_nothing() {
 /// names from the current directory, and so does agefleet now (-r, -d, -e).
 #[test]
 fn rules_elsewhere_names_are_read_from_the_current_directory() {
-    let Some(t) = Twin::new() else { return };
+    let t = Twin::new();
     let admin = t.admin.public_line.clone();
     let host = ssh_keygen(t.tmp.path(), "host", "ed25519", "");
     let names = ["a.age", "b.age", "sub/c.age"];
@@ -159,7 +159,7 @@ fn rules_elsewhere_names_are_read_from_the_current_directory() {
 /// 0; agefleet says no file was found and exits 1 (an agenix bug not copied).
 #[test]
 fn rekey_finding_no_file_of_the_rules_is_an_error() {
-    let Some(t) = Twin::new() else { return };
+    let t = Twin::new();
     let admin = t.admin.public_line.clone();
     t.age_file("secrets/a.age", &[&admin], b"a");
     t.rules("secrets/secrets.nix", &[("a.age", &[&admin], false)]);
@@ -202,7 +202,7 @@ fn rekey_finding_no_file_of_the_rules_is_an_error() {
 /// An empty rules set: both exit 0, nothing written.
 #[test]
 fn rekey_with_empty_rules_is_nothing_to_do() {
-    let Some(t) = Twin::new() else { return };
+    let t = Twin::new();
     t.write("secrets.nix", b"{ }\n");
     let pair = t.run(&Run {
         args: &["-r"],
@@ -219,7 +219,7 @@ fn rekey_with_empty_rules_is_nothing_to_do() {
 /// (agefleet used to fail after the editor, losing what was typed.)
 #[test]
 fn edit_creates_missing_parent_directories() {
-    let Some(t) = Twin::new() else { return };
+    let t = Twin::new();
     let admin = t.admin.public_line.clone();
     t.rules("secrets.nix", &[("a/b/c.age", &[&admin], false)]);
     let pair = t.run(&Run {
@@ -237,7 +237,7 @@ fn edit_creates_missing_parent_directories() {
 /// decrypts to the same bytes with `-d`, exit 0 on both.
 #[test]
 fn agenix_example_directory_decrypts_the_same_including_a_leading_hyphen() {
-    let Some(t) = Twin::new() else { return };
+    let t = Twin::new();
     let src = common::agenix::agenix_src().unwrap();
     t.copy_dir(&src.join("example"), "example");
     std::fs::copy(
@@ -286,7 +286,7 @@ fn agenix_example_directory_decrypts_the_same_including_a_leading_hyphen() {
 /// file keeps its mode on both.
 #[test]
 fn new_secret_mode_follows_the_umask_and_existing_modes_are_kept() {
-    let Some(t) = Twin::new() else { return };
+    let t = Twin::new();
     let admin = t.admin.public_line.clone();
     t.rules(
         "secrets.nix",
@@ -336,7 +336,7 @@ fn new_secret_mode_follows_the_umask_and_existing_modes_are_kept() {
 /// name, and exits 1 on both. (agefleet used to stop before any file.)
 #[test]
 fn rekey_with_an_unusable_identity_fails_only_the_files_that_need_it() {
-    let Some(t) = Twin::new() else { return };
+    let t = Twin::new();
     let admin = t.admin.public_line.clone();
     let locked = ssh_keygen(t.tmp.path(), "locked", "ed25519", "sekrit");
     let host = ssh_keygen(t.tmp.path(), "host", "ed25519", "");
@@ -406,7 +406,7 @@ fn locked_plain(t: &Twin, key: &SshKey) -> std::path::PathBuf {
 /// side decrypts on both with the plugin identity.
 #[test]
 fn plugin_recipients_and_identities_work_on_both_sides() {
-    let Some(t) = Twin::new() else { return };
+    let t = Twin::new();
     let plugin = common::plugin::plugin_binary();
     t.add_to_path(&plugin);
     let (identity, recipient) = common::plugin::plugin_keygen(t.tmp.path(), "plugin-id");
@@ -443,7 +443,7 @@ fn plugin_recipients_and_identities_work_on_both_sides() {
 /// nix-instantiate) and agefleet's builtin evaluator both refuse it, exit 1, nothing written.
 #[test]
 fn indented_string_attribute_names_are_refused_like_nix() {
-    let Some(t) = Twin::new() else { return };
+    let t = Twin::new();
     let rules = format!(
         "{{ ''a.age''.publicKeys = [ \"{}\" ]; }}\n",
         t.admin.public_line

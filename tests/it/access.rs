@@ -1,12 +1,12 @@
 //! `access`: recipients × secrets from the rules and the files' headers; the HTML page
 //! rendered by a real headless Chromium (DOM and screenshot checked).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;
 
-use common::{require_tool, ssh_keygen, stderr, stdout, Fleet};
+use crate::common::{require_tool, ssh_keygen, stderr, stdout, Fleet};
 
 /// admin reads everything; web1 is pending on tls.age (rule lists it, file not rekeyed);
 /// old is stale on db.age (file still has it, rule dropped it); new.age has no file.
@@ -43,9 +43,7 @@ fn cell<'a>(j: &'a serde_json::Value, secret: &str, recipient: &str) -> &'a str 
 
 #[test]
 fn json_names_recipients_by_binding_and_shows_drift() {
-    if !require_tool("age") {
-        return;
-    }
+    require_tool("age");
     let (f, old) = fleet();
     let out = f.run(&["access", "--json"]);
     assert_eq!(
@@ -99,9 +97,8 @@ fn chromium(args: &[&str], page: &Path, profile: &Path) -> std::process::Output 
 
 #[test]
 fn html_page_renders_in_headless_chromium() {
-    if !require_tool("age") || !require_tool("chromium") {
-        return;
-    }
+    require_tool("age");
+    require_tool("chromium");
     let (f, _) = fleet();
     let page = f.tmp.path().join("access.html");
     let out = f.run(&["access", "--html", page.to_str().unwrap()]);

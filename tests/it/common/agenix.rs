@@ -12,25 +12,21 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use super::{in_ci, require_tool, ssh_keygen, stderr, SshKey};
+use super::{require_tool, ssh_keygen, stderr, SshKey};
 
 /// The agenix source tree (with its script), when present: [`super::nix_src`]`("agenix")`.
 pub fn agenix_src() -> Option<PathBuf> {
     super::nix_src("agenix").filter(|d| d.join("pkgs/agenix.sh").is_file())
 }
 
-/// Whether the side-by-side rig can run: the agenix source and its tools. Outside CI a
-/// missing piece skips with a reason; in CI it fails.
-#[must_use]
-pub fn require_agenix() -> bool {
-    if agenix_src().is_none() {
-        if in_ci() {
-            panic!("agenix source not found: set AGEFLEET_AGENIX_SRC (.ci/run does)");
-        }
-        eprintln!("SKIP: agenix source not found (set AGEFLEET_AGENIX_SRC)");
-        return false;
-    }
-    [
+/// Fails the test unless the side-by-side rig can run: the agenix source and its tools
+/// (such tests are `#[ignore = "needs …"]`).
+pub fn require_agenix() {
+    assert!(
+        agenix_src().is_some(),
+        "agenix source not found: set AGEFLEET_AGENIX_SRC (.ci/run does)"
+    );
+    for tool in [
         "bash",
         "age",
         "jq",
@@ -38,9 +34,9 @@ pub fn require_agenix() -> bool {
         "mktemp",
         "diff",
         "setsid",
-    ]
-    .iter()
-    .all(|t| require_tool(t))
+    ] {
+        require_tool(tool);
+    }
 }
 
 /// What one side did.
@@ -103,11 +99,9 @@ pub struct Twin {
 }
 
 impl Twin {
-    /// A twin rig; `None` (skip) when agenix or its tools are missing outside CI.
-    pub fn new() -> Option<Twin> {
-        if !require_agenix() {
-            return None;
-        }
+    /// A twin rig; fails the test when agenix or its tools are missing.
+    pub fn new() -> Twin {
+        require_agenix();
         let tmp = tempfile::tempdir().unwrap();
         let home = tmp.path().join("home");
         std::fs::create_dir_all(home.join(".ssh")).unwrap();
@@ -118,13 +112,13 @@ impl Twin {
         }
         let admin = ssh_keygen(&home.join(".ssh"), "id_ed25519", "ed25519", "");
         let script = install_script(&bin);
-        Some(Twin {
+        Twin {
             tmp,
             home,
             admin,
             script,
             bin,
-        })
+        }
     }
 
     /// A side's root directory.

@@ -6,19 +6,17 @@
 //! Reproducible: the seed is printed and named in every failure; rerun with
 //! `CRASH_SEED=<seed> cargo test --test crash`.
 
-mod common;
-
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use agefleet::envelope;
 use agefleet::fsutil::temp_target;
 use agefleet::identity::IdentitySet;
 use agefleet::recipient::Recipient;
-use common::*;
 use rand::{Rng, SeedableRng};
 
 /// Secrets in the corpus.
@@ -254,9 +252,7 @@ fn run_ok(cmd: &mut Command, what: &str, seed: u64) -> Duration {
 
 #[test]
 fn kill_9_during_rekey_and_edit_loses_nothing() {
-    if !require_tool("ssh-keygen") {
-        return;
-    }
+    require_tool("ssh-keygen");
     let seed = seed();
     eprintln!("crash test seed: {seed} (rerun with CRASH_SEED={seed})");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
@@ -401,9 +397,7 @@ fn kill_9_during_rekey_and_edit_loses_nothing() {
 /// The verification itself can fail: a truncated file is caught.
 #[test]
 fn verification_catches_a_half_written_file() {
-    if !require_tool("ssh-keygen") {
-        return;
-    }
+    require_tool("ssh-keygen");
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let mut c = build_corpus_small(&mut rng);
     c.verify("fresh");
@@ -452,9 +446,7 @@ fn build_corpus_small(rng: &mut impl Rng) -> Corpus {
 #[test]
 fn a_rekey_waits_for_the_write_lock_before_touching_anything() {
     use std::io::BufRead;
-    if !require_tool("ssh-keygen") {
-        return;
-    }
+    require_tool("ssh-keygen");
     let mut rng = rand::rngs::StdRng::seed_from_u64(11);
     let mut c = build_corpus_small(&mut rng);
     let host = ssh_keygen(c.fleet.tmp.path(), "host", "ed25519", "");

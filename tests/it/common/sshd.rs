@@ -40,18 +40,16 @@ pub struct SshRig {
     agent: Option<Child>,
 }
 
-/// Whether this machine can run the rig; prints the skip reason (panics in CI).
-#[must_use]
-pub fn available() -> bool {
-    if !super::require_root() {
-        return false;
+/// Fails the test unless this machine can run the rig: root, sshd and the OpenSSH client
+/// tools, git (such tests are `#[ignore = "needs …"]`).
+pub fn require() {
+    super::require_root();
+    if sshd_path().is_none() {
+        super::require_tool("sshd");
     }
-    if sshd_path().is_none() && !super::require_tool("sshd") {
-        return false;
+    for tool in ["ssh", "ssh-agent", "ssh-add", "ssh-keygen", "git"] {
+        super::require_tool(tool);
     }
-    ["ssh", "ssh-agent", "ssh-add", "ssh-keygen", "git"]
-        .iter()
-        .all(|t| super::require_tool(t))
 }
 
 fn free_port() -> u16 {
@@ -136,7 +134,7 @@ impl SshRig {
         };
         let log = std::fs::File::create(rig.dir.path().join("sshd.log")).unwrap();
         rig.sshd = Some(
-            Command::new(sshd_path().expect("sshd (checked by available())"))
+            Command::new(sshd_path().expect("sshd (checked by require())"))
                 .args(["-D", "-e", "-f"])
                 .arg(&cfg)
                 .stdin(Stdio::null())

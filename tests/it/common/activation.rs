@@ -20,15 +20,28 @@ pub fn in_mount_namespace(test_name: &str) -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os(NS_DIR_ENV) {
         return Some(PathBuf::from(dir));
     }
-    if !require_root() || !require_tool("unshare") {
-        return None;
-    }
+    require_root();
+    require_tool("unshare");
+    // `--exact` needs the test's full path (`attacks::NAME`: every area is a module of one
+    // binary); libtest names each test's thread after it.
+    let full_name = std::thread::current()
+        .name()
+        .filter(|n| n.rsplit("::").next() == Some(test_name))
+        .unwrap_or(test_name)
+        .to_owned();
     let tmp = tempfile::tempdir().expect("tempdir");
     let exe = std::env::current_exe().expect("current test binary");
     let out = run(Command::new("unshare")
         .args(["-m", "--propagation", "private"])
         .arg(exe)
-        .args(["--exact", test_name, "--nocapture", "--test-threads=1"])
+        // The test is `#[ignore]`d (it needs root): the child must run it anyway.
+        .args([
+            "--exact",
+            &full_name,
+            "--include-ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(NS_DIR_ENV, tmp.path()));
     let (so, se) = (stdout(&out), stderr(&out));
     print!("{so}");
@@ -145,7 +158,8 @@ pub struct Fixture {
 
 impl Fixture {
     pub fn new(root: &Path) -> Self {
-        assert!(super::require_tool("age") && super::require_tool("age-keygen"));
+        super::require_tool("age");
+        super::require_tool("age-keygen");
         let keys = root.join("keys");
         std::fs::create_dir(&keys).unwrap();
         let (key, recipient) = super::age_keygen(&keys, "host.key");

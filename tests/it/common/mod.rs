@@ -19,31 +19,22 @@ pub fn in_ci() -> bool {
     std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0")
 }
 
-/// Whether `tool` is on PATH. Outside CI a missing tool skips the test with a printed
-/// reason; in CI it fails the test.
-#[must_use]
-pub fn require_tool(tool: &str) -> bool {
-    let found = which(tool).is_some();
-    if !found {
-        if in_ci() {
-            panic!("required tool `{tool}` is not installed (CI must install it: see .ci/run)");
-        }
-        eprintln!("SKIP: `{tool}` is not installed (install it to run this test; CI does)");
-    }
-    found
+/// Fails the test unless `tool` is on PATH. Tests that need a tool are
+/// `#[ignore = "needs …"]`: they run only when asked for (`--include-ignored`, as CI does),
+/// and then a missing tool is a failure, never a silent pass.
+pub fn require_tool(tool: &str) {
+    assert!(
+        which(tool).is_some(),
+        "this test needs `{tool}`: scripts/deps.sh installs it (as root)"
+    );
 }
 
-/// Whether we run as root. Outside CI, not being root skips; in CI it fails.
-#[must_use]
-pub fn require_root() -> bool {
-    let root = rustix::process::geteuid().is_root();
-    if !root {
-        if in_ci() {
-            panic!("this test needs root and CI runs as root");
-        }
-        eprintln!("SKIP: this test needs root");
-    }
-    root
+/// Fails the test unless it runs as root (such tests are `#[ignore = "needs root …"]`).
+pub fn require_root() {
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "this test needs root (CI runs as root)"
+    );
 }
 
 /// Where one of the Nix source trees (`nixpkgs-lib`, `nix-darwin`, `home-manager`,
@@ -107,6 +98,7 @@ pub struct SshKey {
 
 /// Generates a key with `ssh-keygen -t <kind>` at `dir/name`, optionally with a passphrase.
 pub fn ssh_keygen(dir: &Path, name: &str, kind: &str, passphrase: &str) -> SshKey {
+    require_tool("ssh-keygen");
     let private = dir.join(name);
     let mut cmd = Command::new("ssh-keygen");
     cmd.args(["-q", "-t", kind, "-N", passphrase, "-C", name, "-f"])
@@ -128,6 +120,7 @@ pub fn ssh_keygen(dir: &Path, name: &str, kind: &str, passphrase: &str) -> SshKe
 
 /// An age X25519 identity made by `age-keygen`: (identity file, recipient).
 pub fn age_keygen(dir: &Path, name: &str) -> (PathBuf, String) {
+    require_tool("age-keygen");
     let path = dir.join(name);
     let out = run(Command::new("age-keygen").arg("-o").arg(&path));
     assert!(out.status.success(), "age-keygen failed: {}", stderr(&out));
@@ -142,12 +135,14 @@ pub fn age_keygen(dir: &Path, name: &str) -> (PathBuf, String) {
 
 /// Decrypts `file` with the reference `age` CLI and identity `key`.
 pub fn age_decrypt(key: &Path, file: &Path) -> Output {
+    require_tool("age");
     run(Command::new("age").arg("-d").arg("-i").arg(key).arg(file))
 }
 
 /// Encrypts `plaintext` with the reference `age` CLI to `recipients` into `out`.
 pub fn age_encrypt(recipients: &[&str], armor: bool, plaintext: &[u8], out: &Path) {
     use std::io::Write;
+    require_tool("age");
     let mut cmd = Command::new("age");
     cmd.arg("-e");
     if armor {

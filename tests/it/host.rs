@@ -3,12 +3,14 @@
 //! checked against nix-instantiate, rekeyed so the reference `age` CLI decrypts with the new
 //! host's key, in real git repositories.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Output};
 
-use common::sshd::git;
-use common::{assert_clean_failure, require_tool, ssh_keygen, stderr, stdout, Fleet, SshKey};
+use crate::common::sshd::git;
+use crate::common::{
+    assert_clean_failure, require_tool, ssh_keygen, stderr, stdout, Fleet, SshKey,
+};
 
 /// agenix's README layout with the fleet's admin key as `user1`.
 fn readme_layout(admin: &str, system1: &str) -> String {
@@ -121,9 +123,8 @@ fn keys_of(r: &Repo, secret: &str) -> Vec<String> {
 
 #[test]
 fn add_like_on_the_readme_layout_inserts_only_the_new_text_and_rekeys() {
-    if !require_tool("age") || !require_tool("git") {
-        return;
-    }
+    require_tool("age");
+    require_tool("git");
     let fleet = Fleet::new();
     let system1 = ssh_keygen(fleet.tmp.path(), "system1", "ed25519", "");
     let host = ssh_keygen(fleet.tmp.path(), "newhost", "ed25519", "");
@@ -175,16 +176,14 @@ fn add_like_on_the_readme_layout_inserts_only_the_new_text_and_rekeys() {
         assert_eq!(r.fleet.age_plaintext(&r.host.private, s), s.as_bytes());
     }
     assert!(stderr(&out).contains("rekeyed 2 of 2"), "{}", stderr(&out));
-    if require_tool("nix-instantiate") {
-        assert_eq!(nix_json(&r.fleet.path("secrets.nix")), builtin_json(&r));
-    }
+    require_tool("nix-instantiate");
+    assert_eq!(nix_json(&r.fleet.path("secrets.nix")), builtin_json(&r));
 }
 
 #[test]
 fn add_to_on_the_grouped_layout_keeps_comments_and_spacing() {
-    if !require_tool("age") || !require_tool("git") {
-        return;
-    }
+    require_tool("age");
+    require_tool("git");
     let r = {
         let fleet = Fleet::new();
         let host = ssh_keygen(fleet.tmp.path(), "newhost", "ed25519", "");
@@ -221,9 +220,8 @@ fn add_to_on_the_grouped_layout_keeps_comments_and_spacing() {
     assert!(new.contains("users ++ systems ++ [ db1 ]"), "{new}");
     assert_eq!(r.fleet.age_plaintext(&r.host.private, "db.age"), b"db");
     assert!(!keys_of(&r, "web/tls.age").contains(&r.host.public_line));
-    if require_tool("nix-instantiate") {
-        assert_eq!(nix_json(&r.fleet.path("secrets.nix")), builtin_json(&r));
-    }
+    require_tool("nix-instantiate");
+    assert_eq!(nix_json(&r.fleet.path("secrets.nix")), builtin_json(&r));
 
     // --like alice: the multi-line group list gets db2 on its own line after alice's comment.
     let second = ssh_keygen(r.fleet.tmp.path(), "second", "ed25519", "");
@@ -255,16 +253,14 @@ fn add_to_on_the_grouped_layout_keeps_comments_and_spacing() {
     );
     assert!(new.contains("[ alice carol db1 ]"), "{new}");
     assert!(new.contains("# fleet secrets\nlet\n  # people\n"), "{new}");
-    if require_tool("nix-instantiate") {
-        assert_eq!(nix_json(&r.fleet.path("secrets.nix")), builtin_json(&r));
-    }
+    require_tool("nix-instantiate");
+    assert_eq!(nix_json(&r.fleet.path("secrets.nix")), builtin_json(&r));
 }
 
 #[test]
 fn remove_drops_binding_and_references_rekeys_and_says_to_rotate() {
-    if !require_tool("age") || !require_tool("git") {
-        return;
-    }
+    require_tool("age");
+    require_tool("git");
     let fleet = Fleet::new();
     let host = ssh_keygen(fleet.tmp.path(), "web1", "ed25519", "");
     let rules = format!(
@@ -313,9 +309,8 @@ fn remove_drops_binding_and_references_rekeys_and_says_to_rotate() {
             s.as_bytes()
         );
     }
-    if require_tool("nix-instantiate") {
-        assert_eq!(nix_json(&r.fleet.path("secrets.nix")), builtin_json(&r));
-    }
+    require_tool("nix-instantiate");
+    assert_eq!(nix_json(&r.fleet.path("secrets.nix")), builtin_json(&r));
 }
 
 #[test]

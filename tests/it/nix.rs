@@ -2,13 +2,11 @@
 //! parses, and `nix/manifest.nix` evaluates to a manifest that `agefleet activate` installs
 //! (as root, in a private mount namespace).
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::activation::{activate, in_mount_namespace, owner_mode, Layout};
-use common::{age_encrypt, age_keygen, nix_string, require_tool, run, stderr, stdout};
+use crate::common::activation::{activate, in_mount_namespace, owner_mode, Layout};
+use crate::common::{age_encrypt, age_keygen, nix_string, require_tool, run, stderr, stdout};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -38,9 +36,7 @@ fn expected_invalid(path: &Path) -> bool {
 
 #[test]
 fn every_nix_file_parses() {
-    if !require_tool("nix-instantiate") {
-        return;
-    }
+    require_tool("nix-instantiate");
     let mut files = Vec::new();
     nix_files(&repo(), &mut files);
     for required in [
@@ -76,9 +72,7 @@ fn eval_json(expr: &str) -> Result<serde_json::Value, String> {
 
 #[test]
 fn manifest_nix_has_agenix_defaults() {
-    if !require_tool("nix-instantiate") {
-        return;
-    }
+    require_tool("nix-instantiate");
     let m = eval_json(
         r#"import ./nix/manifest.nix {
              secrets.a.file = "/s/a.age";
@@ -123,7 +117,8 @@ fn manifest_nix_output_activates() {
     let Some(root) = in_mount_namespace("manifest_nix_output_activates") else {
         return;
     };
-    assert!(require_tool("nix-instantiate") && require_tool("age"));
+    require_tool("nix-instantiate");
+    require_tool("age");
     let l = Layout::new(&root);
     let (key, recipient) = age_keygen(&root, "host.key");
     let a = root.join("a.age");

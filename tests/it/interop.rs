@@ -2,17 +2,19 @@
 //! keys made by `ssh-keygen` / `age-keygen`, both ways: binary and armored; ssh-ed25519,
 //! ssh-rsa and X25519; mixed recipients; passphrase-protected keys.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::common::{
+    age_decrypt, age_encrypt, age_keygen, require_tool, ssh_keygen, stderr, SshKey,
+};
 use age::secrecy::SecretString;
 use agefleet::envelope::{self, EnvelopeError, Header, Stanza};
 use agefleet::identity::{IdentityError, IdentitySet, PassphrasePrompt};
 use agefleet::recipient::Recipient;
-use common::{age_decrypt, age_encrypt, age_keygen, require_tool, ssh_keygen, stderr, SshKey};
 
 /// Keys of every kind, made by the reference tools.
 struct Keys {
@@ -23,19 +25,19 @@ struct Keys {
     x25519: (PathBuf, String),
 }
 
-fn keys() -> Option<Keys> {
-    if !require_tool("age") || !require_tool("age-keygen") || !require_tool("ssh-keygen") {
-        return None;
-    }
+fn keys() -> Keys {
+    require_tool("age");
+    require_tool("age-keygen");
+    require_tool("ssh-keygen");
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
-    Some(Keys {
+    Keys {
         ed25519: ssh_keygen(&dir, "ed", "ed25519", ""),
         rsa: ssh_keygen(&dir, "rsa", "rsa", ""),
         x25519: age_keygen(&dir, "age.txt"),
         dir,
         _tmp: tmp,
-    })
+    }
 }
 
 fn ids(paths: &[&Path]) -> IdentitySet {
@@ -68,7 +70,7 @@ impl PassphrasePrompt for Counting {
 
 #[test]
 fn library_output_decrypts_with_age_cli() {
-    let Some(k) = keys() else { return };
+    let k = keys();
     let plaintext: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
     let cases: [(&str, &Path); 3] = [
         (&k.ed25519.public_line, &k.ed25519.private),
@@ -94,7 +96,7 @@ fn library_output_decrypts_with_age_cli() {
 
 #[test]
 fn mixed_recipients_in_one_file_each_decrypt_with_age_cli() {
-    let Some(k) = keys() else { return };
+    let k = keys();
     let recipients: Vec<Recipient> = [&k.ed25519.public_line, &k.rsa.public_line, &k.x25519.1]
         .iter()
         .map(|p| Recipient::parse(p).unwrap())
@@ -117,7 +119,7 @@ fn mixed_recipients_in_one_file_each_decrypt_with_age_cli() {
 
 #[test]
 fn age_cli_output_decrypts_with_library() {
-    let Some(k) = keys() else { return };
+    let k = keys();
     let plaintext = b"written by the reference implementation\n";
     let cases: [(&str, &Path); 3] = [
         (&k.ed25519.public_line, &k.ed25519.private),
@@ -150,7 +152,7 @@ fn age_cli_output_decrypts_with_library() {
 
 #[test]
 fn age_cli_with_ssh_recipients_file_decrypts_with_library() {
-    let Some(k) = keys() else { return };
+    let k = keys();
     // `age -R` reads recipients (with comments) from a file, as from authorized_keys.
     let recipients_file = write(
         &k.dir,
@@ -176,7 +178,7 @@ fn age_cli_with_ssh_recipients_file_decrypts_with_library() {
 
 #[test]
 fn header_tags_agree_with_recipient_tags_for_both_writers() {
-    let Some(k) = keys() else { return };
+    let k = keys();
     let publics = [&k.ed25519.public_line, &k.rsa.public_line, &k.x25519.1];
     let recipients: Vec<Recipient> = publics
         .iter()
@@ -221,7 +223,7 @@ fn header_tags_agree_with_recipient_tags_for_both_writers() {
 
 #[test]
 fn passphrase_key_is_asked_once_for_many_files_and_never_when_unneeded() {
-    let Some(k) = keys() else { return };
+    let k = keys();
     let locked = ssh_keygen(&k.dir, "locked", "ed25519", "hunter22");
     let plain_recipient = Recipient::parse(&k.ed25519.public_line).unwrap();
     let locked_recipient = Recipient::parse(&locked.public_line).unwrap();
@@ -289,10 +291,8 @@ fn passphrase_key_is_asked_once_for_many_files_and_never_when_unneeded() {
 
 #[test]
 fn age_cli_decrypts_library_output_with_passphrase_key_through_a_pty() {
-    let Some(k) = keys() else { return };
-    if !require_tool("script") {
-        return;
-    }
+    let k = keys();
+    require_tool("script");
     let locked = ssh_keygen(&k.dir, "locked", "ed25519", "hunter22");
     let r = Recipient::parse(&locked.public_line).unwrap();
     let ct = envelope::encrypt(b"via a terminal\n", &[&r], true).unwrap();
@@ -325,7 +325,7 @@ fn age_cli_decrypts_library_output_with_passphrase_key_through_a_pty() {
 
 #[test]
 fn damaged_age_cli_files_give_precise_errors() {
-    let Some(k) = keys() else { return };
+    let k = keys();
     let file = k.dir.join("d.age");
     age_encrypt(&[&k.ed25519.public_line], false, b"payload", &file);
     let ct = std::fs::read(&file).unwrap();
@@ -358,7 +358,7 @@ fn damaged_age_cli_files_give_precise_errors() {
 
 #[test]
 fn pem_rsa_identity_decrypts_age_cli_output() {
-    let Some(k) = keys() else { return };
+    let k = keys();
     // `ssh-keygen -m PEM` writes the old "BEGIN RSA PRIVATE KEY" form.
     let pem = k.dir.join("pem");
     let out = common::run(

@@ -15,25 +15,14 @@ fn module() -> PathBuf {
     dir.join("dist/index.js")
 }
 
-/// Whether node and typage are there. Outside CI a missing one skips with a printed reason;
-/// in CI it fails the test.
-#[must_use]
-pub fn require_typage() -> bool {
-    if !super::require_tool("node") {
-        return false;
-    }
-    let found = module().is_file();
-    if !found {
-        let msg = format!(
-            "typage not installed at {} (scripts/deps.sh installs it)",
-            module().display()
-        );
-        if super::in_ci() {
-            panic!("{msg}");
-        }
-        eprintln!("SKIP: {msg}");
-    }
-    found
+/// Fails the test unless node and typage are there (such tests are `#[ignore = "needs …"]`).
+pub fn require_typage() {
+    super::require_tool("node");
+    assert!(
+        module().is_file(),
+        "typage not installed at {} (scripts/deps.sh installs it)",
+        module().display()
+    );
 }
 
 fn node(args: &[&std::ffi::OsStr]) -> Output {

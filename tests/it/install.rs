@@ -1,14 +1,14 @@
 //! install-with-secrets and the agent-authenticated clone, against real OpenSSH parts
 //! (see tests/common/sshd.rs).
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::common::sshd::{self, SshRig};
+use crate::common::{age_encrypt, agefleet, mode_of, ssh_keygen, stderr, stdout, SshKey};
 use agefleet::git::{clone_with_agent, SshRemote};
-use common::sshd::{self, SshRig};
-use common::{age_encrypt, agefleet, mode_of, ssh_keygen, stderr, stdout, SshKey};
 
 /// libssh2 reads `SSH_AUTH_SOCK` from the process environment: the tests that call the
 /// library clone set it and hold this lock meanwhile (the others run the agefleet binary).
@@ -18,9 +18,7 @@ static AGENT_ENV: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// missing entry (naming the host and the file), refuses when the agent has no usable key.
 #[test]
 fn git_clone_over_agent_checks_host_key() {
-    if !sshd::available() {
-        return;
-    }
+    sshd::require();
     let rig = SshRig::start();
     let url = rig.bare_repo("repo", &[("secrets.nix", b"{ }\n"), ("a.age", b"x")]);
     let remote = SshRemote::parse(&url).unwrap();
@@ -149,11 +147,10 @@ fn secrets_repo(rig: &SshRig, name: &str, host_public: &str, encrypted_to: &[&st
 }
 
 impl Fixture {
-    /// None when the machine lacks root or the tools (the reason is printed).
-    fn new() -> Option<Fixture> {
-        if !sshd::available() || !common::require_tool("age") {
-            return None;
-        }
+    /// Needs root and the sshd rig's tools, and `age`.
+    fn new() -> Fixture {
+        sshd::require();
+        common::require_tool("age");
         let rig = SshRig::start();
         let tmp = tempfile::tempdir().unwrap();
         let t = tmp.path();
@@ -230,7 +227,7 @@ impl Fixture {
                 root = root.display()
             ),
         );
-        Some(Fixture {
+        Fixture {
             rig,
             home,
             root,
@@ -242,7 +239,7 @@ impl Fixture {
             host_key,
             url,
             tmp,
-        })
+        }
     }
 
     /// The install-with-secrets arguments of the happy path (URL from flake.lock).
@@ -431,9 +428,7 @@ fn assert_installed(fx: &Fixture, out: &Output, expected_sock: Option<&Path>) ->
 /// suggests) makes the clone work.
 #[test]
 fn git_clone_names_missing_host_key_type() {
-    if !sshd::available() {
-        return;
-    }
+    sshd::require();
     let rig = SshRig::start_with_host_keys(&["ecdsa"]);
     let url = rig.bare_repo("repo", &[("secrets.nix", b"{ }\n")]);
     let remote = SshRemote::parse(&url).unwrap();
@@ -468,7 +463,7 @@ fn git_clone_names_missing_host_key_type() {
 
 #[test]
 fn happy_path_with_agent() {
-    let Some(fx) = Fixture::new() else { return };
+    let fx = Fixture::new();
     let args = with(
         fx.args(),
         &[
@@ -490,7 +485,7 @@ fn happy_path_with_agent() {
 
 #[test]
 fn through_ssh_with_forwarded_agent() {
-    let Some(fx) = Fixture::new() else { return };
+    let fx = Fixture::new();
     let mut remote = vec![
         "env".to_string(),
         format!("HOME={}", fx.home.display()),
@@ -521,7 +516,7 @@ fn through_ssh_with_forwarded_agent() {
 
 #[test]
 fn no_agent_is_a_preflight_failure() {
-    let Some(fx) = Fixture::new() else { return };
+    let fx = Fixture::new();
     let args = with(fx.args(), &["--yes"]);
     let out = fx.run(&args, None);
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
@@ -537,7 +532,7 @@ fn no_agent_is_a_preflight_failure() {
 
 #[test]
 fn wrong_known_hosts_is_a_preflight_failure() {
-    let Some(fx) = Fixture::new() else { return };
+    let fx = Fixture::new();
     let other = ssh_keygen(fx.tmp.path(), "impostor", "ed25519", "");
     let kh = fx.tmp.path().join("bad_known_hosts");
     let fields: Vec<&str> = other.public_line.split_whitespace().take(2).collect();
@@ -563,7 +558,7 @@ fn wrong_known_hosts_is_a_preflight_failure() {
 
 #[test]
 fn unlisted_host_key_is_a_preflight_failure() {
-    let Some(fx) = Fixture::new() else { return };
+    let fx = Fixture::new();
     let stranger = ssh_keygen(fx.tmp.path(), "stranger", "ed25519", "");
     let mut args = with(fx.args(), &["--yes"]);
     let i = args.iter().position(|a| a == "--host-key").unwrap();
@@ -581,7 +576,7 @@ fn unlisted_host_key_is_a_preflight_failure() {
 
 #[test]
 fn listed_but_not_rekeyed_names_the_files() {
-    let Some(fx) = Fixture::new() else { return };
+    let fx = Fixture::new();
     // db.age lists the host in secrets.nix but was encrypted before it was added.
     let stale = secrets_repo(&fx.rig, "stale", &fx.host_key.public_line, &[]);
     let args = with(fx.args(), &["--yes", "--secrets-url", &stale]);
@@ -596,7 +591,7 @@ fn listed_but_not_rekeyed_names_the_files() {
 
 #[test]
 fn dry_run_changes_nothing() {
-    let Some(fx) = Fixture::new() else { return };
+    let fx = Fixture::new();
     let args = with(fx.args(), &["--dry-run", "--json"]);
     let out = fx.run(&args, Some(&fx.rig.agent_sock));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -618,7 +613,7 @@ fn dry_run_changes_nothing() {
 
 #[test]
 fn without_terminal_or_yes_it_refuses() {
-    let Some(fx) = Fixture::new() else { return };
+    let fx = Fixture::new();
     let out = fx.run(&fx.args(), Some(&fx.rig.agent_sock));
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("--yes"), "{}", stderr(&out));
@@ -628,7 +623,7 @@ fn without_terminal_or_yes_it_refuses() {
 
 #[test]
 fn failing_install_command_exits_5() {
-    let Some(fx) = Fixture::new() else { return };
+    let fx = Fixture::new();
     let failing = fx.tmp.path().join("failing-install");
     script(
         &failing,
@@ -655,7 +650,7 @@ fn failing_install_command_exits_5() {
 
 #[test]
 fn generated_host_key_flow() {
-    let Some(fx) = Fixture::new() else { return };
+    let fx = Fixture::new();
     let mut args = with(fx.args(), &["--yes"]);
     let i = args.iter().position(|a| a == "--host-key").unwrap();
     args[i + 1] = "generate".into();
@@ -689,7 +684,7 @@ fn generated_host_key_flow() {
 
 #[test]
 fn listed_secret_missing_from_repo_is_a_preflight_failure() {
-    let Some(fx) = Fixture::new() else { return };
+    let fx = Fixture::new();
     let work = tempfile::tempdir().unwrap();
     let rules = common::write_rules(
         work.path(),
@@ -725,7 +720,7 @@ fn listed_secret_missing_from_repo_is_a_preflight_failure() {
 
 #[test]
 fn terminated_run_removes_staging() {
-    let Some(fx) = Fixture::new() else { return };
+    let fx = Fixture::new();
     // A disko that signals it started, records its PID, and waits.
     let slow = fx.tmp.path().join("slow-disko");
     script(
@@ -802,7 +797,7 @@ fn terminated_run_removes_staging() {
 
 #[test]
 fn tracked_private_key_in_flake_is_refused() {
-    let Some(fx) = Fixture::new() else { return };
+    let fx = Fixture::new();
     // Tracking the key makes it part of what the flake (and so /etc/nixos) would hold.
     sshd::git(&fx.flake, &["add", "id_ed25519"]);
     let out = fx.run(&with(fx.args(), &["--yes"]), Some(&fx.rig.agent_sock));
@@ -821,10 +816,8 @@ fn tracked_private_key_in_flake_is_refused() {
 /// "y" installs.
 #[test]
 fn terminal_confirmation() {
-    let Some(fx) = Fixture::new() else { return };
-    if !common::require_tool("script") {
-        return;
-    }
+    let fx = Fixture::new();
+    common::require_tool("script");
     let mut argv = vec![env!("CARGO_BIN_EXE_agefleet").to_string()];
     argv.extend(fx.args());
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
@@ -853,7 +846,7 @@ fn terminal_confirmation() {
 /// be staged into the store-bound input: refused in the preflight, naming the file.
 #[test]
 fn private_key_committed_to_the_secrets_repo_is_refused() {
-    let Some(fx) = Fixture::new() else { return };
+    let fx = Fixture::new();
     let work = tempfile::tempdir().unwrap();
     let host = fx.host_key.public_line.as_str();
     let rules = common::write_rules(work.path(), &[("db.age", &[host], false)]);
@@ -890,7 +883,7 @@ fn private_key_committed_to_the_secrets_repo_is_refused() {
 /// failures, found before disko runs.
 #[test]
 fn extra_files_problems_are_preflight_failures() {
-    let Some(fx) = Fixture::new() else { return };
+    let fx = Fixture::new();
     let extra = fx.tmp.path().join("bad-extra");
     std::fs::create_dir_all(extra.join("var")).unwrap();
     std::os::unix::fs::symlink("/tmp", extra.join("etc")).unwrap();
@@ -949,7 +942,7 @@ fn pq_secrets_repo(rig: &SshRig, name: &str, host_public: &str, pq: &str, stale:
 
 #[test]
 fn pq_key_is_proven_against_the_secrets_and_placed() {
-    let Some(fx) = Fixture::new() else { return };
+    let fx = Fixture::new();
     let pq_key = fx.tmp.path().join("host.pq");
     let out = common::run(
         agefleet(&fx.home)

@@ -2,13 +2,11 @@
 //! speaking the plugin protocol: encrypt, decrypt, rekey, status, prompts on the terminal,
 //! no terminal, plugin missing. Interop with the Go `age` CLI, which runs the same plugin.
 
-mod common;
-
 use std::time::Duration;
 
-use common::plugin::{path_with_plugin, plugin_keygen};
-use common::pty::run_in_pty;
-use common::*;
+use crate::common::plugin::{path_with_plugin, plugin_keygen};
+use crate::common::pty::run_in_pty;
+use crate::common::*;
 
 /// A fleet whose `p.age` rule lists a plugin recipient (and the admin when `with_admin`),
 /// and agefleet commands with the plugin on PATH.
@@ -68,9 +66,7 @@ impl PluginFleet {
 
 #[test]
 fn plugin_secret_round_trips_and_go_age_decrypts_it() {
-    if !require_tool("age") {
-        return;
-    }
+    require_tool("age");
     let p = PluginFleet::new(false);
     p.create(b"plugin only");
     let header = std::fs::read(p.f.path("p.age")).unwrap();
@@ -135,9 +131,8 @@ fn status_does_not_claim_to_check_plugin_recipients() {
 
 #[test]
 fn plugin_prompts_on_the_terminal_and_fails_cleanly_without_one() {
-    if !require_tool("script") || !require_tool("setsid") {
-        return;
-    }
+    require_tool("script");
+    require_tool("setsid");
     let p = PluginFleet::new(false);
     p.create(b"pin protected");
     let bin = env!("CARGO_BIN_EXE_agefleet");
@@ -200,9 +195,7 @@ fn plugin_prompts_on_the_terminal_and_fails_cleanly_without_one() {
 
 #[test]
 fn plugin_confirmations_are_asked_on_the_terminal() {
-    if !require_tool("script") {
-        return;
-    }
+    require_tool("script");
     let p = PluginFleet::new(false);
     p.create(b"confirmed");
     let bin = env!("CARGO_BIN_EXE_agefleet");

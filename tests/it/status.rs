@@ -1,9 +1,7 @@
 //! `status`: every problem code, JSON shape, exit codes, files from the `age` CLI (no grease)
 //! and from agefleet (grease), all without any identity.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn status_json(f: &Fleet) -> (Option<i32>, Value) {
@@ -31,9 +29,7 @@ fn problems_of(v: &Value, file: &str) -> Vec<String> {
 
 #[test]
 fn clean_fleet_is_ok_without_any_identity() {
-    if !require_tool("age") {
-        return;
-    }
+    require_tool("age");
     let f = Fleet::new();
     let admin = f.admin.public_line.clone();
     let (_, x25519) = age_keygen(f.tmp.path(), "nas.key");
@@ -62,9 +58,8 @@ fn clean_fleet_is_ok_without_any_identity() {
 
 #[test]
 fn every_problem_code() {
-    if !require_tool("age") || !require_tool("git") {
-        return;
-    }
+    require_tool("age");
+    require_tool("git");
     let f = Fleet::new();
     let admin = f.admin.public_line.clone();
     let host = ssh_keygen(f.tmp.path(), "host", "ed25519", "");
@@ -162,9 +157,7 @@ fn every_problem_code() {
 
 #[test]
 fn rekey_drifted_then_status_is_clean() {
-    if !require_tool("age") {
-        return;
-    }
+    require_tool("age");
     let f = Fleet::new();
     let admin = f.admin.public_line.clone();
     let host = ssh_keygen(f.tmp.path(), "host", "ed25519", "");
@@ -191,9 +184,7 @@ fn broken_rules_file_is_one_clean_error() {
 
 #[test]
 fn leftover_temp_files_are_reported_then_removed_by_rekey_and_edit() {
-    if !require_tool("age") {
-        return;
-    }
+    require_tool("age");
     let f = Fleet::new();
     let admin = f.admin.public_line.clone();
     f.rules(&[

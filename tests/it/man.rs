@@ -11,7 +11,7 @@ use clap::CommandFactory;
 // The clap definitions belong to the binary (not the library API): the test compiles the
 // same file.
 #[allow(dead_code)]
-#[path = "../src/cli.rs"]
+#[path = "../../src/cli.rs"]
 mod cli;
 
 const UPDATE_ENV: &str = "AGEFLEET_UPDATE_MAN";

@@ -2,7 +2,7 @@
 //! `nix-instantiate` on every fixture, and the failure paths (one-line errors naming
 //! file:line:col, non-zero exit, no crash).
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -59,9 +59,7 @@ fn at_least_22_fixtures() {
 
 #[test]
 fn every_fixture_evaluates_like_nix_instantiate() {
-    if !common::require_tool("nix-instantiate") {
-        return;
-    }
+    common::require_tool("nix-instantiate");
     let home = tempfile::tempdir().unwrap();
     for file in fixtures() {
         let expected = nix_json(&file);
@@ -75,9 +73,7 @@ fn every_fixture_evaluates_like_nix_instantiate() {
 
 #[test]
 fn load_agrees_between_backends_on_every_fixture() {
-    if !common::require_tool("nix-instantiate") {
-        return;
-    }
+    common::require_tool("nix-instantiate");
     for file in fixtures() {
         let builtin = rules::load(&file, EvalMode::Builtin).unwrap();
         let nix = rules::load(&file, EvalMode::Nix).unwrap();
@@ -342,12 +338,9 @@ fn bad_entries_are_reported_and_the_others_load() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("secrets.nix");
     std::fs::write(&file, src).unwrap();
-    let mut modes = vec![EvalMode::Builtin];
     // Nix rejects undefined variables for the whole file, so check it without that entry.
-    if common::require_tool("nix-instantiate") {
-        modes.push(EvalMode::Nix);
-    }
-    for mode in modes {
+    common::require_tool("nix-instantiate");
+    for mode in [EvalMode::Builtin, EvalMode::Nix] {
         if mode == EvalMode::Nix {
             std::fs::write(
                 &file,
@@ -513,9 +506,7 @@ fn unsupported_constructs_with_builtin_mode_say_so() {
 
 #[test]
 fn auto_mode_falls_back_to_nix_for_unsupported_constructs() {
-    if !common::require_tool("nix-instantiate") {
-        return;
-    }
+    common::require_tool("nix-instantiate");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("secrets.nix");
     std::fs::write(
@@ -559,9 +550,7 @@ fn auto_mode_falls_back_to_nix_for_unsupported_constructs() {
 
 #[test]
 fn nix_mode_shows_nix_stderr_verbatim() {
-    if !common::require_tool("nix-instantiate") {
-        return;
-    }
+    common::require_tool("nix-instantiate");
     let (_d, f) = run_rules("{ a = ; }", &["--nix-eval=nix", "--json"]);
     assert_eq!(f.code, Some(1));
     assert!(f.stderr.contains("nix-instantiate failed:"), "{}", f.stderr);
@@ -613,19 +602,16 @@ fn a_thousand_rules_evaluate_like_nix() {
     let rules = rules::load(&file, EvalMode::Builtin).unwrap();
     assert_eq!(rules.entries.len(), 1000);
     assert!(rules.entries.iter().all(|e| e.rule.is_ok()));
-    if common::require_tool("nix-instantiate") {
-        let (builtin, _, _) = rules::evaluate_json(&file, EvalMode::Builtin).unwrap();
-        assert_eq!(builtin, nix_json(&file));
-    }
+    common::require_tool("nix-instantiate");
+    let (builtin, _, _) = rules::evaluate_json(&file, EvalMode::Builtin).unwrap();
+    assert_eq!(builtin, nix_json(&file));
 }
 
 /// Random `''` and `"` string literals (escapes, interpolations, indentation, blank lines)
 /// evaluate to what Nix makes of them: one `nix-instantiate` call for all of them.
 #[test]
 fn random_string_literals_match_nix() {
-    if !common::require_tool("nix-instantiate") {
-        return;
-    }
+    common::require_tool("nix-instantiate");
     let indented = [
         "  ", " ", "\n", "\n", "a", "b c", "''$", "'''", "''\\n", "''\\t", "${x}", "${y}", "$",
         "x'y", "\t", "$$", "''\\'", "$a", "    ", "\n  ",
@@ -671,9 +657,7 @@ fn random_string_literals_match_nix() {
 /// Tricky corners of the subset, each compared with Nix (one `nix-instantiate` call).
 #[test]
 fn curated_expressions_match_nix() {
-    if !common::require_tool("nix-instantiate") {
-        return;
-    }
+    common::require_tool("nix-instantiate");
     let exprs = [
         r#"toString [ 1 "a" null true false [ ] 2 [ [ ] ] "b" ]"#,
         r#"[ (toString 1.5) (toString (-3)) (toString ./.) ]"#,
@@ -748,12 +732,9 @@ fn curated_expressions_match_nix() {
 /// (it passes `--store dummy://`).
 #[test]
 fn nix_backend_works_without_root() {
-    if !common::require_root()
-        || !common::require_tool("nix-instantiate")
-        || !common::require_tool("setpriv")
-    {
-        return;
-    }
+    common::require_root();
+    common::require_tool("nix-instantiate");
+    common::require_tool("setpriv");
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();

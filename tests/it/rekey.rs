@@ -1,13 +1,11 @@
 //! `rekey` / `-r`: every file processed, failures named, modes kept, one passphrase prompt,
 //! selection modes leaving unselected files untouched.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, SystemTime};
 
-use common::pty::run_in_pty;
-use common::*;
+use crate::common::pty::run_in_pty;
+use crate::common::*;
 
 fn mtime(p: &std::path::Path) -> SystemTime {
     std::fs::metadata(p).unwrap().modified().unwrap()
@@ -15,9 +13,7 @@ fn mtime(p: &std::path::Path) -> SystemTime {
 
 #[test]
 fn rekey_adds_new_recipient_keeps_modes_and_rekeys_empty_secrets() {
-    if !require_tool("age") {
-        return;
-    }
+    require_tool("age");
     let f = Fleet::new();
     let admin = f.admin.public_line.clone();
     let host = ssh_keygen(f.tmp.path(), "host", "ed25519", "");
@@ -52,9 +48,7 @@ fn rekey_adds_new_recipient_keeps_modes_and_rekeys_empty_secrets() {
 
 #[test]
 fn failures_are_named_and_the_rest_still_rekeyed() {
-    if !require_tool("age") {
-        return;
-    }
+    require_tool("age");
     let f = Fleet::new();
     let admin = f.admin.public_line.clone();
     let host = ssh_keygen(f.tmp.path(), "host", "ed25519", "");
@@ -125,9 +119,7 @@ fn fleet_with_two_hosts() -> (Fleet, SshKey, SshKey) {
 
 #[test]
 fn rekey_selected_files_only() {
-    if !require_tool("age") {
-        return;
-    }
+    require_tool("age");
     let (f, a, _) = fleet_with_two_hosts();
     let admin = f.admin.public_line.clone();
     for n in ["x.age", "y.age", "z.age"] {
@@ -157,9 +149,7 @@ fn rekey_selected_files_only() {
 
 #[test]
 fn rekey_drifted_and_by_recipient() {
-    if !require_tool("age") {
-        return;
-    }
+    require_tool("age");
     let (f, a, b) = fleet_with_two_hosts();
     let admin = f.admin.public_line.clone();
     // in-sync: already encrypted to its rule; drifted: missing host a; armor: armor differs.
@@ -200,9 +190,8 @@ fn rekey_drifted_and_by_recipient() {
 /// real terminal asks for the passphrase exactly once.
 #[test]
 fn one_passphrase_prompt_for_many_files() {
-    if !require_tool("age") || !require_tool("script") {
-        return;
-    }
+    require_tool("age");
+    require_tool("script");
     let f = Fleet::new();
     std::fs::remove_file(&f.admin.private).unwrap();
     let locked = ssh_keygen(
@@ -261,9 +250,8 @@ fn one_passphrase_prompt_for_many_files() {
 
 #[test]
 fn encrypted_key_without_terminal_fails_fast() {
-    if !require_tool("age") || !require_tool("setsid") {
-        return;
-    }
+    require_tool("age");
+    require_tool("setsid");
     let f = Fleet::new();
     std::fs::remove_file(&f.admin.private).unwrap();
     let locked = ssh_keygen(&f.home.join(".ssh"), "id_ed25519_locked", "ed25519", "pw");
@@ -289,9 +277,8 @@ fn encrypted_key_without_terminal_fails_fast() {
 
 #[test]
 fn unneeded_encrypted_key_is_never_prompted_for() {
-    if !require_tool("age") || !require_tool("setsid") {
-        return;
-    }
+    require_tool("age");
+    require_tool("setsid");
     let f = Fleet::new();
     let locked = ssh_keygen(f.tmp.path(), "locked", "ed25519", "pw");
     let admin = f.admin.public_line.clone();
@@ -318,9 +305,7 @@ fn unneeded_encrypted_key_is_never_prompted_for() {
 /// other file is still rekeyed, and the exit is 1.
 #[test]
 fn weak_keys_fail_their_file_and_the_rest_is_rekeyed() {
-    if !require_tool("age") {
-        return;
-    }
+    require_tool("age");
     let f = Fleet::new();
     let admin = f.admin.public_line.clone();
     let host = ssh_keygen(f.tmp.path(), "host", "ed25519", "");
@@ -380,9 +365,7 @@ fn recipient_selection_takes_any_text_without_panicking() {
         .take(2)
         .collect::<Vec<_>>()
         .join(" ");
-    if !require_tool("age") {
-        return;
-    }
+    require_tool("age");
     f.age_file("a.age", &[&admin], b"value");
     let out = f.run(&["rekey", "--recipient", &format!("{bare} élan@host")]);
     assert!(out.status.success(), "{}", stderr(&out));

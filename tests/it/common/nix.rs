@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::{in_ci, nix_string, require_tool, run, stderr, stdout};
+use super::{nix_string, require_tool, run, stderr, stdout};
 
 /// The sources the evaluation tests need.
 pub struct Sources {
@@ -35,33 +35,26 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The sources, or `None` (a printed skip; a failure in CI) when nix-instantiate or one of
-/// them is missing.
-pub fn sources() -> Option<Sources> {
-    if !require_tool("nix-instantiate") {
-        return None;
-    }
+/// The sources; fails the test when nix-instantiate or one of them is missing (such tests
+/// are `#[ignore = "needs …"]`).
+pub fn sources() -> Sources {
+    require_tool("nix-instantiate");
     let mut found = Vec::new();
     for (var, dir) in VARS {
         match super::nix_src(dir) {
             Some(p) => found.push(p.canonicalize().unwrap()),
-            None => {
-                let msg = format!("{var} is not set and ../shared/nix-src/{dir} does not exist");
-                if in_ci() {
-                    panic!("{msg} (.ci/run sets it)");
-                }
-                eprintln!("SKIP: {msg}");
-                return None;
-            }
+            None => panic!(
+                "{var} is not set and ../shared/nix-src/{dir} does not exist (.ci/run sets it)"
+            ),
         }
     }
     let [nixpkgs_lib, nix_darwin, home_manager, agenix]: [PathBuf; 4] = found.try_into().unwrap();
-    Some(Sources {
+    Sources {
         nixpkgs_lib,
         nix_darwin,
         home_manager,
         agenix,
-    })
+    }
 }
 
 fn path_str(p: &Path) -> String {

@@ -1,0 +1,33 @@
+//! The integration tests: one binary (linked once), one module per area. Shared rigs and
+//! helpers (fleet, keys, sshd + agent, users, Nix sources, pty, typage, agenix) live in
+//! `common/`. Tests that need root or a tool outside Rust are `#[ignore = "needs …"]` with the
+//! reason; CI (`scripts/test.sh` with `CI=true`) runs them with `--include-ignored`, where a
+//! missing requirement fails the test instead of skipping it.
+
+mod common;
+
+mod access;
+mod activate;
+mod agenix_compat;
+mod attacks;
+mod bad_input;
+mod cctv;
+mod completions;
+mod crash;
+mod decrypt;
+mod differential;
+mod edit;
+mod fuzz_regressions;
+mod host;
+mod install;
+mod interop;
+mod keys;
+mod man;
+mod nix;
+mod nix_activation;
+mod nix_eval;
+mod plugin;
+mod pq;
+mod rekey;
+mod rules;
+mod status;
