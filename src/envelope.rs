@@ -16,21 +16,29 @@ use crate::recipient::Recipient;
 mod armor;
 pub mod header;
 
-/// One recipient stanza of a header.
+/// What one recipient stanza of a header is: its type and, for the SSH types, its tag; not
+/// its body (that is [`age_core::format::Stanza`], which only decryption needs).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Stanza {
+pub enum StanzaKind {
+    /// `ssh-ed25519 <tag> …`.
     SshEd25519 {
+        /// The recipient's 4-byte tag, base64 as in the header.
         tag: String,
     },
+    /// `ssh-rsa <tag>`.
     SshRsa {
+        /// The recipient's 4-byte tag, base64 as in the header.
         tag: String,
     },
+    /// `X25519 …`: anonymous (no tag).
     X25519,
     /// The hybrid post-quantum recipient; anonymous like X25519 (no tag).
     MlKem768X25519,
+    /// A passphrase (`scrypt`) stanza.
     Scrypt,
     /// Any other stanza type (grease, plugins).
     Other {
+        /// The stanza's type as written.
         kind: String,
     },
 }
@@ -39,7 +47,7 @@ pub enum Stanza {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
     pub armored: bool,
-    pub stanzas: Vec<Stanza>,
+    pub stanzas: Vec<StanzaKind>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -224,7 +232,7 @@ impl Header {
     /// The SSH tags in this header.
     pub fn ssh_tags(&self) -> impl Iterator<Item = &str> {
         self.stanzas.iter().filter_map(|s| match s {
-            Stanza::SshEd25519 { tag } | Stanza::SshRsa { tag } => Some(tag.as_str()),
+            StanzaKind::SshEd25519 { tag } | StanzaKind::SshRsa { tag } => Some(tag.as_str()),
             _ => None,
         })
     }
@@ -233,7 +241,7 @@ impl Header {
     pub fn x25519_count(&self) -> usize {
         self.stanzas
             .iter()
-            .filter(|s| **s == Stanza::X25519)
+            .filter(|s| **s == StanzaKind::X25519)
             .count()
     }
 
@@ -241,7 +249,7 @@ impl Header {
     pub fn mlkem768x25519_count(&self) -> usize {
         self.stanzas
             .iter()
-            .filter(|s| **s == Stanza::MlKem768X25519)
+            .filter(|s| **s == StanzaKind::MlKem768X25519)
             .count()
     }
 
@@ -252,7 +260,7 @@ impl Header {
             && self
                 .stanzas
                 .iter()
-                .all(|s| matches!(s, Stanza::MlKem768X25519 | Stanza::Other { .. }))
+                .all(|s| matches!(s, StanzaKind::MlKem768X25519 | StanzaKind::Other { .. }))
     }
 }
 
@@ -321,7 +329,7 @@ pub fn decrypt<K: DecryptionKeys + ?Sized>(
         }
         other => other?,
     };
-    if stanzas.contains(&Stanza::Scrypt) {
+    if stanzas.contains(&StanzaKind::Scrypt) {
         return Err(EnvelopeError::Passphrase);
     }
     let identities = ids.age_identities();

@@ -19,12 +19,12 @@
 use std::path::{Path, PathBuf};
 
 pub mod generations;
-pub mod install;
 pub mod manifest;
 pub mod mode;
 pub mod mounts;
 pub mod ownership;
 pub mod paths;
+pub mod place;
 pub mod state;
 
 pub use manifest::{FsChoice, Manifest, SecretSpec, MANIFEST_VERSION};
@@ -183,7 +183,7 @@ pub fn activate(
 ) -> Result<Report, ActivationError> {
     let layout = Layout::resolve(manifest, origin, env)?;
     let mut warnings = Vec::new();
-    let (plans, mut failures) = install::plan(manifest, &layout, env.var);
+    let (plans, mut failures) = place::plan(manifest, &layout, env.var);
     match phase {
         Phase::Install | Phase::All => {
             let owners = if phase == Phase::All {

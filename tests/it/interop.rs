@@ -12,7 +12,7 @@ use crate::common::{
     age_decrypt, age_encrypt, age_keygen, require_tool, ssh_keygen, stderr, SshKey,
 };
 use age::secrecy::SecretString;
-use agefleet::envelope::{self, EnvelopeError, Header, Stanza};
+use agefleet::envelope::{self, EnvelopeError, Header, StanzaKind};
 use agefleet::identity::{IdentityError, IdentitySet, PassphrasePrompt};
 use agefleet::recipient::Recipient;
 
@@ -203,8 +203,8 @@ fn header_tags_agree_with_recipient_tags_for_both_writers() {
     assert_eq!(header.x25519_count(), 1);
     assert!(header.armored);
     assert_eq!(header.stanzas.len(), 3, "{:?}", header.stanzas);
-    assert!(matches!(header.stanzas[0], Stanza::SshEd25519 { .. }));
-    assert!(matches!(header.stanzas[1], Stanza::SshRsa { .. }));
+    assert!(matches!(header.stanzas[0], StanzaKind::SshEd25519 { .. }));
+    assert!(matches!(header.stanzas[1], StanzaKind::SshRsa { .. }));
 
     // agefleet (the age crate) adds one grease stanza, which is ignored.
     let ct = envelope::encrypt(b"x", &refs(&recipients), false).unwrap();
@@ -217,7 +217,7 @@ fn header_tags_agree_with_recipient_tags_for_both_writers() {
     assert!(header
         .stanzas
         .iter()
-        .any(|s| matches!(s, Stanza::Other { kind } if kind.ends_with("-grease"))));
+        .any(|s| matches!(s, StanzaKind::Other { kind } if kind.ends_with("-grease"))));
 
     // The identity files' tags are the same ones.
     let set = ids(&[&k.ed25519.private, &k.rsa.private]);

@@ -1,6 +1,6 @@
 //! First-install provisioning (DESIGN §6), the library half: the host identity, the check
 //! that it can open every secret the host declares, and placing files under the target
-//! root. The command (`commands::install`) drives the steps, runs external tools and prints.
+//! root. The command (`install-with-secrets`, `commands::install_with_secrets`) drives the steps, runs external tools and prints.
 //!
 //! Invariants: nothing here prints or runs an external tool; private key bytes stay in
 //! zeroized buffers and reach disk only at the host key's final path, created 0600.

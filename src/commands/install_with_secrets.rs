@@ -41,8 +41,8 @@ use super::{ui, Context, Error, Outcome, Result};
 use crate::cli::InstallArgs;
 use crate::fsutil::PrivateTempDir;
 use crate::git::SshRemote;
-use crate::install::stage::{self, Placed};
-use crate::install::{self as lib, HostIdentity, HostKeySource};
+use crate::provision::stage::{self, Placed};
+use crate::provision::{self as lib, HostIdentity, HostKeySource};
 
 /// What the run will do, shown before anything destructive.
 #[derive(Debug, Serialize)]
