@@ -40,64 +40,11 @@ use super::signals::{CleanupOnSignal, Interrupt};
 use super::{ui, Context, Error, Outcome, Result};
 use crate::cli::InstallArgs;
 use crate::fsutil::PrivateTempDir;
-use crate::git::SshRemote;
+use crate::provision::preflight::{
+    self, Disko, KeyChoice, Notice, Plan, PreflightError, Prepared, Request,
+};
 use crate::provision::stage::{self, Placed};
-use crate::provision::{self as lib, HostIdentity, HostKeySource};
-
-/// What the run will do, shown before anything destructive.
-#[derive(Debug, Serialize)]
-struct Plan {
-    host: String,
-    flake: PathBuf,
-    root: PathBuf,
-    secrets: PlanSecrets,
-    host_key: PlanHostKey,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pq_key: Option<PlanPqKey>,
-    /// Disko steps, each an argv.
-    disko: Vec<Vec<String>>,
-    install: Vec<String>,
-    place: Vec<PlanPlace>,
-}
-
-#[derive(Debug, Serialize)]
-struct PlanSecrets {
-    url: String,
-    input: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    branch: Option<String>,
-    commit: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    locked_rev: Option<String>,
-    /// Secrets whose rules list the host key.
-    for_host: Vec<String>,
-}
-
-#[derive(Debug, Serialize)]
-struct PlanHostKey {
-    source: HostKeySource,
-    public: String,
-    fingerprint: String,
-    tag: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    kept_at: Option<PathBuf>,
-}
-
-#[derive(Debug, Serialize)]
-struct PlanPqKey {
-    source: HostKeySource,
-    recipient: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    kept_at: Option<PathBuf>,
-    /// Secrets whose rules list it (each proven to decrypt with it).
-    for_host: Vec<String>,
-}
-
-#[derive(Debug, Serialize)]
-struct PlanPlace {
-    path: PathBuf,
-    what: String,
-}
+use crate::provision::{self as lib};
 
 #[derive(Debug, Serialize)]
 struct Report<'a> {
@@ -107,31 +54,18 @@ struct Report<'a> {
     placed: Vec<Placed>,
 }
 
-/// How partitioning runs.
-enum Disko {
-    /// `--disko-cmd`, as given.
-    Given(Vec<String>),
-    /// Build the flake host's disko script, then run it.
-    FlakeScript(Vec<String>),
-}
-
-/// Everything preflight established. Dropping it removes the staging dir.
-struct Prepared {
+/// What preflight established, with the staging dir it fetched into. Dropping it removes the
+/// staging dir (the signal guard first, as declared).
+struct Staged {
     _signals: CleanupOnSignal,
     _staging: PrivateTempDir,
-    host_id: HostIdentity,
-    pq_id: Option<lib::pq::PqHostIdentity>,
-    flake_dir: PathBuf,
-    flake_files: Vec<PathBuf>,
-    extra: Option<(PathBuf, Vec<PathBuf>)>,
-    disko: Disko,
-    install: Vec<String>,
-    plan: Plan,
+    prepared: Prepared,
 }
 
 pub fn run(ctx: &Context, args: &InstallArgs) -> Result<Outcome> {
     let (flake_dir, host) = parse_flake_arg(&args.flake)?;
-    let prepared = preflight(ctx, args, &flake_dir, &host)?;
+    let staged = preflight(ctx, args, flake_dir, host)?;
+    let prepared = &staged.prepared;
     print_plan(&prepared.plan);
     if args.dry_run {
         ui::info("dry run: preflight passed; nothing was changed");
@@ -192,7 +126,7 @@ pub fn run(ctx: &Context, args: &InstallArgs) -> Result<Outcome> {
             placed,
         })?;
     }
-    drop(prepared);
+    drop(staged);
     Ok(Outcome::Success)
 }
 
@@ -220,354 +154,108 @@ fn parse_flake_arg(arg: &str) -> Result<(PathBuf, String)> {
     Ok((PathBuf::from(dir), host.to_owned()))
 }
 
-fn preflight(ctx: &Context, args: &InstallArgs, flake_arg: &Path, host: &str) -> Result<Prepared> {
-    let fail = |m: String| Error::Preflight(m);
-    if !rustix::process::geteuid().is_root() {
-        return Err(fail(
-            "must run as root: it partitions disks and installs NixOS".into(),
-        ));
-    }
-    let flake_dir = flake_arg
-        .canonicalize()
-        .map_err(|e| fail(format!("{}: flake directory: {e}", flake_arg.display())))?;
-    if !flake_dir.join("flake.nix").is_file() {
-        return Err(fail(format!("{}: no flake.nix", flake_dir.display())));
-    }
-
-    // Tools.
-    let disko = match &args.disko_cmd {
-        Some(cmd) => Disko::Given(split_command("--disko-cmd", cmd)?),
-        None => Disko::FlakeScript(vec![
-            "nix".into(),
-            "--extra-experimental-features".into(),
-            "nix-command flakes".into(),
-            "build".into(),
-            "--no-link".into(),
-            "--print-out-paths".into(),
-            format!(
-                "{}#nixosConfigurations.\"{host}\".config.system.build.diskoScript",
-                flake_dir.display()
-            ),
-        ]),
+fn preflight(ctx: &Context, args: &InstallArgs, flake: PathBuf, host: String) -> Result<Staged> {
+    let key_choice = |arg: Option<&str>| match arg {
+        None | Some("generate") => KeyChoice::Generate,
+        Some(path) => KeyChoice::File(PathBuf::from(path)),
     };
-    let disko_program = match &disko {
-        Disko::Given(argv) | Disko::FlakeScript(argv) => &argv[0],
+    let disko_cmd = match &args.disko_cmd {
+        Some(cmd) => Some(split_command("--disko-cmd", cmd)?),
+        None => None,
     };
-    require_program(disko_program, "the disko command")?;
-    let mut install = split_command(
+    let install_cmd = split_command(
         "--nixos-install-cmd",
         args.nixos_install_cmd.as_deref().unwrap_or("nixos-install"),
     )?;
-    require_program(&install[0], "the install command")?;
-
-    // The agent.
-    let sock = std::env::var_os("SSH_AUTH_SOCK")
-        .filter(|s| !s.is_empty())
-        .map(PathBuf::from)
-        .ok_or_else(|| {
-            fail(
-                "SSH_AUTH_SOCK is not set: connect with `ssh -A` so your agent is forwarded".into(),
-            )
-        })?;
-    let keys = lib::agent::count_identities(&sock).map_err(|e| fail(e.to_string()))?;
-    if keys == 0 {
-        return Err(fail(format!(
-            "SSH agent at {} holds no key: `ssh-add` on your machine, then reconnect with `ssh -A`",
-            sock.display()
-        )));
-    }
-    ctx.verbose(&format!(
-        "SSH agent at {} holds {keys} key(s)",
-        sock.display()
-    ));
-
-    // The flake's own files: they go to a world-readable place and into the store.
-    let flake_files = stage::flake_files(&flake_dir).map_err(|e| fail(e.to_string()))?;
-    let leaking = stage::files_with_private_keys(&flake_dir, &flake_files);
-    if !leaking.is_empty() {
-        let names: Vec<String> = leaking.iter().map(|p| p.display().to_string()).collect();
-        return Err(fail(format!(
-            "{}: these files hold private key material and would be copied to <root>/etc/nixos and the Nix store: {}",
-            flake_dir.display(),
-            names.join(", ")
-        )));
-    }
-    let extra = match &args.extra_files {
-        None => None,
-        Some(dir) => {
-            let dir = dir
-                .canonicalize()
-                .map_err(|e| fail(format!("{}: --extra-files: {e}", dir.display())))?;
-            let files = stage::walk(&dir, false).map_err(|e| fail(e.to_string()))?;
-            let (errors, warnings) = stage::check_extra_files(&dir, &files);
-            for w in &warnings {
-                ui::warn(&format!("--extra-files: {w}"));
-            }
-            if !errors.is_empty() {
-                return Err(fail(format!("--extra-files: {}", errors.join("; "))));
-            }
-            Some((dir, files))
-        }
+    let req = Request {
+        flake,
+        host,
+        disko_cmd,
+        install_cmd,
+        agent_socket: std::env::var_os("SSH_AUTH_SOCK")
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from),
+        extra_files: args.extra_files.clone(),
+        host_key: key_choice(args.host_key.as_deref()),
+        pq_key: args.pq_key.as_deref().map(|k| key_choice(Some(k))),
+        keep_generated: !args.dry_run,
+        state_dir: state_dir(),
+        secrets_url: args.secrets_url.clone(),
+        secrets_input: args.secrets_input.clone(),
+        known_hosts: args
+            .known_hosts
+            .clone()
+            .or_else(|| super::home_dir().map(|h| h.join(".ssh/known_hosts"))),
+        root: args.root.clone(),
+        eval_mode: ctx.eval_mode(),
     };
-
-    // Host identity.
-    let host_id = match args.host_key.as_deref() {
-        None | Some("generate") => {
-            let kept = state_dir()
-                .map_err(fail)?
-                .join("agefleet/install")
-                .join(host)
-                .join("ssh_host_ed25519_key");
-            HostIdentity::generate_or_reuse(&kept, &format!("root@{host}"), !args.dry_run)
-                .map_err(|e| fail(e.to_string()))?
-        }
-        Some(path) => HostIdentity::load(Path::new(path)).map_err(|e| fail(e.to_string()))?,
-    };
-    let pq_id = match args.pq_key.as_deref() {
-        None => None,
-        Some("generate") => {
-            let kept = state_dir()
-                .map_err(fail)?
-                .join("agefleet/install")
-                .join(host)
-                .join(crate::keys::age_identity::PQ_IDENTITY_FILE);
-            Some(
-                lib::pq::PqHostIdentity::generate_or_reuse(&kept, !args.dry_run)
-                    .map_err(|e| fail(e.to_string()))?,
-            )
-        }
-        Some(path) => {
-            Some(lib::pq::PqHostIdentity::load(Path::new(path)).map_err(|e| fail(e.to_string()))?)
-        }
-    };
-    let host_tag = crate::recipient::Recipient::parse(&host_id.public_line)
-        .map_err(|e| fail(e.to_string()))?
-        .tag
-        .ok_or_else(|| fail("the host key has no SSH stanza tag".into()))?;
-
-    // The secrets repo.
-    let (url, branch, locked_rev) = match &args.secrets_url {
-        Some(u) => (u.clone(), None, None),
-        None => {
-            let l = lib::flake_lock::secrets_input(&flake_dir, &args.secrets_input)
-                .map_err(|e| fail(e.to_string()))?;
-            (l.url, l.branch, l.rev)
-        }
-    };
-    let remote = SshRemote::parse(&url).map_err(|e| fail(e.to_string()))?;
-    let known_hosts = match &args.known_hosts {
-        Some(p) => p.clone(),
-        None => super::home_dir()
-            .map(|h| h.join(".ssh/known_hosts"))
-            .ok_or_else(|| fail("HOME is not set: pass --known-hosts".into()))?,
-    };
-    let staging = PrivateTempDir::new().map_err(|e| fail(e.to_string()))?;
+    let mut notify = |n: Notice| show_notice(ctx, n);
+    let path = std::env::var_os("PATH");
+    let checked = preflight::check(&req, path.as_deref(), &mut notify).map_err(refusal)?;
+    let staging = PrivateTempDir::new().map_err(|e| Error::Preflight(e.to_string()))?;
     let signals = CleanupOnSignal::install(
         staging.path(),
         Interrupt::Stop,
         "interrupted; staging removed",
         130,
     )?;
-    let clone_dir = staging.path().join("clone");
-    ctx.verbose(&format!(
-        "fetching {} into {}",
-        remote.git_url(),
-        clone_dir.display()
-    ));
-    let cloned = crate::git::clone_with_agent(&remote, &known_hosts, branch.as_deref(), &clone_dir)
-        .map_err(|e| fail(e.to_string()))?;
-    let secrets_dir = staging.path().join("secrets");
-    let secret_files = crate::git::tracked_files(&clone_dir)
-        .map_err(|e| fail(e.to_string()))?
-        .unwrap_or_default();
-    stage::copy_files(&clone_dir, &secret_files, &secrets_dir, 0o777, false)
-        .map_err(|e| fail(e.to_string()))?;
-    // The staged repository becomes a flake input, copied into the world-readable store.
-    let leaking = stage::files_with_private_keys(&secrets_dir, &secret_files);
-    if !leaking.is_empty() {
-        let names: Vec<String> = leaking.iter().map(|p| p.display().to_string()).collect();
-        return Err(fail(format!(
-            "{url}: these files hold unencrypted private key material and would be copied to the Nix store: {}",
-            names.join(", ")
-        )));
-    }
-    let rules_file = secrets_dir.join("secrets.nix");
-    if !rules_file.is_file() {
-        return Err(fail(format!(
-            "{url}: the repository has no secrets.nix at its top"
-        )));
-    }
-    let rules = crate::rules::load(&rules_file, ctx.eval_mode())
-        .map_err(|e| fail(format!("{url}: {e}")))?;
-    let check = lib::check_secrets(&rules, &host_id.key_fields(), &host_tag);
-    for bad in &check.bad_rules {
-        ui::warn(&format!("{url}: {bad}"));
-    }
-    if check.listed.is_empty() {
-        let origin = match (&host_id.source, &host_id.path) {
-            (HostKeySource::File, _) => "given".to_string(),
-            (_, Some(p)) => format!("generated, kept at {}", p.display()),
-            (_, None) => "generated, not kept (dry run)".to_string(),
-        };
-        ui::info(&format!(
-            "host key of {host} ({origin}):\n{}\n\nAdd it to secrets.nix in {url}:\n\n{}\n",
-            host_id.public_line,
-            lib::rules_snippet(host, &host_id.public_line)
-        ));
-        return Err(fail(format!(
-            "{url}: no secret in secrets.nix lists the host key {} of {host}: add it (above), rekey, push, and run again",
-            host_id.fingerprint
-        )));
-    }
-    if !check.stale.is_empty() {
-        return Err(fail(format!(
-            "{url}: these secrets list the host key of {host} in secrets.nix but were not encrypted to it: {}; rekey them (`agefleet rekey`) and push",
-            check.stale.join(", ")
-        )));
-    }
-    if !check.unreadable.is_empty() {
-        return Err(fail(format!(
-            "{url}: secrets for {host} that cannot be checked: {}",
-            check.unreadable.join(", ")
-        )));
-    }
-    let pq_listed = match &pq_id {
-        None => None,
-        Some(pq) => {
-            let c = pq.check_secrets(&rules);
-            if c.listed.is_empty() {
-                ui::info(&format!(
-                    "post-quantum key of {host}:\n{}\n\nAdd it to secrets.nix in {url} (and its path to age.identityPaths)",
-                    pq.recipient
-                ));
-                return Err(fail(format!(
-                    "{url}: no secret in secrets.nix lists the post-quantum key of {host}: add it (above), rekey, push, and run again"
-                )));
-            }
-            if !c.stale.is_empty() {
-                return Err(fail(format!(
-                    "{url}: these secrets list the post-quantum key of {host} in secrets.nix but do not decrypt with it: {}; rekey them (`agefleet rekey`) and push",
-                    c.stale.join(", ")
-                )));
-            }
-            if !c.unreadable.is_empty() {
-                return Err(fail(format!(
-                    "{url}: secrets for the post-quantum key of {host} that cannot be checked: {}",
-                    c.unreadable.join(", ")
-                )));
-            }
-            Some(c.listed)
-        }
-    };
-    if let Some(rev) = &locked_rev {
-        if *rev != cloned.commit {
-            ui::warn(&format!(
-                "{url}: flake.lock pins {rev} but the fetched {} is {}; installing with the fetched commit",
-                branch.as_deref().unwrap_or("HEAD"),
-                cloned.commit
-            ));
-        }
-    }
-
-    let root = &std::path::absolute(&args.root)
-        .map_err(|e| fail(format!("{}: --root: {e}", args.root.display())))?;
-    install.extend([
-        "--root".to_string(),
-        root.display().to_string(),
-        "--flake".to_string(),
-        format!("{}#{host}", root.join("etc/nixos").display()),
-        "--no-channel-copy".to_string(),
-        "--override-input".to_string(),
-        args.secrets_input.clone(),
-        format!("path:{}", secrets_dir.display()),
-    ]);
-    let key_path = stage::host_key_path(root);
-    let mut place = vec![
-        PlanPlace {
-            path: root.join("etc/nixos"),
-            what: format!("{} files of the flake", flake_files.len()),
-        },
-        PlanPlace {
-            path: key_path.clone(),
-            what: format!("host key {} (0600)", host_id.fingerprint),
-        },
-        PlanPlace {
-            path: key_path.with_extension("pub"),
-            what: "host public key (0644)".into(),
-        },
-    ];
-    if let Some(pq) = &pq_id {
-        place.push(PlanPlace {
-            path: stage::pq_key_path(root),
-            what: format!(
-                "post-quantum identity {} (0600; add /etc/ssh/{} to age.identityPaths)",
-                crate::recipient::abbreviate(&pq.recipient),
-                crate::keys::age_identity::PQ_IDENTITY_FILE
-            ),
-        });
-    }
-    if let Some((dir, files)) = &extra {
-        place.push(PlanPlace {
-            path: root.clone(),
-            what: format!("{} extra files from {}", files.len(), dir.display()),
-        });
-    }
-    let plan = Plan {
-        host: host.to_owned(),
-        flake: flake_dir.clone(),
-        root: root.clone(),
-        secrets: PlanSecrets {
-            url,
-            input: args.secrets_input.clone(),
-            branch,
-            commit: cloned.commit,
-            locked_rev,
-            for_host: check.listed,
-        },
-        host_key: PlanHostKey {
-            source: host_id.source,
-            public: host_id.public_line.clone(),
-            fingerprint: host_id.fingerprint.clone(),
-            tag: host_tag,
-            kept_at: host_id.path.clone(),
-        },
-        pq_key: pq_id.as_ref().zip(pq_listed).map(|(pq, listed)| PlanPqKey {
-            source: pq.source,
-            recipient: pq.recipient.clone(),
-            kept_at: pq.path.clone(),
-            for_host: listed,
-        }),
-        disko: match &disko {
-            Disko::Given(argv) => vec![argv.clone()],
-            Disko::FlakeScript(build) => {
-                vec![build.clone(), vec!["<the built diskoScript>".into()]]
-            }
-        },
-        install: install.clone(),
-        place,
-    };
-    Ok(Prepared {
+    let prepared = preflight::fetch(checked, &req, staging.path(), &mut notify).map_err(refusal)?;
+    Ok(Staged {
         _signals: signals,
         _staging: staging,
-        host_id,
-        pq_id,
-        flake_dir,
-        flake_files,
-        extra,
-        disko,
-        install,
-        plan,
+        prepared,
     })
 }
 
-/// `$XDG_STATE_HOME`, else `$HOME/.local/state`.
-fn state_dir() -> std::result::Result<PathBuf, String> {
-    if let Some(d) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
-        return Ok(PathBuf::from(d));
+/// Shows a preflight notice as it arrives: verbose progress, or a warning.
+fn show_notice(ctx: &Context, notice: Notice) {
+    match notice {
+        Notice::AgentKeys { socket, keys } => ctx.verbose(&format!(
+            "SSH agent at {} holds {keys} key(s)",
+            socket.display()
+        )),
+        Notice::ExtraFile(w) => ui::warn(&format!("--extra-files: {w}")),
+        Notice::Fetching { url, into } => {
+            ctx.verbose(&format!("fetching {url} into {}", into.display()))
+        }
+        Notice::BadRule { url, message } => ui::warn(&format!("{url}: {message}")),
+        Notice::LockedRevDiffers {
+            url,
+            locked,
+            fetched_ref,
+            fetched,
+        } => ui::warn(&format!(
+            "{url}: flake.lock pins {locked} but the fetched {fetched_ref} is {fetched}; installing with the fetched commit"
+        )),
     }
-    super::home_dir()
-        .map(|h| h.join(".local/state"))
-        .ok_or_else(|| "HOME is not set: cannot keep a generated host key".to_string())
+}
+
+/// A preflight refusal (exit 4), after what the user needs to fix it, when there is more
+/// to show than one line.
+fn refusal(e: PreflightError) -> Error {
+    match &e {
+        PreflightError::HostKeyNotListed(n) => ui::info(&format!(
+            "host key of {} ({}):\n{}\n\nAdd it to secrets.nix in {}:\n\n{}\n",
+            n.host, n.origin, n.public_line, n.url, n.snippet
+        )),
+        PreflightError::PqKeyNotListed {
+            url,
+            host,
+            recipient,
+        } => ui::info(&format!(
+            "post-quantum key of {host}:\n{recipient}\n\nAdd it to secrets.nix in {url} (and its path to age.identityPaths)"
+        )),
+        _ => {}
+    }
+    Error::Preflight(e.to_string())
+}
+
+/// `$XDG_STATE_HOME`, else `$HOME/.local/state`.
+fn state_dir() -> Option<PathBuf> {
+    std::env::var_os("XDG_STATE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| super::home_dir().map(|h| h.join(".local/state")))
 }
 
 fn split_command(flag: &str, cmd: &str) -> Result<Vec<String>> {
@@ -576,27 +264,6 @@ fn split_command(flag: &str, cmd: &str) -> Result<Vec<String>> {
         return Err(Error::Usage(format!("{flag}: empty command")));
     }
     Ok(argv)
-}
-
-/// The program is an executable file (a path) or found on PATH.
-fn require_program(program: &str, what: &str) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let executable = |p: &Path| {
-        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    };
-    let found = if program.contains('/') {
-        executable(Path::new(program))
-    } else {
-        std::env::var_os("PATH")
-            .is_some_and(|path| std::env::split_paths(&path).any(|d| executable(&d.join(program))))
-    };
-    if found {
-        Ok(())
-    } else {
-        Err(Error::Preflight(format!(
-            "{what}: `{program}` not found or not executable"
-        )))
-    }
 }
 
 fn print_plan(plan: &Plan) {
@@ -764,7 +431,7 @@ mod tests {
     }
 
     #[test]
-    fn commands_are_split_and_resolved() {
+    fn commands_are_split() {
         assert_eq!(
             split_command("--disko-cmd", "disko --mode 'a b'").unwrap(),
             ["disko", "--mode", "a b"]
@@ -773,12 +440,6 @@ mod tests {
         assert!(matches!(
             split_command("--x", "'open"),
             Err(Error::Usage(_))
-        ));
-        assert!(require_program("sh", "t").is_ok());
-        assert!(require_program("/bin/sh", "t").is_ok());
-        assert!(matches!(
-            require_program("/nonexistent/tool", "t"),
-            Err(Error::Preflight(_))
         ));
     }
 }

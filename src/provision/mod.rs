@@ -17,6 +17,7 @@ use crate::rules::Rules;
 pub mod agent;
 pub mod flake_lock;
 pub mod pq;
+pub mod preflight;
 pub mod stage;
 
 /// An install step failed. One line, naming the file it is about; never key material.
