@@ -35,6 +35,7 @@ pub struct RecipientDrift {
 }
 
 impl RecipientDrift {
+    /// Whether the header agrees with the rule's recipients, as far as a header can tell.
     pub fn is_empty(&self) -> bool {
         self.added.is_empty()
             && self.removed_tags.is_empty()
@@ -55,20 +56,24 @@ impl RecipientDrift {
 /// The drift of one file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Drift {
+    /// How the header's recipients differ from the rule's.
     pub recipients: RecipientDrift,
     /// `Some(rule's armor)` when the file's armor differs from it.
     pub armor_expected: Option<bool>,
 }
 
 impl Drift {
+    /// Whether the recipients differ (a rekey changes them).
     pub fn recipients_drift(&self) -> bool {
         !self.recipients.is_empty()
     }
 
+    /// Whether the armor differs from the rule's `armor`.
     pub fn armor_drift(&self) -> bool {
         self.armor_expected.is_some()
     }
 
+    /// Whether the file drifted at all.
     pub fn any(&self) -> bool {
         self.recipients_drift() || self.armor_drift()
     }

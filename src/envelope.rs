@@ -46,16 +46,20 @@ pub enum StanzaKind {
 /// What a header says without decrypting.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
+    /// Whether the file is ASCII-armored.
     pub armored: bool,
+    /// Its recipient stanzas, in order.
     pub stanzas: Vec<StanzaKind>,
 }
 
+/// Why an age file could not be read, decrypted or written. One line; never plaintext.
 #[derive(Debug, thiserror::Error)]
 pub enum EnvelopeError {
     /// Not an age file: what our header parser found instead (a description, no underlying
     /// error).
     #[error("not an age file ({0})")]
     NotAge(String),
+    /// None of the identities tried opens any stanza.
     #[error("no identity matches any recipient of this file")]
     NoMatchingIdentity,
     /// The header (or the payload nonce that ends it) is malformed or truncated, or a
@@ -72,12 +76,16 @@ pub enum EnvelopeError {
     /// plaintext of such a file is released.
     #[error("corrupt or truncated age file ({0})")]
     Payload(#[source] PayloadFailure),
+    /// Encrypting failed.
     #[error("encryption failed: {0}")]
     Encrypt(#[source] EncryptFailure),
+    /// Encrypting to an empty recipient list.
     #[error("no recipients")]
     NoRecipients,
+    /// A passphrase (scrypt) file: not encrypted to keys.
     #[error("encrypted with a passphrase (scrypt), not to keys: agefleet does not decrypt those")]
     Passphrase,
+    /// Reading the file failed.
     #[error("read failed: {0}")]
     Io(#[source] std::io::Error),
     /// An age plugin failed, or is not installed (one line).

@@ -289,13 +289,18 @@ pub fn tracked_files(dir: &Path) -> Result<Option<Vec<PathBuf>>, GitError> {
 /// scp-like `[user@]host:path`. Query strings and fragments (`?ref=…`) are dropped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SshRemote {
+    /// The user, when the URL names one.
     pub user: Option<String>,
+    /// The host name or address (an IPv6 address without brackets).
     pub host: String,
+    /// The port (22 unless given).
     pub port: u16,
+    /// The repository path (absolute, or relative to the remote home for scp-like URLs).
     pub path: String,
 }
 
 impl SshRemote {
+    /// Parses `url`; anything but an SSH remote (https, a local path) is refused.
     pub fn parse(url: &str) -> Result<Self, GitError> {
         let bad = |reason: &'static str| GitError::NotSshUrl {
             url: url.to_owned(),

@@ -13,6 +13,7 @@
 //! [`activation`] (its `place` module is the boot-time install phase), [`fleet`].
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod activation;
 pub mod drift;

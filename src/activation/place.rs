@@ -34,11 +34,17 @@ pub enum Target {
 /// A secret whose name, mode and path have been checked.
 #[derive(Debug, Clone)]
 pub struct Plan {
+    /// The secret's name in the manifest.
     pub name: String,
+    /// Its `.age` file (in the Nix store).
     pub file: PathBuf,
+    /// The mode it is given.
     pub mode: u32,
+    /// Its owner (a user name or numeric id).
     pub owner: String,
+    /// Its group (a group name or numeric id).
     pub group: String,
+    /// Where it goes.
     pub target: Target,
 }
 

@@ -138,6 +138,7 @@ pub struct HostIdentity {
     pub public_line: String,
     /// `SHA256:…`, as `ssh-keygen -lf` prints it.
     pub fingerprint: String,
+    /// Given, generated now or generated earlier.
     pub source: HostKeySource,
     /// The file it was read from or kept in (None for a dry-run generation).
     pub path: Option<PathBuf>,
@@ -263,6 +264,7 @@ pub struct SecretsCheck {
 }
 
 impl SecretsCheck {
+    /// Whether the host can open every secret it declares (and declares one).
     pub fn ok(&self) -> bool {
         !self.listed.is_empty() && self.stale.is_empty() && self.unreadable.is_empty()
     }

@@ -19,6 +19,7 @@ pub struct PqHostIdentity {
     identity: MlKem768X25519Identity,
     /// `age1pq1…`.
     pub recipient: String,
+    /// Given, generated now or generated earlier.
     pub source: HostKeySource,
     /// The file it was read from or kept in (None for a dry-run generation).
     pub path: Option<PathBuf>,

@@ -17,6 +17,7 @@ use super::{HostIdentity, InstallError};
 /// One placed file, for the report.
 #[derive(Debug, Clone, Serialize)]
 pub struct Placed {
+    /// Where it was placed.
     pub path: PathBuf,
     /// Octal permission bits, e.g. `"0600"` (none for symlinks).
     #[serde(skip_serializing_if = "Option::is_none")]
