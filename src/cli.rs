@@ -140,7 +140,12 @@ pub struct HostAddArgs {
     #[arg(long, value_name = "HOST[:PORT]")]
     pub keyscan: Option<String>,
     /// The scanned key's expected fingerprint, as `ssh-keygen -lf` prints it on the host.
-    #[arg(long, value_name = "SHA256:…", requires = "keyscan")]
+    #[arg(
+        long,
+        value_name = "SHA256:…",
+        requires = "keyscan",
+        conflicts_with_all = ["key", "key_file"]
+    )]
     pub fingerprint: Option<String>,
     /// Give NAME exactly the secrets OTHER can read (add it wherever OTHER is listed).
     #[arg(
