@@ -83,7 +83,7 @@ fn add(f: &Fleet, target: &str, extra: &[&str]) -> Output {
 }
 
 #[test]
-#[ignore = "needs root, `sshd`, `ssh-keyscan`, `ssh-keygen`, `age`"]
+#[ignore = "needs root, `age`, `git`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh-keyscan`, `ssh`, `sshd`"]
 fn the_right_fingerprint_binds_the_sshd_host_key_and_rekeys_to_it() {
     require_rig();
     require_tool("age");
@@ -123,7 +123,7 @@ fn the_right_fingerprint_binds_the_sshd_host_key_and_rekeys_to_it() {
 }
 
 #[test]
-#[ignore = "needs root, `sshd`, `ssh-keyscan`, `ssh-keygen`"]
+#[ignore = "needs root, `git`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh-keyscan`, `ssh`, `sshd`"]
 fn a_wrong_fingerprint_is_refused_and_nothing_is_written_also_in_a_dry_run() {
     require_rig();
     // An ECDSA host key besides: only the ed25519 one is fetched.
@@ -157,7 +157,7 @@ fn a_wrong_fingerprint_is_refused_and_nothing_is_written_also_in_a_dry_run() {
 }
 
 #[test]
-#[ignore = "needs root, `sshd`, `ssh-keyscan`, `ssh-keygen`"]
+#[ignore = "needs root, `git`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh-keyscan`, `ssh`, `sshd`"]
 fn without_fingerprint_or_terminal_it_is_refused_showing_the_fingerprint() {
     require_rig();
     let rig = SshRig::start();
@@ -211,7 +211,7 @@ fn pty_add(f: &Fleet, target: &str, input: &[u8]) -> common::pty::PtyRun {
 }
 
 #[test]
-#[ignore = "needs root, `sshd`, `ssh-keyscan`, `ssh-keygen`, `script`"]
+#[ignore = "needs root, `git`, `script`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh-keyscan`, `ssh`, `sshd`"]
 fn on_a_terminal_yes_trusts_the_key_and_no_refuses_it() {
     require_rig();
     require_tool("script");
@@ -309,7 +309,9 @@ fn assert_one_line_failure(out: &Output, needle: &str, code: i32) {
 }
 
 #[test]
+#[ignore = "needs `ssh-keygen`"]
 fn the_tool_gets_an_argv_and_ipv6_in_brackets_works() {
+    require_tool("ssh-keygen");
     let f = fleet(false);
     let fake = FakeKeyscan::new(
         format!("# [::1]:2222 SSH-2.0-OpenSSH_9.2\n[::1]:2222 ssh-ed25519 {KEY}\n").as_bytes(),
@@ -330,7 +332,9 @@ fn the_tool_gets_an_argv_and_ipv6_in_brackets_works() {
 }
 
 #[test]
+#[ignore = "needs `ssh-keygen`"]
 fn hostile_keyscan_output_is_refused_with_one_line_and_nothing_written() {
+    require_tool("ssh-keygen");
     let cases: Vec<(Vec<u8>, &str, &str)> = vec![
         (
             format!("h ssh-ed25519 {KEY}\nh ssh-ed25519 {KEY2}\n").into(),
@@ -401,7 +405,9 @@ fn hostile_keyscan_output_is_refused_with_one_line_and_nothing_written() {
 }
 
 #[test]
+#[ignore = "needs `ssh-keygen`"]
 fn option_like_hosts_and_bad_fingerprints_are_refused_before_anything_runs() {
+    require_tool("ssh-keygen");
     let f = fleet(false);
     let before = rules(&f);
     let fake = FakeKeyscan::new(format!("h ssh-ed25519 {KEY}\n").as_bytes(), "");
@@ -452,7 +458,9 @@ fn option_like_hosts_and_bad_fingerprints_are_refused_before_anything_runs() {
 }
 
 #[test]
+#[ignore = "needs `ssh-keygen`"]
 fn a_missing_ssh_keyscan_is_an_external_tool_failure() {
+    require_tool("ssh-keygen");
     let f = fleet(false);
     let empty = tempfile::tempdir().unwrap();
     let out = common::run(f.cmd().env("PATH", empty.path()).args([
