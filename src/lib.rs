@@ -9,7 +9,8 @@
 //! [`recipient`] and [`identity`] (the keys it is encrypted to and decrypted with),
 //! [`rules`] (the `secrets.nix` recipient map), [`drift`] (rules against headers),
 //! [`platform`] (root-safe filesystem walks, atomic writes, user lookup), and the verbs:
-//! [`keys`], [`install`], [`activation`], [`fleet`].
+//! [`keys`], [`install`], [`activation`], [`fleet`], and [`secrets`] (what edit, decrypt,
+//! rekey and status share, with the [`secrets::rekey`] and [`secrets::status`] verbs).
 
 #![forbid(unsafe_code)]
 
@@ -27,5 +28,6 @@ pub mod platform;
 pub mod policy;
 pub mod recipient;
 pub mod rules;
+pub mod secrets;
 pub mod sys;
 pub mod text;

@@ -64,7 +64,7 @@ fn say_dir_action(dir: &Path, action: DirAction, dry_run: bool) {
 
 /// Reads the passphrase: stdin up to the first newline (a trailing CR is dropped).
 fn read_passphrase_stdin() -> Result<Zeroizing<Vec<u8>>> {
-    let all = super::common::read_to_end_zeroizing(std::io::stdin().lock().take(64 * 1024))
+    let all = crate::secrets::read_to_end_zeroizing(std::io::stdin().lock().take(64 * 1024))
         .map_err(|e| Error::Failed(format!("reading the passphrase from stdin: {e}")))?;
     let end = all.iter().position(|&b| b == b'\n').unwrap_or(all.len());
     let mut pass = Zeroizing::new(all[..end].to_vec());

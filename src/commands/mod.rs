@@ -113,6 +113,9 @@ failed_from!(
     crate::fsutil::FsError,
     crate::git::GitError,
     crate::names::NameError,
+    crate::secrets::SecretError,
+    crate::secrets::RuleRecipientsError,
+    crate::secrets::NoIdentity,
 );
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
