@@ -3,8 +3,6 @@
 //! directory. Exit 0 when no entry has a problem, 1 otherwise. The scan is
 //! [`crate::secrets::status::scan`]; this renders its report as a table or JSON.
 
-use std::io::IsTerminal;
-
 use super::{ui, Context, Outcome, Result};
 use crate::cli::StatusArgs;
 use crate::secrets::status::{self, Entry, Progress};
@@ -29,8 +27,7 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<Outcome> {
 
 fn table(entries: &[Entry]) -> String {
     use std::fmt::Write as _;
-    let color = std::io::stdout().is_terminal()
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let color = ui::color_stdout();
     let width = entries
         .iter()
         .map(|e| ui::printable(&e.file).chars().count())
