@@ -11,7 +11,7 @@ use crate::keys::age_identity::{self, AgeKeyKind};
 
 pub fn run(args: &KeygenArgs) -> Result<Outcome> {
     if let Some(path) = &args.recipients_of {
-        let recipients = age_identity::recipients_of(path).map_err(Error::failed)?;
+        let recipients = age_identity::recipients_of(path)?;
         let lines: String = recipients.iter().map(|r| format!("{r}\n")).collect();
         ui::out_bytes(lines.as_bytes())?;
         return Ok(Outcome::Success);
@@ -28,7 +28,7 @@ pub fn run(args: &KeygenArgs) -> Result<Outcome> {
                 if e.is_refusal() {
                     Error::Refused(e.to_string())
                 } else {
-                    Error::failed(e)
+                    Error::Key(e)
                 }
             })?;
             ui::out(&id.recipient)?;

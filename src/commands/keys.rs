@@ -21,7 +21,7 @@ fn key_error(e: KeyError) -> Error {
     if e.is_refusal() {
         Error::Refused(format!("{e} (use --force to move it to a backup first)"))
     } else {
-        Error::Failed(e.to_string())
+        Error::Key(e)
     }
 }
 

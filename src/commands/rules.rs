@@ -10,13 +10,12 @@ pub fn run(ctx: &Context, args: &RulesArgs) -> Result<Outcome> {
     let path = ctx.rules_path();
     let mode = ctx.eval_mode();
     if args.json {
-        let (value, backend, fallback) =
-            rules::evaluate_json(&path, mode).map_err(Error::failed)?;
+        let (value, backend, fallback) = rules::evaluate_json(&path, mode)?;
         say_backend(ctx, backend, fallback.as_deref());
         super::ui::out(&serde_json::to_string(&value).map_err(Error::failed)?)?;
         return Ok(Outcome::Success);
     }
-    let rules = rules::load(&path, mode).map_err(Error::failed)?;
+    let rules = rules::load(&path, mode)?;
     say_backend(ctx, rules.backend, rules.fallback_reason.as_deref());
     let mut bad = false;
     // Buffered, and written through `ui::out_bytes` (a closed stdout ends quietly).
