@@ -12,6 +12,7 @@ mod agenix_compat;
 mod attacks;
 mod bad_input;
 mod cctv;
+mod closed_stdout;
 mod completions;
 mod crash;
 mod decrypt;
