@@ -247,7 +247,7 @@ fn refusal(e: PreflightError) -> Error {
         )),
         _ => {}
     }
-    Error::Preflight(e.to_string())
+    Error::InstallPreflight(e)
 }
 
 /// `$XDG_STATE_HOME`, else `$HOME/.local/state`.

@@ -112,6 +112,9 @@ pub enum Error {
     /// Exit 1: activation failed.
     #[error("{0}")]
     Activation(#[from] crate::activation::ActivationError),
+    /// Exit 4: `install-with-secrets`' preflight refused, before any destructive step.
+    #[error("{0}")]
+    InstallPreflight(#[from] crate::provision::preflight::PreflightError),
 }
 
 impl Error {
@@ -120,7 +123,7 @@ impl Error {
         match self {
             Error::Usage(_) => 2,
             Error::Refused(_) => 3,
-            Error::Preflight(_) => 4,
+            Error::Preflight(_) | Error::InstallPreflight(_) => 4,
             Error::ExternalTool(_) => 5,
             Error::StdoutClosed => 0,
             Error::Failed(_)
