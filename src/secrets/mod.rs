@@ -350,4 +350,164 @@ mod tests {
             assert_eq!(read_to_end_zeroizing(reader).unwrap().as_slice(), &data[..]);
         }
     }
+
+    use crate::keys::age_identity::{self, AgeKeyKind, GeneratedIdentity};
+    use crate::rules::{EvalMode, Rules};
+    use status::Problem;
+
+    /// A rules directory: `a.age` (rule: alice and bob; file: alice only), `c.age` (rule,
+    /// no file), `orphan.age` (file, no rule) and a leftover temp file of `a.age`.
+    struct Fixture {
+        dir: tempfile::TempDir,
+        alice: GeneratedIdentity,
+        bob: GeneratedIdentity,
+        temp: String,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let gen = || age_identity::generate(AgeKeyKind::X25519, std::time::SystemTime::now());
+            let (alice, bob) = (gen(), gen());
+            std::fs::write(
+                dir.path().join("secrets.nix"),
+                format!(
+                    "{{ \"a.age\".publicKeys = [ \"{a}\" \"{b}\" ]; \"c.age\".publicKeys = [ \"{a}\" ]; }}\n",
+                    a = alice.recipient,
+                    b = bob.recipient
+                ),
+            )
+            .unwrap();
+            let to_alice = Recipient::parse(&alice.recipient).unwrap();
+            let file = envelope::encrypt(b"one", &[&to_alice], false).unwrap();
+            std::fs::write(dir.path().join("a.age"), &file).unwrap();
+            std::fs::write(dir.path().join("orphan.age"), &file).unwrap();
+            let temp = format!(".a.age{}0123456789abcdef", crate::fsutil::TEMP_MARKER);
+            std::fs::write(dir.path().join(&temp), b"left by a killed run").unwrap();
+            Fixture {
+                dir,
+                alice,
+                bob,
+                temp,
+            }
+        }
+
+        fn rules(&self) -> Rules {
+            crate::rules::load(&self.dir.path().join("secrets.nix"), EvalMode::Builtin).unwrap()
+        }
+
+        fn identities(&self, who: &GeneratedIdentity, name: &str) -> IdentitySet {
+            let path = self.dir.path().join(name);
+            age_identity::write_new(&path, who).unwrap();
+            let (ids, warnings) = load_identities(&[path], None).unwrap();
+            assert!(warnings.is_empty(), "{warnings:?}");
+            ids
+        }
+
+        fn problems(&self, report: &status::Report) -> Vec<(String, Vec<Problem>)> {
+            report
+                .entries
+                .iter()
+                .map(|e| (e.file.clone(), e.problems.clone()))
+                .collect()
+        }
+    }
+
+    /// The library verbs work without the CLI: status finds every problem from headers, and
+    /// rekey reports a file it cannot decrypt, then rekeys it with the right key.
+    #[test]
+    fn status_and_rekey_run_as_a_library() {
+        let f = Fixture::new();
+        let rules = f.rules();
+        let report = status::scan(&rules, &|_| {});
+        assert!(report.tracking_error.is_none());
+        assert_eq!(
+            f.problems(&report),
+            [
+                (
+                    "a.age".into(),
+                    vec![Problem::RecipientsDrift, Problem::StaleTemp]
+                ),
+                ("c.age".into(), vec![Problem::MissingFile]),
+                ("orphan.age".into(), vec![Problem::Orphan]),
+            ]
+        );
+        assert_eq!(report.entries[0].stale_temps, std::slice::from_ref(&f.temp));
+        assert!(report.has_problems());
+
+        // Bob is a recipient of the rule but not yet of the file: his key cannot rekey it.
+        let a = f.dir.path().join("a.age");
+        let before = std::fs::read(&a).unwrap();
+        let bob = f.identities(&f.bob, "bob.txt");
+        let selection = rekey::select(&rules, &[], f.dir.path(), None);
+        let (lock, stale) =
+            crate::fsutil::lock_for_writing(&rules.dir, &selection.targets(&rules), || {
+                panic!("nobody else holds the lock")
+            })
+            .unwrap();
+        assert_eq!(stale.removed, [f.dir.path().join(&f.temp)]);
+        let plan = rekey::plan(&rules, selection, true, &lock);
+        assert_eq!(plan.len(), 1);
+        let report = rekey::execute(plan, &bob, &|_| {}, &lock);
+        assert_eq!(
+            (report.rekeyed(), report.failed(), report.skipped()),
+            (0, 1, 1)
+        );
+        let failure = report
+            .files
+            .iter()
+            .find_map(|r| match &r.outcome {
+                rekey::Outcome::Failed(e) => Some(e.to_string()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(
+            failure,
+            format!(
+                "{}: no identity matches any recipient of this file",
+                a.display()
+            )
+        );
+        assert_eq!(std::fs::read(&a).unwrap(), before, "a failed rekey wrote");
+
+        // Alice's key rekeys it to both; the file is then in line with its rule.
+        let alice = f.identities(&f.alice, "alice.txt");
+        let selection = rekey::select(&rules, &[], f.dir.path(), None);
+        let plan = rekey::plan(&rules, selection, true, &lock);
+        let steps = std::sync::Mutex::new(Vec::new());
+        let report = rekey::execute(plan, &alice, &|s| steps.lock().unwrap().push(s), &lock);
+        drop(lock);
+        assert_eq!(
+            (report.rekeyed(), report.failed(), report.skipped()),
+            (1, 0, 1)
+        );
+        assert!(!report.none_found());
+        assert_eq!(
+            steps.into_inner().unwrap(),
+            [rekey::Progress::FileDone, rekey::Progress::Committing]
+        );
+        let bytes = read_secret(&a).unwrap();
+        let header = header_of(&a, &bytes).unwrap();
+        assert_eq!(&decrypt(&a, &bytes, &header, &bob).unwrap()[..], b"one");
+        let report = status::scan(&rules, &|_| {});
+        assert_eq!(f.problems(&report)[0], ("a.age".into(), vec![]));
+    }
+
+    /// A rule whose key list is empty, or whose key is not a key, is an error naming the
+    /// rules file and the secret.
+    #[test]
+    fn bad_rule_recipients_name_the_rules_file_and_the_secret() {
+        let cache = RecipientCache::for_rules(Path::new("/r/secrets.nix"));
+        let e = cache.parse_all("x.age", &[]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/r/secrets.nix: secret \"x.age\": publicKeys is empty: nobody could decrypt it"
+        );
+        let e = cache.parse_all("x.age", &["nonsense".into()]).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("/r/secrets.nix: secret \"x.age\": invalid public key"),
+            "{e}"
+        );
+    }
 }
