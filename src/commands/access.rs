@@ -7,9 +7,7 @@ use crate::fleet::access;
 
 pub fn run(ctx: &Context, args: &AccessArgs) -> Result<Outcome> {
     let rules = ctx.load_rules()?;
-    // The text only names keys by binding; a rules file evaluated by Nix still has one.
-    let text = std::fs::read_to_string(&rules.path).ok();
-    let matrix = access::build(&rules, text.as_deref());
+    let matrix = access::of_rules(&rules);
     if args.json {
         let j = serde_json::to_string_pretty(&matrix).map_err(super::Error::failed)?;
         ui::out(&j)?;

@@ -14,11 +14,7 @@ use crate::secrets;
 
 pub fn run(ctx: &Context, args: &DecryptArgs) -> Result<Outcome> {
     let path = locate(ctx, &args.file)?;
-    let shown = path.display().to_string();
-    if !path.exists() {
-        return Err(Error::Failed(format!("{shown}: no such file")));
-    }
-    let bytes = secrets::read_secret(&path)?;
+    let bytes = secrets::read_existing(&path)?;
     let header = secrets::header_of(&path, &bytes)?;
     let ids = identities_for(ctx, &[&header])?;
     let plaintext = secrets::decrypt(&path, &bytes, &header, &ids)?;

@@ -66,6 +66,14 @@ impl Matrix {
     }
 }
 
+/// The matrix of `rules`, keys named by the bindings of the rules file's text (an
+/// unreadable file only loses the names: the keys are then shown abbreviated).
+pub fn of_rules(rules: &Rules) -> Matrix {
+    // The text only names keys by binding; a rules file evaluated by Nix still has one.
+    let text = std::fs::read_to_string(&rules.path).ok();
+    build(rules, text.as_deref())
+}
+
 /// The matrix of `rules`; `rules_text` (the rules file's text) names keys by binding.
 pub fn build(rules: &Rules, rules_text: Option<&str>) -> Matrix {
     let bindings: Vec<(String, Recipient)> = rules_text

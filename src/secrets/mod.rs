@@ -133,6 +133,12 @@ pub fn refs(recipients: &[Arc<Recipient>]) -> Vec<&Recipient> {
 /// starting with the file.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
+    /// The file does not exist (nor does a symlink there lead to anything).
+    #[error("{}: no such file", path.display())]
+    Missing {
+        /// The secret file.
+        path: PathBuf,
+    },
     /// The file cannot be read (or is not a regular file).
     #[error("{}: {source}", path.display())]
     Read {
@@ -178,7 +184,11 @@ pub enum SecretError {
 impl SecretError {
     /// Whether the file does not exist.
     pub fn is_not_found(&self) -> bool {
-        matches!(self, SecretError::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+        match self {
+            SecretError::Missing { .. } => true,
+            SecretError::Read { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
+            _ => false,
+        }
     }
 }
 
@@ -188,6 +198,16 @@ pub fn read_secret(path: &Path) -> Result<Vec<u8>, SecretError> {
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// [`read_secret`] of a file that must exist: [`SecretError::Missing`] when nothing is there.
+pub fn read_existing(path: &Path) -> Result<Vec<u8>, SecretError> {
+    if !path.exists() {
+        return Err(SecretError::Missing {
+            path: path.to_path_buf(),
+        });
+    }
+    read_secret(path)
 }
 
 /// Parses a secret's header, naming the file in the error.
