@@ -109,7 +109,8 @@ fn missing_file_fails() {
     f.rules(&[("x.age", &[&admin], false)]);
     let out = f.run(&["-d", "x.age"]);
     assert_eq!(out.status.code(), Some(1));
-    assert_clean_failure(&out, "x.age");
+    assert_clean_failure(&out, "x.age: no such file");
+    assert!(out.stdout.is_empty());
 }
 
 #[test]
