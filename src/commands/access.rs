@@ -1,5 +1,7 @@
 //! `access [--json | --html FILE]`: the recipients × secrets matrix (`fleet::access`).
-//! Exit 1 when a cell needs a rekey (as `status` does on drift).
+//! Exit 1 when a cell needs a rekey (as `status` does on drift). When the rules are in a
+//! git work tree, the rotation debt of its history (`audit`, settled with `-i` when given)
+//! is marked too; debt alone does not change the exit code (`audit` exits 1 on it).
 
 use super::{ui, Context, Outcome, Result};
 use crate::cli::AccessArgs;
@@ -9,7 +11,18 @@ pub fn run(ctx: &Context, args: &AccessArgs) -> Result<Outcome> {
     let rules = ctx.load_rules()?;
     // The text only names keys by binding; a rules file evaluated by Nix still has one.
     let text = std::fs::read_to_string(&rules.path).ok();
-    let matrix = access::build(&rules, text.as_deref());
+    let mut matrix = access::build(&rules, text.as_deref());
+    match super::audit::report(ctx, &rules, text.as_deref(), None) {
+        Ok(report) => {
+            for w in &report.warnings {
+                ctx.verbose(&format!("audit: {w}"));
+            }
+            access::mark_debt(&mut matrix, &report);
+        }
+        // No history to audit: the matrix as it is.
+        Err(super::Error::Usage(why)) => ctx.verbose(&format!("no rotation debt shown: {why}")),
+        Err(e) => ui::warn(&format!("rotation debt not shown: {e}")),
+    }
     if args.json {
         let j = serde_json::to_string_pretty(&matrix).map_err(super::Error::failed)?;
         ui::out(&j)?;
@@ -22,6 +35,12 @@ pub fn run(ctx: &Context, args: &AccessArgs) -> Result<Outcome> {
     }
     if matrix.drifted() {
         ui::warn("some secrets need a rekey (+ pending, - stale): run `agefleet rekey --drifted`");
+    }
+    if matrix.in_debt() {
+        ui::warn(
+            "former recipients could read committed versions: rekeying is not revocation — \
+             rotate these values (see `agefleet audit`)",
+        );
     }
     Ok(Outcome::from_failed(matrix.drifted()))
 }

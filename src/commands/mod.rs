@@ -8,6 +8,7 @@ use crate::cli::{Cli, Command};
 
 pub mod access;
 pub mod activate;
+pub mod audit;
 pub mod common;
 pub mod completions;
 pub mod context;
@@ -167,6 +168,7 @@ fn run_command(ctx: &Context, cmd: Command) -> Result<Outcome> {
         Command::Host(crate::cli::HostCommand::Add(a)) => host::add(ctx, &a),
         Command::Host(crate::cli::HostCommand::Remove(a)) => host::remove(ctx, &a),
         Command::Access(a) => access::run(ctx, &a),
+        Command::Audit(a) => audit::run(ctx, &a),
     }
 }
 

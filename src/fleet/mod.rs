@@ -1,7 +1,8 @@
 //! Fleet onboarding and revocation: `host add/remove` as verified in-place edits of
-//! `secrets.nix` ([`edit`]), and who can read what ([`access`]). Library code: plans and
-//! reports, never prints.
+//! `secrets.nix` ([`edit`]), who can read what ([`access`]), and who could read what in
+//! the git history ([`audit`]: rotation debt). Library code: plans and reports, never prints.
 
 pub mod access;
+pub mod audit;
 pub mod edit;
 pub mod syntax;
