@@ -42,9 +42,8 @@ pub fn run(ctx: &Context, args: &AuditArgs) -> Result<Outcome> {
         ui::info(&format!("no rotation debt in {} commit(s)", report.commits));
     } else {
         ui::warn(&format!(
-            "{} former recipient(s) of {secrets} secret(s) could read committed versions: \
-             rekeying is not revocation — rotate these values",
-            report.unsettled
+            "{secrets} secret(s) had recipients that are gone from their rules and could read \
+             committed versions: rekeying is not revocation — rotate these values"
         ));
         if !report.settlement_checked {
             ui::info("with -i KEY, values rotated since are recognised and settled");
