@@ -875,3 +875,108 @@ fn settle<K: DecryptionKeys + ?Sized>(
         Err(e) => Settlement::Unknown(format!("cannot decrypt the version of {short}: {e}")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ADMIN: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ/AwT8UIJmv/Qh+zKJgcbqafNm2/6qjIf24rk3lMzoe";
+
+    /// A header with these stanza lines (each `-> …` then a short body) and a MAC.
+    fn header(stanzas: &[&str]) -> Vec<u8> {
+        let mut s = String::from("age-encryption.org/v1\n");
+        for st in stanzas {
+            s.push_str(&format!("-> {st}\nAAAA\n"));
+        }
+        s.push_str(&format!("--- {}\n", "A".repeat(43)));
+        s.push_str("payload");
+        s.into_bytes()
+    }
+
+    /// Commits `files` as the whole tree, on top of HEAD.
+    fn commit(repo: &git2::Repository, files: &[(&str, &[u8])], msg: &str, at: i64) {
+        let mut tb = repo.treebuilder(None).unwrap();
+        for (name, bytes) in files {
+            let oid = repo.blob(bytes).unwrap();
+            tb.insert(name, oid, 0o100644).unwrap();
+        }
+        let tree = repo.find_tree(tb.write().unwrap()).unwrap();
+        let sig = git2::Signature::new("t", "t@example.org", &git2::Time::new(at, 0)).unwrap();
+        let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
+        let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+        repo.commit(Some("HEAD"), &sig, &sig, msg, &tree, &parents)
+            .unwrap();
+    }
+
+    #[test]
+    fn stanza_kinds_without_tags_are_debt_by_type_and_grease_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = git2::Repository::init(dir.path()).unwrap();
+        let rules_text = format!(
+            "let\n  admin = \"{ADMIN}\";\nin {{\n  \"x.age\".publicKeys = [ admin ];\n}}\n"
+        );
+        let tag = crate::recipient::tag_of(ADMIN).unwrap().unwrap();
+        let admin_stanza = format!("ssh-ed25519 {tag} AAAA");
+        let old = header(&[
+            &admin_stanza,
+            "X25519 AAAA",
+            "scrypt AAAA 18",
+            "piv-p256 AAAA",
+            "x!-grease a b",
+        ]);
+        commit(
+            &repo,
+            &[("secrets.nix", rules_text.as_bytes()), ("x.age", &old)],
+            "old",
+            1_700_000_000,
+        );
+        let new = header(&[&admin_stanza, "y-grease"]);
+        commit(
+            &repo,
+            &[("secrets.nix", rules_text.as_bytes()), ("x.age", &new)],
+            "new",
+            1_700_000_100,
+        );
+        std::fs::write(dir.path().join("secrets.nix"), &rules_text).unwrap();
+        std::fs::write(dir.path().join("x.age"), &new).unwrap();
+        let rules = crate::rules::load(
+            &dir.path().join("secrets.nix"),
+            crate::rules::EvalMode::Builtin,
+        )
+        .unwrap();
+
+        let plan = plan(&rules, Some(&rules_text), None).unwrap();
+        assert_eq!(plan.commits, 2);
+        assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
+        let report = execute::<crate::identity::IdentitySet>(plan, None);
+        let debt: Vec<(&str, &str, Evidence)> = report.secrets[0]
+            .debt
+            .iter()
+            .map(|d| (d.recipient.as_str(), d.kind.as_str(), d.evidence))
+            .collect();
+        assert_eq!(
+            debt,
+            [
+                ("passphrase (scrypt)", "scrypt", Evidence::Header),
+                ("stanza:piv-p256", "piv-p256", Evidence::Header),
+                ("unknown X25519 recipient", "X25519", Evidence::Header),
+            ]
+        );
+        let d = &report.secrets[0].debt[0];
+        assert_eq!(d.last_commit.summary, "old");
+        assert_eq!(d.last_commit.date, "2023-11-14T22:13:20Z");
+        assert_eq!(report.unsettled, 3);
+        assert_eq!(report.secrets[0].versions, 2);
+
+        // --since the old commit: only the new version, no debt.
+        let plan = super::plan(&rules, Some(&rules_text), Some("HEAD~1")).unwrap();
+        assert_eq!(plan.commits, 1);
+        assert!(!plan.has_debt());
+        // A revision that names nothing is its own error.
+        assert!(matches!(
+            super::plan(&rules, Some(&rules_text), Some("nope")),
+            Err(AuditError::BadRevision { .. })
+        ));
+    }
+}
