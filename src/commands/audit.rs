@@ -62,7 +62,10 @@ pub fn report(
 ) -> Result<Report> {
     let plan = audit::plan(rules, text, since).map_err(audit_error)?;
     if ctx.global.identity.is_empty() || !plan.has_debt() {
-        return Ok(audit::execute::<IdentitySet>(plan, None));
+        let mut report = audit::execute::<IdentitySet>(plan, None);
+        // Nothing to settle: the identities were not needed, but they were given.
+        report.settlement_checked = !ctx.global.identity.is_empty();
+        return Ok(report);
     }
     let headers = plan.headers();
     let refs: Vec<&Header> = headers.iter().collect();

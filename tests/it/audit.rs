@@ -212,6 +212,11 @@ fn since_limits_the_commits_audited() {
     let j = json(&out);
     assert_eq!(j["commits"], 0);
     assert_eq!(j["since"], "HEAD");
+    assert_eq!(j["settlement_checked"], false);
+    let admin_key = f.admin.private.to_str().unwrap();
+    let out = f.run(&["audit", "--json", "--since", "HEAD", "-i", admin_key]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(json(&out)["settlement_checked"], true);
     // `add web2..HEAD`: only the version without web1.
     let out = f.run(&["audit", "--json", "--since", "HEAD~1"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
