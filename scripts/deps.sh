@@ -5,9 +5,18 @@
 # nodejs/npm for typage (npm age-encryption: the post-quantum interop oracle, installed into
 # target/npm by typage_install below).
 # chromium (renders the `access --html` page headless).
+# cargo-machete (the unused-dependency check in scripts/test.sh), built by cargo from crates.io.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TYPAGE_VERSION=0.3.1
+MACHETE_VERSION=0.9.2
+machete_install() {
+  if cargo machete --version 2>/dev/null | grep -qF "$MACHETE_VERSION"; then
+    return 0
+  fi
+  cargo install --quiet --locked cargo-machete --version "$MACHETE_VERSION"
+  echo "deps.sh: installed cargo-machete $MACHETE_VERSION" >&2
+}
 typage_install() {
   local dir=target/npm
   if [ "$(node -e 'try{console.log(require(process.argv[1]).version)}catch{}' "$PWD/$dir/node_modules/age-encryption/package.json" 2>/dev/null)" = "$TYPAGE_VERSION" ]; then
@@ -24,7 +33,7 @@ command -v nix-instantiate >/dev/null || need+=(nix-bin)
 command -v ssh-agent >/dev/null && command -v ssh-keygen >/dev/null || need+=(openssh-client)
 pkg-config --exists openssl 2>/dev/null || need+=(libssl-dev pkg-config)
 command -v git >/dev/null || need+=(git)
-# agenix's own script, run side by side in tests/agenix_compat.rs: jq, diff.
+# agenix's own script, run side by side in tests/it/agenix_compat.rs: jq, diff.
 command -v jq >/dev/null || need+=(jq)
 command -v diff >/dev/null || need+=(diffutils)
 command -v unshare >/dev/null && command -v script >/dev/null || need+=(util-linux bsdutils)
@@ -33,6 +42,7 @@ command -v node >/dev/null && command -v npm >/dev/null || need+=(nodejs npm)
 command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -eq 0 ]; then
   typage_install
+  machete_install
   exit 0
 fi
 if [ "$(id -u)" != 0 ]; then
@@ -44,3 +54,4 @@ apt-get update -qq
 apt-get install -y -qq "${need[@]}" >/dev/null
 echo "deps.sh: installed ${need[*]}" >&2
 typage_install
+machete_install

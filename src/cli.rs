@@ -130,7 +130,7 @@ pub enum HostCommand {
 }
 
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("key_source").required(true).args(["key", "key_file"])))]
+#[command(group(clap::ArgGroup::new("key_source").required(true).args(["key", "key_file", "keyscan"])))]
 pub struct HostAddArgs {
     /// The name to bind (a plain Nix identifier).
     pub name: String,
@@ -140,6 +140,18 @@ pub struct HostAddArgs {
     /// A file holding the public key line (e.g. /etc/ssh/ssh_host_ed25519_key.pub).
     #[arg(long, value_name = "FILE")]
     pub key_file: Option<PathBuf>,
+    /// Fetch the host's ed25519 key with `ssh-keyscan` (IPv6 as `[ADDR]:PORT`); its SHA256
+    /// fingerprint must match --fingerprint, or be confirmed on the terminal.
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub keyscan: Option<String>,
+    /// The scanned key's expected fingerprint, as `ssh-keygen -lf` prints it on the host.
+    #[arg(
+        long,
+        value_name = "SHA256:…",
+        requires = "keyscan",
+        conflicts_with_all = ["key", "key_file"]
+    )]
+    pub fingerprint: Option<String>,
     /// Give NAME exactly the secrets OTHER can read (add it wherever OTHER is listed).
     #[arg(
         long,

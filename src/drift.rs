@@ -35,6 +35,7 @@ pub struct RecipientDrift {
 }
 
 impl RecipientDrift {
+    /// Whether the header agrees with the rule's recipients, as far as a header can tell.
     pub fn is_empty(&self) -> bool {
         self.added.is_empty()
             && self.removed_tags.is_empty()
@@ -55,20 +56,24 @@ impl RecipientDrift {
 /// The drift of one file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Drift {
+    /// How the header's recipients differ from the rule's.
     pub recipients: RecipientDrift,
     /// `Some(rule's armor)` when the file's armor differs from it.
     pub armor_expected: Option<bool>,
 }
 
 impl Drift {
+    /// Whether the recipients differ (a rekey changes them).
     pub fn recipients_drift(&self) -> bool {
         !self.recipients.is_empty()
     }
 
+    /// Whether the armor differs from the rule's `armor`.
     pub fn armor_drift(&self) -> bool {
         self.armor_expected.is_some()
     }
 
+    /// Whether the file drifted at all.
     pub fn any(&self) -> bool {
         self.recipients_drift() || self.armor_drift()
     }
@@ -115,13 +120,13 @@ pub fn compare(recipients: &[&Recipient], armor: bool, header: &Header) -> Drift
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envelope::Stanza;
+    use crate::envelope::StanzaKind;
 
     const PLUGIN: &str =
         "age1agefleettest1pykvdp8dpxml7tuf4gxhz05w3vktjkz5x2kkqvzfa4fxgq5klgkqvy0xxr";
     const X25519: &str = "age1t7rxyev2z3rw82stdlrrepyc39nvn86l5078zqkf5uasdy86jp6svpy7pa";
 
-    fn header(stanzas: Vec<Stanza>) -> Header {
+    fn header(stanzas: Vec<StanzaKind>) -> Header {
         Header {
             armored: false,
             stanzas,
@@ -134,7 +139,7 @@ mod tests {
         assert_eq!(plugin.kind, RecipientKind::Plugin);
         assert_eq!(plugin.tag, None);
         let x = Recipient::parse(X25519).unwrap();
-        let other = Stanza::Other {
+        let other = StanzaKind::Other {
             kind: "agefleettest".into(),
         };
         // The plugin's stanza is whatever it chose; nothing to match: not drift.
@@ -145,13 +150,17 @@ mod tests {
         let d = compare(
             &[&plugin, &x],
             false,
-            &header(vec![Stanza::X25519, Stanza::X25519]),
+            &header(vec![StanzaKind::X25519, StanzaKind::X25519]),
         );
         assert!(!d.any(), "{d:?}");
         // …fewer still is, and so is any mismatch without plugins.
         let d = compare(&[&plugin, &x], false, &header(vec![other]));
         assert!(d.recipients_drift(), "{d:?}");
-        let d = compare(&[&x], false, &header(vec![Stanza::X25519, Stanza::X25519]));
+        let d = compare(
+            &[&x],
+            false,
+            &header(vec![StanzaKind::X25519, StanzaKind::X25519]),
+        );
         assert!(d.recipients_drift(), "{d:?}");
     }
 }

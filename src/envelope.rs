@@ -16,21 +16,29 @@ use crate::recipient::Recipient;
 mod armor;
 pub mod header;
 
-/// One recipient stanza of a header.
+/// What one recipient stanza of a header is: its type and, for the SSH types, its tag; not
+/// its body (that is [`age_core::format::Stanza`], which only decryption needs).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Stanza {
+pub enum StanzaKind {
+    /// `ssh-ed25519 <tag> …`.
     SshEd25519 {
+        /// The recipient's 4-byte tag, base64 as in the header.
         tag: String,
     },
+    /// `ssh-rsa <tag>`.
     SshRsa {
+        /// The recipient's 4-byte tag, base64 as in the header.
         tag: String,
     },
+    /// `X25519 …`: anonymous (no tag).
     X25519,
     /// The hybrid post-quantum recipient; anonymous like X25519 (no tag).
     MlKem768X25519,
+    /// A passphrase (`scrypt`) stanza.
     Scrypt,
     /// Any other stanza type (grease, plugins).
     Other {
+        /// The stanza's type as written.
         kind: String,
     },
 }
@@ -38,16 +46,20 @@ pub enum Stanza {
 /// What a header says without decrypting.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
+    /// Whether the file is ASCII-armored.
     pub armored: bool,
-    pub stanzas: Vec<Stanza>,
+    /// Its recipient stanzas, in order.
+    pub stanzas: Vec<StanzaKind>,
 }
 
+/// Why an age file could not be read, decrypted or written. One line; never plaintext.
 #[derive(Debug, thiserror::Error)]
 pub enum EnvelopeError {
     /// Not an age file: what our header parser found instead (a description, no underlying
     /// error).
     #[error("not an age file ({0})")]
     NotAge(String),
+    /// None of the identities tried opens any stanza.
     #[error("no identity matches any recipient of this file")]
     NoMatchingIdentity,
     /// The header (or the payload nonce that ends it) is malformed or truncated, or a
@@ -64,12 +76,16 @@ pub enum EnvelopeError {
     /// plaintext of such a file is released.
     #[error("corrupt or truncated age file ({0})")]
     Payload(#[source] PayloadFailure),
+    /// Encrypting failed.
     #[error("encryption failed: {0}")]
     Encrypt(#[source] EncryptFailure),
+    /// Encrypting to an empty recipient list.
     #[error("no recipients")]
     NoRecipients,
+    /// A passphrase (scrypt) file: not encrypted to keys.
     #[error("encrypted with a passphrase (scrypt), not to keys: agefleet does not decrypt those")]
     Passphrase,
+    /// Reading the file failed.
     #[error("read failed: {0}")]
     Io(#[source] std::io::Error),
     /// An age plugin failed, or is not installed (one line).
@@ -224,7 +240,7 @@ impl Header {
     /// The SSH tags in this header.
     pub fn ssh_tags(&self) -> impl Iterator<Item = &str> {
         self.stanzas.iter().filter_map(|s| match s {
-            Stanza::SshEd25519 { tag } | Stanza::SshRsa { tag } => Some(tag.as_str()),
+            StanzaKind::SshEd25519 { tag } | StanzaKind::SshRsa { tag } => Some(tag.as_str()),
             _ => None,
         })
     }
@@ -233,7 +249,7 @@ impl Header {
     pub fn x25519_count(&self) -> usize {
         self.stanzas
             .iter()
-            .filter(|s| **s == Stanza::X25519)
+            .filter(|s| **s == StanzaKind::X25519)
             .count()
     }
 
@@ -241,7 +257,7 @@ impl Header {
     pub fn mlkem768x25519_count(&self) -> usize {
         self.stanzas
             .iter()
-            .filter(|s| **s == Stanza::MlKem768X25519)
+            .filter(|s| **s == StanzaKind::MlKem768X25519)
             .count()
     }
 
@@ -252,7 +268,7 @@ impl Header {
             && self
                 .stanzas
                 .iter()
-                .all(|s| matches!(s, Stanza::MlKem768X25519 | Stanza::Other { .. }))
+                .all(|s| matches!(s, StanzaKind::MlKem768X25519 | StanzaKind::Other { .. }))
     }
 }
 
@@ -321,7 +337,7 @@ pub fn decrypt<K: DecryptionKeys + ?Sized>(
         }
         other => other?,
     };
-    if stanzas.contains(&Stanza::Scrypt) {
+    if stanzas.contains(&StanzaKind::Scrypt) {
         return Err(EnvelopeError::Passphrase);
     }
     let identities = ids.age_identities();

@@ -23,13 +23,17 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 #[error("{path}: {what}: {source}")]
 pub struct FsError {
+    /// The file or directory.
     pub path: PathBuf,
+    /// What was being done (`cannot replace`, …).
     pub what: &'static str,
+    /// The cause.
     #[source]
     pub source: io::Error,
 }
 
 impl FsError {
+    /// The error of doing `what` on `path`.
     pub fn new(path: &Path, what: &'static str, source: io::Error) -> Self {
         FsError {
             path: path.to_path_buf(),
@@ -523,6 +527,7 @@ impl PrivateTempDir {
         Err(fail(io::Error::from(io::ErrorKind::AlreadyExists)))
     }
 
+    /// The private directory.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -854,11 +859,12 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs a tmpfs /dev/shm"]
     fn private_temp_dir_is_0700_on_ram_and_removed() {
-        if !is_ram_backed(Path::new("/dev/shm")) {
-            eprintln!("SKIP: /dev/shm is not tmpfs here");
-            return;
-        }
+        assert!(
+            is_ram_backed(Path::new("/dev/shm")),
+            "this test needs /dev/shm on tmpfs"
+        );
         let p;
         {
             let d = PrivateTempDir::new_in(Path::new("/dev/shm")).unwrap();

@@ -9,9 +9,11 @@
 //! [`recipient`] and [`identity`] (the keys it is encrypted to and decrypted with),
 //! [`rules`] (the `secrets.nix` recipient map), [`drift`] (rules against headers),
 //! [`platform`] (root-safe filesystem walks, atomic writes, user lookup), and the verbs:
-//! [`keys`], [`install`], [`activation`], [`fleet`].
+//! [`keys`], [`provision`] (first-install provisioning for `install-with-secrets`),
+//! [`activation`] (its `place` module is the boot-time install phase), [`fleet`].
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod activation;
 pub mod drift;
@@ -20,11 +22,11 @@ pub mod fleet;
 pub mod fsutil;
 pub mod git;
 pub mod identity;
-pub mod install;
 pub mod keys;
 pub mod names;
 pub mod platform;
 pub mod policy;
+pub mod provision;
 pub mod recipient;
 pub mod rules;
 pub mod sys;

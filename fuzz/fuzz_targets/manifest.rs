@@ -1,11 +1,11 @@
 //! The activation manifest: `Manifest::parse`, then the pure planning steps activation runs
-//! before touching the system (`Layout::resolve`, `install::plan`). Never panics; errors
+//! before touching the system (`Layout::resolve`, `place::plan`). Never panics; errors
 //! are one line.
 #![no_main]
 
 use std::path::{Path, PathBuf};
 
-use agefleet::activation::{install, Env, Layout, Manifest};
+use agefleet::activation::{place, Env, Layout, Manifest};
 use libfuzzer_sys::fuzz_target;
 
 fn var(name: &str) -> Option<String> {
@@ -36,7 +36,7 @@ fuzz_target!(|data: &[u8]| {
             return;
         }
     };
-    let (_plans, failures) = install::plan(&m, &layout, &var);
+    let (_plans, failures) = place::plan(&m, &layout, &var);
     for f in failures {
         assert!(!f.reason.contains('\n'), "multi-line reason: {}", f.reason);
     }

@@ -10,8 +10,8 @@ use std::ffi::OsStr;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-use super::install::{self, Plan, Target};
 use super::ownership::UserDb;
+use super::place::{self, Plan, Target};
 use super::state::{self, Record, Written};
 use super::{ActivationError, Layout, SecretFailure};
 use crate::identity::IdentitySet;
@@ -119,14 +119,14 @@ pub(crate) fn install(
     let failed_owner: std::collections::HashSet<&str> =
         failures.iter().map(|f| f.name.as_str()).collect();
 
-    let (ids, id_warnings) = install::load_identities(&layout.identity_paths);
+    let (ids, id_warnings) = place::load_identities(&layout.identity_paths);
     warnings.extend(id_warnings);
-    warnings.extend(install::identity_warnings(&layout.identity_paths));
+    warnings.extend(place::identity_warnings(&layout.identity_paths));
     if ids.identities.is_empty() && !plans.is_empty() {
         warnings.push("no usable identity among identityPaths: no secret can be decrypted".into());
     }
     let results = run_all(plans, &layout.identity_paths, ids, |plan, i, ids| {
-        install::install_one(plan, &gen_fd, &gen_path, sd, ids, owner_of[i])
+        place::place_one(plan, &gen_fd, &gen_path, sd, ids, owner_of[i])
     });
     let mut done = Vec::with_capacity(plans.len());
     let mut install_failures = Vec::new();
@@ -165,7 +165,7 @@ pub(crate) fn install(
     // record of one whose install failed this time is kept, so it is still known later.
     let listed: std::collections::HashSet<PathBuf> = plans
         .iter()
-        .map(|p| install::target_path(p, layout))
+        .map(|p| place::target_path(p, layout))
         .collect();
     for w in previous.iter().flat_map(|r| &r.secrets) {
         let still = w.outside.as_ref().is_some_and(|p| listed.contains(p));
@@ -234,7 +234,7 @@ fn remove_unlisted(
         if listed.contains(&path) {
             continue;
         }
-        match install::remove_written(&path, w.id) {
+        match place::remove_written(&path, w.id) {
             Ok(true) => removed.push(path),
             Ok(false) => {}
             Err(reason) => warnings.push(reason),
@@ -293,7 +293,7 @@ where
             .map(|t| {
                 let run_chunk = &run_chunk;
                 scope.spawn(move || {
-                    let (ids, _) = install::load_identities(identity_paths);
+                    let (ids, _) = place::load_identities(identity_paths);
                     run_chunk(t * chunk, &ids)
                 })
             })
@@ -318,7 +318,7 @@ where
 
 /// Points `secretsDir` at `gen_path`: a symlink at a temp name, renamed over `secretsDir`.
 fn swap(layout: &Layout, gen_path: &Path) -> Result<(), String> {
-    install::link_atomic(gen_path, &layout.secrets_dir)
+    place::link_atomic(gen_path, &layout.secrets_dir)
 }
 
 /// Removes every numbered generation other than `keep`. Trouble is a warning: the new
@@ -403,7 +403,7 @@ pub(crate) fn chown_current(
         let result = owners
             .uid(&plan.owner)
             .and_then(|u| owners.gid(&plan.group).map(|g| (u, g)))
-            .and_then(|(u, g)| install::chown_one(plan, &gen_fd, &gen_path, u, g, installed));
+            .and_then(|(u, g)| place::chown_one(plan, &gen_fd, &gen_path, u, g, installed));
         match result {
             Ok(()) => outcome.done.push(plan.name.clone()),
             Err(reason) => outcome.failures.push(SecretFailure {

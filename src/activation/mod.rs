@@ -19,12 +19,12 @@
 use std::path::{Path, PathBuf};
 
 pub mod generations;
-pub mod install;
 pub mod manifest;
 pub mod mode;
 pub mod mounts;
 pub mod ownership;
 pub mod paths;
+pub mod place;
 pub mod state;
 
 pub use manifest::{FsChoice, Manifest, SecretSpec, MANIFEST_VERSION};
@@ -46,29 +46,54 @@ pub enum Phase {
 /// A fatal activation error. One line, naming the file concerned.
 #[derive(Debug, thiserror::Error)]
 pub enum ActivationError {
+    /// The manifest is not valid JSON.
     #[error("{path}:{line}:{column}: {reason}")]
     ManifestSyntax {
+        /// The manifest file.
         path: PathBuf,
+        /// 1-based line of the error.
         line: usize,
+        /// 1-based column of the error.
         column: usize,
+        /// The parser's reason.
         reason: String,
     },
+    /// The manifest parses but describes something activation refuses.
     #[error("{path}: {reason}")]
-    Manifest { path: PathBuf, reason: String },
+    Manifest {
+        /// The manifest file.
+        path: PathBuf,
+        /// Why (one line; manifest strings escaped).
+        reason: String,
+    },
+    /// A filesystem operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory concerned.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A path is unsafe or unusable (a symlink where a directory must be, a foreign owner…).
     #[error("{path}: {reason}")]
-    Io { path: PathBuf, reason: String },
+    Refused {
+        /// The file or directory concerned.
+        path: PathBuf,
+        /// Why (one line).
+        reason: String,
+    },
 }
 
 impl ActivationError {
-    pub(crate) fn io(path: &Path, e: std::io::Error) -> Self {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
         ActivationError::Io {
             path: path.to_path_buf(),
-            reason: e.to_string(),
+            source,
         }
     }
 
     pub(crate) fn at(path: &Path, reason: impl Into<String>) -> Self {
-        ActivationError::Io {
+        ActivationError::Refused {
             path: path.to_path_buf(),
             reason: reason.into(),
         }
@@ -84,6 +109,7 @@ pub(crate) fn one_line(s: &str) -> String {
 /// One secret that could not be installed or chowned.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SecretFailure {
+    /// The secret's name in the manifest.
     pub name: String,
     /// One line, naming the file concerned; never secret material.
     pub reason: String,
@@ -93,7 +119,9 @@ pub struct SecretFailure {
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
+    /// The phase that ran.
     pub phase: Phase,
+    /// The secrets directory (`/run/agenix`).
     pub secrets_dir: PathBuf,
     /// The generation installed (install/all) or chowned (chown).
     pub generation: u64,
@@ -101,6 +129,7 @@ pub struct Report {
     pub mount: Option<MountState>,
     /// Names of the secrets installed (install/all) or chowned (chown).
     pub done: Vec<String>,
+    /// Secrets that could not be installed or chowned (the others were).
     pub failures: Vec<SecretFailure>,
     /// Problems that do not fail a secret (skipped identities, cleanup trouble…).
     pub warnings: Vec<String>,
@@ -109,6 +138,7 @@ pub struct Report {
 }
 
 impl Report {
+    /// Whether any secret failed (the command exits 1).
     pub fn failed(&self) -> bool {
         !self.failures.is_empty()
     }
@@ -117,9 +147,14 @@ impl Report {
 /// Where things go, with variables expanded and paths checked.
 #[derive(Debug, Clone)]
 pub struct Layout {
+    /// The symlink to the current generation (`/run/agenix`).
     pub secrets_dir: PathBuf,
+    /// Where the RAM-backed filesystem holding the generations is mounted
+    /// (`/run/agenix.d`).
     pub mount_point: PathBuf,
+    /// The identities that decrypt the secrets (the host keys).
     pub identity_paths: Vec<PathBuf>,
+    /// Which filesystem the mount is.
     pub fs: FsChoice,
 }
 
@@ -183,7 +218,7 @@ pub fn activate(
 ) -> Result<Report, ActivationError> {
     let layout = Layout::resolve(manifest, origin, env)?;
     let mut warnings = Vec::new();
-    let (plans, mut failures) = install::plan(manifest, &layout, env.var);
+    let (plans, mut failures) = place::plan(manifest, &layout, env.var);
     match phase {
         Phase::Install | Phase::All => {
             let owners = if phase == Phase::All {

@@ -196,7 +196,7 @@ mod tests {
             .args(["sh", mode])
             .arg(&f)
             .status()
-            .ok()?
+            .expect("run sh and chmod (the oracle)")
             .success();
         let bits = std::fs::metadata(&f).unwrap().permissions().mode() & 0o7777;
         ok.then_some(bits)
@@ -205,6 +205,7 @@ mod tests {
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(96))]
         #[test]
+        #[ignore = "needs `sh`, `chmod`"]
         fn symbolic_modes_agree_with_chmod(mode in "([ugoa]{0,2}([-+=]([rwxX]{0,3}|[ugo])){1,2},){0,2}[ugoa]{0,2}[-+=][rwxX]{0,3}") {
             let dir = tempfile::tempdir().unwrap();
             if let Some(expected) = chmod_oracle(dir.path(), &mode) {
@@ -213,6 +214,7 @@ mod tests {
         }
 
         #[test]
+        #[ignore = "needs `sh`, `chmod`"]
         fn octal_modes_agree_with_chmod(bits in 0u32..0o1000) {
             let dir = tempfile::tempdir().unwrap();
             let mode = format!("{bits:04o}");

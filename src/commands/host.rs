@@ -6,12 +6,18 @@ use std::path::PathBuf;
 use super::{rekey, ui, Context, Error, Outcome, Result};
 use crate::cli::{HostAddArgs, HostRemoveArgs, RekeyArgs};
 use crate::fleet::edit::{self, EditError, Plan, Target};
+use crate::fleet::keyscan::{self, KeyscanError};
 
 pub fn add(ctx: &Context, args: &HostAddArgs) -> Result<Outcome> {
-    let key = match (&args.key, &args.key_file) {
-        (Some(k), None) => k.clone(),
-        (None, Some(f)) => key_from_file(f)?,
-        _ => return Err(Error::Usage("give one of --key and --key-file".into())),
+    let key = match (&args.key, &args.key_file, &args.keyscan) {
+        (Some(k), None, None) => k.clone(),
+        (None, Some(f), None) => key_from_file(f)?,
+        (None, None, Some(t)) => key_from_scan(t, args.fingerprint.as_deref())?,
+        _ => {
+            return Err(Error::Usage(
+                "give one of --key, --key-file and --keyscan".into(),
+            ))
+        }
     };
     let target = match &args.like {
         Some(other) => Target::Like(other.clone()),
@@ -110,6 +116,49 @@ fn key_from_file(path: &std::path::Path) -> Result<String> {
             lines.len()
         ))),
     }
+}
+
+/// The host's ed25519 key from `ssh-keyscan`, trusted only when its fingerprint is the
+/// `--fingerprint` given or the operator confirms it on the terminal.
+fn key_from_scan(target: &str, expected: Option<&str>) -> Result<String> {
+    let usage = |e: KeyscanError| Error::Usage(e.to_string());
+    // Both arguments are checked before anything runs.
+    let target = keyscan::Target::parse(target).map_err(usage)?;
+    let expected = expected
+        .map(keyscan::parse_fingerprint)
+        .transpose()
+        .map_err(usage)?;
+    let key = keyscan::scan(&target).map_err(|e| match e {
+        KeyscanError::Spawn { .. } => Error::ExternalTool(e.to_string()),
+        other => Error::Failed(other.to_string()),
+    })?;
+    ui::info(&format!("{target}: ED25519 host key {}", key.fingerprint));
+    match expected {
+        Some(expected) => {
+            keyscan::check_fingerprint(&key, &expected).map_err(Error::failed)?;
+            ui::info("the fingerprint matches --fingerprint");
+        }
+        None => {
+            let question = format!(
+                "Is {} the fingerprint of {target}'s host key (check `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on it)?",
+                key.fingerprint
+            );
+            match ui::confirm(&question)? {
+                Some(true) => {}
+                Some(false) => {
+                    return Err(Error::Failed(
+                        "host key not confirmed; nothing was changed".into(),
+                    ))
+                }
+                None => {
+                    return Err(Error::Usage(format!(
+                        "no terminal to confirm {target}'s host key on: pass --fingerprint SHA256:… as `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` prints it on the host (nothing was changed)"
+                    )))
+                }
+            }
+        }
+    }
+    Ok(key.line)
 }
 
 /// An editor error as a command error; a manual-edit snippet goes to stderr first.

@@ -16,7 +16,7 @@ pub mod decrypt;
 pub mod edit;
 pub mod gitcheck;
 pub mod host;
-pub mod install;
+pub mod install_with_secrets;
 pub mod keygen;
 pub mod keys;
 pub mod rekey;
@@ -161,7 +161,7 @@ fn run_command(ctx: &Context, cmd: Command) -> Result<Outcome> {
         Command::CreateKeys(a) => keys::create(ctx, &a),
         Command::CopyKeys(a) => keys::copy(ctx, &a),
         Command::CheckKeys(a) => keys::check(ctx, &a),
-        Command::InstallWithSecrets(a) => install::run(ctx, &a),
+        Command::InstallWithSecrets(a) => install_with_secrets::run(ctx, &a),
         Command::Activate(a) => activate::run(ctx, &a),
         Command::Completions(a) => completions::run(&a),
         Command::Keygen(a) => keygen::run(&a),

@@ -85,6 +85,32 @@ pub fn printable_lines(s: &str) -> String {
         .join("\n")
 }
 
+/// Asks `question` on stderr and reads the answer from stdin, which must be a terminal:
+/// `None` when it is not (the caller says how to proceed without asking), else whether the
+/// answer was `y`/`yes` (any case). End of input or anything else is no.
+pub fn confirm(question: &str) -> Result<Option<bool>> {
+    use std::io::BufRead;
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return Ok(None);
+    }
+    {
+        // A closed stderr must not panic; the answer is still read.
+        let mut stderr = std::io::stderr().lock();
+        let _ = write!(stderr, "{} [y/N] ", printable(question));
+        let _ = stderr.flush();
+    }
+    let mut answer = String::new();
+    stdin
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| Error::Failed(format!("reading the answer: {e}")))?;
+    let answer = answer.trim();
+    Ok(Some(
+        answer.eq_ignore_ascii_case("y") || answer.eq_ignore_ascii_case("yes"),
+    ))
+}
+
 /// Asks for passphrases on the controlling terminal (`/dev/tty`), never on stdin, so piped
 /// plaintext and prompts do not mix. Without a terminal it answers `None` at once: no hang.
 pub struct TerminalPrompt;

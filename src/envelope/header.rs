@@ -5,7 +5,7 @@
 //! the file size.
 
 use super::armor::{self, ArmorError, Detected};
-use super::{Header, Stanza};
+use super::{Header, StanzaKind};
 
 /// Largest header accepted (a header with hundreds of RSA recipients is far below this).
 pub const MAX_HEADER_BYTES: usize = 1 << 20;
@@ -125,7 +125,10 @@ fn is_arbitrary_string(s: &[u8]) -> bool {
 }
 
 /// Parses a binary v1 header; returns the stanzas and the header length in bytes.
-pub(crate) fn parse_binary(bytes: &[u8], at_eof: bool) -> Result<(Vec<Stanza>, usize), ParseError> {
+pub(crate) fn parse_binary(
+    bytes: &[u8],
+    at_eof: bool,
+) -> Result<(Vec<StanzaKind>, usize), ParseError> {
     let window = &bytes[..bytes.len().min(MAX_HEADER_BYTES)];
     let capped = window.len() < bytes.len();
     match parse_window(window) {
@@ -146,7 +149,7 @@ pub(crate) fn parse_binary(bytes: &[u8], at_eof: bool) -> Result<(Vec<Stanza>, u
     }
 }
 
-fn parse_window(bytes: &[u8]) -> Result<(Vec<Stanza>, usize), ParseError> {
+fn parse_window(bytes: &[u8]) -> Result<(Vec<StanzaKind>, usize), ParseError> {
     use ParseError::{Corrupt, Incomplete, NotAge};
 
     if !bytes.starts_with(MAGIC) {
@@ -218,12 +221,12 @@ fn parse_window(bytes: &[u8]) -> Result<(Vec<Stanza>, usize), ParseError> {
                 None => Err(Corrupt(format!("{kind_str} stanza without a key tag"))),
             };
             stanzas.push(match kind {
-                b"ssh-ed25519" => Stanza::SshEd25519 { tag: tag()? },
-                b"ssh-rsa" => Stanza::SshRsa { tag: tag()? },
-                b"X25519" => Stanza::X25519,
-                b"mlkem768x25519" => Stanza::MlKem768X25519,
-                b"scrypt" => Stanza::Scrypt,
-                _ => Stanza::Other {
+                b"ssh-ed25519" => StanzaKind::SshEd25519 { tag: tag()? },
+                b"ssh-rsa" => StanzaKind::SshRsa { tag: tag()? },
+                b"X25519" => StanzaKind::X25519,
+                b"mlkem768x25519" => StanzaKind::MlKem768X25519,
+                b"scrypt" => StanzaKind::Scrypt,
+                _ => StanzaKind::Other {
                     kind: kind_str.into_owned(),
                 },
             });

@@ -40,15 +40,15 @@ fn parses_hand_made_header_with_every_stanza_kind() {
     assert_eq!(
         header.stanzas,
         vec![
-            Stanza::SshEd25519 {
+            StanzaKind::SshEd25519 {
                 tag: "Ab3d/w".into()
             },
-            Stanza::SshRsa {
+            StanzaKind::SshRsa {
                 tag: "XyZ+0g".into()
             },
-            Stanza::X25519,
-            Stanza::Scrypt,
-            Stanza::Other {
+            StanzaKind::X25519,
+            StanzaKind::Scrypt,
+            StanzaKind::Other {
                 kind: "z#-grease".into()
             },
         ]
@@ -177,7 +177,7 @@ fn round_trip_binary_and_armored_with_grease() {
             assert!(header
                 .stanzas
                 .iter()
-                .any(|s| matches!(s, Stanza::Other { .. })));
+                .any(|s| matches!(s, StanzaKind::Other { .. })));
             assert_eq!(Header::read_from(&ct[..]).unwrap(), header);
             let pt = decrypt(&ct, &ids).unwrap();
             assert_eq!(&pt[..], plaintext);
@@ -285,7 +285,10 @@ fn scrypt_files_are_refused_clearly() {
     let mut w = enc.wrap_output(&mut ct).unwrap();
     std::io::Write::write_all(&mut w, b"x").unwrap();
     w.finish().unwrap();
-    assert_eq!(Header::parse(&ct).unwrap().stanzas, vec![Stanza::Scrypt]);
+    assert_eq!(
+        Header::parse(&ct).unwrap().stanzas,
+        vec![StanzaKind::Scrypt]
+    );
     assert!(matches!(decrypt(&ct, &ids), Err(EnvelopeError::Passphrase)));
 }
 

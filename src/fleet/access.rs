@@ -29,24 +29,32 @@ pub enum Cell {
     Debt,
 }
 
+/// One recipient (a row of the matrix).
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
     /// Binding name, else the abbreviated key, else `tag:XXXX` for a header-only stanza.
     pub name: String,
+    /// The public key line, when the rules list it.
     pub key: Option<String>,
+    /// Its SSH stanza tag (none for X25519 and post-quantum keys).
     pub tag: Option<String>,
 }
 
+/// One secret (a column of the matrix).
 #[derive(Debug, Clone, Serialize)]
 pub struct Column {
+    /// The rule's name (`x.age`).
     pub name: String,
     /// `ok`, `missing`, or why the rule or header is unusable.
     pub state: String,
 }
 
+/// Who can read what: recipients × secrets, by the rules and by the files' headers.
 #[derive(Debug, Clone, Serialize)]
 pub struct Matrix {
+    /// The rows.
     pub recipients: Vec<Row>,
+    /// The columns.
     pub secrets: Vec<Column>,
     /// `cells[secret][recipient]`.
     pub cells: Vec<Vec<Cell>>,
@@ -58,6 +66,7 @@ pub struct Matrix {
 /// One former recipient in rotation debt for one secret.
 #[derive(Debug, Clone, Serialize)]
 pub struct DebtCell {
+    /// The secret's rule name.
     pub secret: String,
     /// The row's name.
     pub recipient: String,

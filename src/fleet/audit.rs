@@ -40,7 +40,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use zeroize::Zeroizing;
 
-use crate::envelope::{self, DecryptionKeys, Header, Stanza};
+use crate::envelope::{self, DecryptionKeys, Header, StanzaKind};
 use crate::recipient::{abbreviate, Recipient, RecipientKind};
 use crate::rules::{RuleEntry, Rules};
 
@@ -145,6 +145,7 @@ pub struct Debt {
     pub key: Option<String>,
     /// Where the name comes from, when it is a binding name.
     pub named_from: Option<NamedFrom>,
+    /// What shows it could decrypt.
     pub evidence: Evidence,
     /// The newest commit where this recipient could decrypt the secret.
     pub last_commit: CommitInfo,
@@ -192,14 +193,19 @@ pub struct Plan {
 /// What remains after settlement.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// The repository's work tree.
     pub repository: PathBuf,
+    /// `--since REV` as given.
     pub since: Option<String>,
+    /// Commits audited.
     pub commits: usize,
     /// Whether identities were given to settle debt.
     pub settlement_checked: bool,
     /// Debt entries not settled.
     pub unsettled: usize,
+    /// Every usable secret of the current rules, by name, with its debt.
     pub secrets: Vec<SecretAudit>,
+    /// One line each: what was skipped and why.
     pub warnings: Vec<String>,
 }
 
@@ -596,10 +602,10 @@ pub fn plan(
             };
             for s in &header.stanzas {
                 match s {
-                    Stanza::SshEd25519 { tag } | Stanza::SshRsa { tag } => {
+                    StanzaKind::SshEd25519 { tag } | StanzaKind::SshRsa { tag } => {
                         if !current.tags.contains(tag) {
                             let kind = match s {
-                                Stanza::SshRsa { .. } => "ssh-rsa",
+                                StanzaKind::SshRsa { .. } => "ssh-rsa",
                                 _ => "ssh-ed25519",
                             };
                             let who = Who::Tag {
@@ -609,13 +615,13 @@ pub fn plan(
                             note(who, seen, *oid, Evidence::Header);
                         }
                     }
-                    Stanza::Scrypt => note(Who::Passphrase, seen, *oid, Evidence::Header),
-                    Stanza::Other { kind } if kind.ends_with("-grease") => {}
-                    Stanza::Other { kind } if current.plugins == 0 => {
+                    StanzaKind::Scrypt => note(Who::Passphrase, seen, *oid, Evidence::Header),
+                    StanzaKind::Other { kind } if kind.ends_with("-grease") => {}
+                    StanzaKind::Other { kind } if current.plugins == 0 => {
                         let who = Who::Stanza { kind: kind.clone() };
                         note(who, seen, *oid, Evidence::Header);
                     }
-                    Stanza::Other { .. } | Stanza::X25519 | Stanza::MlKem768X25519 => {}
+                    StanzaKind::Other { .. } | StanzaKind::X25519 | StanzaKind::MlKem768X25519 => {}
                 }
             }
             // Anonymous stanzas, attributed by the rule of the commit that introduced them.

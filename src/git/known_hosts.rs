@@ -72,10 +72,12 @@ impl KnownHosts {
     }
 
     /// Number of usable entries.
+    /// How many entries the file has.
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
+    /// Whether the file has no entry.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

@@ -2,7 +2,7 @@
 //! `ssh-keygen` (never used anywhere else).
 
 use super::*;
-use crate::envelope::{self, Stanza};
+use crate::envelope::{self, StanzaKind};
 use crate::recipient::Recipient;
 use age::secrecy::{ExposeSecret, SecretString};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -57,8 +57,8 @@ fn header_with(tags: &[&str]) -> crate::envelope::Header {
         armored: false,
         stanzas: tags
             .iter()
-            .map(|t| Stanza::SshEd25519 { tag: t.to_string() })
-            .chain([Stanza::X25519])
+            .map(|t| StanzaKind::SshEd25519 { tag: t.to_string() })
+            .chain([StanzaKind::X25519])
             .collect(),
     }
 }

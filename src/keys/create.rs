@@ -40,10 +40,14 @@ pub struct CreatePlan {
     /// Target paths that exist now (anything, even a dangling symlink): creating means
     /// refusing, or with `force` moving them to a backup first.
     pub existing: Vec<PathBuf>,
+    /// The post-quantum identity file, when one is to be created too.
+    pub pq_identity: Option<PathBuf>,
+    /// Whether something is at [`Self::pq_identity`] now (even a dangling symlink).
+    pub pq_existing: bool,
 }
 
-/// Looks at `ssh_dir` for the keys of `roles`.
-pub fn plan(ssh_dir: &Path, roles: &[Role]) -> Result<CreatePlan, KeyError> {
+/// Looks at `ssh_dir` for the keys of `roles` (and, with `pq`, the post-quantum identity).
+pub fn plan(ssh_dir: &Path, roles: &[Role], pq: bool) -> Result<CreatePlan, KeyError> {
     files::refuse_symlinked_dir(ssh_dir)?;
     let dir_action = files::inspect_dir(ssh_dir)?;
     let targets: Vec<Target> = roles.iter().map(|&r| Target::new(ssh_dir, r)).collect();
@@ -57,11 +61,18 @@ pub fn plan(ssh_dir: &Path, roles: &[Role]) -> Result<CreatePlan, KeyError> {
             }
         }
     }
+    let pq_identity = pq.then(|| ssh_dir.join(super::age_identity::PQ_IDENTITY_FILE));
+    let pq_existing = match &pq_identity {
+        Some(p) => files::exists_no_follow(p)?,
+        None => false,
+    };
     Ok(CreatePlan {
         ssh_dir: ssh_dir.to_path_buf(),
         dir_action,
         targets,
         existing,
+        pq_identity,
+        pq_existing,
     })
 }
 
@@ -163,7 +174,7 @@ mod tests {
     fn creates_both_keys_with_modes_then_refuses() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("a/.ssh");
-        let p = plan(&dir, &Role::ALL).unwrap();
+        let p = plan(&dir, &Role::ALL, false).unwrap();
         assert_eq!(p.dir_action, DirAction::Create);
         assert!(p.existing.is_empty());
         assert!(!dir.exists(), "planning must not create anything");
@@ -182,7 +193,7 @@ mod tests {
             assert_eq!(text, format!("{}\n", k.key.public_line));
         }
         let before = std::fs::read(dir.join("id_ed25519")).unwrap();
-        let p2 = plan(&dir, &Role::ALL).unwrap();
+        let p2 = plan(&dir, &Role::ALL, false).unwrap();
         assert_eq!(p2.existing.len(), 4);
         assert!(execute(&p2, &opts).err().unwrap().is_refusal());
         assert_eq!(std::fs::read(dir.join("id_ed25519")).unwrap(), before);
@@ -193,7 +204,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
         std::fs::write(dir.join("id_ed25519_agenix"), b"old agenix").unwrap();
-        let p = plan(dir, &Role::ALL).unwrap();
+        let p = plan(dir, &Role::ALL, false).unwrap();
         assert_eq!(p.existing, vec![dir.join("id_ed25519_agenix")]);
         let done = execute(
             &p,

@@ -42,6 +42,7 @@ fn cell<'a>(j: &'a serde_json::Value, secret: &str, recipient: &str) -> &'a str 
 }
 
 #[test]
+#[ignore = "needs `age`, `ssh-keygen`"]
 fn json_names_recipients_by_binding_and_shows_drift() {
     require_tool("age");
     let (f, old) = fleet();
@@ -100,6 +101,7 @@ fn chromium(args: &[&str], page: &Path, profile: &Path) -> std::process::Output 
 }
 
 #[test]
+#[ignore = "needs `age`, `chromium`, `ssh-keygen`"]
 fn html_page_renders_in_headless_chromium() {
     require_tool("age");
     require_tool("chromium");

@@ -19,6 +19,7 @@ fn read(path: &Path) -> String {
 }
 
 #[test]
+#[ignore = "needs root, `age-keygen`, `age`, `git`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh`, `sshd`, `unshare`"]
 fn installs_content_mode_owner_on_a_noswap_tmpfs() {
     let Some(root) = in_mount_namespace("installs_content_mode_owner_on_a_noswap_tmpfs") else {
         return;
@@ -107,6 +108,7 @@ fn installs_content_mode_owner_on_a_noswap_tmpfs() {
 }
 
 #[test]
+#[ignore = "needs root, `age-keygen`, `age`, `git`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh`, `sshd`, `unshare`"]
 fn many_secrets_on_several_threads_keep_their_names() {
     let Some(root) = in_mount_namespace("many_secrets_on_several_threads_keep_their_names") else {
         return;
@@ -152,6 +154,7 @@ fn many_secrets_on_several_threads_keep_their_names() {
 }
 
 #[test]
+#[ignore = "needs root, `age-keygen`, `age`, `git`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh`, `sshd`, `unshare`"]
 fn ramfs_on_request_and_an_existing_ram_mount_is_reused() {
     let Some(root) = in_mount_namespace("ramfs_on_request_and_an_existing_ram_mount_is_reused")
     else {
@@ -182,6 +185,7 @@ fn ramfs_on_request_and_an_existing_ram_mount_is_reused() {
 }
 
 #[test]
+#[ignore = "needs root, `age-keygen`, `age`, `git`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh`, `sshd`, `unshare`"]
 fn a_disk_filesystem_mounted_at_the_mount_point_is_refused() {
     let Some(root) = in_mount_namespace("a_disk_filesystem_mounted_at_the_mount_point_is_refused")
     else {
@@ -220,6 +224,7 @@ fn a_disk_filesystem_mounted_at_the_mount_point_is_refused() {
 }
 
 #[test]
+#[ignore = "needs root, `age-keygen`, `age`, `git`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh`, `sshd`, `unshare`"]
 fn generations_are_numbered_and_old_ones_removed() {
     let Some(root) = in_mount_namespace("generations_are_numbered_and_old_ones_removed") else {
         return;
@@ -268,6 +273,7 @@ fn generations_are_numbered_and_old_ones_removed() {
 }
 
 #[test]
+#[ignore = "needs root, `age-keygen`, `age`, `git`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh`, `sshd`, `unshare`"]
 fn custom_paths_get_a_symlink_or_the_file_itself() {
     let Some(root) = in_mount_namespace("custom_paths_get_a_symlink_or_the_file_itself") else {
         return;
@@ -317,6 +323,7 @@ fn custom_paths_get_a_symlink_or_the_file_itself() {
 }
 
 #[test]
+#[ignore = "needs root, `age-keygen`, `age`, `git`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh`, `sshd`, `unshare`"]
 fn failing_secrets_are_named_and_the_rest_installed() {
     let Some(root) = in_mount_namespace("failing_secrets_are_named_and_the_rest_installed") else {
         return;
@@ -403,6 +410,7 @@ fn failing_secrets_are_named_and_the_rest_installed() {
 }
 
 #[test]
+#[ignore = "needs root, `age-keygen`, `age`, `git`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh`, `sshd`, `unshare`"]
 fn planted_symlinks_are_never_followed() {
     let Some(root) = in_mount_namespace("planted_symlinks_are_never_followed") else {
         return;
@@ -478,6 +486,7 @@ fn planted_symlinks_are_never_followed() {
 }
 
 #[test]
+#[ignore = "needs root, `age-keygen`, `age`, `git`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh`, `sshd`, `unshare`"]
 fn a_generation_in_use_keeps_working_across_an_activation() {
     let Some(root) = in_mount_namespace("a_generation_in_use_keeps_working_across_an_activation")
     else {
@@ -517,6 +526,7 @@ fn a_generation_in_use_keeps_working_across_an_activation() {
 }
 
 #[test]
+#[ignore = "needs root, `age-keygen`, `age`, `git`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh`, `sshd`, `unshare`"]
 fn install_phase_then_chown_phase() {
     let Some(root) = in_mount_namespace("install_phase_then_chown_phase") else {
         return;
@@ -582,6 +592,7 @@ fn install_phase_then_chown_phase() {
 }
 
 #[test]
+#[ignore = "needs root, `age-keygen`, `age`, `git`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh`, `sshd`, `unshare`"]
 fn directories_get_the_keys_group_where_it_exists() {
     let Some(root) = in_mount_namespace("directories_get_the_keys_group_where_it_exists") else {
         return;
@@ -602,6 +613,7 @@ fn directories_get_the_keys_group_where_it_exists() {
 }
 
 #[test]
+#[ignore = "needs root, `age-keygen`, `age`, `git`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh`, `sshd`, `unshare`"]
 fn home_manager_paths_expand_xdg_runtime_dir_and_home() {
     let Some(root) = in_mount_namespace("home_manager_paths_expand_xdg_runtime_dir_and_home")
     else {
@@ -660,6 +672,7 @@ fn home_manager_paths_expand_xdg_runtime_dir_and_home() {
 }
 
 #[test]
+#[ignore = "needs root, `age-keygen`, `age`, `git`, `setpriv`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh`, `sshd`, `unshare`"]
 fn a_user_activates_into_its_runtime_dir_without_mounting_or_chown() {
     let Some(root) =
         in_mount_namespace("a_user_activates_into_its_runtime_dir_without_mounting_or_chown")
@@ -749,6 +762,7 @@ fn manifest_errors_are_one_line_with_position() {
 /// An age plugin identity in `identityPaths` (as agenix passes it to age): the plugin runs
 /// at activation, found on PATH, and its secrets are installed like any other.
 #[test]
+#[ignore = "needs root, `age-keygen`, `age`, `git`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh`, `sshd`, `unshare`"]
 fn plugin_identities_decrypt_at_activation() {
     let Some(root) = in_mount_namespace("plugin_identities_decrypt_at_activation") else {
         return;
@@ -794,6 +808,7 @@ fn plugin_identities_decrypt_at_activation() {
 }
 
 #[test]
+#[ignore = "needs root, `unshare`"]
 fn a_post_quantum_identity_in_identity_paths_installs_its_secrets() {
     let Some(root) =
         in_mount_namespace("a_post_quantum_identity_in_identity_paths_installs_its_secrets")

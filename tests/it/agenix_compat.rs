@@ -12,6 +12,7 @@ use crate::common::*;
 /// added to the rule, both leave the plaintext as it was and the host can open the file.
 /// (agefleet used to read the closed stdin as the new plaintext and empty the secret.)
 #[test]
+#[ignore = "needs `age`, `bash`, `diff`, `jq`, `mktemp`, `nix-instantiate`, `setsid`, `ssh-keygen`, the agenix source"]
 fn editor_colon_reencrypts_to_the_rule_and_keeps_the_plaintext() {
     let t = Twin::new();
     let admin = t.admin.public_line.clone();
@@ -43,6 +44,7 @@ fn editor_colon_reencrypts_to_the_rule_and_keeps_the_plaintext() {
 /// `EDITOR=:` on a file that already matches its rule: same plaintext on both sides;
 /// agefleet leaves the file byte-identical ("wasn't changed"), agenix rewrites it.
 #[test]
+#[ignore = "needs `age`, `bash`, `diff`, `jq`, `mktemp`, `nix-instantiate`, `setsid`, `ssh-keygen`, the agenix source"]
 fn editor_colon_on_an_up_to_date_file_changes_nothing() {
     let t = Twin::new();
     let admin = t.admin.public_line.clone();
@@ -85,6 +87,7 @@ fn editor_colon_on_an_up_to_date_file_changes_nothing() {
 /// The rules file in another directory, run where the `.age` files are: agenix reads the
 /// names from the current directory, and so does agefleet now (-r, -d, -e).
 #[test]
+#[ignore = "needs `age`, `bash`, `diff`, `jq`, `mktemp`, `nix-instantiate`, `setsid`, `ssh-keygen`, the agenix source"]
 fn rules_elsewhere_names_are_read_from_the_current_directory() {
     let t = Twin::new();
     let admin = t.admin.public_line.clone();
@@ -158,6 +161,7 @@ fn rules_elsewhere_names_are_read_from_the_current_directory() {
 /// Run from a directory holding none of the rules' files: agenix "rekeys" nothing and exits
 /// 0; agefleet says no file was found and exits 1 (an agenix bug not copied).
 #[test]
+#[ignore = "needs `age`, `bash`, `diff`, `jq`, `mktemp`, `nix-instantiate`, `setsid`, `ssh-keygen`, the agenix source"]
 fn rekey_finding_no_file_of_the_rules_is_an_error() {
     let t = Twin::new();
     let admin = t.admin.public_line.clone();
@@ -201,6 +205,7 @@ fn rekey_finding_no_file_of_the_rules_is_an_error() {
 
 /// An empty rules set: both exit 0, nothing written.
 #[test]
+#[ignore = "needs `age`, `bash`, `diff`, `jq`, `mktemp`, `nix-instantiate`, `setsid`, `ssh-keygen`, the agenix source"]
 fn rekey_with_empty_rules_is_nothing_to_do() {
     let t = Twin::new();
     t.write("secrets.nix", b"{ }\n");
@@ -218,6 +223,7 @@ fn rekey_with_empty_rules_is_nothing_to_do() {
 /// `-e a/b.age` with `a/` missing: both create the directory and the secret.
 /// (agefleet used to fail after the editor, losing what was typed.)
 #[test]
+#[ignore = "needs `age`, `bash`, `diff`, `jq`, `mktemp`, `nix-instantiate`, `setsid`, `ssh-keygen`, the agenix source"]
 fn edit_creates_missing_parent_directories() {
     let t = Twin::new();
     let admin = t.admin.public_line.clone();
@@ -236,6 +242,7 @@ fn edit_creates_missing_parent_directories() {
 /// agenix's own example directory, with its `-leading-hyphen-filename.age`: every file
 /// decrypts to the same bytes with `-d`, exit 0 on both.
 #[test]
+#[ignore = "needs `age`, `bash`, `diff`, `jq`, `mktemp`, `nix-instantiate`, `setsid`, `ssh-keygen`, the agenix source"]
 fn agenix_example_directory_decrypts_the_same_including_a_leading_hyphen() {
     let t = Twin::new();
     let src = common::agenix::agenix_src().unwrap();
@@ -285,6 +292,7 @@ fn agenix_example_directory_decrypts_the_same_including_a_leading_hyphen() {
 /// New secrets get `0666 & ~umask` on both sides (agenix through `age -o`); an existing
 /// file keeps its mode on both.
 #[test]
+#[ignore = "needs `age`, `bash`, `diff`, `jq`, `mktemp`, `nix-instantiate`, `setsid`, `ssh-keygen`, the agenix source"]
 fn new_secret_mode_follows_the_umask_and_existing_modes_are_kept() {
     let t = Twin::new();
     let admin = t.admin.public_line.clone();
@@ -335,6 +343,7 @@ fn new_secret_mode_follows_the_umask_and_existing_modes_are_kept() {
 /// that needs it; agefleet rekeys every file it can, fails each one that needs that key by
 /// name, and exits 1 on both. (agefleet used to stop before any file.)
 #[test]
+#[ignore = "needs `age`, `bash`, `diff`, `jq`, `mktemp`, `nix-instantiate`, `setsid`, `ssh-keygen`, the agenix source"]
 fn rekey_with_an_unusable_identity_fails_only_the_files_that_need_it() {
     let t = Twin::new();
     let admin = t.admin.public_line.clone();
@@ -405,6 +414,7 @@ fn locked_plain(t: &Twin, key: &SshKey) -> std::path::PathBuf {
 /// agefleet runs it through the age crate. A secret for a plugin recipient written by either
 /// side decrypts on both with the plugin identity.
 #[test]
+#[ignore = "needs `age`, `bash`, `diff`, `jq`, `mktemp`, `nix-instantiate`, `setsid`, `ssh-keygen`, the agenix source"]
 fn plugin_recipients_and_identities_work_on_both_sides() {
     let t = Twin::new();
     let plugin = common::plugin::plugin_binary();
@@ -442,6 +452,7 @@ fn plugin_recipients_and_identities_work_on_both_sides() {
 /// An indented string as an attribute name is a Nix syntax error: agenix (through
 /// nix-instantiate) and agefleet's builtin evaluator both refuse it, exit 1, nothing written.
 #[test]
+#[ignore = "needs `age`, `bash`, `diff`, `jq`, `mktemp`, `nix-instantiate`, `setsid`, `ssh-keygen`, the agenix source"]
 fn indented_string_attribute_names_are_refused_like_nix() {
     let t = Twin::new();
     let rules = format!(

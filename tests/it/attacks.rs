@@ -109,6 +109,7 @@ fn custom(name: &str, file: &Path, path: &Path, symlink: bool) -> Secret {
 /// Defect 1, `symlink = false`: `~/.config/app -> /victim` must not make root overwrite
 /// `/victim/token` with the secret.
 #[test]
+#[ignore = "needs root, `age-keygen`, `age`, `git`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh`, `sshd`, `unshare`"]
 fn file_path_through_a_users_symlinked_dir_is_refused() {
     let Some(root) = in_mount_namespace("file_path_through_a_users_symlinked_dir_is_refused")
     else {
@@ -148,6 +149,7 @@ fn file_path_through_a_users_symlinked_dir_is_refused() {
 /// Defect 1, `symlink = true`: the same planted link must not make root replace
 /// `/victim/token` with a symlink.
 #[test]
+#[ignore = "needs root, `age-keygen`, `age`, `git`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh`, `sshd`, `unshare`"]
 fn link_path_through_a_users_symlinked_dir_is_refused() {
     let Some(root) = in_mount_namespace("link_path_through_a_users_symlinked_dir_is_refused")
     else {
@@ -179,6 +181,7 @@ fn link_path_through_a_users_symlinked_dir_is_refused() {
 /// swaps `~/app` for a link to `/victim`; `--phase chown` must not give `/victim/token`
 /// (root, 0600) to the user.
 #[test]
+#[ignore = "needs root, `age-keygen`, `age`, `git`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh`, `sshd`, `unshare`"]
 fn chown_phase_does_not_follow_a_dir_swapped_after_install() {
     let Some(root) = in_mount_namespace("chown_phase_does_not_follow_a_dir_swapped_after_install")
     else {
@@ -220,6 +223,7 @@ fn chown_phase_does_not_follow_a_dir_swapped_after_install() {
 
 /// Defect 5: two secrets with one target path both fail, naming it, and nothing is written.
 #[test]
+#[ignore = "needs root, `age-keygen`, `age`, `git`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh`, `sshd`, `unshare`"]
 fn two_secrets_with_one_path_are_both_refused() {
     let Some(root) = in_mount_namespace("two_secrets_with_one_path_are_both_refused") else {
         return;
@@ -245,6 +249,7 @@ fn two_secrets_with_one_path_are_both_refused() {
 /// Defect 6: a `symlink = false` file on disk is warned about, and removed once its secret
 /// leaves the manifest (only while it is still the file activation wrote).
 #[test]
+#[ignore = "needs root, `age-keygen`, `age`, `git`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh`, `sshd`, `unshare`"]
 fn file_secrets_on_disk_are_warned_about_and_removed_when_dropped() {
     let Some(root) =
         in_mount_namespace("file_secrets_on_disk_are_warned_about_and_removed_when_dropped")
@@ -326,6 +331,7 @@ fn file_secrets_on_disk_are_warned_about_and_removed_when_dropped() {
 
 /// Defect 8: an identity that is a symlink to a user-owned file is used, but not silently.
 #[test]
+#[ignore = "needs root, `age-keygen`, `age`, `git`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh`, `sshd`, `unshare`"]
 fn identity_owned_by_a_user_is_warned_about() {
     let Some(root) = in_mount_namespace("identity_owned_by_a_user_is_warned_about") else {
         return;
@@ -398,6 +404,7 @@ fn script(dir: &Path, body: &str) -> PathBuf {
 /// Defect 2: root with another user's `$XDG_RUNTIME_DIR` (as `su` or `sudo -E` leave it)
 /// must not put the plaintext where that user can read or swap it.
 #[test]
+#[ignore = "needs root, `age`, `script`, `ssh-keygen`"]
 fn edit_as_root_ignores_another_users_runtime_dir() {
     require_root();
     require_tool("script");
@@ -436,6 +443,7 @@ fn edit_as_root_ignores_another_users_runtime_dir() {
 /// Defect 2, read-back: an editor (or anyone) leaving a symlink at the plaintext's name must
 /// not make root encrypt the link's target into the repository.
 #[test]
+#[ignore = "needs `script`, `ssh-keygen`"]
 fn edited_file_replaced_by_a_symlink_is_not_read() {
     require_tool("script");
     let f = common::Fleet::new();
@@ -456,6 +464,7 @@ fn edited_file_replaced_by_a_symlink_is_not_read() {
 /// Defect 3: `create-keys --ssh-dir ~u/.ssh` with `.ssh -> /victim` must neither chmod
 /// `/victim` nor write keys there.
 #[test]
+#[ignore = "needs root"]
 fn create_keys_refuses_a_symlinked_ssh_dir() {
     require_root();
     let tmp = tempfile::tempdir().unwrap();
@@ -485,6 +494,7 @@ fn create_keys_refuses_a_symlinked_ssh_dir() {
 /// Defect 3: `copy-keys --owner u --ssh-dir ~u/link/.ssh` with `link -> /victim` must not
 /// create `/victim/.ssh` nor give anything there to the user.
 #[test]
+#[ignore = "needs root"]
 fn copy_keys_refuses_a_symlinked_parent() {
     require_root();
     let tmp = tempfile::tempdir().unwrap();
@@ -520,6 +530,7 @@ fn copy_keys_refuses_a_symlinked_parent() {
 /// Defect 3: `--owner` chowns an existing SSH directory too, and missing parents are
 /// created 0755 at most even under `umask 000`.
 #[test]
+#[ignore = "needs root"]
 fn copy_keys_owner_takes_an_existing_dir_and_parents_stay_0755() {
     require_root();
     let tmp = tempfile::tempdir().unwrap();

@@ -251,6 +251,7 @@ fn run_ok(cmd: &mut Command, what: &str, seed: u64) -> Duration {
 }
 
 #[test]
+#[ignore = "needs `age`, `ssh-keygen`"]
 fn kill_9_during_rekey_and_edit_loses_nothing() {
     require_tool("ssh-keygen");
     let seed = seed();
@@ -396,6 +397,7 @@ fn kill_9_during_rekey_and_edit_loses_nothing() {
 
 /// The verification itself can fail: a truncated file is caught.
 #[test]
+#[ignore = "needs `ssh-keygen`"]
 fn verification_catches_a_half_written_file() {
     require_tool("ssh-keygen");
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
@@ -444,6 +446,7 @@ fn build_corpus_small(rng: &mut impl Rng) -> Corpus {
 /// Concurrent writers are serialised by the write lock, and a temp file that may belong to
 /// the lock holder is not touched until the lock is free.
 #[test]
+#[ignore = "needs `ssh-keygen`"]
 fn a_rekey_waits_for_the_write_lock_before_touching_anything() {
     use std::io::BufRead;
     require_tool("ssh-keygen");

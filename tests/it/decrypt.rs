@@ -5,6 +5,7 @@ use crate::common::*;
 const BINARY: &[u8] = b"\x00\x01binary\xffno newline";
 
 #[test]
+#[ignore = "needs `age`, `ssh-keygen`"]
 fn decrypts_age_cli_file_to_raw_stdout_with_default_identity() {
     require_tool("age");
     let f = Fleet::new();
@@ -19,6 +20,7 @@ fn decrypts_age_cli_file_to_raw_stdout_with_default_identity() {
 }
 
 #[test]
+#[ignore = "needs `age`, `ssh-keygen`"]
 fn default_identities_are_id_rsa_then_id_ed25519() {
     require_tool("age");
     let f = Fleet::new();
@@ -35,6 +37,7 @@ fn default_identities_are_id_rsa_then_id_ed25519() {
 }
 
 #[test]
+#[ignore = "needs `age-keygen`, `age`, `ssh-keygen`"]
 fn explicit_identity_and_age_identity_file() {
     require_tool("age");
     require_tool("age-keygen");
@@ -52,6 +55,7 @@ fn explicit_identity_and_age_identity_file() {
 }
 
 #[test]
+#[ignore = "needs `age`, `ssh-keygen`"]
 fn works_from_another_directory_with_rules_relative_names() {
     require_tool("age");
     let f = Fleet::new();
@@ -79,6 +83,7 @@ fn works_from_another_directory_with_rules_relative_names() {
 }
 
 #[test]
+#[ignore = "needs `age`, `ssh-keygen`"]
 fn output_file_is_0600_and_never_overwritten() {
     require_tool("age");
     let f = Fleet::new();
@@ -97,6 +102,7 @@ fn output_file_is_0600_and_never_overwritten() {
 }
 
 #[test]
+#[ignore = "needs `ssh-keygen`"]
 fn missing_file_fails() {
     let f = Fleet::new();
     let admin = f.admin.public_line.clone();
@@ -107,6 +113,7 @@ fn missing_file_fails() {
 }
 
 #[test]
+#[ignore = "needs `age`, `ssh-keygen`"]
 fn a_bad_rule_elsewhere_does_not_stop_decrypting() {
     require_tool("age");
     let f = Fleet::new();
@@ -122,6 +129,7 @@ fn a_bad_rule_elsewhere_does_not_stop_decrypting() {
 }
 
 #[test]
+#[ignore = "needs `age`, `ssh-keygen`"]
 fn bad_age_files_fail_cleanly() {
     require_tool("age");
     let f = Fleet::new();
@@ -164,6 +172,7 @@ fn bad_age_files_fail_cleanly() {
 }
 
 #[test]
+#[ignore = "needs `age`, `ssh-keygen`"]
 fn bad_identity_files_fail_cleanly() {
     require_tool("age");
     let f = Fleet::new();
@@ -182,6 +191,7 @@ fn bad_identity_files_fail_cleanly() {
 }
 
 #[test]
+#[ignore = "needs `ssh-keygen`"]
 fn no_action_is_a_usage_error() {
     let f = Fleet::new();
     let out = f.run(&[]);
@@ -200,6 +210,7 @@ fn no_action_is_a_usage_error() {
 }
 
 #[test]
+#[ignore = "needs `age`, `ssh-keygen`"]
 fn global_flags_go_before_or_after_the_subcommand() {
     require_tool("age");
     let f = Fleet::new();

@@ -24,6 +24,7 @@ fn fleet_with_secret(plaintext: &[u8]) -> (Fleet, std::path::PathBuf) {
 }
 
 #[test]
+#[ignore = "needs `age`, `ssh-keygen`"]
 fn new_secret_from_stdin_needs_no_identity_and_age_decrypts_it() {
     require_tool("age");
     let f = Fleet::new();
@@ -39,6 +40,7 @@ fn new_secret_from_stdin_needs_no_identity_and_age_decrypts_it() {
 }
 
 #[test]
+#[ignore = "needs `age`, `ssh-keygen`"]
 fn armor_rule_writes_armored_file() {
     require_tool("age");
     let f = Fleet::new();
@@ -55,6 +57,7 @@ fn armor_rule_writes_armored_file() {
 }
 
 #[test]
+#[ignore = "needs `age`, `ssh-keygen`"]
 fn unchanged_content_is_not_reencrypted_and_mode_is_kept() {
     require_tool("age");
     let (f, p) = fleet_with_secret(b"same");
@@ -75,6 +78,7 @@ fn unchanged_content_is_not_reencrypted_and_mode_is_kept() {
 }
 
 #[test]
+#[ignore = "needs `age`, `ssh-keygen`"]
 fn names_with_spaces_and_leading_dash() {
     require_tool("age");
     let f = Fleet::new();
@@ -97,6 +101,7 @@ fn names_with_spaces_and_leading_dash() {
 }
 
 #[test]
+#[ignore = "needs `age`, `ssh-keygen`"]
 fn a_bad_rule_elsewhere_does_not_stop_editing() {
     require_tool("age");
     let f = Fleet::new();
@@ -114,6 +119,7 @@ fn a_bad_rule_elsewhere_does_not_stop_editing() {
 }
 
 #[test]
+#[ignore = "needs `ssh-keygen`"]
 fn no_rule_and_bad_rules_file_fail_cleanly() {
     let f = Fleet::new();
     let admin = f.admin.public_line.clone();
@@ -178,6 +184,7 @@ fn log_field(f: &Fleet, key: &str) -> String {
 }
 
 #[test]
+#[ignore = "needs `age`, `script`, `ssh-keygen`"]
 fn editor_gets_private_tmpfs_copy_and_its_result_is_encrypted() {
     require_tool("age");
     require_tool("script");
@@ -204,6 +211,7 @@ fn editor_gets_private_tmpfs_copy_and_its_result_is_encrypted() {
 }
 
 #[test]
+#[ignore = "needs `age`, `script`, `ssh-keygen`"]
 fn failing_editor_leaves_secret_untouched() {
     require_tool("age");
     require_tool("script");
@@ -218,6 +226,7 @@ fn failing_editor_leaves_secret_untouched() {
 }
 
 #[test]
+#[ignore = "needs `script`, `ssh-keygen`"]
 fn new_secret_not_saved_is_not_created() {
     require_tool("script");
     let f = Fleet::new();
@@ -231,6 +240,7 @@ fn new_secret_not_saved_is_not_created() {
 }
 
 #[test]
+#[ignore = "needs `age`, `script`, `ssh-keygen`"]
 fn sigterm_during_edit_removes_plaintext_and_keeps_secret() {
     require_tool("age");
     require_tool("script");
@@ -255,6 +265,7 @@ fn sigterm_during_edit_removes_plaintext_and_keeps_secret() {
 }
 
 #[test]
+#[ignore = "needs `git`, `ssh-keygen`"]
 fn untracked_secret_warns_and_git_add_adds_it() {
     require_tool("git");
     let f = Fleet::new();
@@ -289,6 +300,7 @@ fn untracked_secret_warns_and_git_add_adds_it() {
 /// A secret that is a symlink is refused before the editor or stdin is used, with a message
 /// that says so (a rewrite would replace the link, not its target).
 #[test]
+#[ignore = "needs `age`, `ssh-keygen`"]
 fn symlinked_secret_is_refused_up_front_and_clearly() {
     require_tool("age");
     let (f, real) = fleet_with_secret(b"real");
@@ -308,6 +320,7 @@ fn symlinked_secret_is_refused_up_front_and_clearly() {
 /// and an up-to-date secret is left as it is; a quoted editor path with a space works, since
 /// `EDITOR` is shell code.
 #[test]
+#[ignore = "needs `age`, `script`, `ssh-keygen`"]
 fn editor_runs_through_the_shell_on_a_terminal() {
     require_tool("age");
     require_tool("script");

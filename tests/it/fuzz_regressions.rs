@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use agefleet::activation::{install, Env, Layout, Manifest};
+use agefleet::activation::{place, Env, Layout, Manifest};
 use agefleet::envelope::Header;
 use agefleet::rules;
 
@@ -100,7 +100,7 @@ fn manifest(data: &[u8]) -> Result<(), String> {
         Ok(l) => l,
         Err(e) => return one_line(e.to_string()),
     };
-    let (_plans, failures) = install::plan(&m, &layout, &var);
+    let (_plans, failures) = place::plan(&m, &layout, &var);
     for f in failures {
         one_line(f.reason)?;
     }

@@ -17,6 +17,7 @@ static AGENT_ENV: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// The library clone with the agent: works with the right known_hosts, refuses a wrong or
 /// missing entry (naming the host and the file), refuses when the agent has no usable key.
 #[test]
+#[ignore = "needs root, `git`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh`, `sshd`"]
 fn git_clone_over_agent_checks_host_key() {
     sshd::require();
     let rig = SshRig::start();
@@ -427,6 +428,7 @@ fn assert_installed(fx: &Fixture, out: &Output, expected_sock: Option<&Path>) ->
 /// the one that is listed; listing every key type of the server (the fix the error
 /// suggests) makes the clone work.
 #[test]
+#[ignore = "needs root, `git`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh`, `sshd`"]
 fn git_clone_names_missing_host_key_type() {
     sshd::require();
     let rig = SshRig::start_with_host_keys(&["ecdsa"]);
@@ -462,6 +464,7 @@ fn git_clone_names_missing_host_key_type() {
 }
 
 #[test]
+#[ignore = "needs root, `age-keygen`, `age`, `git`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh`, `sshd`"]
 fn happy_path_with_agent() {
     let fx = Fixture::new();
     let args = with(
@@ -484,6 +487,7 @@ fn happy_path_with_agent() {
 }
 
 #[test]
+#[ignore = "needs root, `age-keygen`, `age`, `git`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh`, `sshd`"]
 fn through_ssh_with_forwarded_agent() {
     let fx = Fixture::new();
     let mut remote = vec![
@@ -515,6 +519,7 @@ fn through_ssh_with_forwarded_agent() {
 }
 
 #[test]
+#[ignore = "needs root, `age-keygen`, `age`, `git`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh`, `sshd`"]
 fn no_agent_is_a_preflight_failure() {
     let fx = Fixture::new();
     let args = with(fx.args(), &["--yes"]);
@@ -531,6 +536,7 @@ fn no_agent_is_a_preflight_failure() {
 }
 
 #[test]
+#[ignore = "needs root, `age-keygen`, `age`, `git`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh`, `sshd`"]
 fn wrong_known_hosts_is_a_preflight_failure() {
     let fx = Fixture::new();
     let other = ssh_keygen(fx.tmp.path(), "impostor", "ed25519", "");
@@ -557,6 +563,7 @@ fn wrong_known_hosts_is_a_preflight_failure() {
 }
 
 #[test]
+#[ignore = "needs root, `age-keygen`, `age`, `git`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh`, `sshd`"]
 fn unlisted_host_key_is_a_preflight_failure() {
     let fx = Fixture::new();
     let stranger = ssh_keygen(fx.tmp.path(), "stranger", "ed25519", "");
@@ -575,6 +582,7 @@ fn unlisted_host_key_is_a_preflight_failure() {
 }
 
 #[test]
+#[ignore = "needs root, `age-keygen`, `age`, `git`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh`, `sshd`"]
 fn listed_but_not_rekeyed_names_the_files() {
     let fx = Fixture::new();
     // db.age lists the host in secrets.nix but was encrypted before it was added.
@@ -590,6 +598,7 @@ fn listed_but_not_rekeyed_names_the_files() {
 }
 
 #[test]
+#[ignore = "needs root, `age-keygen`, `age`, `git`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh`, `sshd`"]
 fn dry_run_changes_nothing() {
     let fx = Fixture::new();
     let args = with(fx.args(), &["--dry-run", "--json"]);
@@ -612,6 +621,7 @@ fn dry_run_changes_nothing() {
 }
 
 #[test]
+#[ignore = "needs root, `age-keygen`, `age`, `git`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh`, `sshd`"]
 fn without_terminal_or_yes_it_refuses() {
     let fx = Fixture::new();
     let out = fx.run(&fx.args(), Some(&fx.rig.agent_sock));
@@ -622,6 +632,7 @@ fn without_terminal_or_yes_it_refuses() {
 }
 
 #[test]
+#[ignore = "needs root, `age-keygen`, `age`, `git`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh`, `sshd`"]
 fn failing_install_command_exits_5() {
     let fx = Fixture::new();
     let failing = fx.tmp.path().join("failing-install");
@@ -649,6 +660,7 @@ fn failing_install_command_exits_5() {
 }
 
 #[test]
+#[ignore = "needs root, `age-keygen`, `age`, `git`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh`, `sshd`"]
 fn generated_host_key_flow() {
     let fx = Fixture::new();
     let mut args = with(fx.args(), &["--yes"]);
@@ -683,6 +695,7 @@ fn generated_host_key_flow() {
 }
 
 #[test]
+#[ignore = "needs root, `age-keygen`, `age`, `git`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh`, `sshd`"]
 fn listed_secret_missing_from_repo_is_a_preflight_failure() {
     let fx = Fixture::new();
     let work = tempfile::tempdir().unwrap();
@@ -719,6 +732,7 @@ fn listed_secret_missing_from_repo_is_a_preflight_failure() {
 }
 
 #[test]
+#[ignore = "needs root, `age-keygen`, `age`, `git`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh`, `sshd`"]
 fn terminated_run_removes_staging() {
     let fx = Fixture::new();
     // A disko that signals it started, records its PID, and waits.
@@ -796,6 +810,7 @@ fn terminated_run_removes_staging() {
 }
 
 #[test]
+#[ignore = "needs root, `age-keygen`, `age`, `git`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh`, `sshd`"]
 fn tracked_private_key_in_flake_is_refused() {
     let fx = Fixture::new();
     // Tracking the key makes it part of what the flake (and so /etc/nixos) would hold.
@@ -815,6 +830,7 @@ fn tracked_private_key_in_flake_is_refused() {
 /// On a terminal the plan is confirmed with `Proceed? [y/N]`: "n" changes nothing (exit 1),
 /// "y" installs.
 #[test]
+#[ignore = "needs root, `age-keygen`, `age`, `git`, `script`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh`, `sshd`"]
 fn terminal_confirmation() {
     let fx = Fixture::new();
     common::require_tool("script");
@@ -845,6 +861,7 @@ fn terminal_confirmation() {
 /// Issue 11 defect 7: an unencrypted private key committed to the secrets repository would
 /// be staged into the store-bound input: refused in the preflight, naming the file.
 #[test]
+#[ignore = "needs root, `age-keygen`, `age`, `git`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh`, `sshd`"]
 fn private_key_committed_to_the_secrets_repo_is_refused() {
     let fx = Fixture::new();
     let work = tempfile::tempdir().unwrap();
@@ -882,6 +899,7 @@ fn private_key_committed_to_the_secrets_repo_is_refused() {
 /// Issue 11 defect 7: `--extra-files` problems (a FIFO, `etc` as a symlink) are preflight
 /// failures, found before disko runs.
 #[test]
+#[ignore = "needs root, `age-keygen`, `age`, `git`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh`, `sshd`"]
 fn extra_files_problems_are_preflight_failures() {
     let fx = Fixture::new();
     let extra = fx.tmp.path().join("bad-extra");
@@ -941,6 +959,7 @@ fn pq_secrets_repo(rig: &SshRig, name: &str, host_public: &str, pq: &str, stale:
 }
 
 #[test]
+#[ignore = "needs root, `age-keygen`, `age`, `git`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh`, `sshd`"]
 fn pq_key_is_proven_against_the_secrets_and_placed() {
     let fx = Fixture::new();
     let pq_key = fx.tmp.path().join("host.pq");

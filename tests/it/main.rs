@@ -23,6 +23,7 @@ mod host;
 mod install;
 mod interop;
 mod keys;
+mod keyscan;
 mod man;
 mod nix;
 mod nix_activation;

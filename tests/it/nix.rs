@@ -35,6 +35,7 @@ fn expected_invalid(path: &Path) -> bool {
 }
 
 #[test]
+#[ignore = "needs `nix-instantiate`"]
 fn every_nix_file_parses() {
     require_tool("nix-instantiate");
     let mut files = Vec::new();
@@ -71,6 +72,7 @@ fn eval_json(expr: &str) -> Result<serde_json::Value, String> {
 }
 
 #[test]
+#[ignore = "needs `nix-instantiate`"]
 fn manifest_nix_has_agenix_defaults() {
     require_tool("nix-instantiate");
     let m = eval_json(
@@ -113,6 +115,7 @@ fn manifest_nix_has_agenix_defaults() {
 }
 
 #[test]
+#[ignore = "needs root, `age-keygen`, `age`, `nix-instantiate`, `unshare`"]
 fn manifest_nix_output_activates() {
     let Some(root) = in_mount_namespace("manifest_nix_output_activates") else {
         return;

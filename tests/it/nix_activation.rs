@@ -69,6 +69,7 @@ fn read(p: &Path) -> String {
 }
 
 #[test]
+#[ignore = "needs root, `age-keygen`, `age`, `mount`, `nix-instantiate`, `unshare`, the Nix sources"]
 fn evaluated_nixos_activation_installs_for_real() {
     let src = sources();
     let Some(root) = in_mount_namespace("evaluated_nixos_activation_installs_for_real") else {
@@ -163,6 +164,7 @@ fn mounts_at(path: &Path) -> Vec<String> {
 }
 
 #[test]
+#[ignore = "needs root, `age-keygen`, `age`, `mount`, `nix-instantiate`, `unshare`, the Nix sources"]
 fn switching_to_agenix_and_back() {
     let src = sources();
     let Some(root) = in_mount_namespace("switching_to_agenix_and_back") else {

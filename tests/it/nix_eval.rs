@@ -419,6 +419,7 @@ fn differences(label: &str, ours: &Value, theirs: &Value) -> Vec<String> {
 }
 
 #[test]
+#[ignore = "needs `nix-instantiate`, the Nix sources"]
 fn agenix_configurations_evaluate_alike() {
     let src = sources();
     let tree = Tree::new();
@@ -507,6 +508,7 @@ fn position(haystack: &str, needle: &str) -> usize {
 }
 
 #[test]
+#[ignore = "needs `nix-instantiate`, the Nix sources"]
 fn agenix_options_agefleet_ignores_are_accepted_with_a_warning() {
     let src = sources();
     // Defect 1: agenix's documented `age.ageBin` (NixOS and nix-darwin).
@@ -560,6 +562,7 @@ fn agenix_options_agefleet_ignores_are_accepted_with_a_warning() {
 }
 
 #[test]
+#[ignore = "needs `nix-instantiate`, the Nix sources"]
 fn nixos_manifest_order_and_units() {
     let src = sources();
     let cfg = "{ services.openssh.enable = true; users.users.alice.isNormalUser = true;
@@ -636,6 +639,7 @@ fn nixos_manifest_order_and_units() {
 }
 
 #[test]
+#[ignore = "needs `nix-instantiate`, the Nix sources"]
 fn darwin_installs_after_run_exists_and_never_aborts() {
     let src = sources();
     let v = ours(
@@ -717,6 +721,7 @@ fn darwin_installs_after_run_exists_and_never_aborts() {
 }
 
 #[test]
+#[ignore = "needs `nix-instantiate`, the Nix sources"]
 fn home_manager_paths_on_darwin_and_linux() {
     let src = sources();
     // Defect 4: agenix's per-user directory on macOS, not an unset XDG_RUNTIME_DIR.
@@ -775,6 +780,7 @@ fn home_manager_paths_on_darwin_and_linux() {
 }
 
 #[test]
+#[ignore = "needs `nix-instantiate`, the Nix sources"]
 fn package_and_flake_outputs_evaluate() {
     let src = sources();
     let h = src.harness(None);
@@ -882,6 +888,7 @@ fn package_and_flake_outputs_evaluate() {
 /// input overridden by a stand-in flake (nixpkgs' real lib, the stub packages of
 /// nix/tests/eval/pkgs.nix), in a private chroot store: offline, nothing built.
 #[test]
+#[ignore = "needs `nix-instantiate`, `nix`, the Nix sources"]
 fn nix_flake_show_and_check_with_a_stand_in_nixpkgs() {
     let src = sources();
     common::require_tool("nix");
@@ -988,6 +995,7 @@ fn nix_flake_show_and_check_with_a_stand_in_nixpkgs() {
 /// `age.plugins` (NixOS/nix-darwin and home-manager modules): activation runs with just the
 /// plugins on PATH, as age finds them; without plugins the command is unchanged.
 #[test]
+#[ignore = "needs `nix-instantiate`, the Nix sources"]
 fn modules_put_age_plugins_on_the_activation_path() {
     let src = sources();
     let with_plugins = |cfg: &str| {

@@ -65,6 +65,7 @@ impl PluginFleet {
 }
 
 #[test]
+#[ignore = "needs `age`, `ssh-keygen`"]
 fn plugin_secret_round_trips_and_go_age_decrypts_it() {
     require_tool("age");
     let p = PluginFleet::new(false);
@@ -93,6 +94,7 @@ fn plugin_secret_round_trips_and_go_age_decrypts_it() {
 }
 
 #[test]
+#[ignore = "needs `ssh-keygen`"]
 fn status_does_not_claim_to_check_plugin_recipients() {
     let p = PluginFleet::new(true);
     p.create(b"x");
@@ -130,6 +132,7 @@ fn status_does_not_claim_to_check_plugin_recipients() {
 }
 
 #[test]
+#[ignore = "needs `script`, `setsid`, `ssh-keygen`"]
 fn plugin_prompts_on_the_terminal_and_fails_cleanly_without_one() {
     require_tool("script");
     require_tool("setsid");
@@ -194,6 +197,7 @@ fn plugin_prompts_on_the_terminal_and_fails_cleanly_without_one() {
 }
 
 #[test]
+#[ignore = "needs `script`, `ssh-keygen`"]
 fn plugin_confirmations_are_asked_on_the_terminal() {
     require_tool("script");
     let p = PluginFleet::new(false);
@@ -236,6 +240,7 @@ fn plugin_confirmations_are_asked_on_the_terminal() {
 }
 
 #[test]
+#[ignore = "needs `ssh-keygen`"]
 fn missing_plugin_is_a_clear_error_and_nothing_is_written() {
     let p = PluginFleet::new(true);
     // Without the plugin on PATH: encrypting to it fails, naming the binary.
@@ -254,6 +259,7 @@ fn missing_plugin_is_a_clear_error_and_nothing_is_written() {
 }
 
 #[test]
+#[ignore = "needs `ssh-keygen`"]
 fn bad_plugin_strings_are_rejected_by_name() {
     let f = Fleet::new();
     // A plugin recipient with a broken checksum.

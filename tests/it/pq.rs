@@ -58,6 +58,7 @@ fn decrypt_with(fleet: &Fleet, file: &str, identity: &std::path::Path) -> std::p
 }
 
 #[test]
+#[ignore = "needs `ssh-keygen`"]
 fn keygen_pq_writes_a_private_file_refuses_to_overwrite_and_y_prints_its_recipient() {
     let fleet = Fleet::new();
     let (path, recipient) = keygen_pq(&fleet, "host.pq");
@@ -76,6 +77,7 @@ fn keygen_pq_writes_a_private_file_refuses_to_overwrite_and_y_prints_its_recipie
 }
 
 #[test]
+#[ignore = "needs `ssh-keygen`"]
 fn pq_rule_round_trip_with_status_flags() {
     let fleet = Fleet::new();
     let (id1, r1) = keygen_pq(&fleet, "one.pq");
@@ -115,6 +117,7 @@ fn pq_rule_round_trip_with_status_flags() {
 }
 
 #[test]
+#[ignore = "needs `ssh-keygen`"]
 fn pq_rule_refuses_classical_recipients_and_status_flags_them() {
     let fleet = Fleet::new();
     let (_, r1) = keygen_pq(&fleet, "one.pq");
@@ -189,6 +192,7 @@ fn pq_rule_refuses_classical_recipients_and_status_flags_them() {
 }
 
 #[test]
+#[ignore = "needs `ssh-keygen`"]
 fn bad_post_quantum_input_is_a_one_line_error_naming_the_file() {
     let fleet = Fleet::new();
     let (id, r1) = keygen_pq(&fleet, "one.pq");
@@ -273,6 +277,7 @@ fn bad_post_quantum_input_is_a_one_line_error_naming_the_file() {
 }
 
 #[test]
+#[ignore = "needs `node`, `ssh-keygen`, typage"]
 fn typage_decrypts_what_agefleet_writes_and_the_other_way_round() {
     typage::require_typage();
     let fleet = Fleet::new();
@@ -325,6 +330,7 @@ fn typage_decrypts_what_agefleet_writes_and_the_other_way_round() {
 }
 
 #[test]
+#[ignore = "needs `ssh-keygen`"]
 fn create_keys_pq_makes_the_host_identity_and_check_keys_checks_it() {
     let fleet = Fleet::new();
     let ssh = fleet.tmp.path().join("host-ssh");
@@ -424,6 +430,7 @@ fn create_keys_pq_makes_the_host_identity_and_check_keys_checks_it() {
 type RuleView = Result<(Vec<String>, bool, bool), ()>;
 
 #[test]
+#[ignore = "needs `nix-instantiate`"]
 fn both_rules_backends_read_pq_alike() {
     common::require_tool("nix-instantiate");
     use agefleet::rules::{self, EvalMode};

@@ -12,6 +12,7 @@ fn mtime(p: &std::path::Path) -> SystemTime {
 }
 
 #[test]
+#[ignore = "needs `age`, `ssh-keygen`"]
 fn rekey_adds_new_recipient_keeps_modes_and_rekeys_empty_secrets() {
     require_tool("age");
     let f = Fleet::new();
@@ -47,6 +48,7 @@ fn rekey_adds_new_recipient_keeps_modes_and_rekeys_empty_secrets() {
 }
 
 #[test]
+#[ignore = "needs `age`, `ssh-keygen`"]
 fn failures_are_named_and_the_rest_still_rekeyed() {
     require_tool("age");
     let f = Fleet::new();
@@ -118,6 +120,7 @@ fn fleet_with_two_hosts() -> (Fleet, SshKey, SshKey) {
 }
 
 #[test]
+#[ignore = "needs `age`, `ssh-keygen`"]
 fn rekey_selected_files_only() {
     require_tool("age");
     let (f, a, _) = fleet_with_two_hosts();
@@ -148,6 +151,7 @@ fn rekey_selected_files_only() {
 }
 
 #[test]
+#[ignore = "needs `age`, `ssh-keygen`"]
 fn rekey_drifted_and_by_recipient() {
     require_tool("age");
     let (f, a, b) = fleet_with_two_hosts();
@@ -189,6 +193,7 @@ fn rekey_drifted_and_by_recipient() {
 /// The admin key is passphrase-protected; several files are encrypted to it. A rekey under a
 /// real terminal asks for the passphrase exactly once.
 #[test]
+#[ignore = "needs `age`, `script`, `ssh-keygen`"]
 fn one_passphrase_prompt_for_many_files() {
     require_tool("age");
     require_tool("script");
@@ -249,6 +254,7 @@ fn one_passphrase_prompt_for_many_files() {
 }
 
 #[test]
+#[ignore = "needs `age`, `setsid`, `ssh-keygen`"]
 fn encrypted_key_without_terminal_fails_fast() {
     require_tool("age");
     require_tool("setsid");
@@ -276,6 +282,7 @@ fn encrypted_key_without_terminal_fails_fast() {
 }
 
 #[test]
+#[ignore = "needs `age`, `setsid`, `ssh-keygen`"]
 fn unneeded_encrypted_key_is_never_prompted_for() {
     require_tool("age");
     require_tool("setsid");
@@ -304,6 +311,7 @@ fn unneeded_encrypted_key_is_never_prompted_for() {
 /// age crate panic in a rayon worker) fail their rule's file with a one-line reason; every
 /// other file is still rekeyed, and the exit is 1.
 #[test]
+#[ignore = "needs `age`, `ssh-keygen`"]
 fn weak_keys_fail_their_file_and_the_rest_is_rekeyed() {
     require_tool("age");
     let f = Fleet::new();
@@ -350,6 +358,7 @@ fn weak_keys_fail_their_file_and_the_rest_is_rekeyed() {
 /// `--recipient` with any text (non-ASCII included) is matched by key material, never by
 /// slicing bytes: a bad key is a usage error naming it, not a panic.
 #[test]
+#[ignore = "needs `age`, `ssh-keygen`"]
 fn recipient_selection_takes_any_text_without_panicking() {
     let f = Fleet::new();
     let admin = f.admin.public_line.clone();

@@ -1,4 +1,4 @@
-# Entry point of the Nix evaluation tests (tests/nix_eval.rs): evaluates a configuration
+# Entry point of the Nix evaluation tests (tests/it/nix_eval.rs): evaluates a configuration
 # with agefleet's module or agenix's, on NixOS (./nixos.nix stubs), nix-darwin (its real
 # modules) or home-manager (its real modules), and summarises what the two must agree on.
 # The sources are arguments so that the tests can point them at any checkout.

@@ -14,11 +14,6 @@ use std::process::{Command, Output};
 
 pub mod pty;
 
-/// True when running under CI, where nothing may skip.
-pub fn in_ci() -> bool {
-    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0")
-}
-
 /// Fails the test unless `tool` is on PATH. Tests that need a tool are
 /// `#[ignore = "needs …"]`: they run only when asked for (`--include-ignored`, as CI does),
 /// and then a missing tool is a failure, never a silent pass.

@@ -17,6 +17,7 @@ use super::{HostIdentity, InstallError};
 /// One placed file, for the report.
 #[derive(Debug, Clone, Serialize)]
 pub struct Placed {
+    /// Where it was placed.
     pub path: PathBuf,
     /// Octal permission bits, e.g. `"0600"` (none for symlinks).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -31,7 +32,7 @@ pub struct Placed {
 /// The files of a flake directory as a flake sees them: git-tracked files when the directory
 /// is in a git work tree, else every file and symlink except `.git`. Relative, sorted.
 pub fn flake_files(dir: &Path) -> Result<Vec<PathBuf>, InstallError> {
-    match crate::git::tracked_files(dir).map_err(|e| InstallError(e.to_string()))? {
+    match crate::git::tracked_files(dir)? {
         Some(files) => Ok(files),
         None => walk(dir, true),
     }
@@ -44,16 +45,16 @@ pub fn walk(dir: &Path, skip_git: bool) -> Result<Vec<PathBuf>, InstallError> {
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
         let abs = dir.join(&rel);
-        let entries = fs::read_dir(&abs).map_err(|e| InstallError::at(&abs, e))?;
+        let entries = fs::read_dir(&abs).map_err(|e| InstallError::io(&abs, "", e))?;
         for entry in entries {
-            let entry = entry.map_err(|e| InstallError::at(&abs, e))?;
+            let entry = entry.map_err(|e| InstallError::io(&abs, "", e))?;
             let child = rel.join(entry.file_name());
             if skip_git && rel.as_os_str().is_empty() && entry.file_name() == ".git" {
                 continue;
             }
             let ft = entry
                 .file_type()
-                .map_err(|e| InstallError::at(&entry.path(), e))?;
+                .map_err(|e| InstallError::io(&entry.path(), "", e))?;
             if ft.is_dir() {
                 stack.push(child);
             } else {
@@ -166,9 +167,9 @@ fn create_dirs(base: &Path, rel_dir: &Path, mode_from: Option<&Path>) -> Result<
         }
         match fs::symlink_metadata(&cur) {
             Ok(m) if m.is_dir() => continue,
-            Ok(_) => return Err(InstallError::at(&cur, "exists and is not a directory")),
+            Ok(_) => return Err(InstallError::refused(&cur, "exists and is not a directory")),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(InstallError::at(&cur, e)),
+            Err(e) => return Err(InstallError::io(&cur, "", e)),
         }
         let mode = src
             .as_ref()
@@ -179,7 +180,7 @@ fn create_dirs(base: &Path, rel_dir: &Path, mode_from: Option<&Path>) -> Result<
             .mode(mode)
             .create(&cur)
             .and_then(|()| fs::set_permissions(&cur, fs::Permissions::from_mode(mode)))
-            .map_err(|e| InstallError::at(&cur, format!("cannot create directory: {e}")))?;
+            .map_err(|e| InstallError::io(&cur, "cannot create directory: ", e))?;
     }
     Ok(())
 }
@@ -187,10 +188,10 @@ fn create_dirs(base: &Path, rel_dir: &Path, mode_from: Option<&Path>) -> Result<
 /// Removes whatever non-directory is at `path`, so a new file can be created there.
 fn clear(path: &Path) -> Result<(), InstallError> {
     match fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => Err(InstallError::at(path, "is a directory")),
-        Ok(_) => fs::remove_file(path).map_err(|e| InstallError::at(path, e)),
+        Ok(m) if m.is_dir() => Err(InstallError::refused(path, "is a directory")),
+        Ok(_) => fs::remove_file(path).map_err(|e| InstallError::io(path, "", e)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(InstallError::at(path, e)),
+        Err(e) => Err(InstallError::io(path, "", e)),
     }
 }
 
@@ -208,11 +209,11 @@ fn create_file(
         .mode(mode)
         .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
         .open(path)
-        .map_err(|e| InstallError::at(path, format!("cannot create: {e}")))?;
+        .map_err(|e| InstallError::io(path, "cannot create: ", e))?;
     f.set_permissions(fs::Permissions::from_mode(mode))
         .and_then(|()| fill(&mut f))
         .and_then(|()| f.sync_all())
-        .map_err(|e| InstallError::at(path, format!("cannot write: {e}")))
+        .map_err(|e| InstallError::io(path, "cannot write: ", e))
 }
 
 /// Copies `files` (relative to `src`) to the same relative paths under `dest`. Regular
@@ -230,7 +231,7 @@ pub fn copy_files(
             .recursive(true)
             .mode(0o755)
             .create(dest)
-            .map_err(|e| InstallError::at(dest, format!("cannot create directory: {e}")))?;
+            .map_err(|e| InstallError::io(dest, "cannot create directory: ", e))?;
     }
     let mut placed = Vec::with_capacity(files.len());
     for rel in files {
@@ -239,12 +240,12 @@ pub fn copy_files(
         if let Some(parent) = rel.parent() {
             create_dirs(dest, parent, dir_modes.then_some(src))?;
         }
-        let meta = fs::symlink_metadata(&from).map_err(|e| InstallError::at(&from, e))?;
+        let meta = fs::symlink_metadata(&from).map_err(|e| InstallError::io(&from, "", e))?;
         if meta.file_type().is_symlink() {
-            let target = fs::read_link(&from).map_err(|e| InstallError::at(&from, e))?;
+            let target = fs::read_link(&from).map_err(|e| InstallError::io(&from, "", e))?;
             clear(&to)?;
             std::os::unix::fs::symlink(&target, &to)
-                .map_err(|e| InstallError::at(&to, format!("cannot create symlink: {e}")))?;
+                .map_err(|e| InstallError::io(&to, "cannot create symlink: ", e))?;
             placed.push(Placed {
                 path: to,
                 mode: None,
@@ -257,7 +258,7 @@ pub fn copy_files(
                 .read(true)
                 .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
                 .open(&from)
-                .map_err(|e| InstallError::at(&from, e))?;
+                .map_err(|e| InstallError::io(&from, "", e))?;
             create_file(&to, mode, |out| io::copy(&mut input, out).map(|_| ()))?;
             placed.push(Placed {
                 fingerprint: key_fingerprint(&to),
@@ -266,7 +267,7 @@ pub fn copy_files(
                 kind: "file",
             });
         } else {
-            return Err(InstallError::at(
+            return Err(InstallError::refused(
                 &from,
                 "not a regular file or symlink; refusing to copy",
             ));

@@ -19,6 +19,7 @@ pub struct PqHostIdentity {
     identity: MlKem768X25519Identity,
     /// `age1pq1…`.
     pub recipient: String,
+    /// Given, generated now or generated earlier.
     pub source: HostKeySource,
     /// The file it was read from or kept in (None for a dry-run generation).
     pub path: Option<PathBuf>,
@@ -29,13 +30,16 @@ impl PqHostIdentity {
     pub fn load(path: &Path) -> Result<Self, InstallError> {
         let bytes = Zeroizing::new(
             crate::fsutil::read_regular(path)
-                .map_err(|e| InstallError::at(path, format!("cannot read the PQ key: {e}")))?,
+                .map_err(|e| InstallError::io(path, "cannot read the PQ key: ", e))?,
         );
         if bytes.len() as u64 > MAX_FILE {
-            return Err(InstallError::at(path, "too large for an identity file"));
+            return Err(InstallError::refused(
+                path,
+                "too large for an identity file",
+            ));
         }
         let text = std::str::from_utf8(&bytes)
-            .map_err(|_| InstallError::at(path, "not an age identity file"))?;
+            .map_err(|_| InstallError::refused(path, "not an age identity file"))?;
         let line = text
             .lines()
             .map(str::trim)
@@ -44,10 +48,10 @@ impl PqHostIdentity {
                     .is_some_and(|p| p.eq_ignore_ascii_case("AGE-SECRET-KEY-PQ-"))
             })
             .ok_or_else(|| {
-                InstallError::at(path, "holds no AGE-SECRET-KEY-PQ-1… post-quantum identity")
+                InstallError::refused(path, "holds no AGE-SECRET-KEY-PQ-1… post-quantum identity")
             })?;
         let identity =
-            MlKem768X25519Identity::parse(line).map_err(|e| InstallError::at(path, e))?;
+            MlKem768X25519Identity::parse(line).map_err(|e| InstallError::refused(path, e))?;
         Ok(PqHostIdentity {
             recipient: identity.recipient(),
             identity,

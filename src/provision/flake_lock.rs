@@ -15,6 +15,7 @@ use crate::git::SshRemote;
 /// The secrets input as locked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LockedInput {
+    /// The input's URL, as `git` would fetch it.
     pub url: String,
     /// Branch name (a `refs/heads/` prefix removed).
     pub branch: Option<String>,
@@ -26,7 +27,9 @@ pub struct LockedInput {
 #[derive(Debug, thiserror::Error)]
 #[error("{file}: {what}")]
 pub struct LockError {
+    /// The lock file.
     pub file: String,
+    /// What is wrong with it (one line).
     pub what: String,
 }
 

@@ -1,6 +1,6 @@
 //! First-install provisioning (DESIGN §6), the library half: the host identity, the check
 //! that it can open every secret the host declares, and placing files under the target
-//! root. The command (`commands::install`) drives the steps, runs external tools and prints.
+//! root. The command (`install-with-secrets`, `commands::install_with_secrets`) drives the steps, runs external tools and prints.
 //!
 //! Invariants: nothing here prints or runs an external tool; private key bytes stay in
 //! zeroized buffers and reach disk only at the host key's final path, created 0600.
@@ -17,17 +17,94 @@ use crate::rules::Rules;
 pub mod agent;
 pub mod flake_lock;
 pub mod pq;
+pub mod preflight;
 pub mod stage;
 
 /// An install step failed. One line, naming the file it is about; never key material.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct InstallError(pub String);
+pub enum InstallError {
+    /// A filesystem operation on `path` failed.
+    #[error("{}: {context}{source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What was being done, as a message prefix (`""`, `"cannot create: "`, …).
+        context: &'static str,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// `path` is not what this step can use.
+    #[error("{}: {reason}", path.display())]
+    Refused {
+        /// The file.
+        path: PathBuf,
+        /// Why it cannot be used.
+        reason: &'static str,
+    },
+    /// The host key file does not parse as an OpenSSH private key.
+    #[error("{}: not an OpenSSH private key ({source})", path.display())]
+    NotOpenSshKey {
+        /// The key file.
+        path: PathBuf,
+        /// The parser's reason.
+        source: ssh_key::Error,
+    },
+    /// The host key parses but cannot be the host's identity.
+    #[error("{}: {source}", path.display())]
+    UnsuitableHostKey {
+        /// The key file.
+        path: PathBuf,
+        /// Why not.
+        source: HostKeyError,
+    },
+    /// Generating a host key failed.
+    #[error("{}: cannot generate a key: {source}", path.display())]
+    Generate {
+        /// Where the key was to be kept.
+        path: PathBuf,
+        /// The cause.
+        source: crate::keys::KeyError,
+    },
+    /// Listing a flake's git-tracked files failed.
+    #[error(transparent)]
+    Git(#[from] crate::git::GitError),
+    /// Writing a private file failed.
+    #[error(transparent)]
+    Fs(#[from] crate::fsutil::FsError),
+}
 
 impl InstallError {
-    pub(crate) fn at(path: &Path, what: impl std::fmt::Display) -> Self {
-        InstallError(format!("{}: {what}", path.display()))
+    pub(crate) fn io(path: &Path, context: &'static str, source: std::io::Error) -> Self {
+        InstallError::Io {
+            path: path.to_path_buf(),
+            context,
+            source,
+        }
     }
+
+    pub(crate) fn refused(path: &Path, reason: &'static str) -> Self {
+        InstallError::Refused {
+            path: path.to_path_buf(),
+            reason,
+        }
+    }
+}
+
+/// Why a parsed OpenSSH key cannot be a host identity.
+#[derive(Debug, thiserror::Error)]
+pub enum HostKeyError {
+    /// Not an ed25519 key.
+    #[error("the host key must be ssh-ed25519, not {0}")]
+    NotEd25519(ssh_key::Algorithm),
+    /// Passphrase-protected: nothing could unlock it at boot.
+    #[error("the host key is passphrase-protected; the host cannot unlock it at boot")]
+    Encrypted,
+    /// Re-encoding the private key failed.
+    #[error("cannot encode the key: {0}")]
+    Encode(#[source] ssh_key::Error),
+    /// Encoding the public key failed.
+    #[error("cannot encode the public key: {0}")]
+    EncodePublic(#[source] ssh_key::Error),
 }
 
 /// Where the host identity comes from.
@@ -61,6 +138,7 @@ pub struct HostIdentity {
     pub public_line: String,
     /// `SHA256:…`, as `ssh-keygen -lf` prints it.
     pub fingerprint: String,
+    /// Given, generated now or generated earlier.
     pub source: HostKeySource,
     /// The file it was read from or kept in (None for a dry-run generation).
     pub path: Option<PathBuf>,
@@ -81,25 +159,20 @@ impl HostIdentity {
         key: &PrivateKey,
         source: HostKeySource,
         path: Option<PathBuf>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, HostKeyError> {
         if key.algorithm() != ssh_key::Algorithm::Ed25519 {
-            return Err(format!(
-                "the host key must be ssh-ed25519, not {}",
-                key.algorithm()
-            ));
+            return Err(HostKeyError::NotEd25519(key.algorithm()));
         }
         if key.is_encrypted() {
-            return Err(
-                "the host key is passphrase-protected; the host cannot unlock it at boot".into(),
-            );
+            return Err(HostKeyError::Encrypted);
         }
         let private_openssh = key
             .to_openssh(LineEnding::LF)
-            .map_err(|e| format!("cannot encode the key: {e}"))?;
+            .map_err(HostKeyError::Encode)?;
         let public_line = key
             .public_key()
             .to_openssh()
-            .map_err(|e| format!("cannot encode the public key: {e}"))?;
+            .map_err(HostKeyError::EncodePublic)?;
         Ok(HostIdentity {
             private_openssh: Zeroizing::new(private_openssh.to_string()),
             public_line,
@@ -113,12 +186,20 @@ impl HostIdentity {
     pub fn load(path: &Path) -> Result<Self, InstallError> {
         let text = Zeroizing::new(
             std::fs::read_to_string(path)
-                .map_err(|e| InstallError::at(path, format!("cannot read the host key: {e}")))?,
+                .map_err(|e| InstallError::io(path, "cannot read the host key: ", e))?,
         );
-        let key = PrivateKey::from_openssh(text.as_bytes())
-            .map_err(|e| InstallError::at(path, format!("not an OpenSSH private key ({e})")))?;
-        Self::from_key(&key, HostKeySource::File, Some(path.to_path_buf()))
-            .map_err(|e| InstallError::at(path, e))
+        let key = PrivateKey::from_openssh(text.as_bytes()).map_err(|source| {
+            InstallError::NotOpenSshKey {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
+        Self::from_key(&key, HostKeySource::File, Some(path.to_path_buf())).map_err(|source| {
+            InstallError::UnsuitableHostKey {
+                path: path.to_path_buf(),
+                source,
+            }
+        })
     }
 
     /// The key kept at `path` by an earlier `generate`, or a new one (saved there 0600,
@@ -129,8 +210,13 @@ impl HostIdentity {
             id.source = HostKeySource::Reused;
             return Ok(id);
         }
-        let generated = crate::keys::openssh::generate_ed25519(comment, None)
-            .map_err(|e| InstallError::at(path, format!("cannot generate a key: {e}")))?;
+        let generated =
+            crate::keys::openssh::generate_ed25519(comment, None).map_err(|source| {
+                InstallError::Generate {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            })?;
         let mut id = HostIdentity {
             private_openssh: generated.private_openssh,
             public_line: generated.public_line,
@@ -178,6 +264,7 @@ pub struct SecretsCheck {
 }
 
 impl SecretsCheck {
+    /// Whether the host can open every secret it declares (and declares one).
     pub fn ok(&self) -> bool {
         !self.listed.is_empty() && self.stale.is_empty() && self.unreadable.is_empty()
     }
@@ -242,9 +329,9 @@ pub fn rules_snippet(host: &str, public_line: &str) -> String {
 /// Whether `dir` is a mount point (its device differs from its parent's, or it is `/`).
 pub fn is_mount_point(dir: &Path) -> Result<bool, InstallError> {
     use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(dir).map_err(|e| InstallError::at(dir, e))?;
+    let meta = std::fs::metadata(dir).map_err(|e| InstallError::io(dir, "", e))?;
     let parent = dir.join("..");
-    let pmeta = std::fs::metadata(&parent).map_err(|e| InstallError::at(&parent, e))?;
+    let pmeta = std::fs::metadata(&parent).map_err(|e| InstallError::io(&parent, "", e))?;
     Ok(meta.dev() != pmeta.dev() || meta.ino() == pmeta.ino())
 }
 
@@ -257,9 +344,9 @@ pub(crate) fn save_generated_key(path: &Path, private: &[u8]) -> Result<(), Inst
             .recursive(true)
             .mode(0o700)
             .create(dir)
-            .map_err(|e| InstallError::at(dir, format!("cannot create: {e}")))?;
+            .map_err(|e| InstallError::io(dir, "cannot create: ", e))?;
     }
-    crate::fsutil::write_new_private(path, private, 0o600).map_err(|e| InstallError(e.to_string()))
+    Ok(crate::fsutil::write_new_private(path, private, 0o600)?)
 }
 
 #[cfg(test)]

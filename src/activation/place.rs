@@ -1,4 +1,6 @@
-//! One secret: where it goes (planning), writing it atomically, and giving it its owner.
+//! Placing one secret (the activation's install phase, agenix's `agenixInstall`): where it
+//! goes (planning), writing it atomically, and giving it its owner. Named `place` so it is not
+//! confused with first-install provisioning ([`crate::provision`]) or `install-with-secrets`.
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
@@ -32,11 +34,17 @@ pub enum Target {
 /// A secret whose name, mode and path have been checked.
 #[derive(Debug, Clone)]
 pub struct Plan {
+    /// The secret's name in the manifest.
     pub name: String,
+    /// Its `.age` file (in the Nix store).
     pub file: PathBuf,
+    /// The mode it is given.
     pub mode: u32,
+    /// Its owner (a user name or numeric id).
     pub owner: String,
+    /// Its group (a group name or numeric id).
     pub group: String,
+    /// Where it goes.
     pub target: Target,
 }
 
@@ -166,7 +174,7 @@ pub struct Installed {
 /// (whose path is `gen_path`), or at its configured `path`, whose parents are walked from
 /// `/` without following a symlink anyone but root could have planted ([`walk`]). `owner`
 /// (uid, gid) is applied before the file gets its mode and final name.
-pub fn install_one(
+pub fn place_one(
     plan: &Plan,
     gen: &OwnedFd,
     gen_path: &Path,

@@ -17,7 +17,9 @@ const MAX_ANSWER: usize = 256 * 1024;
 #[derive(Debug, thiserror::Error)]
 #[error("SSH agent at {sock}: {what}")]
 pub struct AgentError {
+    /// The agent's socket (`SSH_AUTH_SOCK`).
     pub sock: String,
+    /// What went wrong (one line).
     pub what: String,
 }
 
