@@ -600,79 +600,18 @@ pub fn plan(
                     continue;
                 }
             };
-            for s in &header.stanzas {
-                match s {
-                    StanzaKind::SshEd25519 { tag } | StanzaKind::SshRsa { tag } => {
-                        if !current.tags.contains(tag) {
-                            let kind = match s {
-                                StanzaKind::SshRsa { .. } => "ssh-rsa",
-                                _ => "ssh-ed25519",
-                            };
-                            let who = Who::Tag {
-                                kind,
-                                tag: tag.clone(),
-                            };
-                            note(who, seen, *oid, Evidence::Header);
-                        }
-                    }
-                    StanzaKind::Scrypt => note(Who::Passphrase, seen, *oid, Evidence::Header),
-                    StanzaKind::Other { kind } if kind.ends_with("-grease") => {}
-                    StanzaKind::Other { kind } if current.plugins == 0 => {
-                        let who = Who::Stanza { kind: kind.clone() };
-                        note(who, seen, *oid, Evidence::Header);
-                    }
-                    StanzaKind::Other { .. } | StanzaKind::X25519 | StanzaKind::MlKem768X25519 => {}
-                }
-            }
-            // Anonymous stanzas, attributed by the rule of the commit that introduced them.
+            // Anonymous stanzas are attributed by the rule of the commit that introduced them.
             let historical = rules_at[seen.oldest]
                 .and_then(|o| evaluated.get(&o).cloned().flatten())
                 .and_then(|entries| {
                     let e = entries.iter().find(|e| e.name == a.entry.name)?;
                     let keys = &e.rule.as_ref().ok()?.public_keys;
-                    let parsed: Option<Vec<Recipient>> =
-                        keys.iter().map(|k| names.parse(k)).collect();
-                    parsed.filter(|p| p.iter().all(|r| r.kind != RecipientKind::Plugin))
+                    keys.iter()
+                        .map(|k| names.parse(k))
+                        .collect::<Option<Vec<_>>>()
                 });
-            for (kind, stanza_kind, count, now) in [
-                (
-                    RecipientKind::X25519,
-                    "X25519",
-                    header.x25519_count(),
-                    &current.x25519,
-                ),
-                (
-                    RecipientKind::MlKem768X25519,
-                    "mlkem768x25519",
-                    header.mlkem768x25519_count(),
-                    &current.mlkem,
-                ),
-            ] {
-                if count == 0 {
-                    continue;
-                }
-                let attributed = historical.as_ref().and_then(|h| {
-                    let keys: Vec<&Recipient> = h.iter().filter(|r| r.kind == kind).collect();
-                    (keys.len() == count).then_some(keys)
-                });
-                match attributed {
-                    Some(keys) => {
-                        for k in keys {
-                            if !now.iter().any(|n| n.matches_key(&k.text)) {
-                                let who = Who::Key {
-                                    kind: stanza_kind,
-                                    key: k.text.clone(),
-                                };
-                                note(who, seen, *oid, Evidence::Rule);
-                            }
-                        }
-                    }
-                    None if count > now.len() && current.plugins == 0 => {
-                        let who = Who::Anonymous { kind: stanza_kind };
-                        note(who, seen, *oid, Evidence::Header);
-                    }
-                    None => {}
-                }
+            for (who, evidence) in former_recipients(&header, &current, historical.as_deref()) {
+                note(who, seen, *oid, evidence);
             }
         }
         let mut debt: Vec<Debt> = Vec::new();
@@ -711,6 +650,83 @@ pub fn plan(
         blobs,
         current: current_files,
     })
+}
+
+/// Who could decrypt a version with `header` and is not among the `current` rule's
+/// recipients; `historical` is the rule of the commit that introduced the version (its keys),
+/// which attributes anonymous stanzas (see the module docs).
+fn former_recipients(
+    header: &Header,
+    current: &Current,
+    historical: Option<&[Recipient]>,
+) -> Vec<(Who, Evidence)> {
+    let mut out = Vec::new();
+    for s in &header.stanzas {
+        match s {
+            StanzaKind::SshEd25519 { tag } | StanzaKind::SshRsa { tag } => {
+                if !current.tags.contains(tag) {
+                    let kind = match s {
+                        StanzaKind::SshRsa { .. } => "ssh-rsa",
+                        _ => "ssh-ed25519",
+                    };
+                    let who = Who::Tag {
+                        kind,
+                        tag: tag.clone(),
+                    };
+                    out.push((who, Evidence::Header));
+                }
+            }
+            StanzaKind::Scrypt => out.push((Who::Passphrase, Evidence::Header)),
+            StanzaKind::Other { kind } if kind.ends_with("-grease") => {}
+            StanzaKind::Other { kind } if current.plugins == 0 => {
+                out.push((Who::Stanza { kind: kind.clone() }, Evidence::Header));
+            }
+            StanzaKind::Other { .. } | StanzaKind::X25519 | StanzaKind::MlKem768X25519 => {}
+        }
+    }
+    // A plugin may write stanzas of any type: with plugin recipients the rule cannot say
+    // whose the anonymous stanzas are.
+    let historical = historical.filter(|h| h.iter().all(|r| r.kind != RecipientKind::Plugin));
+    for (kind, stanza_kind, count, now) in [
+        (
+            RecipientKind::X25519,
+            "X25519",
+            header.x25519_count(),
+            &current.x25519,
+        ),
+        (
+            RecipientKind::MlKem768X25519,
+            "mlkem768x25519",
+            header.mlkem768x25519_count(),
+            &current.mlkem,
+        ),
+    ] {
+        if count == 0 {
+            continue;
+        }
+        let attributed = historical.and_then(|h| {
+            let keys: Vec<&Recipient> = h.iter().filter(|r| r.kind == kind).collect();
+            (keys.len() == count).then_some(keys)
+        });
+        match attributed {
+            Some(keys) => {
+                for k in keys {
+                    if !now.iter().any(|n| n.matches_key(&k.text)) {
+                        let who = Who::Key {
+                            kind: stanza_kind,
+                            key: k.text.clone(),
+                        };
+                        out.push((who, Evidence::Rule));
+                    }
+                }
+            }
+            None if count > now.len() && current.plugins == 0 => {
+                out.push((Who::Anonymous { kind: stanza_kind }, Evidence::Header));
+            }
+            None => {}
+        }
+    }
+    out
 }
 
 /// Evaluates the `secrets.nix` blob `oid` (as if it were the rules file) and adds its names;
@@ -913,6 +929,53 @@ mod tests {
         let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
         repo.commit(Some("HEAD"), &sig, &sig, msg, &tree, &parents)
             .unwrap();
+    }
+
+    #[test]
+    fn anonymous_stanzas_are_attributed_by_the_introducing_rule_when_counts_match() {
+        const BOB: &str = "age1t7rxyev2z3rw82stdlrrepyc39nvn86l5078zqkf5uasdy86jp6svpy7pa";
+        const PLUGIN: &str =
+            "age1agefleettest1pykvdp8dpxml7tuf4gxhz05w3vktjkz5x2kkqvzfa4fxgq5klgkqvy0xxr";
+        let parse = |k: &str| Recipient::parse(k).unwrap();
+        let mut names = Names::default();
+        let tag = crate::recipient::tag_of(ADMIN).unwrap().unwrap();
+        let h = |x25519: usize| Header {
+            armored: false,
+            stanzas: std::iter::once(StanzaKind::SshEd25519 { tag: tag.clone() })
+                .chain(std::iter::repeat_n(StanzaKind::X25519, x25519))
+                .collect(),
+        };
+        let admin_only = Current::of(&[ADMIN.to_string()], &mut names);
+        let with_bob = Current::of(&[ADMIN.to_string(), BOB.to_string()], &mut names);
+        let then = [parse(ADMIN), parse(BOB)];
+        // bob's key was the rule's only X25519 key when the version was written.
+        let found = former_recipients(&h(1), &admin_only, Some(&then));
+        assert_eq!(
+            found,
+            [(
+                Who::Key {
+                    kind: "X25519",
+                    key: BOB.to_string()
+                },
+                Evidence::Rule
+            )]
+        );
+        // Still in the rule: no debt.
+        assert!(former_recipients(&h(1), &with_bob, Some(&then)).is_empty());
+        // Two stanzas, one key in that rule: unknowable, reported as unknown.
+        let anonymous = [(Who::Anonymous { kind: "X25519" }, Evidence::Header)];
+        assert_eq!(
+            former_recipients(&h(2), &admin_only, Some(&then)),
+            anonymous
+        );
+        // A plugin recipient in that rule may have written X25519 stanzas too.
+        let with_plugin = [parse(ADMIN), parse(BOB), parse(PLUGIN)];
+        assert_eq!(
+            former_recipients(&h(1), &admin_only, Some(&with_plugin)),
+            anonymous
+        );
+        // No rule of that commit, and no more stanzas than the current rule has keys.
+        assert!(former_recipients(&h(1), &with_bob, None).is_empty());
     }
 
     #[test]
