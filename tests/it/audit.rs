@@ -297,6 +297,25 @@ fn a_corrupt_historical_file_is_skipped_with_a_one_line_warning() {
     assert!(warning[0].contains("skipped"), "{err}");
     // The rest of the history is still audited.
     assert!(stdout(&out).contains("  web1  ("), "{}", stdout(&out));
+
+    // A symlink committed in a secret's place is not followed: one warning, no panic.
+    let db = std::fs::read(f.path("db.age")).unwrap();
+    std::fs::remove_file(f.path("db.age")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", f.path("db.age")).unwrap();
+    let link = commit(f, "link");
+    std::fs::remove_file(f.path("db.age")).unwrap();
+    std::fs::write(f.path("db.age"), db).unwrap();
+    commit(f, "unlink");
+    let out = f.run(&["audit"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "warning: db.age at commit {}: a symlink, not a file: skipped",
+            &link[..7]
+        )),
+        "{err}"
+    );
 }
 
 #[test]
