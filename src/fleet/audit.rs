@@ -501,7 +501,8 @@ pub fn plan(
         path: String,
         versions: Vec<(git2::Oid, Seen)>,
         index: HashMap<git2::Oid, usize>,
-        odd: bool,
+        /// A non-file was already warned about.
+        warned: bool,
     }
     let mut audited = Vec::new();
     for entry in &rules.entries {
@@ -516,7 +517,7 @@ pub fn plan(
                 path,
                 versions: Vec::new(),
                 index: HashMap::new(),
-                odd: false,
+                warned: false,
             }),
             None => warnings.push(format!(
                 "{}: outside the repository {}: not audited",
@@ -561,8 +562,8 @@ pub fn plan(
                     }
                 },
                 Ok(None) => {}
-                Err(why) if !a.odd => {
-                    a.odd = true;
+                Err(why) if !a.warned => {
+                    a.warned = true;
                     warnings.push(format!(
                         "{} at commit {}: {why}: skipped",
                         a.path, infos[ci].short
@@ -582,7 +583,7 @@ pub fn plan(
         let current = Current::of(&rule.public_keys, &mut names);
         // Who could decrypt, with the newest commit index and its version.
         let mut found: HashMap<Who, (usize, git2::Oid, Evidence)> = HashMap::new();
-        let mut note = |who: Who, seen: &Seen, oid: git2::Oid, evidence: Evidence| {
+        let mut record = |who: Who, seen: &Seen, oid: git2::Oid, evidence: Evidence| {
             let e = found.entry(who).or_insert((seen.newest, oid, evidence));
             if seen.newest < e.0 {
                 *e = (seen.newest, oid, evidence);
@@ -611,19 +612,20 @@ pub fn plan(
                         .collect::<Option<Vec<_>>>()
                 });
             for (who, evidence) in former_recipients(&header, &current, historical.as_deref()) {
-                note(who, seen, *oid, evidence);
+                record(who, seen, *oid, evidence);
             }
         }
         let mut debt: Vec<Debt> = Vec::new();
         for (who, (ci, oid, evidence)) in found {
-            let version = *blob_index.entry(oid).or_insert_with(|| {
-                let bytes = repo
-                    .find_blob(oid)
-                    .map(|b| b.content().to_vec())
-                    .unwrap_or_default();
-                blobs.push(Arc::new(bytes));
-                blobs.len() - 1
-            });
+            let version = match blob_index.get(&oid) {
+                Some(&i) => i,
+                None => {
+                    let blob = repo.find_blob(oid).map_err(git("reading a blob"))?;
+                    blobs.push(Arc::new(blob.content().to_vec()));
+                    blob_index.insert(oid, blobs.len() - 1);
+                    blobs.len() - 1
+                }
+            };
             debt.push(describe(&who, &names, infos[ci].clone(), evidence, version));
         }
         debt.sort_by(|a, b| (&a.recipient, &a.kind).cmp(&(&b.recipient, &b.kind)));
