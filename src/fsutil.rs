@@ -156,6 +156,73 @@ pub fn remove_stale_temps(targets: &[PathBuf], _lock: &WriteLock) -> (Vec<PathBu
     (removed, failed)
 }
 
+/// What [`lock_for_writing`] cleaned up: the leftover temp files of killed runs it removed,
+/// and the ones it could not remove.
+#[derive(Debug, Default)]
+pub struct StaleTemps {
+    /// Temp files removed.
+    pub removed: Vec<PathBuf>,
+    /// Temp files that could not be removed, with why.
+    pub failed: Vec<FsError>,
+}
+
+/// Takes the write lock on the rules directory `dir`, calling `on_wait` first when it has to
+/// wait for another run, then removes the leftover temp files of killed runs beside
+/// `targets` (see [`remove_stale_temps`]). The lock must be held until the new files are
+/// renamed into place (see [`WriteLock`]).
+pub fn lock_for_writing(
+    dir: &Path,
+    targets: &[PathBuf],
+    on_wait: impl FnOnce(),
+) -> Result<(WriteLock, StaleTemps), FsError> {
+    let lock = match WriteLock::try_acquire(dir)? {
+        Some(l) => l,
+        None => {
+            on_wait();
+            WriteLock::acquire(dir)?
+        }
+    };
+    let (removed, failed) = remove_stale_temps(targets, &lock);
+    Ok((lock, StaleTemps { removed, failed }))
+}
+
+/// Creates the missing parent directories of `file` (mode 0777 & ~umask, as `mkdir -p`),
+/// returning those it made, deepest first. On failure the ones made are removed again.
+pub fn create_parent_dirs(file: &Path) -> Result<Vec<PathBuf>, FsError> {
+    let mut missing = Vec::new();
+    let mut dir = file.parent();
+    while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
+        if d.symlink_metadata().is_ok() {
+            break;
+        }
+        missing.push(d.to_path_buf());
+        dir = d.parent();
+    }
+    for d in missing.iter().rev() {
+        match fs::create_dir(d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                remove_empty_dirs(&missing);
+                return Err(FsError::new(d, "cannot create the directory", e));
+            }
+        }
+    }
+    Ok(missing)
+}
+
+/// Removes the directories [`create_parent_dirs`] made (deepest first), each only if empty.
+pub fn remove_empty_dirs(dirs: &[PathBuf]) {
+    for d in dirs {
+        let _ = fs::remove_dir(d);
+    }
+}
+
+/// Where the symlink at `path` points, `None` when `path` is not a symlink.
+pub fn symlink_target(path: &Path) -> Option<PathBuf> {
+    fs::read_link(path).ok()
+}
+
 /// Writes `data` to `path` atomically. A new file gets `new_mode`; an existing one keeps its
 /// permission bits. A symlink at `path` is refused rather than replaced by a file.
 pub fn atomic_write(path: &Path, data: &[u8], new_mode: u32) -> Result<(), FsError> {

@@ -10,7 +10,9 @@
 //! [`rules`] (the `secrets.nix` recipient map), [`drift`] (rules against headers),
 //! [`platform`] (root-safe filesystem walks, atomic writes, user lookup), and the verbs:
 //! [`keys`], [`provision`] (first-install provisioning for `install-with-secrets`),
-//! [`activation`] (its `place` module is the boot-time install phase), [`fleet`].
+//! [`activation`] (its `place` module is the boot-time install phase), [`fleet`], and
+//! [`secrets`] (what edit, decrypt, rekey and status share, with the [`secrets::rekey`] and
+//! [`secrets::status`] verbs).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -29,5 +31,6 @@ pub mod policy;
 pub mod provision;
 pub mod recipient;
 pub mod rules;
+pub mod secrets;
 pub mod sys;
 pub mod text;

@@ -11,8 +11,8 @@ mod commands;
 // The library's modules at the binary's root, so `crate::rules` means the same in
 // `commands` as it does in the library.
 use agefleet::{
-    activation, drift, envelope, fleet, fsutil, git, identity, keys, names, policy, provision,
-    recipient, rules, sys, text,
+    activation, drift, envelope, fleet, fsutil, git, identity, keys, names, provision, recipient,
+    rules, secrets, sys, text,
 };
 
 fn main() -> ExitCode {

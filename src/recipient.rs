@@ -92,7 +92,7 @@ impl std::fmt::Debug for Recipient {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("invalid public key {key:?}: {reason}")]
 /// A public key line that cannot be encrypted to.
 pub struct RecipientError {

@@ -6,6 +6,7 @@
 use super::{ui, Context, Outcome, Result};
 use crate::cli::AccessArgs;
 use crate::fleet::access;
+use crate::fleet::audit::AuditError;
 
 pub fn run(ctx: &Context, args: &AccessArgs) -> Result<Outcome> {
     let rules = ctx.load_rules()?;
@@ -20,7 +21,9 @@ pub fn run(ctx: &Context, args: &AccessArgs) -> Result<Outcome> {
             access::mark_debt(&mut matrix, &report);
         }
         // No history to audit: the matrix as it is.
-        Err(super::Error::Usage(why)) => ctx.verbose(&format!("no rotation debt shown: {why}")),
+        Err(e @ super::Error::Audit(AuditError::NotARepository { .. })) => {
+            ctx.verbose(&format!("no rotation debt shown: {e}"))
+        }
         Err(e) => ui::warn(&format!("rotation debt not shown: {e}")),
     }
     if args.json {

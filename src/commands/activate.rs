@@ -7,14 +7,13 @@ use crate::cli::{self, ActivateArgs};
 use crate::sys::{FsKind, RamMount};
 
 pub fn run(ctx: &Context, args: &ActivateArgs) -> Result<Outcome> {
-    let manifest = Manifest::load(&args.manifest).map_err(Error::failed)?;
+    let manifest = Manifest::load(&args.manifest)?;
     let phase = match args.phase {
         cli::Phase::Install => Phase::Install,
         cli::Phase::Chown => Phase::Chown,
         cli::Phase::All => Phase::All,
     };
-    let report = activation::activate(&manifest, &args.manifest, phase, &Env::system())
-        .map_err(Error::failed)?;
+    let report = activation::activate(&manifest, &args.manifest, phase, &Env::system())?;
 
     for w in &report.warnings {
         ui::warn(w);

@@ -5,7 +5,7 @@
 use super::{common, ui, Context, Error, Outcome, Result};
 use crate::cli::AuditArgs;
 use crate::envelope::Header;
-use crate::fleet::audit::{self, AuditError, Report};
+use crate::fleet::audit::{self, Report};
 use crate::identity::IdentitySet;
 
 pub fn run(ctx: &Context, args: &AuditArgs) -> Result<Outcome> {
@@ -60,7 +60,7 @@ pub fn report(
     text: Option<&str>,
     since: Option<&str>,
 ) -> Result<Report> {
-    let plan = audit::plan(rules, text, since).map_err(audit_error)?;
+    let plan = audit::plan(rules, text, since)?;
     if ctx.global.identity.is_empty() || !plan.has_debt() {
         let mut report = audit::execute::<IdentitySet>(plan, None);
         // Nothing to settle: the identities were not needed, but they were given.
@@ -71,16 +71,6 @@ pub fn report(
     let refs: Vec<&Header> = headers.iter().collect();
     let ids = common::identities_for_each(ctx, &refs)?;
     Ok(audit::execute(plan, Some(&ids)))
-}
-
-/// Not a repository and a bad revision are the caller's to fix (exit 2); the rest fails.
-pub fn audit_error(e: AuditError) -> Error {
-    match e {
-        AuditError::NotARepository { .. } | AuditError::BadRevision { .. } => {
-            Error::Usage(e.to_string())
-        }
-        other => Error::Failed(other.to_string()),
-    }
 }
 
 /// Per secret with unsettled debt: each recipient, its tag or key, and the last commit

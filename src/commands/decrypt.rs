@@ -7,10 +7,10 @@
 
 use std::path::PathBuf;
 
-use super::common::{cwd, header_of, identities_for, read_secret};
+use super::common::{cwd, identities_for};
 use super::{ui, Context, Error, Outcome, Result};
 use crate::cli::DecryptArgs;
-use crate::envelope;
+use crate::secrets;
 
 pub fn run(ctx: &Context, args: &DecryptArgs) -> Result<Outcome> {
     let path = locate(ctx, &args.file)?;
@@ -18,11 +18,10 @@ pub fn run(ctx: &Context, args: &DecryptArgs) -> Result<Outcome> {
     if !path.exists() {
         return Err(Error::Failed(format!("{shown}: no such file")));
     }
-    let bytes = read_secret(&path)?;
-    let header = header_of(&path, &bytes)?;
+    let bytes = secrets::read_secret(&path)?;
+    let header = secrets::header_of(&path, &bytes)?;
     let ids = identities_for(ctx, &[&header])?;
-    let plaintext =
-        envelope::decrypt(&bytes, &ids).map_err(|e| Error::Failed(format!("{shown}: {e}")))?;
+    let plaintext = secrets::decrypt(&path, &bytes, &header, &ids)?;
     match &args.output {
         Some(out) => {
             if out.exists() {

@@ -19,17 +19,14 @@ use std::process::Command;
 
 use zeroize::Zeroizing;
 
-use super::common::refs;
-use super::common::{
-    cwd, header_of, identities_for, lock_for_writing, read_secret, read_to_end_zeroizing,
-    RecipientCache,
-};
+use super::common::{cwd, identities_for, lock_for_writing};
 use super::signals::{CleanupOnSignal, Interrupt};
 use super::{ui, Context, Error, Outcome, Result};
 use crate::cli::EditArgs;
 use crate::drift;
 use crate::envelope;
 use crate::fsutil::{self, PrivateTempDir};
+use crate::secrets::{self, read_to_end_zeroizing, refs, RecipientCache};
 
 pub fn run(ctx: &Context, args: &EditArgs) -> Result<Outcome> {
     let rules = ctx.load_rules()?;
@@ -40,7 +37,7 @@ pub fn run(ctx: &Context, args: &EditArgs) -> Result<Outcome> {
     let shown = path.display().to_string();
     let editor = editor_command();
     // Refused before anything is typed: a rewrite would replace the link, not its target.
-    if let Ok(target) = std::fs::read_link(&path) {
+    if let Some(target) = fsutil::symlink_target(&path) {
         return Err(Error::Failed(format!(
             "{shown} is a symlink (to {}); agefleet does not write secrets through symlinks: \
              edit the file it points to",
@@ -50,18 +47,17 @@ pub fn run(ctx: &Context, args: &EditArgs) -> Result<Outcome> {
 
     // The current plaintext and header, when the secret exists (a new one needs no identity).
     let old: Option<(Zeroizing<Vec<u8>>, envelope::Header)> = if path.exists() {
-        let bytes = read_secret(&path)?;
-        let header = header_of(&path, &bytes)?;
+        let bytes = secrets::read_secret(&path)?;
+        let header = secrets::header_of(&path, &bytes)?;
         let ids = identities_for(ctx, &[&header])?;
-        let plaintext =
-            envelope::decrypt(&bytes, &ids).map_err(|e| Error::Failed(format!("{shown}: {e}")))?;
+        let plaintext = secrets::decrypt(&path, &bytes, &header, &ids)?;
         Some((plaintext, header))
     } else {
         None
     };
 
     // Made before the editor runs, so what is typed can be saved; undone if nothing is.
-    let made_dirs = create_parent_dirs(&path)?;
+    let made_dirs = fsutil::create_parent_dirs(&path)?;
     let new = if editor.trim() == ":" {
         // agenix's "no editing": neither an editor nor stdin; the content stays as it is.
         Ok(old.as_ref().map(|(o, _)| Zeroizing::new(o.to_vec())))
@@ -72,8 +68,8 @@ pub fn run(ctx: &Context, args: &EditArgs) -> Result<Outcome> {
             .map(Some)
             .map_err(|e| Error::Failed(format!("cannot read the new plaintext from stdin: {e}")))
     };
-    let Some(new) = new.inspect_err(|_| remove_dirs(&made_dirs))? else {
-        remove_dirs(&made_dirs);
+    let Some(new) = new.inspect_err(|_| fsutil::remove_empty_dirs(&made_dirs))? else {
+        fsutil::remove_empty_dirs(&made_dirs);
         ui::warn(&format!("{shown} wasn't created."));
         return Ok(Outcome::Success);
     };
@@ -90,14 +86,13 @@ pub fn run(ctx: &Context, args: &EditArgs) -> Result<Outcome> {
         }
     }
 
-    let ciphertext = envelope::encrypt(&new, &refs(&recipients), armor)
-        .map_err(|e| Error::Failed(format!("{shown}: {e}")))?;
+    let ciphertext = secrets::encrypt(&path, &new, &recipients, armor)?;
     // The editor may run for long, so the lock is taken for the write only.
     let lock = lock_for_writing(ctx, &rules.dir, std::slice::from_ref(&path))?;
     let written = fsutil::atomic_write(&path, &ciphertext, crate::sys::new_file_mode());
     drop(lock);
     if written.is_err() {
-        remove_dirs(&made_dirs);
+        fsutil::remove_empty_dirs(&made_dirs);
     }
     written?;
     ctx.verbose(&format!("wrote {shown}"));
@@ -111,41 +106,6 @@ fn editor_command() -> String {
         .ok()
         .filter(|e| !e.trim().is_empty())
         .unwrap_or_else(|| "vi".into())
-}
-
-/// Creates the missing parent directories of `secret` (mode 0777 & ~umask, as `mkdir -p`),
-/// returning those it made, deepest first.
-fn create_parent_dirs(secret: &Path) -> Result<Vec<std::path::PathBuf>> {
-    let mut missing = Vec::new();
-    let mut dir = secret.parent();
-    while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
-        if d.symlink_metadata().is_ok() {
-            break;
-        }
-        missing.push(d.to_path_buf());
-        dir = d.parent();
-    }
-    for d in missing.iter().rev() {
-        match std::fs::create_dir(d) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => {
-                remove_dirs(&missing);
-                return Err(Error::Failed(format!(
-                    "{}: cannot create the directory: {e}",
-                    d.display()
-                )));
-            }
-        }
-    }
-    Ok(missing)
-}
-
-/// Removes the directories [`create_parent_dirs`] made, if still empty.
-fn remove_dirs(dirs: &[std::path::PathBuf]) {
-    for d in dirs {
-        let _ = std::fs::remove_dir(d);
-    }
 }
 
 /// Runs `editor` on the plaintext in a private RAM-backed directory. `None` when the editor

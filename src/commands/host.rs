@@ -11,7 +11,7 @@ use crate::fleet::keyscan::{self, KeyscanError};
 pub fn add(ctx: &Context, args: &HostAddArgs) -> Result<Outcome> {
     let key = match (&args.key, &args.key_file, &args.keyscan) {
         (Some(k), None, None) => k.clone(),
-        (None, Some(f), None) => key_from_file(f)?,
+        (None, Some(f), None) => edit::key_from_file(f).map_err(edit_error)?,
         (None, None, Some(t)) => key_from_scan(t, args.fingerprint.as_deref())?,
         _ => {
             return Err(Error::Usage(
@@ -97,25 +97,6 @@ fn apply(ctx: &Context, plan: &Plan, dry_run: bool, no_rekey: bool) -> Result<Ou
             ..RekeyArgs::default()
         },
     )
-}
-
-/// The one public key line of a `.pub` file (blank lines and `#` comments ignored).
-fn key_from_file(path: &std::path::Path) -> Result<String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::Failed(format!("{}: {e}", path.display())))?;
-    let lines: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .collect();
-    match lines.as_slice() {
-        [one] => Ok(one.to_string()),
-        _ => Err(Error::Failed(format!(
-            "{}: expected one public key line, found {}",
-            path.display(),
-            lines.len()
-        ))),
-    }
 }
 
 /// The host's ed25519 key from `ssh-keyscan`, trusted only when its fingerprint is the

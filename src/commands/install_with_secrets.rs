@@ -43,7 +43,7 @@ use crate::fsutil::PrivateTempDir;
 use crate::provision::preflight::{
     self, Disko, KeyChoice, Notice, Plan, PreflightError, Prepared, Request,
 };
-use crate::provision::stage::{self, Placed};
+use crate::provision::stage::Placed;
 use crate::provision::{self as lib};
 
 #[derive(Debug, Serialize)]
@@ -98,21 +98,7 @@ pub fn run(ctx: &Context, args: &InstallArgs) -> Result<Outcome> {
         Err(e) => ui::warn(&e.to_string()),
     }
 
-    let mut placed = stage::copy_files(
-        &prepared.flake_dir,
-        &prepared.flake_files,
-        &root.join("etc/nixos"),
-        0o777,
-        false,
-    )
-    .map_err(Error::failed)?;
-    placed.extend(stage::place_host_key(root, &prepared.host_id).map_err(Error::failed)?);
-    if let Some(pq) = &prepared.pq_id {
-        placed.push(stage::place_pq_key(root, pq).map_err(Error::failed)?);
-    }
-    if let Some((dir, files)) = &prepared.extra {
-        placed.extend(stage::copy_files(dir, files, root, 0o7777, true).map_err(Error::failed)?);
-    }
+    let placed = prepared.place().map_err(Error::failed)?;
 
     ctx.verbose(&format!("running {}", shell_words::join(&prepared.install)));
     run_tool("the install command", &prepared.install, false)?;
@@ -247,7 +233,7 @@ fn refusal(e: PreflightError) -> Error {
         )),
         _ => {}
     }
-    Error::Preflight(e.to_string())
+    Error::InstallPreflight(e)
 }
 
 /// `$XDG_STATE_HOME`, else `$HOME/.local/state`.

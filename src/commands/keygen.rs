@@ -3,7 +3,6 @@
 //! recipient to stdout; without it the identity file text goes to stdout and the recipient
 //! to stderr. `-y` prints the recipients of an identity file, one a line.
 
-use std::io::Write;
 use std::time::SystemTime;
 
 use super::{ui, Error, Outcome, Result};
@@ -11,15 +10,11 @@ use crate::cli::KeygenArgs;
 use crate::keys::age_identity::{self, AgeKeyKind};
 
 pub fn run(args: &KeygenArgs) -> Result<Outcome> {
-    let mut out = std::io::stdout().lock();
-    let write_failed =
-        |e: std::io::Error| Error::Failed(format!("writing to standard output: {e}"));
     if let Some(path) = &args.recipients_of {
-        let recipients = age_identity::recipients_of(path).map_err(Error::failed)?;
-        for r in recipients {
-            writeln!(out, "{r}").map_err(write_failed)?;
-        }
-        return out.flush().map_err(write_failed).map(|()| Outcome::Success);
+        let recipients = age_identity::recipients_of(path)?;
+        let lines: String = recipients.iter().map(|r| format!("{r}\n")).collect();
+        ui::out_bytes(lines.as_bytes())?;
+        return Ok(Outcome::Success);
     }
     let kind = if args.pq {
         AgeKeyKind::PostQuantum
@@ -33,17 +28,16 @@ pub fn run(args: &KeygenArgs) -> Result<Outcome> {
                 if e.is_refusal() {
                     Error::Refused(e.to_string())
                 } else {
-                    Error::failed(e)
+                    Error::Key(e)
                 }
             })?;
-            writeln!(out, "{}", id.recipient).map_err(write_failed)?;
+            ui::out(&id.recipient)?;
         }
         None => {
-            out.write_all(id.file_text.as_bytes())
-                .map_err(write_failed)?;
+            // A closed stdout ends the run quietly (exit 0) before the public key is shown.
+            ui::out_bytes(id.file_text.as_bytes())?;
             ui::info(&format!("Public key: {}", id.recipient));
         }
     }
-    out.flush().map_err(write_failed)?;
     Ok(Outcome::Success)
 }

@@ -54,7 +54,8 @@ impl Outcome {
     }
 }
 
-/// A command that stopped. The message is one line and never holds secret material.
+/// A command that stopped. The message is one line and never holds secret material; each
+/// library error already names its file (and line:col) and is kept with its sources.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Exit 1: the operation failed.
@@ -76,45 +77,86 @@ pub enum Error {
     /// Not a failure of ours, as ripgrep treats it.
     #[error("standard output was closed")]
     StdoutClosed,
+    /// Exit 1: the rules file cannot be evaluated.
+    #[error("{0}")]
+    Rules(#[from] crate::rules::RulesError),
+    /// Exit 1: an age file cannot be read or written.
+    #[error("{0}")]
+    Envelope(#[from] crate::envelope::EnvelopeError),
+    /// Exit 1: an identity cannot be loaded or unlocked.
+    #[error("{0}")]
+    Identity(#[from] crate::identity::IdentityError),
+    /// Exit 1: there is no identity to decrypt with.
+    #[error("{0}")]
+    NoIdentity(#[from] crate::secrets::NoIdentity),
+    /// Exit 1: a public key cannot be encrypted to.
+    #[error("{0}")]
+    Recipient(#[from] crate::recipient::RecipientError),
+    /// Exit 1: a rule's recipients are bad.
+    #[error("{0}")]
+    RuleRecipients(#[from] crate::secrets::RuleRecipientsError),
+    /// Exit 1: a secret file cannot be read, decrypted or encrypted.
+    #[error("{0}")]
+    Secret(#[from] crate::secrets::SecretError),
+    /// Exit 1: a filesystem operation failed.
+    #[error("{0}")]
+    Fs(#[from] crate::fsutil::FsError),
+    /// Exit 1: git failed.
+    #[error("{0}")]
+    Git(#[from] crate::git::GitError),
+    /// Exit 1: a file argument designates no rule (or two).
+    #[error("{0}")]
+    Name(#[from] crate::names::NameError),
+    /// Exit 1: a key cannot be created, copied or read (refusals are [`Error::Refused`]).
+    #[error("{0}")]
+    Key(#[from] crate::keys::KeyError),
+    /// Exit 1: activation failed.
+    #[error("{0}")]
+    Activation(#[from] crate::activation::ActivationError),
+    /// Exit 4: `install-with-secrets`' preflight refused, before any destructive step.
+    #[error("{0}")]
+    InstallPreflight(#[from] crate::provision::preflight::PreflightError),
+    /// `audit`: exit 2 when the rules are in no git work tree or `--since` names no commit
+    /// (the caller's to fix), else 1.
+    #[error("{0}")]
+    Audit(#[from] crate::fleet::audit::AuditError),
 }
 
 impl Error {
+    /// The process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Failed(_) => 1,
             Error::Usage(_) => 2,
             Error::Refused(_) => 3,
-            Error::Preflight(_) => 4,
+            Error::Preflight(_) | Error::InstallPreflight(_) => 4,
             Error::ExternalTool(_) => 5,
             Error::StdoutClosed => 0,
+            Error::Audit(
+                crate::fleet::audit::AuditError::NotARepository { .. }
+                | crate::fleet::audit::AuditError::BadRevision { .. },
+            ) => 2,
+            Error::Failed(_)
+            | Error::Rules(_)
+            | Error::Envelope(_)
+            | Error::Identity(_)
+            | Error::NoIdentity(_)
+            | Error::Recipient(_)
+            | Error::RuleRecipients(_)
+            | Error::Secret(_)
+            | Error::Fs(_)
+            | Error::Git(_)
+            | Error::Name(_)
+            | Error::Key(_)
+            | Error::Activation(_)
+            | Error::Audit(_) => 1,
         }
     }
 
+    /// An exit-1 failure with `e`'s message (for errors that have no variant of their own).
     pub fn failed(e: impl std::fmt::Display) -> Self {
         Error::Failed(e.to_string())
     }
 }
-
-/// Library errors become exit-1 failures unless a command says otherwise; each library error
-/// already names its file (and line:col).
-macro_rules! failed_from {
-    ($($t:ty),* $(,)?) => {$(
-        impl From<$t> for Error {
-            fn from(e: $t) -> Self {
-                Error::Failed(e.to_string())
-            }
-        }
-    )*};
-}
-failed_from!(
-    crate::rules::RulesError,
-    crate::envelope::EnvelopeError,
-    crate::identity::IdentityError,
-    crate::recipient::RecipientError,
-    crate::fsutil::FsError,
-    crate::git::GitError,
-    crate::names::NameError,
-);
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -41,6 +41,11 @@ pub fn err_line(line: &str) {
     let _ = writeln!(stderr, "{line}");
 }
 
+/// Whether stdout gets colour (a terminal, and no `NO_COLOR`).
+pub fn color_stdout() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 /// Whether stderr gets colour.
 pub fn color_stderr() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()

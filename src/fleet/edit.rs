@@ -59,6 +59,14 @@ pub enum EditError {
     /// The host's key is not a valid public key.
     #[error(transparent)]
     Key(#[from] crate::recipient::RecipientError),
+    /// The `--key-file` does not hold exactly one public key line.
+    #[error("{}: expected one public key line, found {found}", path.display())]
+    KeyFileLines {
+        /// The key file.
+        path: PathBuf,
+        /// How many key lines it holds.
+        found: usize,
+    },
     /// The host name is already bound in the `let` block.
     #[error("{file}: {name:?} is already bound at line {line}")]
     AlreadyBound {
@@ -487,4 +495,24 @@ pub fn unified_diff(plan: &Plan) -> String {
         .context_radius(3)
         .header(&format!("a/{shown}"), &format!("b/{shown}"))
         .to_string()
+}
+
+/// The one public key line of a `.pub` file (blank lines and `#` comments ignored).
+pub fn key_from_file(path: &Path) -> Result<String, EditError> {
+    let text = std::fs::read_to_string(path).map_err(|source| EditError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    match lines.as_slice() {
+        [one] => Ok(one.to_string()),
+        _ => Err(EditError::KeyFileLines {
+            path: path.to_path_buf(),
+            found: lines.len(),
+        }),
+    }
 }

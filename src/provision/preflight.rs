@@ -818,6 +818,30 @@ pub fn fetch(
     })
 }
 
+impl Prepared {
+    /// Step 4 of the install, after partitioning: the flake's files under
+    /// `<root>/etc/nixos`, the host key (and post-quantum identity) under `<root>/etc/ssh`,
+    /// then `--extra-files` (modes kept). What was placed, for the report.
+    pub fn place(&self) -> Result<Vec<stage::Placed>, InstallError> {
+        let root = &self.plan.root;
+        let mut placed = stage::copy_files(
+            &self.flake_dir,
+            &self.flake_files,
+            &root.join("etc/nixos"),
+            0o777,
+            false,
+        )?;
+        placed.extend(stage::place_host_key(root, &self.host_id)?);
+        if let Some(pq) = &self.pq_id {
+            placed.push(stage::place_pq_key(root, pq)?);
+        }
+        if let Some((dir, files)) = &self.extra {
+            placed.extend(stage::copy_files(dir, files, root, 0o7777, true)?);
+        }
+        Ok(placed)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,6 +13,7 @@ mod attacks;
 mod audit;
 mod bad_input;
 mod cctv;
+mod closed_stdout;
 mod completions;
 mod crash;
 mod decrypt;

@@ -24,7 +24,7 @@ pub(super) fn key_error(e: KeyError) -> Error {
     if e.is_refusal() {
         Error::Refused(format!("{e} (use --force to move it to a backup first)"))
     } else {
-        Error::Failed(e.to_string())
+        Error::Key(e)
     }
 }
 
@@ -67,7 +67,7 @@ pub(super) fn say_dir_action(dir: &Path, action: DirAction, dry_run: bool) {
 
 /// Reads the passphrase: stdin up to the first newline (a trailing CR is dropped).
 pub(super) fn read_passphrase_stdin() -> Result<Zeroizing<Vec<u8>>> {
-    let all = super::common::read_to_end_zeroizing(std::io::stdin().lock().take(64 * 1024))
+    let all = crate::secrets::read_to_end_zeroizing(std::io::stdin().lock().take(64 * 1024))
         .map_err(|e| Error::Failed(format!("reading the passphrase from stdin: {e}")))?;
     let end = all.iter().position(|&b| b == b'\n').unwrap_or(all.len());
     let mut pass = Zeroizing::new(all[..end].to_vec());

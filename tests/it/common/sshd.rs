@@ -155,7 +155,10 @@ impl SshRig {
                 .expect("spawn ssh-agent"),
         );
         let sock = rig.agent_sock.clone();
-        wait_for("ssh-agent", Duration::from_secs(20), || sock.exists());
+        // The socket file appears at bind(), before listen(): wait until it accepts.
+        wait_for("ssh-agent", Duration::from_secs(20), || {
+            std::os::unix::net::UnixStream::connect(&sock).is_ok()
+        });
         wait_for("sshd", Duration::from_secs(20), || {
             TcpStream::connect(("127.0.0.1", port)).is_ok()
         });
