@@ -373,3 +373,37 @@ fn outside_git_and_bad_revisions_are_usage_errors() {
     let out = f.run(&["audit"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
+
+#[test]
+#[ignore = "needs `git`, `age`, `ssh-keygen`"]
+fn commit_summaries_cannot_drive_the_terminal() {
+    require_tool("git");
+    require_tool("age");
+    let f = Fleet::new();
+    let web1 = ssh_keygen(f.tmp.path(), "web1", "ed25519", "");
+    let admin = f.admin.public_line.clone();
+    std::fs::write(
+        f.path("secrets.nix"),
+        format!(
+            "let\n  admin = \"{admin}\";\n  web1 = \"{}\";\nin {{\n  \"x.age\".publicKeys = [ admin web1 ];\n}}\n",
+            web1.public_line
+        ),
+    )
+    .unwrap();
+    f.age_file("x.age", &[&admin, &web1.public_line], b"x");
+    git(&f.dir, &["init", "-q"]);
+    commit(&f, "evil \x1b]0;owned\x07\x1b[31m red");
+    ok(&f.run(&["host", "remove", "web1"]));
+    commit(&f, "remove web1");
+    let out = f.run(&["audit"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(!text.contains('\x1b') && !text.contains('\x07'), "{text:?}");
+    assert!(text.contains("evil \\u{1b}]0;owned"), "{text}");
+    // JSON keeps the summary as it is, escaped by JSON.
+    let j = json(&f.run(&["audit", "--json"]));
+    assert_eq!(
+        secret(&j, "x.age")["debt"][0]["last_commit"]["summary"],
+        "evil \x1b]0;owned\x07\x1b[31m red"
+    );
+}
