@@ -112,8 +112,13 @@ pub enum Command {
     /// Add a host to secrets.nix, or remove one, editing the file in place; then rekey.
     #[command(subcommand)]
     Host(HostCommand),
-    /// Show who can read which secret: recipients × secrets, with drift.
+    /// Show who can read which secret: recipients × secrets, with drift (and rotation
+    /// debt when the rules are in a git work tree).
     Access(AccessArgs),
+    /// Report rotation debt from the git history: recipients that could decrypt a committed
+    /// version of a secret but are no longer in its rule. With -i, a value rotated since is
+    /// settled. Exit 1 while debt remains.
+    Audit(AuditArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -174,6 +179,16 @@ pub struct AccessArgs {
     /// Write a self-contained HTML page to FILE.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Audit only the commits after REV (REV itself excluded), e.g. the last rotation's tag.
+    #[arg(long, value_name = "REV")]
+    pub since: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -111,7 +111,7 @@ struct InWorkTree {
 /// `path` made absolute with the symlinks of its existing ancestors resolved (the file itself
 /// and missing parent directories need not exist; a symlink at `path` itself is not
 /// followed: git tracks the link).
-fn resolve(path: &Path) -> Result<PathBuf, GitError> {
+pub(crate) fn resolve(path: &Path) -> Result<PathBuf, GitError> {
     let abs = std::path::absolute(path).map_err(|e| GitError::io(path, e))?;
     let Some(name) = abs.file_name().map(|n| n.to_owned()) else {
         return abs.canonicalize().map_err(|e| GitError::io(path, e));

@@ -22,6 +22,33 @@ pub fn escape_controls(s: &str) -> Cow<'_, str> {
     )
 }
 
+/// Days since 1970-01-01 -> (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
+pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` (UTC) of `secs` since the Unix epoch (git commit times).
+pub fn utc_date_time(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -33,5 +60,12 @@ mod tests {
             Cow::Borrowed("plain é")
         ));
         assert_eq!(escape_controls("a\nb\u{1b}[31m"), "a\\nb\\u{1b}[31m");
+    }
+
+    #[test]
+    fn utc_date_times() {
+        assert_eq!(utc_date_time(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc_date_time(951_827_696), "2000-02-29T12:34:56Z");
+        assert_eq!(utc_date_time(-1), "1969-12-31T23:59:59Z");
     }
 }

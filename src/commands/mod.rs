@@ -8,6 +8,7 @@ use crate::cli::{Cli, Command};
 
 pub mod access;
 pub mod activate;
+pub mod audit;
 pub mod common;
 pub mod completions;
 pub mod context;
@@ -115,6 +116,10 @@ pub enum Error {
     /// Exit 4: `install-with-secrets`' preflight refused, before any destructive step.
     #[error("{0}")]
     InstallPreflight(#[from] crate::provision::preflight::PreflightError),
+    /// `audit`: exit 2 when the rules are in no git work tree or `--since` names no commit
+    /// (the caller's to fix), else 1.
+    #[error("{0}")]
+    Audit(#[from] crate::fleet::audit::AuditError),
 }
 
 impl Error {
@@ -126,6 +131,10 @@ impl Error {
             Error::Preflight(_) | Error::InstallPreflight(_) => 4,
             Error::ExternalTool(_) => 5,
             Error::StdoutClosed => 0,
+            Error::Audit(
+                crate::fleet::audit::AuditError::NotARepository { .. }
+                | crate::fleet::audit::AuditError::BadRevision { .. },
+            ) => 2,
             Error::Failed(_)
             | Error::Rules(_)
             | Error::Envelope(_)
@@ -138,7 +147,8 @@ impl Error {
             | Error::Git(_)
             | Error::Name(_)
             | Error::Key(_)
-            | Error::Activation(_) => 1,
+            | Error::Activation(_)
+            | Error::Audit(_) => 1,
         }
     }
 
@@ -200,6 +210,7 @@ fn run_command(ctx: &Context, cmd: Command) -> Result<Outcome> {
         Command::Host(crate::cli::HostCommand::Add(a)) => host::add(ctx, &a),
         Command::Host(crate::cli::HostCommand::Remove(a)) => host::remove(ctx, &a),
         Command::Access(a) => access::run(ctx, &a),
+        Command::Audit(a) => audit::run(ctx, &a),
     }
 }
 

@@ -1,5 +1,7 @@
 //! Who can read what: recipients (named by the `let` binding whose string is their key)
 //! × secrets, each cell compared with the file's header (no identity, no decryption).
+//! [`mark_debt`] adds the rotation debt of an audit of the git history ([`super::audit`]):
+//! former recipients that could read a committed version.
 
 use std::collections::BTreeMap;
 
@@ -23,6 +25,8 @@ pub enum Cell {
     Stale,
     /// The rule lists it; the file is missing or its header unreadable.
     Declared,
+    /// Neither lists it, but it could decrypt a committed version: rotation debt (rotate).
+    Debt,
 }
 
 /// One recipient (a row of the matrix).
@@ -54,6 +58,20 @@ pub struct Matrix {
     pub secrets: Vec<Column>,
     /// `cells[secret][recipient]`.
     pub cells: Vec<Vec<Cell>>,
+    /// Rotation debt from the git history (only when some was found).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub debt: Vec<DebtCell>,
+}
+
+/// One former recipient in rotation debt for one secret.
+#[derive(Debug, Clone, Serialize)]
+pub struct DebtCell {
+    /// The secret's rule name.
+    pub secret: String,
+    /// The row's name.
+    pub recipient: String,
+    /// The newest commit where it could decrypt the secret.
+    pub last_commit: super::audit::CommitInfo,
 }
 
 impl Matrix {
@@ -64,14 +82,58 @@ impl Matrix {
             .flatten()
             .any(|c| matches!(c, Cell::Pending | Cell::Stale))
     }
+
+    /// Whether a former recipient could read a committed version of some secret.
+    pub fn in_debt(&self) -> bool {
+        !self.debt.is_empty()
+    }
 }
 
-/// The matrix of `rules`, keys named by the bindings of the rules file's text (an
-/// unreadable file only loses the names: the keys are then shown abbreviated).
-pub fn of_rules(rules: &Rules) -> Matrix {
-    // The text only names keys by binding; a rules file evaluated by Nix still has one.
-    let text = std::fs::read_to_string(&rules.path).ok();
-    build(rules, text.as_deref())
+/// Marks the unsettled debt of `report` in `m`: a cell that is otherwise empty becomes
+/// [`Cell::Debt`] (a stale cell stays stale: it already says rotate); a former recipient
+/// with no row gets one. Every debt entry is listed in [`Matrix::debt`].
+pub fn mark_debt(m: &mut Matrix, report: &super::audit::Report) {
+    for (secret, d) in report.unsettled_debt() {
+        let Some(j) = m.secrets.iter().position(|c| c.name == secret.name) else {
+            continue;
+        };
+        let same = |row: &Row| match (&d.tag, &d.key, &row.key) {
+            (Some(tag), _, _) => row.tag.as_deref() == Some(tag.as_str()),
+            (None, Some(key), Some(row_key)) => {
+                Recipient::parse(row_key).is_ok_and(|r| r.matches_key(key))
+            }
+            _ => row.key.is_none() && row.tag.is_none() && row.name == d.recipient,
+        };
+        let i = match m.recipients.iter().position(same) {
+            Some(i) => i,
+            None => {
+                m.recipients.push(Row {
+                    name: d.recipient.clone(),
+                    key: d.key.clone(),
+                    tag: d.tag.clone(),
+                });
+                for row in &mut m.cells {
+                    row.push(Cell::None);
+                }
+                m.recipients.len() - 1
+            }
+        };
+        if m.cells[j][i] == Cell::None {
+            m.cells[j][i] = Cell::Debt;
+        }
+        m.debt.push(DebtCell {
+            secret: secret.name.clone(),
+            recipient: m.recipients[i].name.clone(),
+            last_commit: d.last_commit.clone(),
+        });
+    }
+}
+
+/// The rules file's text, which names keys by binding for [`build`] (a rules file evaluated
+/// by Nix still has one); `None` when it cannot be read (the keys are then shown
+/// abbreviated).
+pub fn rules_text(rules: &Rules) -> Option<String> {
+    std::fs::read_to_string(&rules.path).ok()
 }
 
 /// The matrix of `rules`; `rules_text` (the rules file's text) names keys by binding.
@@ -188,6 +250,7 @@ pub fn build(rules: &Rules, rules_text: Option<&str>) -> Matrix {
         recipients: rows,
         secrets,
         cells,
+        debt: Vec::new(),
     }
 }
 
@@ -216,7 +279,7 @@ thead th{position:sticky;top:0;background:#eee;z-index:2}\
 tbody th{position:sticky;left:0;background:#f6f6f6;text-align:left;z-index:1}\
 thead th:first-child{left:0;z-index:3}\
 td.ok{background:#8fd694}td.pending{background:#f7d774}td.stale{background:#f08a8a}\
-td.declared{background:#c9d8f0}td.none{background:#fff}\
+td.declared{background:#c9d8f0}td.debt{background:#b48ee0}td.none{background:#fff}\
 .legend span{display:inline-block;padding:2px 8px;margin-right:6px;border:1px solid #bbb}";
 
 /// One self-contained HTML page: the matrix as a table with sticky headers, coloured by
@@ -233,8 +296,15 @@ pub fn to_html(m: &Matrix, title: &str) -> String {
         "<p class=\"legend\"><span class=\"ok\" style=\"background:#8fd694\">ok</span>\
 <span style=\"background:#f7d774\">pending: in the rule, not in the file (rekey)</span>\
 <span style=\"background:#f08a8a\">stale: in the file, not in the rule (rekey, rotate)</span>\
-<span style=\"background:#c9d8f0\">declared: no readable file</span></p>",
+<span style=\"background:#c9d8f0\">declared: no readable file</span>",
     );
+    if m.in_debt() {
+        s.push_str(
+            "<span style=\"background:#b48ee0\">debt: could read a committed version \
+(rotate; see agefleet audit)</span>",
+        );
+    }
+    s.push_str("</p>");
     s.push_str("<div class=\"wrap\"><table id=\"access\"><thead><tr><th>recipient</th>");
     for c in &m.secrets {
         s.push_str(&format!(
@@ -251,15 +321,20 @@ pub fn to_html(m: &Matrix, title: &str) -> String {
             html(title),
             html(&r.name)
         ));
-        for row in &m.cells {
+        for (j, row) in m.cells.iter().enumerate() {
             let (class, text) = match row[i] {
                 Cell::None => ("none", ""),
                 Cell::Ok => ("ok", "✓"),
                 Cell::Pending => ("pending", "+"),
                 Cell::Stale => ("stale", "−"),
                 Cell::Declared => ("declared", "·"),
+                Cell::Debt => ("debt", "!"),
             };
-            s.push_str(&format!("<td class=\"{class}\">{text}</td>"));
+            let title = match row[i] {
+                Cell::Debt => debt_title(m, &m.secrets[j].name, &r.name),
+                _ => String::new(),
+            };
+            s.push_str(&format!("<td class=\"{class}\"{title}>{text}</td>"));
         }
         s.push_str("</tr>");
     }
@@ -289,10 +364,32 @@ pub fn to_text(m: &Matrix) -> String {
                 Cell::Pending => " +",
                 Cell::Stale => " -",
                 Cell::Declared => " d",
+                Cell::Debt => " r",
             });
         }
         s.push('\n');
     }
-    s.push_str("x readable, + pending rekey, - stale (rekey and rotate), d no readable file\n");
+    s.push_str("x readable, + pending rekey, - stale (rekey and rotate), d no readable file");
+    if m.in_debt() {
+        s.push_str(", r rotation debt: read a committed version (rotate; see `agefleet audit`)");
+    }
+    s.push('\n');
     s
+}
+
+/// ` title="…"` naming the last commit where `recipient` could read `secret`.
+fn debt_title(m: &Matrix, secret: &str, recipient: &str) -> String {
+    m.debt
+        .iter()
+        .find(|d| d.secret == secret && d.recipient == recipient)
+        .map(|d| {
+            format!(
+                " title=\"{}\"",
+                html(&format!(
+                    "readable until {} {}",
+                    d.last_commit.short, d.last_commit.summary
+                ))
+            )
+        })
+        .unwrap_or_default()
 }

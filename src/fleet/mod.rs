@@ -1,8 +1,10 @@
 //! Fleet onboarding and revocation: `host add/remove` as verified in-place edits of
-//! `secrets.nix` ([`edit`]), a host's key fetched with `ssh-keyscan` ([`keyscan`]), and who can read what ([`access`]). Library code: plans and
-//! reports, never prints.
+//! `secrets.nix` ([`edit`]), a host's key fetched with `ssh-keyscan` ([`keyscan`]), who can
+//! read what ([`access`]), and who could read what in the git history ([`audit`]: rotation
+//! debt). Library code: plans and reports, never prints.
 
 pub mod access;
+pub mod audit;
 pub mod edit;
 pub mod keyscan;
 pub mod syntax;

@@ -62,6 +62,10 @@ fn json_names_recipients_by_binding_and_shows_drift() {
     let old_tag = agefleet::recipient::tag_of(&old).unwrap().unwrap();
     assert_eq!(cell(&j, "db.age", &format!("tag:{old_tag}")), "stale");
     assert_eq!(cell(&j, "tls.age", &format!("tag:{old_tag}")), "none");
+    // Not in a git work tree: no rotation debt, and no trace of it in the output.
+    assert!(j.get("debt").is_none(), "{j}");
+    let text = stdout(&f.run(&["access"]));
+    assert!(!text.contains("rotation debt"), "{text}");
 
     // After a rekey nothing drifts and the stale row is gone.
     let r = f.run(&["rekey"]);
@@ -164,4 +168,100 @@ fn html_page_renders_in_headless_chromium() {
     );
     let distinct: std::collections::HashSet<&[u8]> = pixels.iter().copied().collect();
     assert!(distinct.len() > 20, "screenshot looks blank");
+}
+
+/// The screenshot's pixels (RGB or RGBA samples per pixel).
+fn screenshot(page: &Path, png_path: &Path) -> Vec<Vec<u8>> {
+    let profile = tempfile::tempdir().unwrap();
+    chromium(
+        &[&format!("--screenshot={}", png_path.display())],
+        page,
+        profile.path(),
+    );
+    let decoder = png::Decoder::new(std::io::BufReader::new(
+        std::fs::File::open(png_path).unwrap(),
+    ));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let channels = info.color_type.samples();
+    buf[..info.buffer_size()]
+        .chunks(channels)
+        .map(|p| p.to_vec())
+        .collect()
+}
+
+#[test]
+#[ignore = "needs `git`, `age`, `ssh-keygen`, `chromium`"]
+fn rotation_debt_from_git_history_is_marked_in_text_json_and_html() {
+    use crate::common::sshd::git;
+    require_tool("git");
+    require_tool("age");
+    let f = Fleet::new();
+    let web1 = ssh_keygen(f.tmp.path(), "web1", "ed25519", "");
+    let admin = f.admin.public_line.clone();
+    let rules = format!(
+        "let\n  admin = \"{admin}\";\n  web1 = \"{}\";\nin {{\n  \"tls.age\".publicKeys = [ admin web1 ];\n  \"db.age\".publicKeys = [ admin ];\n}}\n",
+        web1.public_line
+    );
+    std::fs::write(f.path("secrets.nix"), rules).unwrap();
+    f.age_file("tls.age", &[&admin, &web1.public_line], b"tls");
+    f.age_file("db.age", &[&admin], b"db");
+    git(&f.dir, &["init", "-q"]);
+    git(&f.dir, &["add", "-A"]);
+    git(&f.dir, &["commit", "-q", "-m", "initial"]);
+    // In git, before any removal: no debt, the output as without git.
+    let out = f.run(&["access", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!stdout(&out).contains("debt"), "{}", stdout(&out));
+
+    let out = f.run(&["host", "remove", "web1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    git(&f.dir, &["commit", "-q", "-a", "-m", "remove web1"]);
+
+    // Debt does not change the exit code (nothing drifts); it is marked and listed.
+    let out = f.run(&["access", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("rekeying is not revocation"),
+        "{}",
+        stderr(&out)
+    );
+    let j: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(cell(&j, "tls.age", "web1"), "debt");
+    assert_eq!(cell(&j, "db.age", "web1"), "none");
+    assert_eq!(cell(&j, "tls.age", "admin"), "ok");
+    let debt = j["debt"].as_array().unwrap();
+    assert_eq!(debt.len(), 1, "{j}");
+    assert_eq!(debt[0]["secret"], "tls.age");
+    assert_eq!(debt[0]["recipient"], "web1");
+    assert_eq!(debt[0]["last_commit"]["summary"], "initial");
+
+    let text = stdout(&f.run(&["access"]));
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("web1 "))
+        .unwrap_or_else(|| panic!("no web1 row: {text}"));
+    // Columns: db.age, tls.age.
+    assert!(row.ends_with(" . r"), "{text}");
+    assert!(text.contains(", r rotation debt"), "{text}");
+
+    let page = f.tmp.path().join("access.html");
+    let out = f.run(&["access", "--html", page.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        html.contains("<td class=\"debt\" title=\"readable until "),
+        "{html}"
+    );
+    assert!(
+        html.contains("debt: could read a committed version"),
+        "{html}"
+    );
+    require_tool("chromium");
+    let pixels = screenshot(&page, &f.tmp.path().join("shot.png"));
+    assert!(
+        pixels.iter().any(|p| p[..3] == [0xb4, 0x8e, 0xe0]),
+        "no 'debt' purple cell in the screenshot"
+    );
 }

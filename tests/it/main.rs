@@ -10,6 +10,7 @@ mod access;
 mod activate;
 mod agenix_compat;
 mod attacks;
+mod audit;
 mod bad_input;
 mod cctv;
 mod closed_stdout;
