@@ -378,7 +378,7 @@ fn commit_info(c: &git2::Commit<'_>) -> CommitInfo {
         .as_object()
         .short_id()
         .ok()
-        .and_then(|b| b.as_str().map(str::to_owned))
+        .and_then(|b| b.as_str().ok().map(str::to_owned))
         .unwrap_or_else(|| id[..7.min(id.len())].to_string());
     let time = c.time().seconds();
     CommitInfo {
