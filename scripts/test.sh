@@ -9,6 +9,7 @@ scripts/deps.sh
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo machete
+scripts/check-msrv.py
 ignored=()
 if [ "${CI:-}" = true ] || [ "$(id -u)" = 0 ]; then
   ignored=(--include-ignored)
