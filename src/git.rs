@@ -158,26 +158,33 @@ fn locate(path: &Path) -> Result<Option<InWorkTree>, GitError> {
     let workdir = workdir
         .canonicalize()
         .map_err(|e| GitError::io(workdir, e))?;
-    let Ok(rel) = abs.strip_prefix(&workdir) else {
-        return Ok(None);
-    };
+    match index_path(&workdir, &abs) {
+        None => Ok(None),
+        Some(Err(NotUtf8)) => Err(GitError::unsupported(path, "path is not valid UTF-8")),
+        Some(Ok(rel)) => Ok(Some(InWorkTree { repo, rel })),
+    }
+}
+
+/// A path that is not valid UTF-8 (git's index paths here are).
+#[derive(Debug)]
+pub(crate) struct NotUtf8;
+
+/// `abs` (resolved, see [`resolve`]) as a path in the index of the work tree at `workdir`:
+/// relative and `/`-separated. `None` when it is outside the work tree, is the work tree
+/// itself, or lies inside `.git`.
+pub(crate) fn index_path(workdir: &Path, abs: &Path) -> Option<Result<String, NotUtf8>> {
+    let rel = abs.strip_prefix(workdir).ok()?;
     let mut parts = Vec::new();
     for c in rel.components() {
         match c {
             Component::Normal(p) => match p.to_str() {
-                Some(s) => parts.push(s.to_owned()),
-                None => return Err(GitError::unsupported(path, "path is not valid UTF-8")),
+                Some(s) => parts.push(s),
+                None => return Some(Err(NotUtf8)),
             },
-            _ => return Ok(None),
+            _ => return None,
         }
     }
-    if parts.is_empty() || parts[0] == ".git" {
-        return Ok(None);
-    }
-    Ok(Some(InWorkTree {
-        repo,
-        rel: parts.join("/"),
-    }))
+    (!parts.is_empty() && parts[0] != ".git").then(|| Ok(parts.join("/")))
 }
 
 /// Whether git tracks `path`: `Some(true)` when the index has an entry for it (an

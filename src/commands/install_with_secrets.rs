@@ -30,7 +30,6 @@
 //!
 //! A declined confirmation exits 1, nothing changed.
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -298,27 +297,12 @@ fn confirm(args: &InstallArgs) -> Result<()> {
     if args.yes {
         return Ok(());
     }
-    let stdin = std::io::stdin();
-    if !stdin.is_terminal() {
-        return Err(Error::Usage(
+    match ui::confirm("Proceed? This erases the disks of the plan.")? {
+        None => Err(Error::Usage(
             "no terminal to confirm the plan on; pass --yes to proceed without asking (nothing was changed)".into(),
-        ));
-    }
-    {
-        // A closed stderr must not panic; the answer is still read.
-        let mut stderr = std::io::stderr().lock();
-        let _ = write!(stderr, "Proceed? This erases the disks of the plan. [y/N] ");
-        let _ = stderr.flush();
-    }
-    let mut answer = String::new();
-    stdin
-        .lock()
-        .read_line(&mut answer)
-        .map_err(|e| Error::Failed(format!("reading the answer: {e}")))?;
-    if matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
-        Ok(())
-    } else {
-        Err(Error::Failed("not confirmed; nothing was changed".into()))
+        )),
+        Some(true) => Ok(()),
+        Some(false) => Err(Error::Failed("not confirmed; nothing was changed".into())),
     }
 }
 

@@ -34,7 +34,7 @@
 //! whose header does not parse is skipped with a warning naming its path and commit.
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -356,20 +356,7 @@ type Evaluated = Option<Arc<Vec<RuleEntry>>>;
 /// `path` relative to `workdir`, `/`-separated; `None` when outside it.
 fn relative(workdir: &Path, path: &Path) -> Result<Option<String>, AuditError> {
     let abs = crate::git::resolve(path)?;
-    let Ok(rel) = abs.strip_prefix(workdir) else {
-        return Ok(None);
-    };
-    let mut parts = Vec::new();
-    for c in rel.components() {
-        match c {
-            Component::Normal(p) => match p.to_str() {
-                Some(s) => parts.push(s.to_owned()),
-                None => return Ok(None),
-            },
-            _ => return Ok(None),
-        }
-    }
-    Ok((!parts.is_empty() && parts[0] != ".git").then(|| parts.join("/")))
+    Ok(crate::git::index_path(workdir, &abs).and_then(Result::ok))
 }
 
 fn commit_info(c: &git2::Commit<'_>) -> CommitInfo {
