@@ -19,15 +19,13 @@ pub fn run(ctx: &Context, args: &DecryptArgs) -> Result<Outcome> {
     let ids = identities_for(ctx, &[&header])?;
     let plaintext = secrets::decrypt(&path, &bytes, &header, &ids)?;
     match &args.output {
-        Some(out) => {
-            if out.exists() {
-                return Err(Error::Refused(format!(
-                    "{}: already exists; not overwriting",
-                    out.display()
-                )));
+        Some(out) => match secrets::write_plaintext_new(out, &plaintext) {
+            Ok(()) => {}
+            Err(e @ secrets::WriteNewError::Exists { .. }) => {
+                return Err(Error::Refused(e.to_string()))
             }
-            crate::fsutil::write_new_private(out, &plaintext, 0o600)?;
-        }
+            Err(secrets::WriteNewError::Fs(e)) => return Err(e.into()),
+        },
         None => ui::out_bytes(&plaintext)?,
     }
     Ok(Outcome::Success)

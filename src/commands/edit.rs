@@ -46,15 +46,15 @@ pub fn run(ctx: &Context, args: &EditArgs) -> Result<Outcome> {
     }
 
     // The current plaintext and header, when the secret exists (a new one needs no identity).
-    let old: Option<(Zeroizing<Vec<u8>>, envelope::Header)> = if path.exists() {
-        let bytes = secrets::read_secret(&path)?;
-        let header = secrets::header_of(&path, &bytes)?;
-        let ids = identities_for(ctx, &[&header])?;
-        let plaintext = secrets::decrypt(&path, &bytes, &header, &ids)?;
-        Some((plaintext, header))
-    } else {
-        None
-    };
+    let old: Option<(Zeroizing<Vec<u8>>, envelope::Header)> =
+        if let Some(bytes) = secrets::read_if_present(&path)? {
+            let header = secrets::header_of(&path, &bytes)?;
+            let ids = identities_for(ctx, &[&header])?;
+            let plaintext = secrets::decrypt(&path, &bytes, &header, &ids)?;
+            Some((plaintext, header))
+        } else {
+            None
+        };
 
     // Made before the editor runs, so what is typed can be saved; undone if nothing is.
     let made_dirs = fsutil::create_parent_dirs(&path)?;

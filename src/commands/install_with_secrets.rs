@@ -43,7 +43,7 @@ use crate::provision::preflight::{
     self, Disko, KeyChoice, Notice, Plan, PreflightError, Prepared, Request,
 };
 use crate::provision::stage::Placed;
-use crate::provision::{self as lib};
+use crate::provision::{self as lib, RootState};
 
 #[derive(Debug, Serialize)]
 struct Report<'a> {
@@ -82,19 +82,19 @@ pub fn run(ctx: &Context, args: &InstallArgs) -> Result<Outcome> {
 
     partition(&prepared.disko)?;
     let root = &prepared.plan.root;
-    if !root.is_dir() {
-        return Err(Error::ExternalTool(format!(
-            "{}: not a directory after partitioning; is the disko command right?",
-            root.display()
-        )));
-    }
-    match lib::is_mount_point(root) {
-        Ok(true) => {}
-        Ok(false) => ui::warn(&format!(
+    match lib::root_state(root) {
+        RootState::NotADirectory => {
+            return Err(Error::ExternalTool(format!(
+                "{}: not a directory after partitioning; is the disko command right?",
+                root.display()
+            )))
+        }
+        RootState::MountPoint => {}
+        RootState::NotAMountPoint => ui::warn(&format!(
             "{} is not a mount point: the system is installed into whatever filesystem holds it",
             root.display()
         )),
-        Err(e) => ui::warn(&e.to_string()),
+        RootState::Unknown(e) => ui::warn(&e.to_string()),
     }
 
     let placed = prepared.place().map_err(Error::failed)?;

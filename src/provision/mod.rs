@@ -326,8 +326,33 @@ pub fn rules_snippet(host: &str, public_line: &str) -> String {
     )
 }
 
+/// The target root after partitioning.
+#[derive(Debug)]
+pub enum RootState {
+    /// Not a directory (or nothing there): the disko command did not make it.
+    NotADirectory,
+    /// A directory and a mount point.
+    MountPoint,
+    /// A directory on whatever filesystem holds its parent.
+    NotAMountPoint,
+    /// A directory, but whether it is a mount point could not be told.
+    Unknown(InstallError),
+}
+
+/// What partitioning left at `root`.
+pub fn root_state(root: &Path) -> RootState {
+    if !root.is_dir() {
+        return RootState::NotADirectory;
+    }
+    match is_mount_point(root) {
+        Ok(true) => RootState::MountPoint,
+        Ok(false) => RootState::NotAMountPoint,
+        Err(e) => RootState::Unknown(e),
+    }
+}
+
 /// Whether `dir` is a mount point (its device differs from its parent's, or it is `/`).
-pub fn is_mount_point(dir: &Path) -> Result<bool, InstallError> {
+fn is_mount_point(dir: &Path) -> Result<bool, InstallError> {
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(dir).map_err(|e| InstallError::io(dir, "", e))?;
     let parent = dir.join("..");

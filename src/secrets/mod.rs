@@ -200,6 +200,47 @@ pub fn read_secret(path: &Path) -> Result<Vec<u8>, SecretError> {
     })
 }
 
+/// [`read_secret`] of a file that may not exist yet (`edit` of a new secret): `None` when
+/// nothing is there.
+pub fn read_if_present(path: &Path) -> Result<Option<Vec<u8>>, SecretError> {
+    match crate::fsutil::read_regular(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(SecretError::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// Writes decrypted `plaintext` to a new file `out`, created 0600 and never over anything
+/// already there (not even a dangling symlink): [`WriteNewError::Exists`] then.
+pub fn write_plaintext_new(out: &Path, plaintext: &[u8]) -> Result<(), WriteNewError> {
+    crate::fsutil::write_new_private(out, plaintext, 0o600).map_err(|e| {
+        if e.source.kind() == std::io::ErrorKind::AlreadyExists {
+            WriteNewError::Exists {
+                path: out.to_path_buf(),
+            }
+        } else {
+            WriteNewError::Fs(e)
+        }
+    })
+}
+
+/// Why [`write_plaintext_new`] wrote nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteNewError {
+    /// Something is at the path already; it is left alone.
+    #[error("{}: already exists; not overwriting", path.display())]
+    Exists {
+        /// The output path.
+        path: PathBuf,
+    },
+    /// Creating or writing the file failed.
+    #[error(transparent)]
+    Fs(#[from] crate::fsutil::FsError),
+}
+
 /// [`read_secret`] of a file that must exist: [`SecretError::Missing`] when nothing is there.
 pub fn read_existing(path: &Path) -> Result<Vec<u8>, SecretError> {
     if !path.exists() {

@@ -98,7 +98,23 @@ fn output_file_is_0600_and_never_overwritten() {
     std::fs::write(&out_path, b"keep").unwrap();
     let out = f.run(&["decrypt", "x.age", "-o", out_path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).trim_end(),
+        format!(
+            "agefleet: {}: already exists; not overwriting",
+            out_path.display()
+        )
+    );
     assert_eq!(std::fs::read(&out_path).unwrap(), b"keep");
+    // A dangling symlink is something too: not followed, not replaced (the write is
+    // exclusive, so there is no window between a check and the create).
+    let link = f.tmp.path().join("link");
+    let target = f.tmp.path().join("elsewhere");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let out = f.run(&["decrypt", "x.age", "-o", link.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(!target.exists());
+    assert_eq!(std::fs::read_link(&link).unwrap(), target);
 }
 
 #[test]
