@@ -30,28 +30,20 @@
 //!
 //! A declined confirmation exits 1, nothing changed.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-
-use serde::Serialize;
+use std::path::PathBuf;
 
 use super::signals::{CleanupOnSignal, Interrupt};
 use super::{ui, Context, Error, Outcome, Result};
 use crate::cli::InstallArgs;
 use crate::fsutil::PrivateTempDir;
-use crate::provision::preflight::{
-    self, Disko, KeyChoice, Notice, Plan, PreflightError, Prepared, Request,
-};
-use crate::provision::stage::Placed;
+use crate::provision::preflight::{self, KeyChoice, Notice, PreflightError, Prepared, Request};
 use crate::provision::{self as lib, RootState};
 
-#[derive(Debug, Serialize)]
-struct Report<'a> {
-    plan: &'a Plan,
-    dry_run: bool,
-    installed: bool,
-    placed: Vec<Placed>,
-}
+mod render;
+mod steps;
+
+use render::{print_json, print_plan, report, Report};
+use steps::{partition, run_tool};
 
 /// What preflight established, with the staging dir it fetched into. Dropping it removes the
 /// staging dir (the signal guard first, as declared).
@@ -251,48 +243,6 @@ fn split_command(flag: &str, cmd: &str) -> Result<Vec<String>> {
     Ok(argv)
 }
 
-fn print_plan(plan: &Plan) {
-    let mut s = format!(
-        "plan for {} (flake {}):\n  secrets: {} ({}) at {}, {} secret(s) for this host: {}\n  host key: {} ({}{})\n",
-        plan.host,
-        plan.flake.display(),
-        plan.secrets.url,
-        plan.secrets.input,
-        plan.secrets.commit,
-        plan.secrets.for_host.len(),
-        plan.secrets.for_host.join(", "),
-        plan.host_key.fingerprint,
-        plan.host_key.source.label(),
-        plan.host_key
-            .kept_at
-            .as_ref()
-            .map(|p| format!(", {}", p.display()))
-            .unwrap_or_default(),
-    );
-    if let Some(pq) = &plan.pq_key {
-        s.push_str(&format!(
-            "  post-quantum key: {} ({}{}), {} secret(s): {}\n",
-            crate::recipient::abbreviate(&pq.recipient),
-            pq.source.label(),
-            pq.kept_at
-                .as_ref()
-                .map(|p| format!(", {}", p.display()))
-                .unwrap_or_default(),
-            pq.for_host.len(),
-            pq.for_host.join(", ")
-        ));
-    }
-    for step in &plan.disko {
-        s.push_str(&format!("  partition: {}\n", shell_words::join(step)));
-    }
-    s.push_str(&format!("  root: {}\n", plan.root.display()));
-    for p in &plan.place {
-        s.push_str(&format!("  place: {}: {}\n", p.path.display(), p.what));
-    }
-    s.push_str(&format!("  install: {}", shell_words::join(&plan.install)));
-    ui::info(&s);
-}
-
 fn confirm(args: &InstallArgs) -> Result<()> {
     if args.yes {
         return Ok(());
@@ -304,77 +254,6 @@ fn confirm(args: &InstallArgs) -> Result<()> {
         Some(true) => Ok(()),
         Some(false) => Err(Error::Failed("not confirmed; nothing was changed".into())),
     }
-}
-
-fn partition(disko: &Disko) -> Result<()> {
-    match disko {
-        Disko::Given(argv) => run_tool("the disko command", argv, false).map(|_| ()),
-        Disko::FlakeScript(build) => {
-            let out = run_tool("building the disko script", build, true)?;
-            let script = out
-                .lines()
-                .map(str::trim)
-                .rfind(|l| !l.is_empty())
-                .ok_or_else(|| {
-                    Error::ExternalTool("building the disko script printed no store path".into())
-                })?
-                .to_string();
-            run_tool("the disko script", &[script], false).map(|_| ())
-        }
-    }
-}
-
-/// Runs `argv` with stdin inherited (nixos-install asks for a root password) and stdout
-/// sent to our stderr (stdout is for `--json`), or captured when `capture`.
-fn run_tool(what: &str, argv: &[String], capture: bool) -> Result<String> {
-    let mut cmd = Command::new(&argv[0]);
-    cmd.args(&argv[1..]).stdin(Stdio::inherit());
-    if capture {
-        cmd.stdout(Stdio::piped());
-    } else {
-        let err = std::io::stderr();
-        let fd = std::os::fd::AsFd::as_fd(&err)
-            .try_clone_to_owned()
-            .map_err(|e| Error::Failed(format!("cannot duplicate stderr: {e}")))?;
-        cmd.stdout(Stdio::from(fd));
-    }
-    let out = cmd
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| Error::ExternalTool(format!("{what}: cannot run `{}`: {e}", argv[0])))?;
-    if !out.status.success() {
-        return Err(Error::ExternalTool(format!(
-            "{what} failed: `{}` {}",
-            argv[0], out.status
-        )));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-fn report(placed: &[Placed], root: &Path) {
-    let nixos = root.join("etc/nixos");
-    let flake_count = placed.iter().filter(|p| p.path.starts_with(&nixos)).count();
-    let mut s = format!(
-        "installed. placed:\n  {}: {flake_count} flake files",
-        nixos.display()
-    );
-    for p in placed.iter().filter(|p| !p.path.starts_with(&nixos)) {
-        s.push_str(&format!("\n  {}", p.path.display()));
-        if let Some(m) = &p.mode {
-            s.push_str(&format!(" {m}"));
-        } else {
-            s.push_str(&format!(" {}", p.kind));
-        }
-        if let Some(f) = &p.fingerprint {
-            s.push_str(&format!(" {f}"));
-        }
-    }
-    ui::info(&s);
-}
-
-fn print_json(report: &Report<'_>) -> Result<()> {
-    let text = serde_json::to_string_pretty(report).map_err(Error::failed)?;
-    ui::out(&text)
 }
 
 #[cfg(test)]
