@@ -274,6 +274,25 @@ impl SecretsCheck {
 /// `type base64`, stanza tag `host_tag`) is listed in at least one rule and that every file
 /// whose rule lists it carries its stanza.
 pub fn check_secrets(rules: &Rules, host_fields: &str, host_tag: &str) -> SecretsCheck {
+    check_listed(
+        rules,
+        |keys| keys.iter().any(|k| key_fields(k) == host_fields),
+        |bytes| match Header::parse(bytes) {
+            Err(e) => Err(e.to_string()),
+            Ok(h) => Ok(h.ssh_tags().any(|t| t == host_tag)),
+        },
+    )
+}
+
+/// The one walk both host identities are checked by: every rule whose keys `listed` accepts
+/// is listed, and its file (below the rules directory, a regular file: a FIFO or device is
+/// refused, not read) is stale when `opens` says the identity cannot open it, unreadable
+/// when `opens` (or reading) fails.
+pub(crate) fn check_listed(
+    rules: &Rules,
+    listed: impl Fn(&[String]) -> bool,
+    opens: impl Fn(&[u8]) -> Result<bool, String>,
+) -> SecretsCheck {
     let mut check = SecretsCheck::default();
     for entry in &rules.entries {
         let rule = match &entry.rule {
@@ -283,11 +302,7 @@ pub fn check_secrets(rules: &Rules, host_fields: &str, host_tag: &str) -> Secret
                 continue;
             }
         };
-        if !rule
-            .public_keys
-            .iter()
-            .any(|k| key_fields(k) == host_fields)
-        {
+        if !listed(&rule.public_keys) {
             continue;
         }
         check.listed.push(entry.name.clone());
@@ -297,12 +312,12 @@ pub fn check_secrets(rules: &Rules, host_fields: &str, host_tag: &str) -> Secret
                 .push(format!("{} (name leaves the repository)", entry.name));
             continue;
         };
-        match std::fs::read(rules.dir.join(rel)) {
+        match crate::fsutil::read_regular(&rules.dir.join(rel)).map_err(|e| e.to_string()) {
             Err(e) => check.unreadable.push(format!("{} ({e})", entry.name)),
-            Ok(bytes) => match Header::parse(&bytes) {
+            Ok(bytes) => match opens(&bytes) {
                 Err(e) => check.unreadable.push(format!("{} ({e})", entry.name)),
-                Ok(h) if h.ssh_tags().any(|t| t == host_tag) => {}
-                Ok(_) => check.stale.push(entry.name.clone()),
+                Ok(true) => {}
+                Ok(false) => check.stale.push(entry.name.clone()),
             },
         }
     }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
-use super::{safe_relative, HostKeySource, InstallError, SecretsCheck};
+use super::{HostKeySource, InstallError, SecretsCheck};
 use crate::identity::{IdentitySet, MlKem768X25519Identity};
 use crate::rules::Rules;
 
@@ -107,42 +107,21 @@ impl PqHostIdentity {
             self.path.as_deref().unwrap_or(Path::new("--pq-key")),
             vec![self.identity.clone()],
         );
-        let mut check = SecretsCheck::default();
-        for entry in &rules.entries {
-            let rule = match &entry.rule {
-                Ok(r) => r,
-                Err(e) => {
-                    check.bad_rules.push(e.to_string());
-                    continue;
-                }
-            };
-            let listed = rule.public_keys.iter().any(|k| {
-                k.split_ascii_whitespace()
-                    .next()
-                    .is_some_and(|k| k.eq_ignore_ascii_case(&self.recipient))
-            });
-            if !listed {
-                continue;
-            }
-            check.listed.push(entry.name.clone());
-            let Some(rel) = safe_relative(&entry.name) else {
-                check
-                    .unreadable
-                    .push(format!("{} (name leaves the repository)", entry.name));
-                continue;
-            };
-            match crate::fsutil::read_regular(&rules.dir.join(rel)) {
-                Err(e) => check.unreadable.push(format!("{} ({e})", entry.name)),
-                Ok(bytes) => match crate::envelope::decrypt(&bytes, &ids) {
-                    // The plaintext is zeroized as it drops here.
-                    Ok(_plaintext) => {}
-                    Err(crate::envelope::EnvelopeError::NoMatchingIdentity) => {
-                        check.stale.push(entry.name.clone())
-                    }
-                    Err(e) => check.unreadable.push(format!("{} ({e})", entry.name)),
-                },
-            }
-        }
-        check
+        super::check_listed(
+            rules,
+            |keys| {
+                keys.iter().any(|k| {
+                    k.split_ascii_whitespace()
+                        .next()
+                        .is_some_and(|k| k.eq_ignore_ascii_case(&self.recipient))
+                })
+            },
+            |bytes| match crate::envelope::decrypt(bytes, &ids) {
+                // The plaintext is zeroized as it drops here.
+                Ok(_plaintext) => Ok(true),
+                Err(crate::envelope::EnvelopeError::NoMatchingIdentity) => Ok(false),
+                Err(e) => Err(e.to_string()),
+            },
+        )
     }
 }
