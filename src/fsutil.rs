@@ -708,17 +708,40 @@ impl Drop for PrivateTempDir {
 
 /// Creates `path` exclusively with `mode` (exact, umask ignored) and writes `data`.
 pub fn write_new_private(path: &Path, data: &[u8], mode: u32) -> Result<(), FsError> {
+    create_new_exact(path, mode, |f| f.write_all(data)).map_err(|e| match e {
+        CreateNew::Create(e) => FsError::new(path, "cannot create", e),
+        CreateNew::Write(e) => FsError::new(path, "cannot write", e),
+    })
+}
+
+/// Which half of [`create_new_exact`] failed.
+pub(crate) enum CreateNew {
+    /// Creating: something is there already (even a dangling symlink), or the directory
+    /// refuses.
+    Create(io::Error),
+    /// Setting the mode, filling or syncing the new file.
+    Write(io::Error),
+}
+
+/// The one way a new file is made with an exact mode: created exclusively (never over
+/// anything, never through a symlink), with no wider mode than `mode` from the start, then
+/// given exactly `mode` (umask ignored), filled by `fill` and synced.
+pub(crate) fn create_new_exact(
+    path: &Path,
+    mode: u32,
+    fill: impl FnOnce(&mut fs::File) -> io::Result<()>,
+) -> Result<(), CreateNew> {
     let mut f = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(mode)
         .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
         .open(path)
-        .map_err(|e| FsError::new(path, "cannot create", e))?;
+        .map_err(CreateNew::Create)?;
     f.set_permissions(fs::Permissions::from_mode(mode))
-        .and_then(|()| f.write_all(data))
+        .and_then(|()| fill(&mut f))
         .and_then(|()| f.sync_all())
-        .map_err(|e| FsError::new(path, "cannot write", e))
+        .map_err(CreateNew::Write)
 }
 
 #[cfg(test)]

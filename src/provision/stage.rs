@@ -13,6 +13,7 @@ use serde::Serialize;
 use zeroize::Zeroizing;
 
 use super::{HostIdentity, InstallError};
+use crate::fsutil::CreateNew;
 
 /// One placed file, for the report.
 #[derive(Debug, Clone, Serialize)]
@@ -203,17 +204,10 @@ fn create_file(
     fill: impl FnOnce(&mut fs::File) -> io::Result<()>,
 ) -> Result<(), InstallError> {
     clear(path)?;
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-        .open(path)
-        .map_err(|e| InstallError::io(path, "cannot create: ", e))?;
-    f.set_permissions(fs::Permissions::from_mode(mode))
-        .and_then(|()| fill(&mut f))
-        .and_then(|()| f.sync_all())
-        .map_err(|e| InstallError::io(path, "cannot write: ", e))
+    crate::fsutil::create_new_exact(path, mode, fill).map_err(|e| match e {
+        CreateNew::Create(e) => InstallError::io(path, "cannot create: ", e),
+        CreateNew::Write(e) => InstallError::io(path, "cannot write: ", e),
+    })
 }
 
 /// Copies `files` (relative to `src`) to the same relative paths under `dest`. Regular
