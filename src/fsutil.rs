@@ -223,6 +223,21 @@ pub fn symlink_target(path: &Path) -> Option<PathBuf> {
     fs::read_link(path).ok()
 }
 
+/// Where `program` would be run from, as `execvp` finds it: `program` itself when it holds a
+/// `/`, else the first executable regular file of that name in a directory of `path` (a
+/// `PATH` value). The one program lookup (`nix-instantiate`, the install commands).
+pub fn find_program(program: &str, path: Option<&std::ffi::OsStr>) -> Option<PathBuf> {
+    let executable = |p: &Path| {
+        fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        return executable(Path::new(program)).then(|| PathBuf::from(program));
+    }
+    std::env::split_paths(path?)
+        .map(|d| d.join(program))
+        .find(|p| executable(p))
+}
+
 /// Writes `data` to `path` atomically. A new file gets `new_mode`; an existing one keeps its
 /// permission bits. A symlink at `path` is refused rather than replaced by a file.
 pub fn atomic_write(path: &Path, data: &[u8], new_mode: u32) -> Result<(), FsError> {
@@ -946,6 +961,27 @@ mod tests {
         }
         assert!(dir_named.is_dir() && fs::symlink_metadata(&link_named).is_ok());
         assert_eq!(fs::read(d.join("a.age")).unwrap(), b"x");
+    }
+
+    #[test]
+    fn find_program_takes_the_first_executable_on_path() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b) = (d.path().join("a"), d.path().join("b"));
+        fs::create_dir(&a).unwrap();
+        fs::create_dir(&b).unwrap();
+        // Not executable in `a` (skipped, as execvp skips it), executable in `b`.
+        fs::write(a.join("tool"), b"").unwrap();
+        fs::write(b.join("tool"), b"").unwrap();
+        fs::set_permissions(b.join("tool"), fs::Permissions::from_mode(0o755)).unwrap();
+        fs::create_dir(a.join("dir")).unwrap();
+        let path = std::env::join_paths([&a, &b]).unwrap();
+        assert_eq!(find_program("tool", Some(&path)), Some(b.join("tool")));
+        assert_eq!(find_program("dir", Some(&path)), None);
+        assert_eq!(find_program("tool", None), None);
+        let abs = b.join("tool");
+        assert_eq!(find_program(abs.to_str().unwrap(), None), Some(abs));
+        let not_exec = a.join("tool");
+        assert_eq!(find_program(not_exec.to_str().unwrap(), Some(&path)), None);
     }
 
     #[test]

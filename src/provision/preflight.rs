@@ -426,26 +426,13 @@ pub struct Prepared {
     pub plan: Plan,
 }
 
-/// `program` is an executable file (a path) or found on `PATH` (`path`).
-fn resolvable(program: &str, path: Option<&std::ffi::OsStr>) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    let executable = |p: &Path| {
-        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    };
-    if program.contains('/') {
-        executable(Path::new(program))
-    } else {
-        path.is_some_and(|path| std::env::split_paths(path).any(|d| executable(&d.join(program))))
-    }
-}
-
 /// Fails unless `program` is an executable path or on `path` (the caller's `PATH`).
 pub fn require_program(
     program: &str,
     what: &'static str,
     path: Option<&std::ffi::OsStr>,
 ) -> Result<(), PreflightError> {
-    if resolvable(program, path) {
+    if crate::fsutil::find_program(program, path).is_some() {
         Ok(())
     } else {
         Err(PreflightError::ProgramMissing {

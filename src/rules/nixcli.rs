@@ -28,10 +28,7 @@ pub fn available() -> bool {
 }
 
 fn find() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(TOOL))
-        .find(|p| p.is_file())
+    crate::fsutil::find_program(TOOL, std::env::var_os("PATH").as_deref())
 }
 
 fn absolute(path: &Path) -> PathBuf {
