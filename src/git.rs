@@ -147,10 +147,27 @@ fn locate(path: &Path) -> Result<Option<InWorkTree>, GitError> {
         .skip(1)
         .find(|a| a.is_dir())
         .unwrap_or(Path::new("/"));
+    let Some((repo, workdir)) = open_work_tree(start, |e| GitError::git(start, "", e))? else {
+        return Ok(None);
+    };
+    match index_path(&workdir, &abs) {
+        None => Ok(None),
+        Some(Err(NotUtf8)) => Err(GitError::unsupported(path, "path is not valid UTF-8")),
+        Some(Ok(rel)) => Ok(Some(InWorkTree { repo, rel })),
+    }
+}
+
+/// The repository `start` (an existing directory) lies in, as git discovers it, with its
+/// work tree's resolved path: `None` when there is none (no repository, or a bare one).
+/// `discover_error` turns libgit2's failure to open one into the caller's error.
+pub(crate) fn open_work_tree<E: From<GitError>>(
+    start: &Path,
+    discover_error: impl FnOnce(git2::Error) -> E,
+) -> Result<Option<(git2::Repository, PathBuf)>, E> {
     let repo = match git2::Repository::discover(start) {
         Ok(r) => r,
         Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(None),
-        Err(e) => return Err(GitError::git(start, "", e)),
+        Err(e) => return Err(discover_error(e)),
     };
     let Some(workdir) = repo.workdir() else {
         return Ok(None);
@@ -158,11 +175,7 @@ fn locate(path: &Path) -> Result<Option<InWorkTree>, GitError> {
     let workdir = workdir
         .canonicalize()
         .map_err(|e| GitError::io(workdir, e))?;
-    match index_path(&workdir, &abs) {
-        None => Ok(None),
-        Some(Err(NotUtf8)) => Err(GitError::unsupported(path, "path is not valid UTF-8")),
-        Some(Ok(rel)) => Ok(Some(InWorkTree { repo, rel })),
-    }
+    Ok(Some((repo, workdir)))
 }
 
 /// A path that is not valid UTF-8 (git's index paths here are).
@@ -251,17 +264,9 @@ pub fn add_intent_to_add(path: &Path) -> Result<(), GitError> {
 /// entries and tracked files missing from the work tree are left out.
 pub fn tracked_files(dir: &Path) -> Result<Option<Vec<PathBuf>>, GitError> {
     let abs = dir.canonicalize().map_err(|e| GitError::io(dir, e))?;
-    let repo = match git2::Repository::discover(&abs) {
-        Ok(r) => r,
-        Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(None),
-        Err(e) => return Err(GitError::git(dir, "", e)),
-    };
-    let Some(workdir) = repo.workdir() else {
+    let Some((repo, workdir)) = open_work_tree(&abs, |e| GitError::git(dir, "", e))? else {
         return Ok(None);
     };
-    let workdir = workdir
-        .canonicalize()
-        .map_err(|e| GitError::io(workdir, e))?;
     let Ok(prefix) = abs.strip_prefix(&workdir) else {
         return Ok(None);
     };
@@ -544,17 +549,9 @@ pub struct Tracker {
 impl Tracker {
     /// Opens the work tree containing `dir`; `None` when `dir` is not in one.
     pub fn open(dir: &Path) -> Result<Option<Tracker>, GitError> {
-        let repo = match git2::Repository::discover(dir) {
-            Ok(r) => r,
-            Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(None),
-            Err(e) => return Err(GitError::git(dir, "", e)),
-        };
-        let Some(workdir) = repo.workdir() else {
+        let Some((repo, workdir)) = open_work_tree(dir, |e| GitError::git(dir, "", e))? else {
             return Ok(None);
         };
-        let workdir = workdir
-            .canonicalize()
-            .map_err(|e| GitError::io(workdir, e))?;
         let index = repo
             .index()
             .map_err(|e| GitError::git(&workdir, "cannot read the git index: ", e))?;

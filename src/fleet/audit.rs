@@ -405,17 +405,13 @@ pub fn plan(
         .find(|a| a.is_dir())
         .unwrap_or(Path::new("/"))
         .to_path_buf();
-    let repo = match git2::Repository::discover(&start) {
-        Ok(r) => r,
-        Err(e) if e.code() == git2::ErrorCode::NotFound => {
-            return Err(AuditError::NotARepository { dir: start })
-        }
-        Err(source) => return Err(AuditError::Open { dir: start, source }),
-    };
-    let Some(workdir) = repo.workdir() else {
+    let opened = crate::git::open_work_tree(&start, |source| AuditError::Open {
+        dir: start.clone(),
+        source,
+    })?;
+    let Some((repo, workdir)) = opened else {
         return Err(AuditError::NotARepository { dir: start });
     };
-    let workdir = crate::git::resolve(workdir)?;
     let git = |what: &str| {
         let repo = workdir.clone();
         let what = what.to_string();
