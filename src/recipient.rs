@@ -134,8 +134,9 @@ pub fn tag_of(public_line: &str) -> Result<Option<String>, RecipientError> {
     Recipient::parse(public_line).map(|r| r.tag)
 }
 
-/// Base64 as found in OpenSSH public key lines: standard alphabet, padding optional.
-const SSH_BASE64: GeneralPurpose = GeneralPurpose::new(
+/// Base64 as found in OpenSSH public key lines: standard alphabet, padding optional. The one
+/// decoder of key lines (`--keyscan` output too).
+pub(crate) const SSH_BASE64: GeneralPurpose = GeneralPurpose::new(
     &base64::alphabet::STANDARD,
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );

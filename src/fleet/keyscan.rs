@@ -11,11 +11,10 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
-use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
-use crate::recipient::{Recipient, RecipientError};
+use crate::recipient::{Recipient, RecipientError, SSH_BASE64};
 
 /// The scanning tool, looked up on `PATH`.
 pub const TOOL: &str = "ssh-keyscan";
@@ -29,12 +28,6 @@ pub const MAX_LINE: usize = 1024;
 const MAX_HOST: usize = 255;
 /// The SSH wire form of an ed25519 public key: string "ssh-ed25519", string of 32 bytes.
 const ED25519_WIRE_LEN: usize = 4 + 11 + 4 + 32;
-
-/// Base64 as OpenSSH writes it; padding optional (ed25519 blobs need none).
-const SSH_BASE64: GeneralPurpose = GeneralPurpose::new(
-    &base64::alphabet::STANDARD,
-    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
-);
 
 /// Where to scan: `HOST`, `HOST:PORT`, `[IPv6]` or `[IPv6]:PORT`.
 #[derive(Debug, Clone, PartialEq, Eq)]
