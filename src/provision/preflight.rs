@@ -394,7 +394,6 @@ pub struct Checked {
     flake_files: Vec<PathBuf>,
     extra: Option<(PathBuf, Vec<PathBuf>)>,
     disko: Disko,
-    install_cmd: Vec<String>,
     host_id: HostIdentity,
     host_tag: String,
     pq_id: Option<PqHostIdentity>,
@@ -569,7 +568,6 @@ pub fn check(
         flake_files,
         extra,
         disko,
-        install_cmd: req.install_cmd.clone(),
         host_id,
         host_tag,
         pq_id,
@@ -594,7 +592,6 @@ pub fn fetch(
         flake_files,
         extra,
         disko,
-        install_cmd: mut install,
         host_id,
         host_tag,
         pq_id,
@@ -605,6 +602,7 @@ pub fn fetch(
         known_hosts,
     } = checked;
     let host = req.host.as_str();
+    let mut install = req.install_cmd.clone();
     let clone_dir = staging.join("clone");
     notify(Notice::Fetching {
         url: remote.git_url(),
