@@ -195,21 +195,7 @@ fn screenshot(page: &Path, png_path: &Path) -> Vec<Vec<u8>> {
 #[ignore = "needs `git`, `age`, `ssh-keygen`, `chromium`"]
 fn rotation_debt_from_git_history_is_marked_in_text_json_and_html() {
     use crate::common::sshd::git;
-    require_tool("git");
-    require_tool("age");
-    let f = Fleet::new();
-    let web1 = ssh_keygen(f.tmp.path(), "web1", "ed25519", "");
-    let admin = f.admin.public_line.clone();
-    let rules = format!(
-        "let\n  admin = \"{admin}\";\n  web1 = \"{}\";\nin {{\n  \"tls.age\".publicKeys = [ admin web1 ];\n  \"db.age\".publicKeys = [ admin ];\n}}\n",
-        web1.public_line
-    );
-    std::fs::write(f.path("secrets.nix"), rules).unwrap();
-    f.age_file("tls.age", &[&admin, &web1.public_line], b"tls");
-    f.age_file("db.age", &[&admin], b"db");
-    git(&f.dir, &["init", "-q"]);
-    git(&f.dir, &["add", "-A"]);
-    git(&f.dir, &["commit", "-q", "-m", "initial"]);
+    let (f, _web1) = crate::common::fleet_with_web1_in_git();
     // In git, before any removal: no debt, the output as without git.
     let out = f.run(&["access", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));

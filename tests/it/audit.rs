@@ -32,21 +32,8 @@ fn ok(out: &Output) {
 }
 
 fn history() -> History {
-    require_tool("git");
-    require_tool("age");
-    let fleet = Fleet::new();
-    let web1 = ssh_keygen(fleet.tmp.path(), "web1", "ed25519", "");
+    let (fleet, web1) = common::fleet_with_web1_in_git();
     let web2 = ssh_keygen(fleet.tmp.path(), "web2", "ed25519", "");
-    let admin = fleet.admin.public_line.clone();
-    let rules = format!(
-        "let\n  admin = \"{admin}\";\n  web1 = \"{}\";\nin {{\n  \"tls.age\".publicKeys = [ admin web1 ];\n  \"db.age\".publicKeys = [ admin ];\n}}\n",
-        web1.public_line
-    );
-    std::fs::write(fleet.path("secrets.nix"), rules).unwrap();
-    fleet.age_file("tls.age", &[&admin, &web1.public_line], b"tls v1");
-    fleet.age_file("db.age", &[&admin], b"db v1");
-    git(&fleet.dir, &["init", "-q"]);
-    commit(&fleet, "initial");
     let h = History { fleet, web1, web2 };
     ok(&h.fleet.run(&[
         "host",

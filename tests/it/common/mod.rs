@@ -280,6 +280,28 @@ impl Fleet {
     }
 }
 
+/// A fleet in a fresh git repository whose first commit, `initial`, has admin and web1
+/// reading tls.age (`tls v1`) and admin alone reading db.age (`db v1`): the start of a
+/// history in which web1 is later removed (the rotation-debt tests). Needs `git` and `age`.
+pub fn fleet_with_web1_in_git() -> (Fleet, SshKey) {
+    require_tool("git");
+    require_tool("age");
+    let fleet = Fleet::new();
+    let web1 = ssh_keygen(fleet.tmp.path(), "web1", "ed25519", "");
+    let admin = fleet.admin.public_line.clone();
+    let rules = format!(
+        "let\n  admin = \"{admin}\";\n  web1 = \"{}\";\nin {{\n  \"tls.age\".publicKeys = [ admin web1 ];\n  \"db.age\".publicKeys = [ admin ];\n}}\n",
+        web1.public_line
+    );
+    std::fs::write(fleet.path("secrets.nix"), rules).unwrap();
+    fleet.age_file("tls.age", &[&admin, &web1.public_line], b"tls v1");
+    fleet.age_file("db.age", &[&admin], b"db v1");
+    sshd::git(&fleet.dir, &["init", "-q"]);
+    sshd::git(&fleet.dir, &["add", "-A"]);
+    sshd::git(&fleet.dir, &["commit", "-q", "-m", "initial"]);
+    (fleet, web1)
+}
+
 /// Asserts a failure: non-zero exit, no panic, a one-line error mentioning `needle`.
 pub fn assert_clean_failure(out: &Output, needle: &str) {
     let err = stderr(out);
