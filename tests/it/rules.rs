@@ -532,6 +532,32 @@ fn auto_mode_falls_back_to_nix_for_unsupported_constructs() {
         serde_json::json!({"a.age": {"publicKeys": ["age1x"], "armor": true}})
     );
 
+    // An unimplemented builtin reached any way falls back, with where and which.
+    for (src, at) in [
+        ("let inherit (builtins) langVersion; in", "secrets.nix:1:"),
+        ("with builtins;", "secrets.nix:2:49:"),
+        (
+            "let langVersion = builtins.langVersion or 0; in",
+            "secrets.nix:1:",
+        ),
+    ] {
+        let body = "{ \"a.age\" = { publicKeys = [ \"age1x\" ]; armor = langVersion > 0; }; }";
+        std::fs::write(&file, format!("{src}\n{body}")).unwrap();
+        let rules = rules::load(&file, EvalMode::Auto).unwrap();
+        assert_eq!(rules.backend, Backend::Nix, "{src}");
+        let reason = rules.fallback_reason.clone().unwrap();
+        assert!(reason.contains("builtins.langVersion"), "{src}: {reason}");
+        assert!(reason.contains(at), "{src}: {reason}");
+        assert!(
+            rules.entry("a.age").unwrap().rule.as_ref().unwrap().armor,
+            "{src}"
+        );
+        match rules::load(&file, EvalMode::Builtin) {
+            Err(RulesError::Unsupported { what, .. }) => assert_eq!(what, "builtins.langVersion"),
+            other => panic!("{src}: {other:?}"),
+        }
+    }
+
     // Supported files stay with the builtin evaluator.
     let plain = fixtures()[0].clone();
     let rules = rules::load(&plain, EvalMode::Auto).unwrap();
