@@ -1,5 +1,6 @@
 //! Who can read what: recipients (named by the `let` binding whose string is their key)
-//! × secrets, each cell compared with the file's header (no identity, no decryption).
+//! × secrets, each cell compared with the file's header (no identity, no decryption) by
+//! [`crate::presence`], the model `status` and `audit` use too.
 //! [`mark_debt`] adds the rotation debt of an audit of the git history ([`super::audit`]):
 //! former recipients that could read a committed version.
 
