@@ -7,7 +7,7 @@
 //!
 //! By protocol layer, bottom up: [`envelope`] (the age file format: header, armor, STREAM),
 //! [`recipient`] and [`identity`] (the keys it is encrypted to and decrypted with),
-//! [`rules`] (the `secrets.nix` recipient map), [`drift`] (rules against headers),
+//! [`rules`] (the `secrets.nix` recipient map), [`presence`] and [`drift`] (rules against headers),
 //! [`platform`] (root-safe filesystem walks, atomic writes, user lookup), and the verbs:
 //! [`keys`], [`provision`] (first-install provisioning for `install-with-secrets`),
 //! [`activation`] (its `place` module is the boot-time install phase), [`fleet`], and
@@ -28,6 +28,7 @@ pub mod keys;
 pub mod names;
 pub mod platform;
 pub mod policy;
+pub mod presence;
 pub mod provision;
 pub mod recipient;
 pub mod rules;
