@@ -1,27 +1,31 @@
-//! Drift between a rule and a file's header, found without any identity: SSH stanza tags
+//! Drift between a rule and a file's header, found without any identity, as
+//! [`crate::presence`] models it (the same model `access` and `audit` use): SSH stanza tags
 //! present in one and not the other, a different number of X25519 stanzas or of hybrid
-//! post-quantum stanzas (both anonymous), armor that differs from the rule's `armor`.
+//! post-quantum stanzas (both anonymous), passphrase or plugin stanzas the rule does not
+//! explain, armor that differs from the rule's `armor`.
 //!
 //! age plugin recipients (`age1<name>1…`) cannot be checked this way: the plugin chooses its
 //! stanzas' types and arguments (they may even be X25519 stanzas), and only the plugin could
 //! say which stanza is whose. They are counted as unchecked, never reported as drift; with
-//! plugin recipients in a rule, more X25519 stanzas than the rule's X25519 keys is not drift
-//! either (fewer still is).
-
-use std::collections::BTreeSet;
+//! plugin recipients in a rule, more anonymous stanzas than the rule's keys of that kind is
+//! not drift either (fewer still is).
 
 use serde::Serialize;
 
 use crate::envelope::Header;
-use crate::recipient::{Recipient, RecipientKind};
+use crate::presence::{self, Presence, Stray};
+use crate::recipient::Recipient;
 
 /// How a file's header differs from its rule's recipients.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RecipientDrift {
-    /// Recipients (as written in the rules) whose SSH tag is missing from the header.
+    /// Recipients (as written in the rules) the header shows no stanza for.
     pub added: Vec<String>,
     /// SSH tags in the header that no rule recipient has.
     pub removed_tags: Vec<String>,
+    /// Other stanzas no rule recipient explains: `scrypt` (a passphrase) or a plugin's
+    /// stanza type when the rule has no plugin recipient.
+    pub stray_stanzas: Vec<String>,
     /// X25519 recipients in the rule.
     pub x25519_expected: usize,
     /// X25519 stanzas in the header.
@@ -39,17 +43,25 @@ impl RecipientDrift {
     pub fn is_empty(&self) -> bool {
         self.added.is_empty()
             && self.removed_tags.is_empty()
+            && self.stray_stanzas.is_empty()
             && !self.x25519_differs()
-            && self.mlkem768x25519_expected == self.mlkem768x25519_found
+            && !self.mlkem768x25519_differs()
     }
 
     /// Whether the X25519 stanzas disagree with the rule, as far as a header can tell.
     pub fn x25519_differs(&self) -> bool {
-        if self.plugins_unchecked > 0 {
-            self.x25519_found < self.x25519_expected
-        } else {
-            self.x25519_found != self.x25519_expected
-        }
+        self.anonymous_differs(self.x25519_expected, self.x25519_found)
+    }
+
+    /// Whether the post-quantum stanzas disagree with the rule, as far as a header can tell.
+    pub fn mlkem768x25519_differs(&self) -> bool {
+        self.anonymous_differs(self.mlkem768x25519_expected, self.mlkem768x25519_found)
+    }
+
+    /// Fewer anonymous stanzas than keys is drift; more is too unless a plugin may have
+    /// written them.
+    fn anonymous_differs(&self, expected: usize, found: usize) -> bool {
+        found < expected || (found > expected && self.plugins_unchecked == 0)
     }
 }
 
@@ -81,37 +93,35 @@ impl Drift {
 
 /// Compares a rule (its parsed recipients and armor flag) with a header.
 pub fn compare(recipients: &[&Recipient], armor: bool, header: &Header) -> Drift {
-    let header_tags: BTreeSet<&str> = header.ssh_tags().collect();
-    let rule_tags: BTreeSet<&str> = recipients.iter().filter_map(|r| r.tag.as_deref()).collect();
+    let m = presence::match_header(recipients, header);
     let added = recipients
         .iter()
-        .filter(|r| r.tag.as_deref().is_some_and(|t| !header_tags.contains(t)))
-        .map(|r| r.text.clone())
+        .zip(&m.recipients)
+        .filter(|(_, p)| **p == Presence::Absent)
+        .map(|(r, _)| r.text.clone())
         .collect();
-    let removed_tags = header_tags
-        .difference(&rule_tags)
-        .map(|t| t.to_string())
-        .collect();
-    let x25519_expected = recipients
-        .iter()
-        .filter(|r| r.kind == RecipientKind::X25519)
-        .count();
-    let mlkem768x25519_expected = recipients
-        .iter()
-        .filter(|r| r.kind == RecipientKind::MlKem768X25519)
-        .count();
+    let mut removed_tags = Vec::new();
+    let mut stray_stanzas = Vec::new();
+    for s in &m.stray {
+        match s {
+            Stray::Tag { tag, .. } => removed_tags.push(tag.clone()),
+            Stray::Passphrase => stray_stanzas.push("scrypt".to_string()),
+            Stray::Foreign { kind } => stray_stanzas.push(kind.clone()),
+            // Counted below.
+            Stray::Anonymous { .. } => {}
+        }
+    }
+    removed_tags.dedup();
     Drift {
         recipients: RecipientDrift {
             added,
             removed_tags,
-            x25519_expected,
-            x25519_found: header.x25519_count(),
-            plugins_unchecked: recipients
-                .iter()
-                .filter(|r| r.kind == RecipientKind::Plugin)
-                .count(),
-            mlkem768x25519_expected,
-            mlkem768x25519_found: header.mlkem768x25519_count(),
+            stray_stanzas,
+            x25519_expected: m.x25519.expected,
+            x25519_found: m.x25519.found,
+            plugins_unchecked: m.plugins,
+            mlkem768x25519_expected: m.mlkem768x25519.expected,
+            mlkem768x25519_found: m.mlkem768x25519.found,
         },
         armor_expected: (header.armored != armor).then_some(armor),
     }
@@ -121,6 +131,7 @@ pub fn compare(recipients: &[&Recipient], armor: bool, header: &Header) -> Drift
 mod tests {
     use super::*;
     use crate::envelope::StanzaKind;
+    use crate::recipient::RecipientKind;
 
     const PLUGIN: &str =
         "age1agefleettest1pykvdp8dpxml7tuf4gxhz05w3vktjkz5x2kkqvzfa4fxgq5klgkqvy0xxr";

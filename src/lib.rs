@@ -19,6 +19,10 @@
 //!   [`activation`] (boot-time install into a RAM-backed directory) and [`provision`]
 //!   (first-install provisioning).
 //!
+//! By protocol layer, bottom up: [`envelope`] (the age file format), [`recipient`] and
+//! [`identity`] (the keys), [`rules`] (the `secrets.nix` recipient map), [`presence`] (the one
+//! model of which rule recipients a header serves) and [`drift`], [`policy`], then the verbs.
+//!
 //! Library functions never print and never exit; every error is a typed enum that keeps its
 //! source. Public error enums are `#[non_exhaustive]`.
 //!
@@ -122,6 +126,7 @@ pub mod fleet;
 pub mod identity;
 pub mod keys;
 pub mod policy;
+pub mod presence;
 pub mod provision;
 pub mod recipient;
 pub mod rules;

@@ -70,7 +70,13 @@ fn table(entries: &[Entry]) -> String {
                     d.recipients.x25519_expected, d.recipients.x25519_found
                 ));
             }
-            if d.recipients.mlkem768x25519_expected != d.recipients.mlkem768x25519_found {
+            if !d.recipients.stray_stanzas.is_empty() {
+                detail.push(format!(
+                    "stanzas no rule recipient writes: {}",
+                    d.recipients.stray_stanzas.join(", ")
+                ));
+            }
+            if d.recipients.mlkem768x25519_differs() {
                 detail.push(format!(
                     "post-quantum recipients: rule {}, file {}",
                     d.recipients.mlkem768x25519_expected, d.recipients.mlkem768x25519_found

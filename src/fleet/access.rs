@@ -1,5 +1,6 @@
 //! Who can read what: recipients (named by the `let` binding whose string is their key)
-//! × secrets, each cell compared with the file's header (no identity, no decryption).
+//! × secrets, each cell compared with the file's header (no identity, no decryption) by
+//! [`crate::presence`], the model `status` and `audit` use too.
 //! [`mark_debt`] adds the rotation debt of an audit of the git history ([`super::audit`]):
 //! former recipients that could read a committed version.
 
@@ -8,7 +9,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::envelope::Header;
-use crate::recipient::{Recipient, RecipientKind};
+use crate::presence::{self, Matching, Presence, Stray};
+use crate::recipient::Recipient;
 use crate::rules::Rules;
 
 /// One cell: can this recipient read this secret, by the rule and by the file's header.
@@ -23,6 +25,9 @@ pub enum Cell {
     Pending,
     /// The header still has its stanza, the rule no longer lists it (rekey needed).
     Stale,
+    /// The rule lists it; the header cannot show whether it has its stanza (anonymous
+    /// stanzas of another number than the rule's keys, or an age plugin recipient).
+    Unknown,
     /// The rule lists it; the file is missing or its header unreadable.
     Declared,
     /// Neither lists it, but it could decrypt a committed version: rotation debt (rotate).
@@ -47,6 +52,9 @@ pub struct Column {
     pub name: String,
     /// `ok`, `missing`, or why the rule or header is unusable.
     pub state: String,
+    /// Whether the file's header differs from its rule (a rekey changes it): a pending or
+    /// stale cell, or anonymous stanzas fewer than the rule's keys of that kind.
+    pub drift: bool,
 }
 
 /// Who can read what: recipients × secrets, by the rules and by the files' headers.
@@ -75,12 +83,9 @@ pub struct DebtCell {
 }
 
 impl Matrix {
-    /// Whether any cell needs a rekey.
+    /// Whether any secret needs a rekey.
     pub fn drifted(&self) -> bool {
-        self.cells
-            .iter()
-            .flatten()
-            .any(|c| matches!(c, Cell::Pending | Cell::Stale))
+        self.secrets.iter().any(|c| c.drift)
     }
 
     /// Whether a former recipient could read a committed version of some secret.
@@ -129,6 +134,23 @@ pub fn mark_debt(m: &mut Matrix, report: &super::audit::Report) {
     }
 }
 
+/// The cells of one secret's rule `recipients` (in order) for its file's `header`, and the
+/// matching they come from (its strays are the stale rows).
+pub fn column(recipients: &[Recipient], header: &Header) -> (Vec<Cell>, Matching) {
+    let refs: Vec<&Recipient> = recipients.iter().collect();
+    let m = presence::match_header(&refs, header);
+    let cells = m
+        .recipients
+        .iter()
+        .map(|p| match p {
+            Presence::Present => Cell::Ok,
+            Presence::Absent => Cell::Pending,
+            Presence::Unknown => Cell::Unknown,
+        })
+        .collect();
+    (cells, m)
+}
+
 /// The rules file's text, which names keys by binding for [`build`] (a rules file evaluated
 /// by Nix still has one); `None` when it cannot be read (the keys are then shown
 /// abbreviated).
@@ -175,6 +197,7 @@ pub fn build(rules: &Rules, rules_text: Option<&str>) -> Matrix {
                 secrets.push(Column {
                     name: entry.name.clone(),
                     state: format!("bad rule: {e}"),
+                    drift: false,
                 });
                 sparse.push(cells);
                 continue;
@@ -196,45 +219,54 @@ pub fn build(rules: &Rules, rules_text: Option<&str>) -> Matrix {
             (Ok(_), false) => "bad rule: a key does not parse".to_string(),
             (Err(e), _) => e.clone(),
         };
-        let x25519_expected = recipients
-            .iter()
-            .filter(|r| r.kind == RecipientKind::X25519)
-            .count();
-        for r in &recipients {
-            let i = row_of_key(&mut rows, r);
-            let cell = match (&header, &r.tag) {
-                (Err(_), _) => Cell::Declared,
-                (Ok(h), Some(tag)) if h.ssh_tags().any(|t| t == tag) => Cell::Ok,
-                (Ok(h), None) if h.x25519_count() == x25519_expected => Cell::Ok,
-                (Ok(_), _) => Cell::Pending,
-            };
-            cells.insert(i, cell);
-        }
-        if let Ok(h) = &header {
-            for tag in h.ssh_tags() {
-                if recipients.iter().any(|r| r.tag.as_deref() == Some(tag)) {
-                    continue;
+        let mut drift = false;
+        match &header {
+            Err(_) => {
+                for r in &recipients {
+                    cells.insert(row_of_key(&mut rows, r), Cell::Declared);
                 }
-                let i = match rows.iter().position(|row| row.tag.as_deref() == Some(tag)) {
-                    Some(i) => i,
-                    None => match bindings.iter().find(|(_, b)| b.tag.as_deref() == Some(tag)) {
-                        Some((_, b)) => row_of_key(&mut rows, b),
-                        None => {
-                            rows.push(Row {
-                                name: format!("tag:{tag}"),
-                                key: None,
-                                tag: Some(tag.to_string()),
-                            });
-                            rows.len() - 1
+            }
+            Ok(h) => {
+                let (own, m) = column(&recipients, h);
+                drift = m.drifted();
+                for (r, cell) in recipients.iter().zip(own) {
+                    cells.insert(row_of_key(&mut rows, r), cell);
+                }
+                for stray in &m.stray {
+                    let i = match stray {
+                        Stray::Tag { tag, .. } => {
+                            let tag = tag.as_str();
+                            match rows.iter().position(|row| row.tag.as_deref() == Some(tag)) {
+                                Some(i) => Some(i),
+                                None => bindings
+                                    .iter()
+                                    .find(|(_, b)| b.tag.as_deref() == Some(tag))
+                                    .map(|(_, b)| row_of_key(&mut rows, b)),
+                            }
                         }
-                    },
-                };
-                cells.insert(i, Cell::Stale);
+                        _ => rows.iter().position(|row| {
+                            row.key.is_none() && row.tag.is_none() && row.name == stray.name()
+                        }),
+                    };
+                    let i = i.unwrap_or_else(|| {
+                        rows.push(Row {
+                            name: stray.name(),
+                            key: None,
+                            tag: match stray {
+                                Stray::Tag { tag, .. } => Some(tag.clone()),
+                                _ => None,
+                            },
+                        });
+                        rows.len() - 1
+                    });
+                    cells.insert(i, Cell::Stale);
+                }
             }
         }
         secrets.push(Column {
             name: entry.name.clone(),
             state,
+            drift,
         });
         sparse.push(cells);
     }
@@ -279,7 +311,7 @@ thead th{position:sticky;top:0;background:#eee;z-index:2}\
 tbody th{position:sticky;left:0;background:#f6f6f6;text-align:left;z-index:1}\
 thead th:first-child{left:0;z-index:3}\
 td.ok{background:#8fd694}td.pending{background:#f7d774}td.stale{background:#f08a8a}\
-td.declared{background:#c9d8f0}td.debt{background:#b48ee0}td.none{background:#fff}\
+td.declared{background:#c9d8f0}td.unknown{background:#e0e0e0}td.debt{background:#b48ee0}td.none{background:#fff}\
 .legend span{display:inline-block;padding:2px 8px;margin-right:6px;border:1px solid #bbb}";
 
 /// One self-contained HTML page: the matrix as a table with sticky headers, coloured by
@@ -296,6 +328,8 @@ pub fn to_html(m: &Matrix, title: &str) -> String {
         "<p class=\"legend\"><span class=\"ok\" style=\"background:#8fd694\">ok</span>\
 <span style=\"background:#f7d774\">pending: in the rule, not in the file (rekey)</span>\
 <span style=\"background:#f08a8a\">stale: in the file, not in the rule (rekey, rotate)</span>\
+<span style=\"background:#e0e0e0\">unknown: the header cannot tell (anonymous stanzas \
+of another number than the rule's keys, or an age plugin)</span>\
 <span style=\"background:#c9d8f0\">declared: no readable file</span>",
     );
     if m.in_debt() {
@@ -327,6 +361,7 @@ pub fn to_html(m: &Matrix, title: &str) -> String {
                 Cell::Ok => ("ok", "✓"),
                 Cell::Pending => ("pending", "+"),
                 Cell::Stale => ("stale", "−"),
+                Cell::Unknown => ("unknown", "?"),
                 Cell::Declared => ("declared", "·"),
                 Cell::Debt => ("debt", "!"),
             };
@@ -363,13 +398,17 @@ pub fn to_text(m: &Matrix) -> String {
                 Cell::Ok => " x",
                 Cell::Pending => " +",
                 Cell::Stale => " -",
+                Cell::Unknown => " ?",
                 Cell::Declared => " d",
                 Cell::Debt => " r",
             });
         }
         s.push('\n');
     }
-    s.push_str("x readable, + pending rekey, - stale (rekey and rotate), d no readable file");
+    s.push_str(
+        "x readable, + pending rekey, - stale (rekey and rotate), ? the header cannot tell, \
+d no readable file",
+    );
     if m.in_debt() {
         s.push_str(", r rotation debt: read a committed version (rotate; see `agefleet audit`)");
     }

@@ -1,5 +1,6 @@
-//! The builtins rules files use. Anything else under `builtins.` is reported as
-//! unsupported, so `Auto` mode hands the file to Nix.
+//! The builtins rules files use. Every other name Nix's `builtins` has
+//! ([`super::nix_builtins`]) is reported as unsupported when used, so `Auto` mode hands the
+//! file to Nix.
 
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -52,6 +53,7 @@ pub enum Builtin {
     Match,
     Mul,
     PathExists,
+    ReadDir,
     ReadFile,
     RemoveAttrs,
     ReplaceStrings,
@@ -114,6 +116,7 @@ pub const TABLE: &[(&str, Builtin, usize)] = &[
     ("match", Builtin::Match, 2),
     ("mul", Builtin::Mul, 2),
     ("pathExists", Builtin::PathExists, 1),
+    ("readDir", Builtin::ReadDir, 1),
     ("readFile", Builtin::ReadFile, 1),
     ("removeAttrs", Builtin::RemoveAttrs, 2),
     ("replaceStrings", Builtin::ReplaceStrings, 3),
@@ -131,36 +134,6 @@ pub const TABLE: &[(&str, Builtin, usize)] = &[
     ("tryEval", Builtin::TryEval, 1),
     ("typeOf", Builtin::TypeOf, 1),
 ];
-
-/// Builtins also reachable without `builtins.` (Nix's global scope).
-pub const GLOBALS: &[&str] = &[
-    "abort",
-    "baseNameOf",
-    "dirOf",
-    "import",
-    "isNull",
-    "map",
-    "removeAttrs",
-    "throw",
-    "toString",
-];
-
-/// Global names Nix has that the builtin evaluator does not implement.
-const UNSUPPORTED_GLOBALS: &[&str] = &[
-    "derivation",
-    "derivationStrict",
-    "fetchGit",
-    "fetchMercurial",
-    "fetchTarball",
-    "fetchTree",
-    "fromTOML",
-    "placeholder",
-    "scopedImport",
-];
-
-pub fn is_unsupported_global(name: &str) -> bool {
-    UNSUPPORTED_GLOBALS.contains(&name) || name.starts_with("__")
-}
 
 impl Builtin {
     pub fn arity(self) -> usize {
@@ -450,6 +423,41 @@ pub fn call(ev: &mut Evaluator, b: Builtin, a: &[ThunkId]) -> R<Value> {
                 EvalError::unsupported(format!("the non-UTF-8 file '{}'", p.display()))
             })?;
             Value::str(text)
+        }
+        // As Nix: the directory itself is reached through symlinks, its entries are not
+        // (a symlink is "symlink", whatever it points to).
+        B::ReadDir => {
+            let p = path_arg(ev, arg(0)?)?;
+            let failed = |e: std::io::Error| {
+                EvalError::new(format!(
+                    "opening directory '{}': {}",
+                    p.display(),
+                    io_message(&e)
+                ))
+            };
+            let mut set = Attrs::new();
+            for entry in std::fs::read_dir(&p).map_err(failed)? {
+                let entry = entry.map_err(failed)?;
+                let name = entry.file_name().into_string().map_err(|name| {
+                    EvalError::unsupported(format!(
+                        "the non-UTF-8 file name {name:?} in '{}'",
+                        p.display()
+                    ))
+                })?;
+                let t = entry.file_type().map_err(failed)?;
+                let kind = if t.is_symlink() {
+                    "symlink"
+                } else if t.is_dir() {
+                    "directory"
+                } else if t.is_file() {
+                    "regular"
+                } else {
+                    "unknown"
+                };
+                let kind = ev.done(Value::str(kind));
+                set.insert(Rc::from(name), kind);
+            }
+            attrs(set)
         }
         B::PathExists => {
             let p = path_arg(ev, arg(0)?)?;

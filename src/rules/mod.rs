@@ -15,12 +15,15 @@ use std::path::{Path, PathBuf};
 mod builtins;
 mod convert;
 mod eval;
+mod nix_builtins;
 mod nixcli;
 mod strings;
 pub(crate) mod syntax;
 mod value;
 
 use eval::{ErrorKind, EvalError, Evaluator};
+/// The Nix version whose `builtins` names the builtin evaluator's `builtins` holds.
+pub use nix_builtins::NIX_VERSION as NIX_BUILTINS_VERSION;
 use value::Value;
 
 /// Stacks tried for the thread that parses and evaluates, largest first (a small machine may
@@ -140,7 +143,7 @@ pub enum RulesError {
         line: usize,
         /// 1-based column (in characters) of the construct.
         col: usize,
-        /// What is unsupported, e.g. `the builtin 'fetchGit'`.
+        /// What is unsupported, e.g. `builtins.fetchGit`.
         what: String,
     },
     /// `nix-instantiate` is not installed or failed to run.

@@ -249,8 +249,114 @@ fn outside_the_subset_is_unsupported() {
             other => panic!("{src}: {other:?}"),
         }
     }
-    // A known-missing builtin with a default is just the default.
-    assert_eq!(ok("builtins.nixVersion or \"none\""), json!("none"));
+    // A name Nix's builtins do not have is missing, as in Nix: the default is taken.
+    assert_eq!(ok("builtins.notABuiltin or \"none\""), json!("none"));
+    assert_eq!(ok("builtins ? notABuiltin"), json!(false));
+}
+
+/// Evaluates `src` as the file `dir/t.nix`.
+fn eval_in(dir: &Path, src: &str) -> Result<serde_json::Value, (ErrorKind, String)> {
+    let (file, src) = (dir.join("t.nix"), src.to_string());
+    super::on_eval_stack(Path::new("t.nix"), move |max_depth| {
+        let mut ev = Evaluator::with_max_depth(max_depth);
+        Ok(ev
+            .eval_root(&file, src)
+            .and_then(|v| ev.json_value(&v))
+            .map_err(|e| (e.kind, e.message)))
+    })
+    .expect("evaluator thread")
+}
+
+#[test]
+fn builtins_holds_every_name_nix_has_and_the_unimplemented_ones_are_unsupported_however_reached() {
+    let names: Vec<&str> = super::nix_builtins::NAMES.iter().map(|(n, _)| *n).collect();
+    assert_eq!(ok("builtins.attrNames builtins"), json!(names));
+    // Every implemented builtin is one of Nix's names.
+    for (name, _, _) in super::builtins::TABLE {
+        assert!(names.contains(name), "{name} is not a Nix builtin");
+    }
+    let unsupported = |src: &str, what: &str| match eval_src(src) {
+        Err((ErrorKind::Unsupported, m)) => assert_eq!(m, what, "{src}"),
+        other => panic!("{src}: {other:?}"),
+    };
+    for src in [
+        "builtins.toFile \"n\" \"s\"",
+        "let inherit (builtins) toFile; in toFile \"n\" \"s\"",
+        "with builtins; toFile \"n\" \"s\"",
+        "builtins.toFile or (_: _: \"default\") \"n\" \"s\"",
+        "__toFile \"n\" \"s\"",
+        "builtins.isFunction builtins.toFile",
+    ] {
+        unsupported(src, "builtins.toFile");
+    }
+    unsupported("fetchGit { url = \"x\"; }", "builtins.fetchGit");
+    unsupported("builtins.nixVersion or \"none\"", "builtins.nixVersion");
+    unsupported("with builtins; currentSystem", "builtins.currentSystem");
+    // The first unimplemented name in order.
+    unsupported(
+        "builtins.deepSeq (builtins.attrValues builtins) 1",
+        "builtins.addErrorContext",
+    );
+    // Present, as in Nix, without being used (`?` does not force what it finds).
+    assert_eq!(ok("{ a = throw \"x\"; } ? a"), json!(true));
+    assert_eq!(
+        ok("[ (builtins ? toFile) (builtins ? readDir) (builtins.builtins ? map) ]"),
+        json!([true, true, true])
+    );
+    assert_eq!(
+        ok("builtins.length (builtins.attrValues builtins)"),
+        json!(names.len())
+    );
+    // Lexical globals win over `with`, whether implemented or not (as in Nix).
+    unsupported("with { fetchGit = 1; }; fetchGit", "builtins.fetchGit");
+    assert_eq!(
+        ok("[ (__add 1 2) builtins.true (__isAttrs builtins) ]"),
+        json!([3, true, true])
+    );
+    // Only the global ones are reachable without a prefix.
+    assert!(err("readDir ./.").contains("undefined variable 'readDir'"));
+    assert!(err("__map").contains("undefined variable '__map'"));
+}
+
+#[test]
+fn read_dir_lists_entries_by_type_like_nix() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("sub")).unwrap();
+    std::fs::write(d.join("a.age"), "").unwrap();
+    std::os::unix::fs::symlink("a.age", d.join("link")).unwrap();
+    std::os::unix::fs::symlink("nowhere", d.join("dangling")).unwrap();
+    std::os::unix::net::UnixListener::bind(d.join("sock")).unwrap();
+    std::os::unix::fs::symlink("sub", d.join("to-sub")).unwrap();
+    let listing = json!({
+        "a.age": "regular", "dangling": "symlink", "link": "symlink", "sub": "directory",
+        "sock": "unknown", "t.nix": "regular", "to-sub": "symlink"
+    });
+    std::fs::write(d.join("t.nix"), "").unwrap();
+    let abs = d.display().to_string();
+    for src in [
+        "builtins.readDir ./.".to_string(),
+        "let inherit (builtins) readDir; in readDir ./sub/..".to_string(),
+        format!("with builtins; readDir \"{abs}\""),
+        format!("__readDir {abs}/."),
+    ] {
+        assert_eq!(eval_in(d, &src), Ok(listing.clone()), "{src}");
+    }
+    // The directory itself is reached through a symlink, as Nix does.
+    assert_eq!(eval_in(d, "builtins.readDir ./to-sub"), Ok(json!({})));
+    // Refused as Nix refuses: not a directory, missing, a relative string.
+    let refused = |src: &str, what: &str| match eval_in(d, src) {
+        Err((ErrorKind::Eval, m)) => assert!(m.contains(what), "{src}: {m}"),
+        other => panic!("{src}: {other:?}"),
+    };
+    refused("builtins.readDir ./a.age", "Not a directory");
+    refused("builtins.readDir ./link", "Not a directory");
+    refused("builtins.readDir ./dangling", "No such file or directory");
+    refused("builtins.readDir ./nope", "opening directory");
+    refused(
+        "builtins.readDir \"sub\"",
+        "doesn't represent an absolute path",
+    );
 }
 
 /// A random expression printed as Nix source, with the JSON it must evaluate to.

@@ -115,6 +115,9 @@ pub enum ThunkState {
         env: EnvId,
         at: Option<Pos>,
     },
+    /// A builtin Nix has and the builtin evaluator does not implement (its name under
+    /// `builtins`): forcing it is an "unsupported" error, which `Auto` mode hands to Nix.
+    Unsupported(Rc<str>),
     /// Being forced right now (the black hole).
     Forcing,
     Done(Value),

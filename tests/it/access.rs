@@ -251,3 +251,146 @@ fn rotation_debt_from_git_history_is_marked_in_text_json_and_html() {
         "no 'debt' purple cell in the screenshot"
     );
 }
+
+/// `secrets.nix` binding `admin` and each `(name, key)`, with `(file, [names])` rules.
+fn kinds_rules(admin: &str, keys: &[(&str, String)], rules: &[(String, Vec<&str>)]) -> String {
+    let mut s = format!("let\n  admin = \"{admin}\";\n");
+    for (name, key) in keys {
+        s.push_str(&format!("  {name} = \"{key}\";\n"));
+    }
+    s.push_str("in {\n");
+    for (file, names) in rules {
+        s.push_str(&format!(
+            "  \"{file}\".publicKeys = [ admin {} ];\n",
+            names.join(" ")
+        ));
+    }
+    s.push_str("}\n");
+    s
+}
+
+/// Every recipient kind a header can show, judged alike by `access`, `status` and `audit`
+/// (one model of who can open a file). For each kind K: `K-pending.age`'s rule lists every
+/// kind, its file lacks K (access: K pending, status: drift); `K-dropped.age`'s rule
+/// dropped K in the last commit and its file was rekeyed (audit: K is rotation debt, named
+/// by its binding; access: a debt cell; status: no drift). A plugin recipient can never be confirmed
+/// from a header: unknown, not drift, not debt.
+#[test]
+#[ignore = "needs `git`, `ssh-keygen`"]
+fn every_recipient_kind_is_judged_alike_by_access_status_and_audit() {
+    require_tool("git");
+    require_tool("ssh-keygen");
+    let f = Fleet::new();
+    let admin = f.admin.public_line.clone();
+    let keys: Vec<(&str, String)> = vec![
+        (
+            "ed",
+            ssh_keygen(f.tmp.path(), "ed", "ed25519", "").public_line,
+        ),
+        (
+            "rsa",
+            ssh_keygen(f.tmp.path(), "rsa", "rsa", "").public_line,
+        ),
+        (
+            "x",
+            age::x25519::Identity::generate().to_public().to_string(),
+        ),
+        (
+            "pq",
+            agefleet::identity::MlKem768X25519Identity::generate().recipient(),
+        ),
+    ];
+    let plugin = "age1agefleettest1pykvdp8dpxml7tuf4gxhz05w3vktjkz5x2kkqvzfa4fxgq5klgkqvy0xxr";
+    let names: Vec<&str> = keys.iter().map(|(n, _)| *n).collect();
+    let but = |k: &str| -> Vec<&str> { names.iter().copied().filter(|n| *n != k).collect() };
+    let encrypt = |file: &str, to: &[&str]| {
+        let lines: Vec<&str> = std::iter::once(admin.as_str())
+            .chain(
+                keys.iter()
+                    .filter(|(n, _)| to.contains(n))
+                    .map(|(_, k)| k.as_str()),
+            )
+            .collect();
+        let parsed: Vec<agefleet::recipient::Recipient> = lines
+            .iter()
+            .map(|k| agefleet::recipient::Recipient::parse(k).unwrap())
+            .collect();
+        let refs: Vec<&agefleet::recipient::Recipient> = parsed.iter().collect();
+        let bytes = agefleet::envelope::encrypt(file.as_bytes(), &refs, false).unwrap();
+        std::fs::write(f.path(file), bytes).unwrap();
+    };
+    let mut keys_and_plugin = keys.clone();
+    keys_and_plugin.push(("plug", plugin.to_string()));
+    let write_rules = |dropped: bool| {
+        let mut rules = vec![("plugin.age".to_string(), vec!["plug"])];
+        for k in &names {
+            rules.push((format!("{k}-pending.age"), names.clone()));
+            let now = if dropped { but(k) } else { names.clone() };
+            rules.push((format!("{k}-dropped.age"), now));
+        }
+        std::fs::write(
+            f.path("secrets.nix"),
+            kinds_rules(&admin, &keys_and_plugin, &rules),
+        )
+        .unwrap();
+    };
+    write_rules(false);
+    encrypt("plugin.age", &[]);
+    for k in &names {
+        encrypt(&format!("{k}-pending.age"), &but(k));
+        encrypt(&format!("{k}-dropped.age"), &names);
+    }
+    common::sshd::git(&f.dir, &["init", "-q"]);
+    common::sshd::git(&f.dir, &["add", "-A"]);
+    common::sshd::git(&f.dir, &["commit", "-q", "-m", "every kind"]);
+    write_rules(true);
+    for k in &names {
+        encrypt(&format!("{k}-dropped.age"), &but(k));
+    }
+    common::sshd::git(&f.dir, &["commit", "-q", "-a", "-m", "drop one kind each"]);
+
+    let out = f.run(&["access", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let access: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let out = f.run(&["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = f.run(&["audit", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let audit: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let status_drift = |file: &str| {
+        crate::status::problems_of(&status, file).contains(&"recipients-drift".to_string())
+    };
+    let access_drift = |file: &str| {
+        let mut columns = access["secrets"].as_array().unwrap().iter();
+        columns.find(|s| s["name"] == file).unwrap()["drift"] == true
+    };
+    let debt = |file: &str| -> Vec<String> {
+        let debt = crate::audit::secret(&audit, file)["debt"]
+            .as_array()
+            .unwrap();
+        debt.iter()
+            .map(|d| d["recipient"].as_str().unwrap().to_string())
+            .collect()
+    };
+    for k in &names {
+        let pending = format!("{k}-pending.age");
+        assert_eq!(cell(&access, &pending, k), "pending", "{pending}: {access}");
+        for other in but(k) {
+            assert_eq!(cell(&access, &pending, other), "ok", "{pending} {other}");
+        }
+        assert!(status_drift(&pending), "{pending}: {status}");
+        assert!(access_drift(&pending), "{pending}: {access}");
+        assert_eq!(debt(&pending), Vec::<String>::new(), "{pending}");
+
+        let dropped = format!("{k}-dropped.age");
+        // In a git work tree access marks audit's debt too.
+        assert_eq!(cell(&access, &dropped, k), "debt", "{dropped}: {access}");
+        assert!(!status_drift(&dropped), "{dropped}: {status}");
+        assert!(!access_drift(&dropped), "{dropped}: {access}");
+        assert_eq!(debt(&dropped), [k.to_string()], "{dropped}: {audit}");
+    }
+    assert_eq!(cell(&access, "plugin.age", "plug"), "unknown", "{access}");
+    assert!(!status_drift("plugin.age"), "{status}");
+    assert!(!access_drift("plugin.age"), "{access}");
+    assert_eq!(debt("plugin.age"), Vec::<String>::new());
+}

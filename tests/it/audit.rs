@@ -55,7 +55,7 @@ fn json(out: &Output) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(out), stderr(out)))
 }
 
-fn secret<'a>(j: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+pub(crate) fn secret<'a>(j: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     j["secrets"]
         .as_array()
         .unwrap()

@@ -10,7 +10,7 @@ use agefleet::envelope::Header;
 use agefleet::rules;
 
 /// Files of `fuzz/seeds/<target>` and `fuzz/regressions/<target>`.
-fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
+pub(crate) fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
     let mut out = Vec::new();
     for kind in ["seeds", "regressions"] {

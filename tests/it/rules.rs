@@ -532,6 +532,32 @@ fn auto_mode_falls_back_to_nix_for_unsupported_constructs() {
         serde_json::json!({"a.age": {"publicKeys": ["age1x"], "armor": true}})
     );
 
+    // An unimplemented builtin reached any way falls back, with where and which.
+    for (src, at) in [
+        ("let inherit (builtins) langVersion; in", "secrets.nix:1:"),
+        ("with builtins;", "secrets.nix:2:49:"),
+        (
+            "let langVersion = builtins.langVersion or 0; in",
+            "secrets.nix:1:",
+        ),
+    ] {
+        let body = "{ \"a.age\" = { publicKeys = [ \"age1x\" ]; armor = langVersion > 0; }; }";
+        std::fs::write(&file, format!("{src}\n{body}")).unwrap();
+        let rules = rules::load(&file, EvalMode::Auto).unwrap();
+        assert_eq!(rules.backend, Backend::Nix, "{src}");
+        let reason = rules.fallback_reason.clone().unwrap();
+        assert!(reason.contains("builtins.langVersion"), "{src}: {reason}");
+        assert!(reason.contains(at), "{src}: {reason}");
+        assert!(
+            rules.entry("a.age").unwrap().rule.as_ref().unwrap().armor,
+            "{src}"
+        );
+        match rules::load(&file, EvalMode::Builtin) {
+            Err(RulesError::Unsupported { what, .. }) => assert_eq!(what, "builtins.langVersion"),
+            other => panic!("{src}: {other:?}"),
+        }
+    }
+
     // Supported files stay with the builtin evaluator.
     let plain = fixtures()[0].clone();
     let rules = rules::load(&plain, EvalMode::Auto).unwrap();
@@ -777,5 +803,113 @@ fn nix_backend_works_without_root() {
                 common::stdout(&out)
             );
         }
+    }
+}
+
+/// `builtins.X` reached every way Nix reaches it, for implemented and unimplemented names:
+/// the builtin evaluator's answer, each a file of its own.
+const BUILTIN_REACH: &[&str] = &[
+    "builtins.attrNames (builtins.readDir ./.)",
+    "let inherit (builtins) readDir; in builtins.attrNames (readDir ./.)",
+    "with builtins; attrNames (readDir ./.)",
+    "builtins ? readDir",
+    "builtins ? toFile",
+    "builtins ? notABuiltin",
+    "(builtins.readDir or (_: { })) ./.",
+    "(builtins.toFile or (_: _: \"default\")) \"n\" \"s\"",
+    "builtins.notABuiltin or \"default\"",
+    "let inherit (builtins) currentSystem; in currentSystem",
+    "with builtins; [ nixVersion ]",
+    "__readDir ./.",
+    "builtins.attrNames builtins",
+    "builtins.length (builtins.attrValues builtins)",
+    "with builtins; fromTOML \"a = 1\"",
+    "builtins.functionArgs ({ a, b ? 1 }: a)",
+];
+
+/// Every rules fixture, every fuzz seed and regression, and [`BUILTIN_REACH`] through both
+/// backends: the same value, or an error from both, or a "not supported" error from the
+/// builtin evaluator (which `--nix-eval auto` hands to Nix). Never a different value.
+#[test]
+#[ignore = "needs `nix-instantiate`"]
+fn builtin_evaluator_never_gives_a_value_nix_would_not() {
+    common::require_tool("nix-instantiate");
+    let scratch = tempfile::tempdir().unwrap();
+    let mut files = fixtures();
+    let inputs = crate::fuzz_regressions::inputs("rules_eval");
+    let sources = inputs.iter().map(|(_, data)| data.as_slice());
+    let reach = BUILTIN_REACH.iter().map(|s| s.as_bytes());
+    for (i, data) in sources.chain(reach).enumerate() {
+        let dir = scratch.path().join(i.to_string());
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("a.age"), "").unwrap();
+        std::fs::write(dir.join("secrets.nix"), data).unwrap();
+        files.push(dir.join("secrets.nix"));
+    }
+    let (mut same, mut unsupported) = (0, 0);
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        let builtin = rules::evaluate_json(file, EvalMode::Builtin);
+        let nix = rules::evaluate_json(file, EvalMode::Nix);
+        match (builtin, nix) {
+            (Ok((b, ..)), Ok((n, ..))) => {
+                assert_eq!(b, n, "{}:\n{text}", file.display());
+                same += 1;
+            }
+            (Err(RulesError::Unsupported { .. }), _) => unsupported += 1,
+            (Err(_), Err(_)) => {}
+            (b, n) => panic!("{}: builtin {b:?}, nix {n:?}\n{text}", file.display()),
+        }
+    }
+    eprintln!(
+        "{} files: {same} equal values, {unsupported} not supported by the builtin evaluator",
+        files.len()
+    );
+    // The cases above: values compared, and unimplemented builtins reached every way.
+    assert!(same >= 40, "{same} values compared");
+    assert!(unsupported >= 5, "{unsupported} unsupported");
+}
+
+/// The builtin evaluator's `builtins` has exactly the names of the `nix-instantiate` on
+/// `PATH`, each reachable without `builtins.` exactly when Nix's is (as `X` or `__X`).
+#[test]
+#[ignore = "needs `nix-instantiate`"]
+fn builtins_names_and_global_names_are_those_of_nix() {
+    common::require_tool("nix-instantiate");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("names.nix");
+    std::fs::write(&file, "builtins.attrNames builtins").unwrap();
+    let (ours, ..) = rules::evaluate_json(&file, EvalMode::Builtin).unwrap();
+    let version = common::stdout(&common::run(
+        Command::new("nix-instantiate").arg("--version"),
+    ));
+    assert_eq!(
+        ours,
+        nix_json(&file),
+        "the table is Nix {}'s; this is {}",
+        rules::NIX_BUILTINS_VERSION,
+        version.trim()
+    );
+    // Nix refuses an undefined variable when parsing; the builtin evaluator when using it.
+    let nix_defines = |name: &str| {
+        common::run(Command::new("nix-instantiate").args(["--parse", "-E", name]))
+            .status
+            .success()
+    };
+    let we_define = |name: &str| {
+        std::fs::write(&file, name).unwrap();
+        match rules::evaluate_json(&file, EvalMode::Builtin) {
+            Err(e) => !e.to_string().contains("undefined variable"),
+            Ok(_) => true,
+        }
+    };
+    for name in ours.as_array().unwrap() {
+        let name = name.as_str().unwrap();
+        let global = nix_defines(name);
+        assert_eq!(we_define(name), global, "{name}");
+        // Nix has `__X` for the builtins that are not global.
+        let prefixed = format!("__{name}");
+        let nix_prefixed = !global && nix_defines(&prefixed);
+        assert_eq!(we_define(&prefixed), nix_prefixed, "{prefixed}");
     }
 }

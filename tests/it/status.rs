@@ -12,7 +12,7 @@ fn status_json(f: &Fleet) -> (Option<i32>, Value) {
     (out.status.code(), v)
 }
 
-fn problems_of(v: &Value, file: &str) -> Vec<String> {
+pub(crate) fn problems_of(v: &Value, file: &str) -> Vec<String> {
     let entry = v["files"]
         .as_array()
         .unwrap()

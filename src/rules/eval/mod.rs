@@ -17,6 +17,7 @@ mod attrs;
 mod ops;
 
 use super::builtins;
+use super::nix_builtins::{self, Reach};
 use super::strings::{self, Piece};
 use super::syntax;
 use super::value::{
@@ -171,30 +172,36 @@ impl Evaluator {
             root_dirs: None,
             defined_at: HashMap::new(),
         };
+        // Every name Nix's `builtins` has, reachable as Nix reaches it: what is not
+        // implemented is there too, and raises "unsupported" when forced.
         let mut set = Attrs::new();
         let mut globals = HashMap::new();
-        for (name, builtin, _) in builtins::TABLE {
-            let t = ev.done(Value::Builtin(Rc::new(PartialBuiltin {
-                builtin: *builtin,
-                args: Vec::new(),
-            })));
+        // `builtins.builtins` is the set itself: filled in once the set is complete.
+        let bt = ev.done(Value::Null);
+        for (name, reach) in nix_builtins::NAMES {
+            let t = match *name {
+                "builtins" => bt,
+                "true" => ev.done(Value::Bool(true)),
+                "false" => ev.done(Value::Bool(false)),
+                "null" => ev.done(Value::Null),
+                _ => match builtins::TABLE.iter().find(|(n, _, _)| n == name) {
+                    Some((_, builtin, _)) => ev.done(Value::Builtin(Rc::new(PartialBuiltin {
+                        builtin: *builtin,
+                        args: Vec::new(),
+                    }))),
+                    None => ev.lazy(ThunkState::Unsupported(Rc::from(*name))),
+                },
+            };
             set.insert(Rc::from(*name), t);
-            if builtins::GLOBALS.contains(name) {
-                globals.insert(Rc::from(*name), t);
-            }
-        }
-        for (name, v) in [
-            ("true", Value::Bool(true)),
-            ("false", Value::Bool(false)),
-            ("null", Value::Null),
-        ] {
-            let t = ev.done(v);
-            globals.insert(Rc::from(name), t);
+            let global: Rc<str> = match reach {
+                Reach::Global => Rc::from(*name),
+                Reach::Prefixed => Rc::from(format!("__{name}")),
+            };
+            globals.insert(global, t);
         }
         let set = Rc::new(set);
         ev.builtins_set = set.clone();
-        let bt = ev.done(Value::Attrs(set));
-        globals.insert(Rc::from("builtins"), bt);
+        ev.thunks[bt] = ThunkState::Done(Value::Attrs(set));
         ev.envs.push(Env {
             scope: Scope::Vars(globals),
             parent: None,
@@ -395,6 +402,9 @@ impl Evaluator {
                 })
                 .map_err(|e| e.or_at(*at)),
             ThunkState::Var { name, env, at } => self.lookup(name, *env).map_err(|e| e.or_at(*at)),
+            ThunkState::Unsupported(name) => {
+                Err(EvalError::unsupported(format!("builtins.{name}")))
+            }
             ThunkState::Forcing | ThunkState::Done(_) => {
                 Err(EvalError::new("internal error: thunk state"))
             }
@@ -557,8 +567,9 @@ impl Evaluator {
                 return self.force(t);
             }
         }
-        if builtins::is_unsupported_global(name) {
-            return Err(EvalError::unsupported(format!("the builtin '{name}'")));
+        // Nix parses `__curPos` as the position of the expression, not a variable.
+        if name == "__curPos" {
+            return Err(EvalError::unsupported("__curPos"));
         }
         Err(EvalError::new(format!("undefined variable '{name}'")))
     }
@@ -681,14 +692,18 @@ impl Evaluator {
                 self.eval(&req(w.body())?, inner)
             }
             E::HasAttr(h) => {
+                // As Nix: each set on the path is forced, the value found last is not
+                // (`{ a = throw "x"; } ? a` is true).
                 let mut v = self.eval(&req(h.expr())?, env)?;
-                for attr in req(h.attrpath())?.attrs() {
+                let mut attrs = req(h.attrpath())?.attrs().peekable();
+                while let Some(attr) = attrs.next() {
                     let Some(name) = self.attr_key(&attr, env)? else {
                         return Ok(Value::Bool(false));
                     };
                     match &v {
                         Value::Attrs(set) => match set.get(&name) {
-                            Some(&t) => v = self.force(t)?,
+                            Some(&t) if attrs.peek().is_some() => v = self.force(t)?,
+                            Some(_) => return Ok(Value::Bool(true)),
                             None => return Ok(Value::Bool(false)),
                         },
                         _ => return Ok(Value::Bool(false)),
