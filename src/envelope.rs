@@ -54,6 +54,7 @@ pub struct Header {
 
 /// Why an age file could not be read, decrypted or written. One line; never plaintext.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum EnvelopeError {
     /// Not an age file: what our header parser found instead (a description, no underlying
     /// error).
@@ -95,6 +96,7 @@ pub enum EnvelopeError {
 
 /// What is wrong with a corrupt header.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Malformed {
     /// What our own header parser (or a stanza check) found: a description, there is no
     /// underlying error.
@@ -122,6 +124,7 @@ impl From<&str> for Malformed {
 
 /// Why a payload did not authenticate.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PayloadFailure {
     /// The STREAM ended before its last chunk.
     #[error("truncated payload")]
@@ -133,6 +136,7 @@ pub enum PayloadFailure {
 
 /// Why encryption failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum EncryptFailure {
     /// The age crate refused the recipients.
     #[error(transparent)]
@@ -145,6 +149,7 @@ pub enum EncryptFailure {
 /// An age plugin's failure, kept whole; shown as one line (the age crate's localised text
 /// may hold Unicode isolation marks and line breaks).
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum PluginFailure {
     /// While wrapping a file key for plugin recipients.
     Encrypt(age::EncryptError),

@@ -12,6 +12,7 @@ pub mod known_hosts;
 
 /// A git operation failed. Each message is one line naming the file, repository or host.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum GitError {
     /// A filesystem operation on `path` failed.
     #[error("{}: {context}{}", path.display(), one_line(&source.to_string()))]

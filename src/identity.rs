@@ -17,11 +17,12 @@
 use std::collections::HashSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
 use crate::envelope::{DecryptionKeys, Header};
-use crate::recipient::plugin::PluginIdentity;
+use crate::recipient::plugin::{PluginIdentity, PluginUi};
 use crate::recipient::ssh_tag;
 
 /// Asks the operator for a passphrase. Implemented by the commands layer (terminal) and by
@@ -114,14 +115,26 @@ mod ssh_ed25519;
 pub use mlkem768x25519::MlKem768X25519Identity;
 
 /// All identities of a run.
-#[derive(Default, Debug)]
+#[derive(Default)]
 pub struct IdentitySet {
     /// Every identity loaded, in the order the files were given.
     pub identities: Vec<LoadedIdentity>,
+    /// Where plugin identities (and, for a rekey, plugin recipients) send their requests.
+    plugin_ui: Option<Arc<dyn PluginUi>>,
+}
+
+impl std::fmt::Debug for IdentitySet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdentitySet")
+            .field("identities", &self.identities)
+            .field("plugin_ui", &self.plugin_ui.is_some())
+            .finish()
+    }
 }
 
 /// Why an identity file could not be loaded or unlocked. `Display` is one line naming the file.
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum IdentityError {
     /// The file is missing, unreadable or not a supported key.
     #[error("{path}: {reason}")]
@@ -343,6 +356,7 @@ impl IdentitySet {
                     plugins: Vec::new(),
                 },
             }],
+            plugin_ui: None,
         }
     }
 
@@ -393,6 +407,26 @@ impl DecryptionKeys for IdentitySet {
 }
 
 impl IdentitySet {
+    /// Sends what age plugins ask of the user (PINs, touches, confirmations) to `ui`: the
+    /// plugin identities of this set, and the plugin recipients of a rekey run with it. Without
+    /// a UI, every plugin request fails (the plugin reports that as its error).
+    pub fn with_plugin_ui(mut self, ui: Arc<dyn PluginUi>) -> Self {
+        for id in &mut self.identities {
+            if let Key::Native { plugins, .. } = &mut id.key {
+                for p in plugins {
+                    p.set_ui(ui.clone());
+                }
+            }
+        }
+        self.plugin_ui = Some(ui);
+        self
+    }
+
+    /// The UI given to [`with_plugin_ui`](Self::with_plugin_ui), if any.
+    pub fn plugin_ui(&self) -> Option<&Arc<dyn PluginUi>> {
+        self.plugin_ui.as_ref()
+    }
+
     /// SSH tags of every loaded SSH identity, usable or locked.
     pub fn tags(&self) -> impl Iterator<Item = &str> {
         self.identities.iter().filter_map(|id| id.tag.as_deref())

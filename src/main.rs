@@ -10,9 +10,9 @@ mod commands;
 
 // The library's modules at the binary's root, so `crate::rules` means the same in
 // `commands` as it does in the library.
+use agefleet::internal::{fsutil, git, names, sys, text};
 use agefleet::{
-    activation, drift, envelope, fleet, fsutil, git, identity, keys, names, provision, recipient,
-    rules, secrets, sys, text,
+    activation, drift, envelope, fleet, identity, keys, provision, recipient, rules, secrets,
 };
 
 fn main() -> ExitCode {

@@ -12,6 +12,7 @@ use crate::rules::{RuleEntry, Rules};
 
 #[derive(Debug, thiserror::Error)]
 /// Why a command-line argument does not designate exactly one rule.
+#[non_exhaustive]
 pub enum NameError {
     /// No rule names the file under either reading.
     #[error("{arg}: there is no rule for this file in {rules}")]

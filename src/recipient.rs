@@ -82,6 +82,23 @@ enum Inner {
     MlKem768X25519(Box<mlkem768x25519::MlKem768X25519>),
 }
 
+/// `"ssh-ed25519 AAAA… comment".parse::<Recipient>()` is [`Recipient::parse`].
+impl std::str::FromStr for Recipient {
+    type Err = RecipientError;
+
+    fn from_str(s: &str) -> Result<Self, RecipientError> {
+        Recipient::parse(s)
+    }
+}
+
+/// The key as written (trimmed, comment included): what [`Recipient::parse`] read, so
+/// printing and parsing again gives the same recipient.
+impl std::fmt::Display for Recipient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
 impl std::fmt::Debug for Recipient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Recipient")
@@ -178,6 +195,16 @@ fn is_unsupported_ssh_type(kind: &str) -> bool {
 }
 
 impl Recipient {
+    /// Sends what an age plugin recipient asks of the user while encrypting (a touch, a
+    /// confirmation) to `ui`; no effect on other kinds. Without a UI, every plugin request
+    /// fails (the plugin reports that as its error).
+    pub fn with_plugin_ui(mut self, ui: std::sync::Arc<dyn plugin::PluginUi>) -> Self {
+        if let Inner::Plugin(p) = &mut self.inner {
+            p.set_ui(ui);
+        }
+        self
+    }
+
     /// Parses one public key as written in `secrets.nix`.
     pub fn parse(s: &str) -> Result<Self, RecipientError> {
         let text = s.trim();
@@ -401,6 +428,18 @@ mod tests {
         let tag = r.tag.as_deref().unwrap();
         assert_eq!(tag.len(), 6);
         assert_eq!(tag, expected_tag(ED25519));
+    }
+
+    #[test]
+    fn from_str_and_display_round_trip_every_kind() {
+        for line in [ED25519, RSA, X25519] {
+            let r: Recipient = format!("  {line}\n").parse().unwrap();
+            assert_eq!(r.to_string(), line);
+            let again: Recipient = r.to_string().parse().unwrap();
+            assert_eq!((again.kind, again.tag), (r.kind, r.tag));
+        }
+        let err = "ssh-ed25519 AAAA".parse::<Recipient>().unwrap_err();
+        assert!(err.to_string().starts_with("invalid public key"), "{err}");
     }
 
     #[test]

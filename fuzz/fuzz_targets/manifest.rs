@@ -28,6 +28,7 @@ fuzz_target!(|data: &[u8]| {
     let env = Env {
         var: &var,
         etc: PathBuf::from("/nonexistent-etc"),
+        plugin_ui: None,
     };
     let layout = match Layout::resolve(&m, origin, &env) {
         Ok(l) => l,

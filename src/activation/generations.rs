@@ -9,12 +9,14 @@
 use std::ffi::OsStr;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::ownership::UserDb;
 use super::place::{self, Plan, Target};
 use super::state::{self, Record, Written};
 use super::{ActivationError, Layout, SecretFailure};
 use crate::identity::IdentitySet;
+use crate::recipient::plugin::PluginUi;
 use crate::sys;
 
 /// What one phase did to the secrets.
@@ -62,6 +64,7 @@ pub(crate) fn install(
     layout: &Layout,
     plans: &[Plan],
     owners: Option<&UserDb>,
+    plugin_ui: Option<&Arc<dyn PluginUi>>,
     warnings: &mut Vec<String>,
 ) -> Result<Outcome, ActivationError> {
     let mp = &layout.mount_point;
@@ -120,6 +123,10 @@ pub(crate) fn install(
         failures.iter().map(|f| f.name.as_str()).collect();
 
     let (ids, id_warnings) = place::load_identities(&layout.identity_paths);
+    let ids = match plugin_ui {
+        Some(ui) => ids.with_plugin_ui(ui.clone()),
+        None => ids,
+    };
     warnings.extend(id_warnings);
     warnings.extend(place::identity_warnings(&layout.identity_paths));
     if ids.identities.is_empty() && !plans.is_empty() {
@@ -277,6 +284,7 @@ where
         .min(plans.len().div_ceil(MIN_PER_THREAD))
         .max(1);
     let chunk = plans.len().div_ceil(threads).max(1);
+    let plugin_ui = ids.plugin_ui().cloned();
     let run_chunk = |start: usize, ids: &IdentitySet| -> Vec<Result<T, String>> {
         let start = start.min(plans.len());
         plans[start..(start + chunk).min(plans.len())]
@@ -292,8 +300,13 @@ where
         let workers: Vec<_> = (1..threads)
             .map(|t| {
                 let run_chunk = &run_chunk;
+                let plugin_ui = plugin_ui.clone();
                 scope.spawn(move || {
                     let (ids, _) = place::load_identities(identity_paths);
+                    let ids = match plugin_ui {
+                        Some(ui) => ids.with_plugin_ui(ui),
+                        None => ids,
+                    };
                     run_chunk(t * chunk, &ids)
                 })
             })

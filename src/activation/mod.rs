@@ -18,14 +18,14 @@
 
 use std::path::{Path, PathBuf};
 
-pub mod generations;
+pub(crate) mod generations;
 pub mod manifest;
-pub mod mode;
-pub mod mounts;
-pub mod ownership;
-pub mod paths;
+pub(crate) mod mode;
+pub(crate) mod mounts;
+pub(crate) mod ownership;
+pub(crate) mod paths;
 pub mod place;
-pub mod state;
+pub(crate) mod state;
 
 pub use manifest::{FsChoice, Manifest, SecretSpec, MANIFEST_VERSION};
 pub use mounts::MountState;
@@ -45,6 +45,7 @@ pub enum Phase {
 
 /// A fatal activation error. One line, naming the file concerned.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ActivationError {
     /// The manifest is not valid JSON.
     #[error("{path}:{line}:{column}: {reason}")]
@@ -164,6 +165,9 @@ pub struct Env<'a> {
     pub var: &'a dyn Fn(&str) -> Option<String>,
     /// Where `passwd` and `group` are read when the name service fails (normally `/etc`).
     pub etc: PathBuf,
+    /// Where age plugin identities send their requests (a touch, a PIN); `None` at boot,
+    /// where nobody can answer.
+    pub plugin_ui: Option<std::sync::Arc<dyn crate::recipient::plugin::PluginUi>>,
 }
 
 impl Env<'_> {
@@ -172,6 +176,7 @@ impl Env<'_> {
         Env {
             var: &|v| std::env::var(v).ok(),
             etc: PathBuf::from("/etc"),
+            plugin_ui: None,
         }
     }
 }
@@ -227,7 +232,13 @@ pub fn activate(
                 None
             };
             let mount = mounts::ensure(&layout, &mut warnings)?;
-            let outcome = generations::install(&layout, &plans, owners.as_ref(), &mut warnings)?;
+            let outcome = generations::install(
+                &layout,
+                &plans,
+                owners.as_ref(),
+                env.plugin_ui.as_ref(),
+                &mut warnings,
+            )?;
             failures.extend(outcome.failures);
             Ok(Report {
                 phase,

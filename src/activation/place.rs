@@ -157,13 +157,13 @@ fn plan_one(
 }
 
 /// Loads the readable, non-empty identities of `paths`; the others become warnings.
-pub fn load_identities(paths: &[PathBuf]) -> (IdentitySet, Vec<String>) {
+pub(crate) fn load_identities(paths: &[PathBuf]) -> (IdentitySet, Vec<String>) {
     IdentitySet::load_lenient(paths)
 }
 
 /// What installing one secret wrote.
 #[derive(Debug, Clone, Copy)]
-pub struct Installed {
+pub(crate) struct Installed {
     /// The file written (in the generation, or at the custom `path`).
     pub id: FileId,
     /// A `symlink = false` file that landed on a filesystem that is not RAM-backed.
@@ -174,7 +174,7 @@ pub struct Installed {
 /// (whose path is `gen_path`), or at its configured `path`, whose parents are walked from
 /// `/` without following a symlink anyone but root could have planted ([`walk`]). `owner`
 /// (uid, gid) is applied before the file gets its mode and final name.
-pub fn place_one(
+pub(crate) fn place_one(
     plan: &Plan,
     gen: &OwnedFd,
     gen_path: &Path,
@@ -232,7 +232,7 @@ pub fn place_one(
 /// symlink (a custom `path` is walked from `/` as at install), must be a regular file with
 /// one link, and, when the install phase recorded it, the very inode it wrote: a file
 /// swapped in between the two phases is never given away.
-pub fn chown_one(
+pub(crate) fn chown_one(
     plan: &Plan,
     gen: &OwnedFd,
     gen_path: &Path,
@@ -297,7 +297,7 @@ pub fn chown_one(
 /// Removes the file an earlier activation wrote at `path` (a `symlink = false` secret the
 /// manifest no longer lists), walking as at install and only if it is still that inode.
 /// `Ok(false)` when nothing is there any more.
-pub fn remove_written(path: &Path, id: FileId) -> Result<bool, String> {
+pub(crate) fn remove_written(path: &Path, id: FileId) -> Result<bool, String> {
     let (dir, base) = match walk::open_parent(path, Missing::Fail) {
         Ok(found) => found,
         Err(e) if e.is_not_found() => return Ok(false),
@@ -322,7 +322,7 @@ pub fn remove_written(path: &Path, id: FileId) -> Result<bool, String> {
 /// Warnings about identity files whose owner is not the running user (root at boot) or
 /// that group/other can read: whoever can write such a file chooses the identity, and a
 /// readable one is a leaked key. Symlinks are followed here on purpose: the target counts.
-pub fn identity_warnings(paths: &[PathBuf]) -> Vec<String> {
+pub(crate) fn identity_warnings(paths: &[PathBuf]) -> Vec<String> {
     use std::os::unix::fs::MetadataExt;
     let me = rustix::process::geteuid().as_raw();
     let mut warnings = Vec::new();
@@ -385,7 +385,7 @@ fn open_parent_in<'a>(
 
 /// Points the symlink `at` to `target`, atomically (temp symlink, rename over `at`); the
 /// parents of `at` are walked as for a custom `path`. The error names the component.
-pub fn link_atomic(target: &Path, at: &Path) -> Result<(), String> {
+pub(crate) fn link_atomic(target: &Path, at: &Path) -> Result<(), String> {
     let (dir, base) =
         walk::open_parent(at, Missing::Create(PARENT_MODE)).map_err(|e| e.to_string())?;
     atomic::symlink_at(&dir, &base, target).map_err(|e| format!("{}: {e}", at.display()))

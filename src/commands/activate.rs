@@ -13,7 +13,11 @@ pub fn run(ctx: &Context, args: &ActivateArgs) -> Result<Outcome> {
         cli::Phase::Chown => Phase::Chown,
         cli::Phase::All => Phase::All,
     };
-    let report = activation::activate(&manifest, &args.manifest, phase, &Env::system())?;
+    let env = Env {
+        plugin_ui: Some(ui::plugin_ui()),
+        ..Env::system()
+    };
+    let report = activation::activate(&manifest, &args.manifest, phase, &env)?;
 
     for w in &report.warnings {
         ui::warn(w);

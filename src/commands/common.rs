@@ -23,7 +23,7 @@ fn load_identities(ctx: &Context) -> Result<IdentitySet> {
     let (ids, warnings) = secrets::load_identities(&ctx.global.identity, home.as_deref())?;
     warn_all(warnings);
     secrets::require_any(&ids)?;
-    Ok(ids)
+    Ok(ids.with_plugin_ui(ui::plugin_ui()))
 }
 
 /// Takes the write lock on the rules directory `dir` (saying so when it has to wait for

@@ -25,6 +25,8 @@ pub fn run(ctx: &Context, args: &DecryptArgs) -> Result<Outcome> {
                 return Err(Error::Refused(e.to_string()))
             }
             Err(secrets::WriteNewError::Fs(e)) => return Err(e.into()),
+            // A refusal the library may add later is still a refusal: nothing was written.
+            Err(e) => return Err(Error::Refused(e.to_string())),
         },
         None => ui::out_bytes(&plaintext)?,
     }

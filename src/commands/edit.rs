@@ -31,7 +31,9 @@ use crate::secrets::{self, read_to_end_zeroizing, refs, RecipientCache};
 pub fn run(ctx: &Context, args: &EditArgs) -> Result<Outcome> {
     let rules = ctx.load_rules()?;
     let entry = rules.resolve(&args.file, &cwd()?)?;
-    let recipients = RecipientCache::for_rules(&rules.path).of(entry)?;
+    let recipients = RecipientCache::for_rules(&rules.path)
+        .with_plugin_ui(Some(&ui::plugin_ui()))
+        .of(entry)?;
     let armor = entry.rule.as_ref().map(|r| r.armor).unwrap_or(false);
     let path = rules.file_of(&entry.name);
     let shown = path.display().to_string();

@@ -170,7 +170,6 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         command,
     } = cli;
     let ctx = Context::new(global);
-    crate::recipient::plugin::set_ui(std::sync::Arc::new(ui::TerminalPluginUi));
     match (command, edit, decrypt, rekey) {
         (Some(_), e, d, r) if e.is_some() || d.is_some() || r => Err(Error::Usage(
             "-e, -d and -r cannot be combined with a subcommand".into(),

@@ -48,7 +48,8 @@ pub fn run(ctx: &Context, args: &RekeyArgs) -> Result<Outcome> {
         }
         None => None,
     };
-    let selection = rekey::select(&rules, &args.files, &cwd, wanted.as_ref());
+    let mut selection = rekey::select(&rules, &args.files, &cwd, wanted.as_ref());
+    selection.plugin_ui = Some(ui::plugin_ui());
     if let (Some(key), true) = (&args.recipient, selection.entries.is_empty()) {
         ui::warn(&format!(
             "no rule lists the key {}",

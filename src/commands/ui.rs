@@ -134,6 +134,11 @@ impl crate::identity::PassphrasePrompt for TerminalPrompt {
 /// terminal (`/dev/tty`), as age does; without a terminal every question is declined.
 pub struct TerminalPluginUi;
 
+/// The terminal as the UI of age plugins (PINs, touches), for the library calls that take one.
+pub fn plugin_ui() -> std::sync::Arc<dyn crate::recipient::plugin::PluginUi> {
+    std::sync::Arc::new(TerminalPluginUi)
+}
+
 impl TerminalPluginUi {
     /// One line typed on the terminal after `prompt`; `None` without a terminal.
     fn ask_line(prompt: &str) -> Option<String> {

@@ -48,6 +48,7 @@ use crate::rules::{RuleEntry, Rules};
 
 /// Why the history could not be audited at all.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum AuditError {
     /// The rules file is not inside a git work tree.
     #[error("{}: not inside a git work tree: audit reads the history of the secrets repository", dir.display())]

@@ -40,6 +40,7 @@ pub struct Plan {
 
 /// Why a rules-file edit was not planned or not written. `Display` is one line.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum EditError {
     /// The rules file could not be read.
     #[error("{path}: {source}")]

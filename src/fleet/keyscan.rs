@@ -157,6 +157,7 @@ pub struct ScannedKey {
 
 /// Why no key was scanned or trusted. `Display` is one line.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum KeyscanError {
     /// `HOST[:PORT]` is not usable.
     #[error("--keyscan {target:?}: {why}")]

@@ -71,15 +71,10 @@ impl KnownHosts {
         KnownHosts { entries }
     }
 
-    /// Number of usable entries.
-    /// How many entries the file has.
-    pub fn len(&self) -> usize {
+    /// How many usable entries the file has.
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.entries.len()
-    }
-
-    /// Whether the file has no entry.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
     }
 
     /// The key types listed (not revoked) for the server known as `name`, sorted.

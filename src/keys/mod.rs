@@ -85,6 +85,7 @@ pub const DIR_MODE: u32 = 0o700;
 
 /// Why a key operation stopped. `Display` is one line naming the file; never key material.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum KeyError {
     /// Reading, writing or inspecting `path` failed.
     #[error("{path}: {source}")]

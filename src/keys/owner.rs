@@ -22,7 +22,7 @@ pub fn resolve_owner(spec: &str) -> Result<Owner, KeyError> {
 /// Resolves `USER[:GROUP]` like chown(1): names or numbers; `USER` or `USER:` alone means the
 /// user's login group. A number not in the database is taken as is, but then its group must
 /// be given.
-pub fn resolve_owner_in(spec: &str, db: &dyn Accounts) -> Result<Owner, KeyError> {
+pub(crate) fn resolve_owner_in(spec: &str, db: &dyn Accounts) -> Result<Owner, KeyError> {
     let err = |reason: &str| KeyError::Owner {
         spec: spec.to_string(),
         reason: reason.to_string(),

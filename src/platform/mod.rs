@@ -9,9 +9,6 @@
 //! directory's file descriptor, so a component swapped between two calls cannot redirect a
 //! write, a chmod or a chown.
 
-pub mod atomic;
-pub mod users;
-pub mod walk;
-
-pub use atomic::FileId;
-pub use walk::WalkError;
+pub(crate) mod atomic;
+pub(crate) mod users;
+pub(crate) mod walk;

@@ -22,6 +22,7 @@ pub mod stage;
 
 /// An install step failed. One line, naming the file it is about; never key material.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum InstallError {
     /// A filesystem operation on `path` failed.
     #[error("{}: {context}{source}", path.display())]
@@ -92,6 +93,7 @@ impl InstallError {
 
 /// Why a parsed OpenSSH key cannot be a host identity.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum HostKeyError {
     /// Not an ed25519 key.
     #[error("the host key must be ssh-ed25519, not {0}")]

@@ -109,6 +109,7 @@ pub enum Notice {
 
 /// Why preflight refused. Each message is one line; the caller exits 4.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PreflightError {
     /// Not root.
     #[error("must run as root: it partitions disks and installs NixOS")]

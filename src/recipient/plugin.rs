@@ -7,11 +7,13 @@
 //! - One plugin conversation at a time per process (`PLUGIN_TURN`): rekey works on files in
 //!   parallel, but a hardware plugin asking for a PIN or a touch must not see two requests
 //!   at once, nor the terminal two interleaved prompts.
-//! - What a plugin asks of the user (messages, confirmations, PINs) goes to the
-//!   [`PluginUi`] installed by the commands layer ([`set_ui`]); without one, every request
-//!   fails and the plugin reports that to age.
+//! - What a plugin asks of the user (messages, confirmations, PINs) goes to the [`PluginUi`]
+//!   value the caller attached to the recipient ([`crate::Recipient::with_plugin_ui`]) or to
+//!   the identities ([`crate::IdentitySet::with_plugin_ui`]); without one, every request
+//!   fails and the plugin reports that to age. No process-wide UI: two callers in one
+//!   process (a library user's GUI, a test) each keep their own.
 
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
 use age::secrecy::SecretString;
 
@@ -27,43 +29,32 @@ pub trait PluginUi: Send + Sync {
     fn request_secret(&self, description: &str) -> Option<SecretString>;
 }
 
-static UI: RwLock<Option<Arc<dyn PluginUi>>> = RwLock::new(None);
-
-/// Held for the length of one plugin conversation.
+/// Held for the length of one plugin conversation. Process-wide on purpose: the terminal
+/// and the hardware token a plugin talks to are too, whoever's UI asks.
 static PLUGIN_TURN: Mutex<()> = Mutex::new(());
 
-/// Sends plugins' requests to `ui` from now on.
-pub fn set_ui(ui: Arc<dyn PluginUi>) {
-    if let Ok(mut slot) = UI.write() {
-        *slot = Some(ui);
-    }
-}
-
-fn ui() -> Option<Arc<dyn PluginUi>> {
-    UI.read().ok().and_then(|slot| slot.clone())
-}
-
-/// The age crate's callbacks, forwarded to the installed [`PluginUi`].
-#[derive(Clone, Copy)]
-struct Callbacks;
+/// The age crate's callbacks, forwarded to the caller's [`PluginUi`] (none: every request
+/// fails).
+#[derive(Clone)]
+struct Callbacks(Option<Arc<dyn PluginUi>>);
 
 impl age::Callbacks for Callbacks {
     fn display_message(&self, message: &str) {
-        if let Some(ui) = ui() {
+        if let Some(ui) = &self.0 {
             ui.message(message);
         }
     }
 
     fn confirm(&self, message: &str, yes: &str, no: Option<&str>) -> Option<bool> {
-        ui()?.confirm(message, yes, no)
+        self.0.as_ref()?.confirm(message, yes, no)
     }
 
     fn request_public_string(&self, description: &str) -> Option<String> {
-        ui()?.request_public(description)
+        self.0.as_ref()?.request_public(description)
     }
 
     fn request_passphrase(&self, description: &str) -> Option<SecretString> {
-        ui()?.request_secret(description)
+        self.0.as_ref()?.request_secret(description)
     }
 }
 
@@ -76,14 +67,21 @@ fn take_turn() -> std::sync::MutexGuard<'static, ()> {
 #[derive(Clone)]
 pub struct PluginRecipient {
     recipient: age::plugin::Recipient,
+    ui: Option<Arc<dyn PluginUi>>,
 }
 
 impl PluginRecipient {
     /// Parses `age1<name>1…`; `None` when it is not a valid plugin recipient.
     pub fn parse(s: &str) -> Option<Self> {
-        s.parse()
-            .ok()
-            .map(|recipient| PluginRecipient { recipient })
+        s.parse().ok().map(|recipient| PluginRecipient {
+            recipient,
+            ui: None,
+        })
+    }
+
+    /// Sends the plugin's requests to `ui` when encrypting to this recipient.
+    pub(crate) fn set_ui(&mut self, ui: Arc<dyn PluginUi>) {
+        self.ui = Some(ui);
     }
 }
 
@@ -102,7 +100,7 @@ impl age::Recipient for PluginRecipient {
             self.recipient.plugin(),
             std::slice::from_ref(&self.recipient),
             &[],
-            Callbacks,
+            Callbacks(self.ui.clone()),
         )
         .map_err(age::EncryptError::PluginResolve)?;
         let _turn = take_turn();
@@ -114,6 +112,7 @@ impl age::Recipient for PluginRecipient {
 pub struct PluginIdentity {
     name: String,
     identities: Vec<age::plugin::Identity>,
+    ui: Option<Arc<dyn PluginUi>>,
 }
 
 impl PluginIdentity {
@@ -126,10 +125,16 @@ impl PluginIdentity {
                 None => out.push(PluginIdentity {
                     name: id.plugin().to_string(),
                     identities: vec![id],
+                    ui: None,
                 }),
             }
         }
         out
+    }
+
+    /// Sends the plugin's requests to `ui` when unwrapping with these identities.
+    pub(crate) fn set_ui(&mut self, ui: Arc<dyn PluginUi>) {
+        self.ui = Some(ui);
     }
 }
 
@@ -145,11 +150,14 @@ impl age::Identity for PluginIdentity {
         &self,
         stanzas: &[age_core::format::Stanza],
     ) -> Option<Result<age_core::format::FileKey, age::DecryptError>> {
-        let plugin =
-            match age::plugin::IdentityPluginV1::new(&self.name, &self.identities, Callbacks) {
-                Ok(p) => p,
-                Err(e) => return Some(Err(age::DecryptError::PluginResolve(e))),
-            };
+        let plugin = match age::plugin::IdentityPluginV1::new(
+            &self.name,
+            &self.identities,
+            Callbacks(self.ui.clone()),
+        ) {
+            Ok(p) => p,
+            Err(e) => return Some(Err(age::DecryptError::PluginResolve(e))),
+        };
         let _turn = take_turn();
         plugin.unwrap_stanzas(stanzas)
     }

@@ -103,6 +103,7 @@ pub struct RuleError {
 
 /// Why the rules file as a whole could not be evaluated.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RulesError {
     /// The file could not be read.
     #[error("{path}: {source}")]

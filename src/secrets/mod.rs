@@ -16,15 +16,19 @@ use zeroize::Zeroizing;
 use crate::envelope::{self, EnvelopeError, Header};
 use crate::identity::{IdentityError, IdentitySet, PassphrasePrompt};
 use crate::policy::NotPostQuantum;
+use crate::recipient::plugin::PluginUi;
 use crate::recipient::{Recipient, RecipientError};
 use crate::rules::{RuleEntry, RuleError};
 
 pub mod rekey;
 pub mod status;
 
+pub use crate::fsutil::{lock_for_writing, StaleTemps, WriteLock};
+
 /// Why a rule's recipients cannot be encrypted to. `Display` is one line naming the rules
 /// file and the secret (for a bad rule: the rule's own error, which names them).
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum RuleRecipientsError {
     /// The rule itself is bad (not an attribute set, a wrong type, …).
     #[error("{0}")]
@@ -60,6 +64,8 @@ pub struct RecipientCache {
     parsed: Mutex<HashMap<String, Result<Arc<Recipient>, RecipientError>>>,
     /// The rules file the keys come from, named in errors.
     rules_file: Option<PathBuf>,
+    /// Where plugin recipients send their requests while encrypting.
+    plugin_ui: Option<Arc<dyn PluginUi>>,
 }
 
 impl RecipientCache {
@@ -69,6 +75,12 @@ impl RecipientCache {
             rules_file: Some(rules_file.to_path_buf()),
             ..Self::default()
         }
+    }
+
+    /// Plugin recipients parsed from now on send their requests to `ui` (when given).
+    pub fn with_plugin_ui(mut self, ui: Option<&Arc<dyn PluginUi>>) -> Self {
+        self.plugin_ui = ui.cloned();
+        self
     }
 
     /// `secret "name"`, prefixed with the rules file when known.
@@ -95,7 +107,12 @@ impl RecipientCache {
             .map(|k| {
                 let cached = self.parsed.lock().ok().and_then(|m| m.get(k).cloned());
                 let parsed = cached.unwrap_or_else(|| {
-                    let p = Recipient::parse(k).map(Arc::new);
+                    let p = Recipient::parse(k)
+                        .map(|r| match &self.plugin_ui {
+                            Some(ui) => r.with_plugin_ui(ui.clone()),
+                            None => r,
+                        })
+                        .map(Arc::new);
                     if let Ok(mut m) = self.parsed.lock() {
                         m.insert(k.clone(), p.clone());
                     }
@@ -132,6 +149,7 @@ pub fn refs(recipients: &[Arc<Recipient>]) -> Vec<&Recipient> {
 /// A secret file that cannot be read, parsed, decrypted or encrypted. `Display` is one line
 /// starting with the file.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SecretError {
     /// The file does not exist (nor does a symlink there lead to anything).
     #[error("{}: no such file", path.display())]
@@ -229,6 +247,7 @@ pub fn write_plaintext_new(out: &Path, plaintext: &[u8]) -> Result<(), WriteNewE
 
 /// Why [`write_plaintext_new`] wrote nothing.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum WriteNewError {
     /// Something is at the path already; it is left alone.
     #[error("{}: already exists; not overwriting", path.display())]

@@ -21,11 +21,13 @@ use crate::envelope::Header;
 use crate::fsutil::{Batch, FsError, WriteLock};
 use crate::identity::IdentitySet;
 use crate::names::NameError;
+use crate::recipient::plugin::PluginUi;
 use crate::recipient::Recipient;
 use crate::rules::{RuleEntry, Rules};
 
 /// Why one selected secret was not rekeyed. `Display` is one line naming the file.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RekeyError {
     /// A file argument that designates no rule (or two).
     #[error("{0}")]
@@ -73,12 +75,13 @@ pub struct FileReport {
 }
 
 /// The rules a rekey covers, and the file arguments that name none.
-#[derive(Debug)]
 pub struct Selection<'r> {
     /// Arguments that designate no rule, as failures (reported first).
     pub unresolved: Vec<FileReport>,
     /// The selected rules, each once, in the order given (rule order when all).
     pub entries: Vec<&'r RuleEntry>,
+    /// Where plugin recipients send their requests while the files are re-encrypted.
+    pub plugin_ui: Option<Arc<dyn PluginUi>>,
 }
 
 impl Selection<'_> {
@@ -125,6 +128,7 @@ pub fn select<'r>(
     Selection {
         unresolved,
         entries,
+        plugin_ui: None,
     }
 }
 
@@ -175,7 +179,7 @@ pub fn plan(
     drifted_only: bool,
     _lock: &WriteLock,
 ) -> Plan {
-    let cache = RecipientCache::for_rules(&rules.path);
+    let cache = RecipientCache::for_rules(&rules.path).with_plugin_ui(selection.plugin_ui.as_ref());
     let phase1: Vec<(String, Result<Option<Planned>, Outcome>)> = selection
         .entries
         .par_iter()

@@ -68,6 +68,7 @@ impl std::fmt::Display for Problem {
 
 /// The error an entry shows. `Display` is one line.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum EntryError {
     /// The rule, or a key it lists, is bad.
     #[error("{0}")]

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 use agefleet::envelope;
-use agefleet::fsutil::temp_target;
 use agefleet::identity::IdentitySet;
+use agefleet::internal::fsutil::temp_target;
 use agefleet::recipient::Recipient;
 use rand::{Rng, SeedableRng};
 
@@ -463,7 +463,7 @@ fn a_rekey_waits_for_the_write_lock_before_touching_anything() {
     let live_temp = c.fleet.path(".s0.age.agefleet-tmp.0123456789abcdef");
     std::fs::write(&live_temp, b"another run's staged ciphertext").unwrap();
 
-    let held = agefleet::fsutil::WriteLock::try_acquire(&c.fleet.dir)
+    let held = agefleet::internal::fsutil::WriteLock::try_acquire(&c.fleet.dir)
         .unwrap()
         .expect("lock free");
     let mut child = Killed(

@@ -95,6 +95,7 @@ fn manifest(data: &[u8]) -> Result<(), String> {
     let env = Env {
         var: &var,
         etc: PathBuf::from("/nonexistent-etc"),
+        plugin_ui: None,
     };
     let layout = match Layout::resolve(&m, origin, &env) {
         Ok(l) => l,

@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 
 use crate::common::sshd::{self, SshRig};
 use crate::common::{age_encrypt, agefleet, mode_of, ssh_keygen, stderr, stdout, SshKey};
-use agefleet::git::{clone_with_agent, SshRemote};
+use agefleet::internal::git::{clone_with_agent, SshRemote};
 
 /// libssh2 reads `SSH_AUTH_SOCK` from the process environment: the tests that call the
 /// library clone set it and hold this lock meanwhile (the others run the agefleet binary).

@@ -233,7 +233,7 @@ fn leftover_temp_files_are_reported_then_removed_by_rekey_and_edit() {
 
     // While a writer holds the lock, temps may be live: not reported.
     {
-        let _lock = agefleet::fsutil::WriteLock::try_acquire(&f.dir)
+        let _lock = agefleet::internal::fsutil::WriteLock::try_acquire(&f.dir)
             .unwrap()
             .expect("nobody else holds the lock");
         let (_, v) = status_json(&f);

@@ -29,6 +29,7 @@ use super::value::{
 pub const MAX_DEPTH: usize = 10_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ErrorKind {
     Eval,
     /// Outside the builtin evaluator's subset: `Auto` mode falls back to Nix.
