@@ -5,7 +5,8 @@
 //! recipients and written atomically. Byte-identical content is not re-encrypted unless the
 //! file's header disagrees with the rule (so `EDITOR=: agefleet -e x.age`, agenix's way of
 //! re-encrypting one file, does that and nothing else). A failing editor leaves the secret
-//! untouched. When stdin is not a terminal it becomes the plaintext, except with `EDITOR=:`.
+//! untouched. When stdin is not a terminal it becomes the plaintext, except with `EDITOR=:`;
+//! an empty stdin does not empty an existing non-empty secret unless `--allow-empty` says so.
 //!
 //! `$EDITOR` runs through `sh -c` as git runs it (so `:` and `code --wait` work, as in
 //! agenix, which expands `$EDITOR` as a command). The secret's parent directories are created
@@ -65,8 +66,19 @@ pub fn run(ctx: &Context, args: &EditArgs) -> Result<Outcome> {
         edit_in_editor(&path, &editor, old.as_ref().map(|(o, _)| o.as_slice()))
     } else {
         read_to_end_zeroizing(std::io::stdin().lock())
-            .map(Some)
             .map_err(|e| Error::Failed(format!("cannot read the new plaintext from stdin: {e}")))
+            .and_then(|typed| {
+                // `ssh host agefleet edit …` without -t, cron or CI give an empty stdin:
+                // never let that silently empty a secret.
+                let emptied = old.as_ref().is_some_and(|(o, _)| !o.is_empty());
+                if typed.is_empty() && emptied && !args.allow_empty {
+                    return Err(Error::Failed(
+                        "standard input was empty; pass --allow-empty to store an empty secret"
+                            .into(),
+                    ));
+                }
+                Ok(Some(typed))
+            })
     };
     let Some(new) = new.inspect_err(|_| fsutil::remove_empty_dirs(&made_dirs))? else {
         fsutil::remove_empty_dirs(&made_dirs);
