@@ -30,6 +30,7 @@ use crate::fsutil::{self, PrivateTempDir};
 use crate::secrets::{self, read_to_end_zeroizing, refs, RecipientCache};
 
 pub fn run(ctx: &Context, args: &EditArgs) -> Result<Outcome> {
+    sweep_stale_buffers();
     let rules = ctx.load_rules()?;
     let entry = rules.resolve(&args.file, &cwd()?)?;
     let recipients = RecipientCache::for_rules(&rules.path).of(entry)?;
@@ -110,6 +111,27 @@ pub fn run(ctx: &Context, args: &EditArgs) -> Result<Outcome> {
     ctx.verbose(&format!("wrote {shown}"));
     super::gitcheck::warn_untracked(ctx, &path, args.git_add);
     Ok(Outcome::Success)
+}
+
+/// Removes the plaintext buffers an edit of this user left when it was killed (SIGKILL,
+/// which no handler sees), and says so once.
+fn sweep_stale_buffers() {
+    let sweep = fsutil::sweep_stale_private_dirs();
+    if !sweep.removed.is_empty() {
+        let shown: Vec<String> = sweep
+            .removed
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        ui::warn(&format!(
+            "removed {} plaintext buffer(s) left by an edit that was killed: {}",
+            shown.len(),
+            shown.join(", ")
+        ));
+    }
+    for e in sweep.failed {
+        ui::warn(&format!("a stale plaintext buffer is left: {e}"));
+    }
 }
 
 /// `$EDITOR`, or `vi` when it is unset or blank.
