@@ -1202,7 +1202,7 @@ fn a_state_dir_or_kept_key_another_user_controls_is_refused() {
     // A root-owned state dir whose kept key is the user's, too wide, or a link.
     let key = state.join("real").join(kept);
     std::fs::create_dir_all(key.parent().unwrap()).unwrap();
-    std::fs::copy(&planted, &key).unwrap();
+    std::fs::write(&key, &before).unwrap();
     std::os::unix::fs::chown(&key, Some(uid), None).unwrap();
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
     let out = run(&fx.home, Some(&state.join("real")));
@@ -1217,8 +1217,8 @@ fn a_state_dir_or_kept_key_another_user_controls_is_refused() {
         &out,
         "not reusing this kept key: its mode is 0644, not 0600",
     );
-    std::fs::remove_file(&key).unwrap();
-    std::os::unix::fs::symlink(&planted, &key).unwrap();
+    std::fs::rename(&key, key.with_extension("real")).unwrap();
+    std::os::unix::fs::symlink(key.with_extension("real"), &key).unwrap();
     let out = run(&fx.home, Some(&state.join("real")));
     refused(&out, "not reusing this kept key: it is a symbolic link");
     fx.stop();
