@@ -695,9 +695,10 @@ fn a_killed_edits_plaintext_is_swept_by_the_next_edit() {
     let group = TestGroup::new("atg");
     let user = TestUser::new("atu", &group);
     std::os::unix::fs::chown(&theirs, Some(user.uid), Some(group.gid)).unwrap();
-    // -F: flock execs sleep, so killing this one process releases the lock.
+    // -F: flock execs sleep, so killing this one process releases the lock. It waits for
+    // the lock (no -n): the probe below may hold it for a moment.
     let mut holder = Command::new("flock")
-        .args(["-n", "-F"])
+        .arg("-F")
         .arg(&in_use)
         .args(["sleep", "60"])
         .spawn()
