@@ -211,6 +211,10 @@ pub struct EditArgs {
     /// `git add --intent-to-add` the secret when it is not tracked.
     #[arg(long)]
     pub git_add: bool,
+    /// Store an empty secret when stdin is empty (without it, empty stdin on an existing
+    /// non-empty secret is refused).
+    #[arg(long)]
+    pub allow_empty: bool,
 }
 
 #[derive(Debug, Args)]

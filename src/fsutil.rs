@@ -538,7 +538,9 @@ fn is_ram_backed(path: &Path) -> bool {
 }
 
 /// A 0700 directory on tmpfs/ramfs for plaintext, made and used through directory fds and
-/// removed (fd-relative, never following a symlink) on drop.
+/// removed (fd-relative, never following a symlink) on drop. Its owner holds an exclusive
+/// `flock` on it for its whole life: the kernel drops that lock when the process dies, even
+/// by SIGKILL, so a directory nobody holds is a leftover ([`sweep_stale_private_dirs`]).
 #[derive(Debug)]
 pub struct PrivateTempDir {
     /// The directory it was made in.
@@ -555,16 +557,9 @@ impl PrivateTempDir {
     /// could read or swap the plaintext. Refuses when no candidate is RAM-backed: plaintext
     /// never goes to disk.
     pub fn new() -> Result<Self, FsError> {
-        let xdg = std::env::var_os("XDG_RUNTIME_DIR")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from);
-        let candidates = xdg
-            .into_iter()
-            .map(|p| (p, true))
-            .chain([(PathBuf::from("/dev/shm"), false)]);
         let mut tried = Vec::new();
-        for (base, must_be_mine) in candidates {
-            match usable_base(&base, must_be_mine) {
+        for (base, usable) in private_bases() {
+            match usable {
                 Ok(fd) => return Self::create_in(fd, &base),
                 Err(why) => tried.push(format!("{} {why}", base.display())),
             }
@@ -604,6 +599,12 @@ impl PrivateTempDir {
             // mkdir's mode is masked by the umask; make it exact.
             crate::sys::fchmod(&made.dir, 0o700)
                 .map_err(|e| FsError::new(&made.path, "cannot set mode", e))?;
+            // Held until the process ends: the proof, for a later sweep, that we are alive.
+            rustix::fs::flock(
+                &made.dir,
+                rustix::fs::FlockOperation::NonBlockingLockExclusive,
+            )
+            .map_err(|e| FsError::new(&made.path, "cannot lock", e.into()))?;
             return Ok(made);
         }
         Err(fail(io::Error::from(io::ErrorKind::AlreadyExists)))
@@ -683,6 +684,77 @@ fn read_fd_zeroizing(fd: &OwnedFd, hint: usize) -> io::Result<zeroize::Zeroizing
     let mut out = zeroize::Zeroizing::new(Vec::with_capacity(len));
     out.extend_from_slice(&buf[..len]);
     Ok(out)
+}
+
+/// The candidate bases of [`PrivateTempDir`], in order of preference, each opened or with
+/// why it is unusable: `$XDG_RUNTIME_DIR` when set (it must be ours and 0700), then
+/// `/dev/shm`.
+fn private_bases() -> Vec<(PathBuf, Result<OwnedFd, String>)> {
+    let xdg = std::env::var_os("XDG_RUNTIME_DIR")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    xdg.into_iter()
+        .map(|p| (p, true))
+        .chain([(PathBuf::from("/dev/shm"), false)])
+        .map(|(base, must_be_mine)| {
+            let usable = usable_base(&base, must_be_mine);
+            (base, usable)
+        })
+        .collect()
+}
+
+/// What [`sweep_stale_private_dirs`] did.
+#[derive(Debug, Default)]
+pub struct Sweep {
+    /// Leftover directories removed.
+    pub removed: Vec<PathBuf>,
+    /// Leftovers that could not be removed.
+    pub failed: Vec<FsError>,
+}
+
+/// Removes the [`PrivateTempDir`]s a run of the same user left behind when it was killed
+/// (SIGKILL, a crash, a power cut of a persistent /dev/shm): `agefleet.<16 hex digits>`
+/// directories in the bases [`PrivateTempDir::new`] uses, owned by the effective user, mode
+/// 0700, not a symbolic link, whose lock no live process holds. Another user's directory, or
+/// one in use (by a concurrent edit or install), is never touched.
+pub fn sweep_stale_private_dirs() -> Sweep {
+    let mut sweep = Sweep::default();
+    let me = rustix::process::geteuid().as_raw();
+    for (base_path, base) in private_bases() {
+        let Ok(base) = base else { continue };
+        let Ok(names) = crate::sys::list_dir(&base) else {
+            continue;
+        };
+        for name in names {
+            let is_ours = name
+                .as_bytes()
+                .strip_prefix(b"agefleet.")
+                .is_some_and(|hex| hex.len() == 16 && hex.iter().all(u8::is_ascii_hexdigit));
+            if !is_ours {
+                continue;
+            }
+            // No-follow: a symlink or a file of that name is not ours to remove.
+            let Ok(dir) = crate::sys::open_dir_at(&base, Path::new(&name)) else {
+                continue;
+            };
+            let Ok(st) = rustix::fs::fstat(&dir) else {
+                continue;
+            };
+            if st.st_uid != me || st.st_mode & 0o7777 != 0o700 {
+                continue;
+            }
+            let lock = rustix::fs::FlockOperation::NonBlockingLockExclusive;
+            if rustix::fs::flock(&dir, lock).is_err() {
+                continue; // Held: its run is alive.
+            }
+            let path = base_path.join(&name);
+            match crate::sys::remove_tree_at(&base, Path::new(&name)) {
+                Ok(()) => sweep.removed.push(path),
+                Err(e) => sweep.failed.push(FsError::new(&path, "cannot remove", e)),
+            }
+        }
+    }
+    sweep
 }
 
 /// Opens a candidate base of [`PrivateTempDir::new`] and says why it is unusable, if it is.

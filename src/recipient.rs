@@ -223,6 +223,17 @@ impl Recipient {
                 reason: "this is a private key, not a public key".into(),
             });
         }
+        // After the private-key check: an error quotes the start of the line.
+        if let Some((col, c)) = crate::text::first_control(text) {
+            // Counted in the line as given (leading blanks included).
+            let lead = s[..s.len() - s.trim_start().len()].chars().count();
+            let col = col + lead;
+            return Err(error(format!(
+                "control character {} at column {col} (a key line is printed and written \
+                 into secrets.nix, where it could drive or hide text on a terminal)",
+                crate::text::char_code(c)
+            )));
+        }
         match kind {
             "ssh-ed25519" | "ssh-rsa" => {
                 let Some(data) = fields.next() else {
@@ -679,6 +690,33 @@ mod tests {
         // A strong key is still accepted, twist or not: a twist point of large order has no
         // Edwards form and goes to the age crate.
         assert!(Recipient::parse(X25519).is_ok());
+    }
+
+    /// A control character in a key line (an ESC or CR in its comment, which could drive
+    /// or hide text on the terminal of whoever reads a diff of secrets.nix) is refused,
+    /// naming its column in the line as given; tabs and surrounding blanks are not.
+    #[test]
+    fn control_characters_in_key_lines_are_refused_with_their_column() {
+        for (line, col, code) in [
+            (
+                format!("{ED25519}\u{1b}[2K"),
+                ED25519.chars().count() + 1,
+                "U+001B",
+            ),
+            (
+                format!("  {ED25519} a\rb"),
+                ED25519.chars().count() + 5,
+                "U+000D",
+            ),
+            (format!("{X25519} \u{7f}"), X25519.len() + 2, "U+007F"),
+        ] {
+            let e = Recipient::parse(&line).unwrap_err();
+            let want = format!("control character {code} at column {col} ");
+            assert!(e.reason.starts_with(&want), "{line:?}: {}", e.reason);
+            assert!(!e.to_string().contains(['\u{1b}', '\r']), "{e}");
+        }
+        assert!(Recipient::parse(&format!("{ED25519}\tcomment")).is_ok());
+        assert!(Recipient::parse(&format!("\n{ED25519}\r\n")).is_ok());
     }
 
     #[test]

@@ -22,6 +22,22 @@ pub fn escape_controls(s: &str) -> Cow<'_, str> {
     )
 }
 
+/// The first control character of `s` other than a tab (a field separator in key lines),
+/// with its 1-based column in characters: what a public key line may not hold, since it is
+/// printed and written into `secrets.nix`, where an ESC or CR could drive the terminal of
+/// whoever reads it or hide a line from them.
+pub fn first_control(s: &str) -> Option<(usize, char)> {
+    s.chars()
+        .enumerate()
+        .find(|&(_, c)| c.is_control() && c != '\t')
+        .map(|(i, c)| (i + 1, c))
+}
+
+/// How a control character is named in messages: `U+001B`.
+pub fn char_code(c: char) -> String {
+    format!("U+{:04X}", u32::from(c))
+}
+
 /// Days since 1970-01-01 -> (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
 pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -60,6 +76,15 @@ mod tests {
             Cow::Borrowed("plain é")
         ));
         assert_eq!(escape_controls("a\nb\u{1b}[31m"), "a\\nb\\u{1b}[31m");
+    }
+
+    #[test]
+    fn first_control_skips_tabs_and_counts_characters() {
+        assert_eq!(first_control("ssh-ed25519\tAAAA é"), None);
+        assert_eq!(first_control("é\u{1b}[2K"), Some((2, '\u{1b}')));
+        assert_eq!(first_control("a b\rc"), Some((4, '\r')));
+        assert_eq!(first_control("x\u{9b}"), Some((2, '\u{9b}')));
+        assert_eq!(char_code('\u{1b}'), "U+001B");
     }
 
     #[test]

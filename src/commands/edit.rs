@@ -5,7 +5,8 @@
 //! recipients and written atomically. Byte-identical content is not re-encrypted unless the
 //! file's header disagrees with the rule (so `EDITOR=: agefleet -e x.age`, agenix's way of
 //! re-encrypting one file, does that and nothing else). A failing editor leaves the secret
-//! untouched. When stdin is not a terminal it becomes the plaintext, except with `EDITOR=:`.
+//! untouched. When stdin is not a terminal it becomes the plaintext, except with `EDITOR=:`;
+//! an empty stdin does not empty an existing non-empty secret unless `--allow-empty` says so.
 //!
 //! `$EDITOR` runs through `sh -c` as git runs it (so `:` and `code --wait` work, as in
 //! agenix, which expands `$EDITOR` as a command). The secret's parent directories are created
@@ -29,6 +30,7 @@ use crate::fsutil::{self, PrivateTempDir};
 use crate::secrets::{self, read_to_end_zeroizing, refs, RecipientCache};
 
 pub fn run(ctx: &Context, args: &EditArgs) -> Result<Outcome> {
+    sweep_stale_buffers();
     let rules = ctx.load_rules()?;
     let entry = rules.resolve(&args.file, &cwd()?)?;
     let recipients = RecipientCache::for_rules(&rules.path)
@@ -67,8 +69,19 @@ pub fn run(ctx: &Context, args: &EditArgs) -> Result<Outcome> {
         edit_in_editor(&path, &editor, old.as_ref().map(|(o, _)| o.as_slice()))
     } else {
         read_to_end_zeroizing(std::io::stdin().lock())
-            .map(Some)
             .map_err(|e| Error::Failed(format!("cannot read the new plaintext from stdin: {e}")))
+            .and_then(|typed| {
+                // `ssh host agefleet edit …` without -t, cron or CI give an empty stdin:
+                // never let that silently empty a secret.
+                let emptied = old.as_ref().is_some_and(|(o, _)| !o.is_empty());
+                if typed.is_empty() && emptied && !args.allow_empty {
+                    return Err(Error::Failed(
+                        "standard input was empty; pass --allow-empty to store an empty secret"
+                            .into(),
+                    ));
+                }
+                Ok(Some(typed))
+            })
     };
     let Some(new) = new.inspect_err(|_| fsutil::remove_empty_dirs(&made_dirs))? else {
         fsutil::remove_empty_dirs(&made_dirs);
@@ -100,6 +113,27 @@ pub fn run(ctx: &Context, args: &EditArgs) -> Result<Outcome> {
     ctx.verbose(&format!("wrote {shown}"));
     super::gitcheck::warn_untracked(ctx, &path, args.git_add);
     Ok(Outcome::Success)
+}
+
+/// Removes the plaintext buffers an edit of this user left when it was killed (SIGKILL,
+/// which no handler sees), and says so once.
+fn sweep_stale_buffers() {
+    let sweep = fsutil::sweep_stale_private_dirs();
+    if !sweep.removed.is_empty() {
+        let shown: Vec<String> = sweep
+            .removed
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        ui::warn(&format!(
+            "removed {} plaintext buffer(s) left by an edit that was killed: {}",
+            shown.len(),
+            shown.join(", ")
+        ));
+    }
+    for e in sweep.failed {
+        ui::warn(&format!("a stale plaintext buffer is left: {e}"));
+    }
 }
 
 /// `$EDITOR`, or `vi` when it is unset or blank.

@@ -62,7 +62,9 @@ pub fn remove(ctx: &Context, args: &HostRemoveArgs) -> Result<Outcome> {
 /// Prints the diff; unless `dry_run`, writes the file, warns when git does not track it,
 /// and rekeys the changed secrets.
 fn apply(ctx: &Context, plan: &Plan, dry_run: bool, no_rekey: bool) -> Result<Outcome> {
-    ui::out_bytes(edit::unified_diff(plan).as_bytes())?;
+    // The file's text may hold control characters (a hostile secrets.nix): each line is
+    // escaped, so a CR cannot hide a line and an ESC cannot drive the terminal.
+    ui::out_bytes(ui::printable_lines(&edit::unified_diff(plan)).as_bytes())?;
     if dry_run {
         ui::info(&format!("dry run: {} not written", plan.path.display()));
         return Ok(Outcome::Success);

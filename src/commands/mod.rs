@@ -180,6 +180,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             &crate::cli::EditArgs {
                 file,
                 git_add: false,
+                allow_empty: false,
             },
         ),
         (None, None, Some(file), _) => {

@@ -4,9 +4,30 @@
 
 use std::path::Path;
 
-use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+use signal_hook::consts::{
+    SIGABRT, SIGALRM, SIGHUP, SIGINT, SIGPIPE, SIGPROF, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2,
+    SIGVTALRM, SIGXCPU, SIGXFSZ,
+};
 
 use super::{Error, Result};
+
+/// Every signal a handler can catch whose default action ends the process: a `kill` of any
+/// of them (short of SIGKILL, which nothing can catch) gets the cleanup. Left out are the
+/// synchronous fault signals (SIGBUS, SIGFPE, SIGILL, SIGSEGV, SIGSYS, SIGTRAP): a handler
+/// that returns from a real fault re-runs the faulting instruction, forever.
+fn terminating() -> Vec<i32> {
+    #[allow(unused_mut)]
+    let mut all = vec![
+        SIGHUP, SIGINT, SIGQUIT, SIGABRT, SIGUSR1, SIGUSR2, SIGPIPE, SIGALRM, SIGTERM, SIGXCPU,
+        SIGXFSZ, SIGVTALRM, SIGPROF,
+    ];
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        all.extend([libc::SIGIO, libc::SIGPWR, libc::SIGSTKFLT]);
+        all.extend(libc::SIGRTMIN()..=libc::SIGRTMAX());
+    }
+    all
+}
 
 /// What to do with SIGINT and SIGQUIT while the guard is alive.
 pub enum Interrupt {
@@ -16,8 +37,8 @@ pub enum Interrupt {
     Stop,
 }
 
-/// While alive, SIGTERM and SIGHUP (and SIGINT/SIGQUIT with [`Interrupt::Stop`]) remove
-/// `dir`, print `message` and exit with `code`.
+/// While alive, every terminating signal ([`terminating`]; SIGINT and SIGQUIT only with
+/// [`Interrupt::Stop`]) removes `dir`, prints `message` and exits with `code`.
 pub struct CleanupOnSignal {
     handle: signal_hook::iterator::Handle,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -30,16 +51,15 @@ impl CleanupOnSignal {
         message: &'static str,
         code: i32,
     ) -> Result<Self> {
-        let mut signals =
-            signal_hook::iterator::Signals::new([SIGINT, SIGQUIT, SIGTERM, SIGHUP])
-                .map_err(|e| Error::Failed(format!("cannot install signal handlers: {e}")))?;
+        let mut signals = signal_hook::iterator::Signals::new(terminating())
+            .map_err(|e| Error::Failed(format!("cannot install signal handlers: {e}")))?;
         let handle = signals.handle();
         let dir = dir.to_path_buf();
         let thread = std::thread::spawn(move || {
             for sig in signals.forever() {
                 let fatal = match interrupt {
                     Interrupt::Stop => true,
-                    Interrupt::LeaveToChild => sig == SIGTERM || sig == SIGHUP,
+                    Interrupt::LeaveToChild => sig != SIGINT && sig != SIGQUIT,
                 };
                 if fatal {
                     let _ = std::fs::remove_dir_all(&dir);

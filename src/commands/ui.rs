@@ -74,6 +74,12 @@ pub fn info(msg: &str) {
     err_line(&printable(msg));
 }
 
+/// A message of several lines on stderr (a plan, a snippet), each line escaped on its own:
+/// the lines are meant, a control character inside one is not.
+pub fn info_lines(msg: &str) {
+    err_line(&printable_lines(msg));
+}
+
 /// `s` with control characters escaped (`\n`, `\u{1b}`…). Names of secrets and files come
 /// from the repository: printed raw, an escape sequence in one could drive the reader's
 /// terminal, and a newline would split a one-line message.

@@ -33,6 +33,14 @@
 //!
 //! Only the history of `HEAD` is walked (`--since REV`: the commits `REV..HEAD`). A version
 //! whose header does not parse is skipped with a warning naming its path and commit.
+//!
+//! Memory is bounded by what is read, not by what was committed: a blob's size is looked up
+//! in the object database first, and one larger than [`MAX_WHOLE_BLOB`] (a 1 GiB blob of
+//! zeros takes 1 MB in a repository) is never inflated whole: only its age header is read
+//! from a stream (the header is bounded); a large blob that is not an age file, or that
+//! cannot be streamed (packed), is skipped with a warning naming its path and commit, and a
+//! large version is not compared in settlement. Historical `secrets.nix` files that large
+//! are skipped too.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -187,8 +195,10 @@ pub struct Plan {
     pub secrets: Vec<SecretAudit>,
     /// One line each: what was skipped and why.
     pub warnings: Vec<String>,
-    /// Ciphertexts of the versions named by debt.
+    /// Ciphertexts of the versions named by debt (empty for one in `too_large`).
     blobs: Vec<Arc<Vec<u8>>>,
+    /// Versions in `blobs` not read, by their size: larger than [`MAX_WHOLE_BLOB`].
+    too_large: HashMap<usize, usize>,
     /// The current file of each secret in debt (or why it is unreadable).
     current: HashMap<String, Result<Arc<Vec<u8>>, String>>,
 }
@@ -363,6 +373,41 @@ fn commit_info(c: &git2::Commit<'_>) -> CommitInfo {
         time,
         date: crate::text::utc_date_time(time),
         id,
+    }
+}
+
+/// Historical blobs larger than this are never read whole (see the module doc).
+pub const MAX_WHOLE_BLOB: usize = 64 << 20;
+
+/// The size of the blob `oid`, from its object header (nothing inflated).
+fn blob_size(odb: &git2::Odb<'_>, oid: git2::Oid) -> Result<usize, git2::Error> {
+    odb.read_header(oid).map(|(size, _)| size)
+}
+
+/// The age header of the blob `oid` of `size` bytes: read whole when small, else from the
+/// start of a stream. `Err` is why it is skipped.
+fn header_of_blob(
+    repo: &git2::Repository,
+    odb: &git2::Odb<'_>,
+    oid: git2::Oid,
+    size: usize,
+) -> Result<Header, String> {
+    if size <= MAX_WHOLE_BLOB {
+        let blob = repo.find_blob(oid).map_err(|e| one_line(e.message()))?;
+        return Header::parse(blob.content()).map_err(|e| e.to_string());
+    }
+    let mib = size >> 20;
+    match odb.reader(oid) {
+        Ok((reader, _, _)) => Header::read_from(reader).map_err(|e| {
+            format!(
+                "{e}; {mib} MiB, over {} MiB: only its start was read",
+                MAX_WHOLE_BLOB >> 20
+            )
+        }),
+        Err(_) => Err(format!(
+            "{mib} MiB, over {} MiB and packed (cannot be streamed): not read",
+            MAX_WHOLE_BLOB >> 20
+        )),
     }
 }
 
@@ -546,7 +591,9 @@ pub fn plan(
         }
     }
 
+    let odb = repo.odb().map_err(git("opening the object database"))?;
     let mut blobs: Vec<Arc<Vec<u8>>> = Vec::new();
+    let mut too_large: HashMap<usize, usize> = HashMap::new();
     let mut blob_index: HashMap<git2::Oid, usize> = HashMap::new();
     let mut current_files = HashMap::new();
     let mut secrets = Vec::new();
@@ -562,8 +609,8 @@ pub fn plan(
             }
         };
         for (oid, seen) in &a.versions {
-            let blob = repo.find_blob(*oid).map_err(git("reading a blob"))?;
-            let header = match Header::parse(blob.content()) {
+            let size = blob_size(&odb, *oid).map_err(git("reading a blob"))?;
+            let header = match header_of_blob(&repo, &odb, *oid, size) {
                 Ok(h) => h,
                 Err(e) => {
                     warnings.push(format!(
@@ -592,8 +639,14 @@ pub fn plan(
             let version = match blob_index.get(&oid) {
                 Some(&i) => i,
                 None => {
-                    let blob = repo.find_blob(oid).map_err(git("reading a blob"))?;
-                    blobs.push(Arc::new(blob.content().to_vec()));
+                    let size = blob_size(&odb, oid).map_err(git("reading a blob"))?;
+                    if size <= MAX_WHOLE_BLOB {
+                        let blob = repo.find_blob(oid).map_err(git("reading a blob"))?;
+                        blobs.push(Arc::new(blob.content().to_vec()));
+                    } else {
+                        too_large.insert(blobs.len(), size);
+                        blobs.push(Arc::new(Vec::new()));
+                    }
                     blob_index.insert(oid, blobs.len() - 1);
                     blobs.len() - 1
                 }
@@ -622,6 +675,7 @@ pub fn plan(
         secrets,
         warnings,
         blobs,
+        too_large,
         current: current_files,
     })
 }
@@ -704,6 +758,17 @@ fn evaluate_historical(
             at.short
         )
     };
+    let size = repo
+        .odb()
+        .and_then(|odb| blob_size(&odb, oid))
+        .map_err(|e| skipped(&one_line(e.message())))?;
+    if size > MAX_WHOLE_BLOB {
+        return Err(skipped(&format!(
+            "{} MiB, over {} MiB: not read",
+            size >> 20,
+            MAX_WHOLE_BLOB >> 20
+        )));
+    }
     let blob = repo
         .find_blob(oid)
         .map_err(|e| skipped(&one_line(e.message())))?;
@@ -784,6 +849,13 @@ pub fn execute<K: DecryptionKeys + ?Sized>(mut plan: Plan, keys: Option<&K>) -> 
             for d in &mut s.debt {
                 let short = d.last_commit.short.clone();
                 let outcome = decided.entry(d.version).or_insert_with(|| {
+                    if let Some(size) = plan.too_large.get(&d.version) {
+                        return Settlement::Unknown(format!(
+                            "the version of {short} is {} MiB, over {} MiB: not read",
+                            size >> 20,
+                            MAX_WHOLE_BLOB >> 20
+                        ));
+                    }
                     let version = &plan.blobs[d.version];
                     settle(version, current, &mut current_plain, keys, &short)
                 });

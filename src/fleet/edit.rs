@@ -68,6 +68,18 @@ pub enum EditError {
         /// How many key lines it holds.
         found: usize,
     },
+    /// The `--key-file` key line holds a control character.
+    #[error("{}:{line}:{col}: control character {} in the public key line (it would be written into secrets.nix and printed)", path.display(), crate::text::char_code(*found))]
+    KeyFileControl {
+        /// The key file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column (characters).
+        col: usize,
+        /// The character.
+        found: char,
+    },
     /// The host name is already bound in the `let` block.
     #[error("{file}: {name:?} is already bound at line {line}")]
     AlreadyBound {
@@ -504,13 +516,21 @@ pub fn key_from_file(path: &Path) -> Result<String, EditError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let lines: Vec<&str> = text
+    let lines: Vec<(usize, &str)> = text
         .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty() && !l.trim().starts_with('#'))
         .collect();
     match lines.as_slice() {
-        [one] => Ok(one.to_string()),
+        [(i, one)] => match crate::text::first_control(one.trim_end()) {
+            Some((col, found)) => Err(EditError::KeyFileControl {
+                path: path.to_path_buf(),
+                line: i + 1,
+                col,
+                found,
+            }),
+            None => Ok(one.trim().to_string()),
+        },
         _ => Err(EditError::KeyFileLines {
             path: path.to_path_buf(),
             found: lines.len(),

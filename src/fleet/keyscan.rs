@@ -331,8 +331,11 @@ pub fn parse_output(target: &Target, out: &[u8]) -> Result<ScannedKey, KeyscanEr
             return Err(refuse(format!("line {n} is longer than {MAX_LINE} bytes")));
         }
         let line = raw.strip_suffix('\r').unwrap_or(raw);
-        if line.chars().any(|c| c.is_control() && c != '\t') {
-            return Err(refuse(format!("line {n} holds a control character")));
+        if let Some((col, c)) = crate::text::first_control(line) {
+            return Err(refuse(format!(
+                "line {n} holds the control character {} at column {col}",
+                crate::text::char_code(c)
+            )));
         }
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {

@@ -95,6 +95,19 @@ pub fn open_dir(path: &Path, missing: Missing) -> Result<OwnedFd, WalkError> {
     walk(path, missing)
 }
 
+/// Opens the absolute directory `path` only when every component, from `/` down, is a
+/// directory owned by root or the running user and not writable by group or other (unless
+/// sticky), and no component is a symbolic link (none is followed, trusted or not): a
+/// place where another user can neither plant a file nor redirect a write. Directories
+/// created on the way (`missing`) are the running user's. For a place that holds or will
+/// hold a key, such as a state directory taken from the environment.
+pub fn open_owned_dir(path: &Path, missing: Missing) -> Result<OwnedFd, WalkError> {
+    if !path.is_absolute() {
+        return Err(WalkError::refused(path, "not an absolute path"));
+    }
+    walk_with(path, missing, Follow::Never)
+}
+
 /// Opens the directory holding the absolute `path` (see [`open_dir`]) and returns it with
 /// the last component, which the caller handles through the fd without following it.
 pub fn open_parent(path: &Path, missing: Missing) -> Result<(OwnedFd, OsString), WalkError> {
@@ -149,7 +162,20 @@ fn level(
     })
 }
 
+/// Which symlinks a walk follows.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Follow {
+    /// Trusted ones (see the module doc).
+    Trusted,
+    /// None; and every directory on the way must be trusted itself.
+    Never,
+}
+
 fn walk(path: &Path, missing: Missing) -> Result<OwnedFd, WalkError> {
+    walk_with(path, missing, Follow::Trusted)
+}
+
+fn walk_with(path: &Path, missing: Missing, follow: Follow) -> Result<OwnedFd, WalkError> {
     let root = Path::new("/");
     let open_root = || -> Result<Level, WalkError> {
         let fd = rustix::fs::open(root, DIR_FLAGS, Mode::empty())
@@ -175,6 +201,11 @@ fn walk(path: &Path, missing: Missing) -> Result<OwnedFd, WalkError> {
         match rustix::fs::openat(&cur.fd, comp.as_os_str(), DIR_FLAGS, Mode::empty()) {
             Ok(fd) => {
                 let next = level(fd, shown, cur.untrusted.clone())?;
+                if follow == Follow::Never {
+                    if let Some((dir, why)) = &next.untrusted {
+                        return Err(WalkError::refused(dir, why.clone()));
+                    }
+                }
                 stack.push(next);
             }
             Err(rustix::io::Errno::NOENT) => {
@@ -192,6 +223,12 @@ fn walk(path: &Path, missing: Missing) -> Result<OwnedFd, WalkError> {
                     .map_err(|e| WalkError::io(&shown, errno(e)))?;
                 if FileType::from_raw_mode(st.st_mode) != FileType::Symlink {
                     return Err(WalkError::refused(&shown, "is not a directory"));
+                }
+                if follow == Follow::Never {
+                    return Err(WalkError::refused(
+                        &shown,
+                        "is a symbolic link; refusing to follow it",
+                    ));
                 }
                 if let Some((dir, why)) = &cur.untrusted {
                     return Err(WalkError::refused(
@@ -293,6 +330,30 @@ mod tests {
         assert!(e.reason.contains("refusing to follow"), "{e}");
         assert!(!real.join("x").exists());
         std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+
+    /// The strict walk follows no link, not even a trusted one, and refuses a directory
+    /// that is group- or other-writable (a place another user could plant a key in).
+    #[test]
+    fn owned_walk_follows_no_link_and_refuses_writable_directories() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let real = tmp.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        std::os::unix::fs::symlink(&real, tmp.path().join("link")).unwrap();
+        let fd = open_owned_dir(&real, Missing::Fail).unwrap();
+        assert!(same_dir(&fd, &real));
+        let e = open_owned_dir(&tmp.path().join("link/x"), Missing::Create(0o700)).unwrap_err();
+        assert_eq!(e.component, tmp.path().join("link"), "{e}");
+        assert!(e.reason.contains("symbolic link"), "{e}");
+        assert!(!real.join("x").exists());
+        // Created on the way: ours, so accepted.
+        let fd = open_owned_dir(&real.join("a/b"), Missing::Create(0o700)).unwrap();
+        assert!(same_dir(&fd, &real.join("a/b")));
+        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = open_owned_dir(&real.join("a/b"), Missing::Fail).unwrap_err();
+        assert_eq!(e.component, real, "{e}");
+        assert!(e.reason.contains("writable by group or other"), "{e}");
     }
 
     #[test]

@@ -42,6 +42,15 @@ pub enum InstallError {
         /// Why it cannot be used.
         reason: &'static str,
     },
+    /// The state directory, or a key kept in it, is not safe to use: another user could
+    /// have planted the key or could redirect the write.
+    #[error("{}: {reason}", path.display())]
+    Untrusted {
+        /// The directory component or key file refused.
+        path: PathBuf,
+        /// Why, and what to do instead.
+        reason: String,
+    },
     /// The host key file does not parse as an OpenSSH private key.
     #[error("{}: not an OpenSSH private key ({source})", path.display())]
     NotOpenSshKey {
@@ -187,14 +196,17 @@ impl HostIdentity {
     /// Reads an OpenSSH ed25519 private key file.
     pub fn load(path: &Path) -> Result<Self, InstallError> {
         let text = Zeroizing::new(
-            std::fs::read_to_string(path)
+            std::fs::read(path)
                 .map_err(|e| InstallError::io(path, "cannot read the host key: ", e))?,
         );
-        let key = PrivateKey::from_openssh(text.as_bytes()).map_err(|source| {
-            InstallError::NotOpenSshKey {
-                path: path.to_path_buf(),
-                source,
-            }
+        Self::parse(path, &text)
+    }
+
+    /// The identity in the OpenSSH private key `text`, read from `path`.
+    fn parse(path: &Path, text: &[u8]) -> Result<Self, InstallError> {
+        let key = PrivateKey::from_openssh(text).map_err(|source| InstallError::NotOpenSshKey {
+            path: path.to_path_buf(),
+            source,
         })?;
         Self::from_key(&key, HostKeySource::File, Some(path.to_path_buf())).map_err(|source| {
             InstallError::UnsuitableHostKey {
@@ -206,9 +218,11 @@ impl HostIdentity {
 
     /// The key kept at `path` by an earlier `generate`, or a new one (saved there 0600,
     /// parent dirs 0700, unless `save` is false).
+    /// The state directory and the kept key are checked as [`KeptKey`] says.
     pub fn generate_or_reuse(path: &Path, comment: &str, save: bool) -> Result<Self, InstallError> {
-        if path.exists() {
-            let mut id = Self::load(path)?;
+        let kept = KeptKey::open(path, save)?;
+        if let Some(text) = kept.read()? {
+            let mut id = Self::parse(path, &text)?;
             id.source = HostKeySource::Reused;
             return Ok(id);
         }
@@ -227,7 +241,7 @@ impl HostIdentity {
             path: None,
         };
         if save {
-            save_generated_key(path, id.private_openssh.as_bytes())?;
+            kept.save(id.private_openssh.as_bytes())?;
             id.path = Some(path.to_path_buf());
         }
         Ok(id)
@@ -379,17 +393,120 @@ fn is_mount_point(dir: &Path) -> Result<bool, InstallError> {
 
 /// Keeps a generated host key at `path` (0600, never over an existing file) in a state
 /// directory created 0700: the one way both the SSH and the post-quantum host keys are kept.
-pub(crate) fn save_generated_key(path: &Path, private: &[u8]) -> Result<(), InstallError> {
-    if let Some(dir) = path.parent() {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| InstallError::io(dir, "cannot create: ", e))?;
-    }
-    Ok(crate::fsutil::write_new_private(path, private, 0o600)?)
+/// A generated key kept in the state directory (`$XDG_STATE_HOME`, else
+/// `$HOME/.local/state`), which comes from the environment: root running with a user's
+/// environment (`sudo -E`) must neither reuse a key that user planted there (the operator
+/// would add it to `secrets.nix` and the user could read the host's secrets) nor write
+/// through a link the user made. So the directory is used only when every component from
+/// `/` is owned by root or the running user, writable by nobody else, and not a symbolic
+/// link ([`crate::platform::walk::open_owned_dir`]), and a kept key is reused only when it
+/// is a regular file of the running user with no access for group or other.
+pub(crate) struct KeptKey {
+    /// The key's directory; `None` when it does not exist and is not to be created.
+    dir: Option<std::os::fd::OwnedFd>,
+    name: std::ffi::OsString,
+    path: PathBuf,
 }
+
+impl KeptKey {
+    /// Opens the directory of `path`, creating missing directories (0700) when `create`.
+    pub(crate) fn open(path: &Path, create: bool) -> Result<Self, InstallError> {
+        use crate::platform::walk::{self, Missing};
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+            return Err(InstallError::refused(path, "has no file name"));
+        };
+        let missing = if create {
+            Missing::Create(0o700)
+        } else {
+            Missing::Fail
+        };
+        let dir = match walk::open_owned_dir(parent, missing) {
+            Ok(fd) => Some(fd),
+            Err(e) if !create && e.is_not_found() => None,
+            Err(e) => {
+                return Err(InstallError::Untrusted {
+                    path: e.component,
+                    reason: format!(
+                        "{}: refusing it as the state directory for {} (every directory \
+                         must be owned by you or root, writable by nobody else, and not a \
+                         symbolic link); set XDG_STATE_HOME to such a directory or pass \
+                         --host-key FILE",
+                        e.reason,
+                        parent.display()
+                    ),
+                })
+            }
+        };
+        Ok(KeptKey {
+            dir,
+            name: name.to_os_string(),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The kept key's bytes; `None` when there is none.
+    pub(crate) fn read(&self) -> Result<Option<Zeroizing<Vec<u8>>>, InstallError> {
+        use std::io::Read;
+        let Some(dir) = &self.dir else {
+            return Ok(None);
+        };
+        let refuse = |why: String| InstallError::Untrusted {
+            path: self.path.clone(),
+            reason: format!("not reusing this kept key: {why}"),
+        };
+        let fd = match crate::sys::open_read_nofollow_at(dir, Path::new(&self.name)) {
+            Ok(fd) => fd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if crate::sys::is_symlink_or_not_dir(&e) => {
+                return Err(refuse("it is a symbolic link".into()))
+            }
+            Err(e) => return Err(InstallError::io(&self.path, "cannot open: ", e)),
+        };
+        let st = rustix::fs::fstat(&fd)
+            .map_err(|e| InstallError::io(&self.path, "cannot stat: ", e.into()))?;
+        let me = rustix::process::geteuid().as_raw();
+        let mode = st.st_mode & 0o7777;
+        if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+            return Err(refuse("it is not a regular file".into()));
+        }
+        if st.st_uid != me {
+            return Err(refuse(format!(
+                "it is owned by uid {}, not {me} (someone else may have planted it)",
+                st.st_uid
+            )));
+        }
+        if mode & 0o077 != 0 {
+            return Err(refuse(format!("its mode is {mode:04o}, not 0600")));
+        }
+        // Sized for the largest accepted key: no reallocation leaves a copy behind.
+        let mut bytes = Zeroizing::new(Vec::with_capacity(MAX_KEPT_KEY as usize + 1));
+        std::fs::File::from(fd)
+            .take(MAX_KEPT_KEY + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| InstallError::io(&self.path, "cannot read: ", e))?;
+        if bytes.len() as u64 > MAX_KEPT_KEY {
+            return Err(refuse("it is too large for a key file".into()));
+        }
+        Ok(Some(bytes))
+    }
+
+    /// Writes a new key, exclusively, 0600, atomically.
+    pub(crate) fn save(&self, private: &[u8]) -> Result<(), InstallError> {
+        use crate::platform::atomic::{write_at, WriteOptions};
+        let Some(dir) = &self.dir else {
+            return Err(InstallError::refused(
+                &self.path,
+                "no directory to keep it in",
+            ));
+        };
+        write_at(dir, &self.name, private, WriteOptions::create_new(0o600))
+            .map(drop)
+            .map_err(|e| InstallError::io(&self.path, "cannot create: ", e))
+    }
+}
+
+/// Kept key files larger than this are not key files.
+const MAX_KEPT_KEY: u64 = 64 * 1024;
 
 #[cfg(test)]
 mod tests {

@@ -32,13 +32,18 @@ impl PqHostIdentity {
             crate::fsutil::read_regular(path)
                 .map_err(|e| InstallError::io(path, "cannot read the PQ key: ", e))?,
         );
+        Self::parse(path, &bytes)
+    }
+
+    /// The first post-quantum identity in the identity file `bytes`, read from `path`.
+    fn parse(path: &Path, bytes: &[u8]) -> Result<Self, InstallError> {
         if bytes.len() as u64 > MAX_FILE {
             return Err(InstallError::refused(
                 path,
                 "too large for an identity file",
             ));
         }
-        let text = std::str::from_utf8(&bytes)
+        let text = std::str::from_utf8(bytes)
             .map_err(|_| InstallError::refused(path, "not an age identity file"))?;
         let line = text
             .lines()
@@ -62,9 +67,11 @@ impl PqHostIdentity {
 
     /// The identity kept at `path` by an earlier `generate`, or a new one (saved there 0600,
     /// parent dirs 0700, unless `save` is false).
+    /// The state directory and the kept identity are checked as [`super::KeptKey`] says.
     pub fn generate_or_reuse(path: &Path, save: bool) -> Result<Self, InstallError> {
-        if path.exists() {
-            let mut id = Self::load(path)?;
+        let kept = super::KeptKey::open(path, save)?;
+        if let Some(bytes) = kept.read()? {
+            let mut id = Self::parse(path, &bytes)?;
             id.source = HostKeySource::Reused;
             return Ok(id);
         }
@@ -76,7 +83,7 @@ impl PqHostIdentity {
             path: None,
         };
         if save {
-            super::save_generated_key(path, id.file_text().as_bytes())?;
+            kept.save(id.file_text().as_bytes())?;
             id.path = Some(path.to_path_buf());
         }
         Ok(id)

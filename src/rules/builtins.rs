@@ -280,7 +280,9 @@ pub fn call(ev: &mut Evaluator, b: Builtin, a: &[ThunkId]) -> R<Value> {
             let outer = ev.force_list(arg(0)?)?;
             let mut out = Vec::new();
             for l in outer.iter() {
-                out.extend_from_slice(&ev.force_list(*l)?);
+                let l = ev.force_list(*l)?;
+                ev.charge_items(l.len())?;
+                out.extend_from_slice(&l);
             }
             list(out)
         }
@@ -290,7 +292,10 @@ pub fn call(ev: &mut Evaluator, b: Builtin, a: &[ThunkId]) -> R<Value> {
             let mut out = Vec::new();
             for x in items.iter() {
                 match ev.call_values(&f, &[*x])? {
-                    Value::List(l) => out.extend_from_slice(&l),
+                    Value::List(l) => {
+                        ev.charge_items(l.len())?;
+                        out.extend_from_slice(&l)
+                    }
                     other => return Err(EvalError::expected("a list", &other)),
                 }
             }
@@ -403,6 +408,7 @@ pub fn call(ev: &mut Evaluator, b: Builtin, a: &[ThunkId]) -> R<Value> {
             if !(0..=10_000_000).contains(&n) {
                 return Err(EvalError::new(format!("cannot create list of size {n}")));
             }
+            ev.charge_thunks(2 * n as usize)?;
             let out = (0..n)
                 .map(|i| {
                     let it = ev.done(Value::Int(i));
@@ -516,6 +522,9 @@ pub fn call(ev: &mut Evaluator, b: Builtin, a: &[ThunkId]) -> R<Value> {
             for t in to.iter() {
                 r.push(ev.force_str(*t)?.to_string());
             }
+            // At most every position of `s` replaced by the longest replacement.
+            let longest = r.iter().map(String::len).max().unwrap_or(0);
+            ev.charge((s.len() + 1).saturating_mul(longest + 1))?;
             Value::str(strings::replace_strings(&f, &r, &s))
         }
         B::HasAttr => {

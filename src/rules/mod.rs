@@ -26,6 +26,29 @@ use eval::{ErrorKind, EvalError, Evaluator};
 pub use nix_builtins::NIX_VERSION as NIX_BUILTINS_VERSION;
 use value::Value;
 
+/// The environment variable that sets the builtin evaluator's memory budget, in MiB
+/// (default [`eval::DEFAULT_BUDGET`]).
+pub const BUDGET_ENV: &str = "AGEFLEET_EVAL_BUDGET_MIB";
+
+/// The builtin evaluator's memory budget in bytes: [`BUDGET_ENV`] when set, else the
+/// default. A value that is not a positive number of MiB is an error naming the variable.
+fn eval_budget(path: &Path) -> Result<usize, RulesError> {
+    let Some(v) = std::env::var_os(BUDGET_ENV) else {
+        return Ok(eval::DEFAULT_BUDGET);
+    };
+    v.to_str()
+        .and_then(|s| s.trim().parse::<usize>().ok())
+        .filter(|&mib| mib > 0)
+        .and_then(|mib| mib.checked_mul(1 << 20))
+        .ok_or_else(|| RulesError::Eval {
+            file: path.to_path_buf(),
+            message: format!(
+                "{BUDGET_ENV}={:?} is not a positive number of MiB",
+                v.to_string_lossy()
+            ),
+        })
+}
+
 /// Stacks tried for the thread that parses and evaluates, largest first (a small machine may
 /// refuse to map the largest). Only touched pages are ever committed.
 const EVAL_STACK_SIZES: [usize; 3] = [1 << 30, 1 << 28, 1 << 26];
@@ -334,8 +357,9 @@ fn not_a_set(root: &Path, text: &str, what: &str) -> RulesError {
 fn builtin_json(path: &Path) -> Result<serde_json::Value, RulesError> {
     let text = read_rules(path)?;
     let root = path.to_path_buf();
+    let budget = eval_budget(path)?;
     on_eval_stack(path, move |max_depth| {
-        let mut ev = Evaluator::with_max_depth(max_depth);
+        let mut ev = Evaluator::with_max_depth(max_depth).with_budget(budget);
         let result = ev.eval_root(&root, text).and_then(|v| ev.json_value(&v));
         result.map_err(|e| file_error(&ev, &root, e))
     })
@@ -350,8 +374,9 @@ fn builtin_entries(path: &Path) -> Result<Vec<RuleEntry>, RulesError> {
 /// property tests; [`load`] is the one for files.
 pub fn evaluate_str(path: &Path, text: String) -> Result<Vec<RuleEntry>, RulesError> {
     let root = path.to_path_buf();
+    let budget = eval_budget(path)?;
     on_eval_stack(path, move |max_depth| {
-        let mut ev = Evaluator::with_max_depth(max_depth);
+        let mut ev = Evaluator::with_max_depth(max_depth).with_budget(budget);
         let set = match ev.eval_root(&root, text.clone()) {
             Ok(Value::Attrs(set)) => set,
             Ok(other) => return Err(not_a_set(&root, &text, other.type_phrase())),
@@ -372,7 +397,7 @@ pub fn evaluate_str(path: &Path, text: String) -> Result<Vec<RuleEntry>, RulesEr
                     };
                     convert::rule_from_json(&location, name, &j)
                 }),
-                Err(e) if e.kind == ErrorKind::Unsupported => {
+                Err(e) if matches!(e.kind, ErrorKind::Unsupported | ErrorKind::Budget) => {
                     return Err(file_error(&ev, &root, e))
                 }
                 Err(e) => Err(entry_error(&ev, &root, name, &e)),

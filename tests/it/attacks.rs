@@ -57,15 +57,15 @@ fn owner_mode(path: &Path) -> (u32, u32, u32) {
 }
 
 /// A user with a home directory under `root` and a way to act as them.
-struct Attacker {
+pub(crate) struct Attacker {
     // Field order: the user is removed before its group.
-    user: TestUser,
+    pub(crate) user: TestUser,
     group: TestGroup,
-    home: PathBuf,
+    pub(crate) home: PathBuf,
 }
 
 impl Attacker {
-    fn new(root: &Path) -> Attacker {
+    pub(crate) fn new(root: &Path) -> Attacker {
         // The user must be able to reach its home under the test's root.
         std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755)).unwrap();
         let group = TestGroup::new("atg");
@@ -79,7 +79,7 @@ impl Attacker {
     }
 
     /// Runs `argv` as the user (real and effective uid/gid, no supplementary groups).
-    fn run(&self, argv: &[&str]) {
+    pub(crate) fn run(&self, argv: &[&str]) {
         require_tool("setpriv");
         let out = run(Command::new("setpriv")
             .arg(format!("--reuid={}", self.user.uid))
@@ -90,7 +90,7 @@ impl Attacker {
         assert!(out.status.success(), "as user {argv:?}: {}", stderr(&out));
     }
 
-    fn path(&self, rel: &str) -> PathBuf {
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
         self.home.join(rel)
     }
 
@@ -564,4 +564,200 @@ fn copy_keys_owner_takes_an_existing_dir_and_parents_stay_0755() {
         assert_eq!(owner_mode(&tmp.path().join(dir)).2, 0o755, "{dir}");
     }
     assert_eq!(owner_mode(&deep).2, 0o700);
+}
+
+/// The signals a `kill` may send whose default action ends a process.
+const TERMINATING: [&str; 12] = [
+    "INT", "QUIT", "TERM", "HUP", "USR1", "USR2", "ALRM", "VTALRM", "PROF", "XCPU", "XFSZ", "PIPE",
+];
+
+/// A private RAM-backed `$XDG_RUNTIME_DIR` (root's, 0700) so a test sees only its own
+/// plaintext buffers and no other test sweeps them.
+fn private_runtime_dir() -> RemoveOnDrop {
+    let xdg = PathBuf::from("/dev/shm").join(common::activation::unique_name("agefleet-xdg-"));
+    std::fs::create_dir(&xdg).unwrap();
+    std::fs::set_permissions(&xdg, std::fs::Permissions::from_mode(0o700)).unwrap();
+    RemoveOnDrop(xdg)
+}
+
+/// An editor that records its plaintext's directory in `log`, sends `kill -SIG` to `target`
+/// (`$af` is the agefleet process, `0` the editor's process group, which agefleet is in),
+/// then waits and exits 0 without changing anything.
+fn signalling_editor(dir: &Path, log: &Path, sig: &str, target: &str) -> PathBuf {
+    script(
+        dir,
+        &format!(
+            "af=$PPID\n\
+             while [ \"$(cat /proc/$af/comm)\" != agefleet ]; do af=$(cut -d' ' -f4 /proc/$af/stat); done\n\
+             dirname \"$f\" > {log}\n\
+             kill -{sig} {target}\n\
+             sleep 1",
+            log = log.display()
+        ),
+    )
+}
+
+/// Polls `done` for up to 10 s (a process signalled at the same time as the pty's shell may
+/// finish its cleanup a moment after the run returns).
+fn eventually(mut done: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    done()
+}
+
+/// Each terminating signal, sent to agefleet alone and to its process group while the
+/// editor runs, leaves no plaintext behind and the secret as it was. SIGINT and SIGQUIT sent
+/// to agefleet alone belong to the editor (Ctrl-C in vi): the edit goes on and ends normally.
+#[test]
+#[ignore = "needs `age`, `script`, `ssh-keygen`"]
+fn every_terminating_signal_during_edit_leaves_no_plaintext() {
+    require_tool("script");
+    require_tool("age");
+    let f = common::Fleet::new();
+    let admin = f.admin.public_line.clone();
+    f.rules(&[("x.age", &[&admin], false)]);
+    let secret = f.age_file("x.age", &[&admin], b"signal-test-plaintext\n");
+    let before = std::fs::read(&secret).unwrap();
+    let xdg = private_runtime_dir();
+    let log = f.tmp.path().join("dir.log");
+    for sig in TERMINATING {
+        for (target, whom) in [("\"$af\"", "agefleet"), ("0", "its process group")] {
+            let _ = std::fs::remove_file(&log);
+            let ed = signalling_editor(f.tmp.path(), &log, sig, target);
+            let run = edit_as_root(&f, &ed, &xdg.0);
+            let what = format!("SIG{sig} to {whom}");
+            let used = std::fs::read_to_string(&log).unwrap_or_default();
+            assert!(
+                used.starts_with(xdg.0.to_str().unwrap()),
+                "{what}: {used:?} {}",
+                run.screen
+            );
+            if whom == "agefleet" && (sig == "INT" || sig == "QUIT") {
+                assert_eq!(run.code, Some(0), "{what}: {}", run.screen);
+            } else {
+                assert_ne!(run.code, Some(0), "{what}: {}", run.screen);
+            }
+            assert!(
+                eventually(|| std::fs::read_dir(&xdg.0).unwrap().count() == 0),
+                "{what}: plaintext left in {}: {:?}",
+                xdg.0.display(),
+                std::fs::read_dir(&xdg.0)
+                    .unwrap()
+                    .map(|e| e.unwrap().path())
+                    .collect::<Vec<_>>()
+            );
+            assert_eq!(std::fs::read(&secret).unwrap(), before, "{what}");
+        }
+    }
+}
+
+/// SIGKILL cannot be handled: the killed edit's buffer stays. The next edit of the same user
+/// removes it and says so once; a buffer in use (its lock held, as a live edit holds it)
+/// and another user's buffer are left alone.
+#[test]
+#[ignore = "needs root, `age`, `flock`, `script`, `ssh-keygen`, `useradd`"]
+fn a_killed_edits_plaintext_is_swept_by_the_next_edit() {
+    require_root();
+    require_tool("script");
+    require_tool("age");
+    require_tool("flock");
+    let f = common::Fleet::new();
+    let admin = f.admin.public_line.clone();
+    f.rules(&[("x.age", &[&admin], false)]);
+    let secret = f.age_file("x.age", &[&admin], b"killed-edit-plaintext\n");
+    let before = std::fs::read(&secret).unwrap();
+    let xdg = private_runtime_dir();
+    let log = f.tmp.path().join("dir.log");
+    let ed = signalling_editor(f.tmp.path(), &log, "KILL", "\"$af\"");
+    let killed = edit_as_root(&f, &ed, &xdg.0);
+    assert_ne!(killed.code, Some(0), "{}", killed.screen);
+    assert_eq!(std::fs::read(&secret).unwrap(), before);
+    let left = PathBuf::from(std::fs::read_to_string(&log).unwrap().trim());
+    assert_eq!(
+        std::fs::read(left.join("x.age")).unwrap(),
+        b"killed-edit-plaintext\n",
+        "the killed edit left no buffer: nothing to sweep"
+    );
+
+    // A buffer in use, and another user's.
+    let in_use = xdg.0.join("agefleet.00000000000000aa");
+    let theirs = xdg.0.join("agefleet.00000000000000bb");
+    for d in [&in_use, &theirs] {
+        std::fs::create_dir(d).unwrap();
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::fs::write(d.join("x.age"), b"other").unwrap();
+    }
+    let group = TestGroup::new("atg");
+    let user = TestUser::new("atu", &group);
+    std::os::unix::fs::chown(&theirs, Some(user.uid), Some(group.gid)).unwrap();
+    // -F: flock execs sleep, so killing this one process releases the lock. It waits for
+    // the lock (no -n): the probe below may hold it for a moment.
+    let mut holder = Command::new("flock")
+        .arg("-F")
+        .arg(&in_use)
+        .args(["sleep", "60"])
+        .spawn()
+        .unwrap();
+    // Held once sleep runs.
+    assert!(eventually(|| run(Command::new("flock")
+        .arg("-n")
+        .arg(&in_use)
+        .arg("true"))
+    .status
+    .code()
+        == Some(1)));
+
+    let edit = |input: &[u8]| {
+        use std::io::Write;
+        let mut child = f
+            .cmd()
+            .args(["edit", "x.age"])
+            .env("XDG_RUNTIME_DIR", &xdg.0)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = edit(b"new\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let warning = format!(
+        "warning: removed 1 plaintext buffer(s) left by an edit that was killed: {}",
+        left.display()
+    );
+    assert_eq!(
+        stderr(&out).matches("plaintext buffer").count(),
+        1,
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains(&warning), "{}", stderr(&out));
+    assert!(!left.exists());
+    assert!(in_use.join("x.age").exists() && theirs.join("x.age").exists());
+    // Once: the next edit has nothing to say.
+    let out = edit(b"newer\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains("plaintext buffer"),
+        "{}",
+        stderr(&out)
+    );
+    // The holder gone, its buffer is a leftover too.
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let out = edit(b"newest\n");
+    assert!(
+        stderr(&out).contains(&format!("killed: {}", in_use.display())),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!in_use.exists() && theirs.join("x.age").exists());
+    std::fs::remove_dir_all(&theirs).unwrap();
 }

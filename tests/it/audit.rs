@@ -394,3 +394,54 @@ fn commit_summaries_cannot_drive_the_terminal() {
         "evil \x1b]0;owned\x07\x1b[31m red"
     );
 }
+
+/// A 1 GiB blob of zeros committed as a secret and as secrets.nix (1 MB in the repository;
+/// git packs a blob that large as it adds it) is not inflated: under a 512 MiB address-space
+/// limit `audit` and `access` skip it with a warning naming its path and commit, and report
+/// the other secrets. A 65 MiB blob (over the whole-read limit, loose) is read as a stream
+/// for its age header only, and skipped as not an age file.
+#[test]
+#[ignore = "needs `age`, `git`, `ssh-keygen`"]
+fn a_huge_historical_blob_is_skipped_not_read() {
+    let (f, _web1) = common::fleet_with_web1_in_git();
+    let keep = |name: &str| std::fs::read(f.path(name)).unwrap();
+    let (tls, db, rules) = (keep("tls.age"), keep("db.age"), keep("secrets.nix"));
+    for (name, size) in [
+        ("tls.age", 1u64 << 30),
+        ("secrets.nix", 1 << 30),
+        ("db.age", 65 << 20),
+    ] {
+        // Sparse: nothing on disk; git deflates the zeros to about 1 MB.
+        let file = std::fs::File::create(f.path(name)).unwrap();
+        file.set_len(size).unwrap();
+    }
+    let zeros = commit(&f, "zeros");
+    std::fs::write(f.path("tls.age"), &tls).unwrap();
+    std::fs::write(f.path("db.age"), &db).unwrap();
+    std::fs::write(f.path("secrets.nix"), &rules).unwrap();
+    commit(&f, "restored");
+    let short = &zeros[..7];
+    // access shows audit's warnings with -v.
+    for verb in ["audit", "access"] {
+        let out = common::run(
+            common::agefleet_with_memory_limit(&f.home, 524_288)
+                .current_dir(&f.dir)
+                .args([verb, "--json", "-v"]),
+        );
+        assert_eq!(out.status.code(), Some(0), "{verb}: {}", stderr(&out));
+        let err = stderr(&out);
+        for needle in [
+            format!("tls.age at commit {short}: 1024 MiB, over 64 MiB and packed (cannot be streamed): not read: this version is skipped"),
+            format!("db.age at commit {short}: not an age file (no age header); 65 MiB, over 64 MiB: only its start was read: this version is skipped"),
+            format!("secrets.nix at commit {short}: 1024 MiB, over 64 MiB: not read"),
+        ] {
+            assert!(err.contains(&needle), "{verb}: no {needle:?} in {err}");
+        }
+        let j = json(&out);
+        let text = j.to_string();
+        assert!(
+            text.contains("tls.age") && text.contains("db.age"),
+            "{verb}: {text}"
+        );
+    }
+}

@@ -355,3 +355,34 @@ fn editor_runs_through_the_shell_on_a_terminal() {
     assert_eq!(quoted.code, Some(0), "{}", quoted.screen);
     assert_eq!(f.age_plaintext(&f.admin.private, "x.age"), b"via shell\n");
 }
+
+/// An empty stdin (cron, CI, `ssh host agefleet edit …` without `-t`) does not empty an
+/// existing non-empty secret: refused, exit 1, the file byte for byte as it was. A new secret
+/// may start empty, and `--allow-empty` stores an empty one.
+#[test]
+#[ignore = "needs `age`, `ssh-keygen`"]
+fn empty_stdin_does_not_empty_a_secret_without_allow_empty() {
+    require_tool("age");
+    let (f, p) = fleet_with_secret(b"keep");
+    let before = std::fs::read(&p).unwrap();
+    for argv in [&["-e", "x.age"][..], &["edit", "x.age"]] {
+        let out = f.run_stdin(argv, b"");
+        assert_eq!(out.status.code(), Some(1), "{argv:?}: {}", stderr(&out));
+        assert_eq!(
+            stderr(&out).trim_end(),
+            "agefleet: standard input was empty; pass --allow-empty to store an empty secret"
+        );
+        assert_eq!(std::fs::read(&p).unwrap(), before);
+    }
+    let admin = f.admin.public_line.clone();
+    f.rules(&[("x.age", &[&admin], false), ("new.age", &[&admin], false)]);
+    let out = f.run_stdin(&["edit", "new.age"], b"");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(f.age_plaintext(&f.admin.private, "new.age"), b"");
+    let out = f.run_stdin(&["edit", "--allow-empty", "x.age"], b"");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(f.age_plaintext(&f.admin.private, "x.age"), b"");
+    // Empty stays empty without the flag (nothing is lost).
+    let out = f.run_stdin(&["edit", "x.age"], b"");
+    assert!(out.status.success(), "{}", stderr(&out));
+}

@@ -620,6 +620,49 @@ fn dry_run_changes_nothing() {
     fx.stop();
 }
 
+/// The plan the operator confirms (it erases disks) is printed one item per line, never as
+/// one line with literal `\n`; a control character inside an item (here an ESC in the root
+/// path) is shown escaped, not sent to the terminal.
+#[test]
+#[ignore = "needs root, `age-keygen`, `age`, `git`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh`, `sshd`"]
+fn the_plan_is_printed_line_by_line_each_line_escaped() {
+    let fx = Fixture::new();
+    let mut args = with(fx.args(), &["--dry-run"]);
+    let i = args.iter().position(|a| a == "--root").unwrap();
+    let root = fx.tmp.path().join("mn\u{1b}[2Kt");
+    args[i + 1] = root.display().to_string();
+    let out = fx.run(&args, Some(&fx.rig.agent_sock));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(!err.contains('\u{1b}'), "raw ESC on the terminal: {err:?}");
+    assert!(!err.contains("\\n"), "literal \\n in the plan: {err}");
+    let lines: Vec<&str> = err.lines().collect();
+    let start = lines
+        .iter()
+        .position(|l| l.starts_with("plan for web (flake "))
+        .unwrap_or_else(|| panic!("no plan header line: {err}"));
+    let plan = &lines[start..];
+    for prefix in [
+        "  secrets: ",
+        "  host key: ",
+        "  partition: ",
+        "  place: ",
+        "  install: ",
+    ] {
+        assert!(
+            plan.iter().any(|l| l.starts_with(prefix)),
+            "no line starting {prefix:?}: {err}"
+        );
+    }
+    let shown_root = format!("  root: {}", fx.tmp.path().join("mn\\u{1b}[2Kt").display());
+    assert!(
+        plan.contains(&shown_root.as_str()),
+        "{shown_root:?} not in {err}"
+    );
+    assert!(!root.exists());
+    fx.stop();
+}
+
 #[test]
 #[ignore = "needs root, `age-keygen`, `age`, `git`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh`, `sshd`"]
 fn without_terminal_or_yes_it_refuses() {
@@ -1064,5 +1107,119 @@ fn pq_key_is_proven_against_the_secrets_and_placed() {
         !all.contains("AGE-SECRET-KEY-PQ-"),
         "key material in output"
     );
+    fx.stop();
+}
+
+/// `--host-key generate` run by root with a user's environment (`sudo -E`, a carried-over
+/// shell): the state directory comes from that user's `$HOME`. A key the user planted there
+/// is not reused (the operator would add it to secrets.nix and the user could decrypt the
+/// host's secrets), and a state directory the user linked to a root-only directory is not
+/// written through. A root-owned state path with a symbolic link in it is refused too, and
+/// a kept key that is not the running user's 0600 regular file is not reused. Each is a
+/// one-line refusal, exit 4, with nothing written and nothing installed.
+#[test]
+#[ignore = "needs root, `age-keygen`, `age`, `git`, `setpriv`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh`, `sshd`, `useradd`"]
+fn a_state_dir_or_kept_key_another_user_controls_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let fx = Fixture::new();
+    let attacker = crate::attacks::Attacker::new(fx.tmp.path());
+    let uid = attacker.user.uid;
+    let mut args = with(fx.args(), &["--yes"]);
+    let i = args.iter().position(|a| a == "--host-key").unwrap();
+    args[i + 1] = "generate".into();
+    let run = |home: &Path, state: Option<&Path>| {
+        let mut cmd = agefleet(home);
+        cmd.args(&args).env("SSH_AUTH_SOCK", &fx.rig.agent_sock);
+        if let Some(s) = state {
+            cmd.env("XDG_STATE_HOME", s);
+        }
+        common::run(&mut cmd)
+    };
+    let refused = |out: &Output, needle: &str| {
+        assert_eq!(out.status.code(), Some(4), "{}", stderr(out));
+        common::assert_clean_failure(out, needle);
+        fx.assert_untouched(out);
+    };
+    let kept = "agefleet/install/web/ssh_host_ed25519_key";
+
+    // The user's planted key, under the user's $HOME/.local/state.
+    let planted = attacker.path(".local/state").join(kept);
+    let dir = planted.parent().unwrap().to_str().unwrap().to_string();
+    attacker.run(&["mkdir", "-p", &dir]);
+    attacker.run(&[
+        "ssh-keygen",
+        "-q",
+        "-t",
+        "ed25519",
+        "-N",
+        "",
+        "-f",
+        planted.to_str().unwrap(),
+    ]);
+    let planted_fp = fingerprint(&planted);
+    let before = std::fs::read(&planted).unwrap();
+    let out = run(&attacker.home, None);
+    refused(
+        &out,
+        &format!("{}: is owned by uid {uid}", attacker.home.display()),
+    );
+    assert!(!stderr(&out).contains(&planted_fp));
+    assert_eq!(std::fs::read(&planted).unwrap(), before);
+
+    // The user's state dir linked to a root-only directory: nothing is written there.
+    let root_only = fx.tmp.path().join("root-only");
+    std::fs::create_dir(&root_only).unwrap();
+    std::fs::set_permissions(&root_only, std::fs::Permissions::from_mode(0o700)).unwrap();
+    attacker.run(&[
+        "rm",
+        "-rf",
+        attacker.path(".local/state/agefleet").to_str().unwrap(),
+    ]);
+    attacker.run(&[
+        "ln",
+        "-s",
+        root_only.to_str().unwrap(),
+        attacker.path(".local/state/agefleet").to_str().unwrap(),
+    ]);
+    let out = run(&attacker.home, None);
+    refused(&out, "refusing it as the state directory");
+    assert_eq!(std::fs::read_dir(&root_only).unwrap().count(), 0);
+
+    // Root's own state path with a (root-owned) symbolic link in it: not followed either.
+    let state = fx.tmp.path().join("state");
+    std::fs::create_dir_all(state.join("real")).unwrap();
+    std::os::unix::fs::symlink(state.join("real"), state.join("link")).unwrap();
+    let out = run(&fx.home, Some(&state.join("link")));
+    refused(
+        &out,
+        &format!(
+            "{}: is a symbolic link; refusing to follow it",
+            state.join("link").display()
+        ),
+    );
+    assert_eq!(std::fs::read_dir(state.join("real")).unwrap().count(), 0);
+
+    // A root-owned state dir whose kept key is the user's, too wide, or a link.
+    let key = state.join("real").join(kept);
+    std::fs::create_dir_all(key.parent().unwrap()).unwrap();
+    std::fs::write(&key, &before).unwrap();
+    std::os::unix::fs::chown(&key, Some(uid), None).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = run(&fx.home, Some(&state.join("real")));
+    refused(
+        &out,
+        &format!("not reusing this kept key: it is owned by uid {uid}, not 0"),
+    );
+    std::os::unix::fs::chown(&key, Some(0), None).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = run(&fx.home, Some(&state.join("real")));
+    refused(
+        &out,
+        "not reusing this kept key: its mode is 0644, not 0600",
+    );
+    std::fs::rename(&key, key.with_extension("real")).unwrap();
+    std::os::unix::fs::symlink(key.with_extension("real"), &key).unwrap();
+    let out = run(&fx.home, Some(&state.join("real")));
+    refused(&out, "not reusing this kept key: it is a symbolic link");
     fx.stop();
 }

@@ -374,7 +374,7 @@ fn hostile_keyscan_output_is_refused_with_one_line_and_nothing_written() {
         (
             format!("h ssh-ed25519 {KEY}\n\u{1b}]0;owned\u{7}\n").into(),
             "",
-            "line 2 holds a control character",
+            "line 2 holds the control character U+001B at column 1",
         ),
         (
             Vec::new(),

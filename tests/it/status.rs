@@ -260,3 +260,44 @@ fn leftover_temp_files_are_reported_then_removed_by_rekey_and_edit() {
     assert!(!stale_a.exists());
     assert_eq!(f.age_plaintext(&f.admin.private, "a.age"), b"a2");
 }
+
+/// A rules file that doubles a list 40 times (2^40 elements; `status` once took 11.8 GB on
+/// it) stops at the builtin evaluator's memory budget with one clear error naming the file,
+/// under a 512 MiB address-space limit: no abort, no fallback to Nix. The budget is set by
+/// `AGEFLEET_EVAL_BUDGET_MIB`; a value that is not a number of MiB is refused.
+#[test]
+#[ignore = "needs `ssh-keygen`"]
+fn a_list_doubling_rules_file_stops_at_the_evaluation_budget() {
+    let f = Fleet::new();
+    let mut rules = String::from("let\n  l0 = [ \"k\" ];\n");
+    for i in 1..=40 {
+        rules.push_str(&format!("  l{i} = l{0} ++ l{0};\n", i - 1));
+    }
+    rules.push_str("in {\n  \"x.age\".publicKeys = l40;\n}\n");
+    std::fs::write(f.path("secrets.nix"), rules).unwrap();
+    let status = |env: Option<&str>| {
+        let mut cmd = agefleet_with_memory_limit(&f.home, 524_288);
+        cmd.current_dir(&f.dir).arg("status");
+        if let Some(v) = env {
+            cmd.env("AGEFLEET_EVAL_BUDGET_MIB", v);
+        }
+        run(&mut cmd)
+    };
+    let out = status(None);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_clean_failure(&out, "secrets.nix:");
+    let err = stderr(&out);
+    assert!(
+        err.contains("evaluation exceeds its memory budget of 256 MiB")
+            && err.contains("AGEFLEET_EVAL_BUDGET_MIB"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let out = status(Some("16"));
+    assert_clean_failure(&out, "evaluation exceeds its memory budget of 16 MiB");
+    let out = status(Some("lots"));
+    assert_clean_failure(
+        &out,
+        "AGEFLEET_EVAL_BUDGET_MIB=\"lots\" is not a positive number of MiB",
+    );
+}

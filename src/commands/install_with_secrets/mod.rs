@@ -25,8 +25,8 @@
 //!    --override-input <input> path:<staged secrets>`, `SSH_AUTH_SOCK` passed through.
 //!    Failure: exit 5.
 //! 6. Report placed files (path, mode, fingerprint; never contents). The staging dir is
-//!    removed on every path out of this function (it is a drop guard), and on
-//!    SIGINT/SIGTERM/SIGHUP (exit 130).
+//!    removed on every path out of this function (it is a drop guard), and on every
+//!    terminating signal a handler can catch (exit 130).
 //!
 //! A declined confirmation exits 1, nothing changed.
 
@@ -211,7 +211,7 @@ fn show_notice(ctx: &Context, notice: Notice) {
 /// to show than one line.
 fn refusal(e: PreflightError) -> Error {
     match &e {
-        PreflightError::HostKeyNotListed(n) => ui::info(&format!(
+        PreflightError::HostKeyNotListed(n) => ui::info_lines(&format!(
             "host key of {} ({}):\n{}\n\nAdd it to secrets.nix in {}:\n\n{}\n",
             n.host, n.origin, n.public_line, n.url, n.snippet
         )),
@@ -219,7 +219,7 @@ fn refusal(e: PreflightError) -> Error {
             url,
             host,
             recipient,
-        } => ui::info(&format!(
+        } => ui::info_lines(&format!(
             "post-quantum key of {host}:\n{recipient}\n\nAdd it to secrets.nix in {url} (and its path to age.identityPaths)"
         )),
         _ => {}

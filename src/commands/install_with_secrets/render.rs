@@ -57,7 +57,7 @@ pub(super) fn print_plan(plan: &Plan) {
         s.push_str(&format!("  place: {}: {}\n", p.path.display(), p.what));
     }
     s.push_str(&format!("  install: {}", shell_words::join(&plan.install)));
-    ui::info(&s);
+    ui::info_lines(&s);
 }
 
 pub(super) fn report(placed: &[Placed], root: &Path) {
@@ -78,7 +78,7 @@ pub(super) fn report(placed: &[Placed], root: &Path) {
             s.push_str(&format!(" {f}"));
         }
     }
-    ui::info(&s);
+    ui::info_lines(&s);
 }
 
 pub(super) fn print_json(report: &Report<'_>) -> Result<()> {

@@ -28,6 +28,18 @@ use super::value::{
 /// conversion) before evaluation stops with an error, by default.
 pub const MAX_DEPTH: usize = 10_000;
 
+/// How many bytes one evaluation may allocate by default ([`Evaluator::with_budget`]): far
+/// above what any fleet's rules use (a rules file importing all of nixpkgs' `lib` stays
+/// under a tenth of it), far below what would exhaust a machine.
+pub const DEFAULT_BUDGET: usize = 256 << 20;
+
+/// What a thunk, an environment, a list element and an attribute cost against the budget
+/// (their size, and a scope's map for an environment).
+const THUNK_COST: usize = std::mem::size_of::<ThunkState>();
+const ENV_COST: usize = std::mem::size_of::<Env>() + 64;
+const ITEM_COST: usize = std::mem::size_of::<ThunkId>();
+const ATTR_COST: usize = 48;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ErrorKind {
@@ -38,6 +50,9 @@ pub enum ErrorKind {
     Throw,
     /// A failed `assert` (catchable by `tryEval`).
     Assert,
+    /// The evaluation exceeded its memory budget: an error for the whole file, never a
+    /// fallback to Nix (which would take all the memory instead).
+    Budget,
 }
 
 #[derive(Debug, Clone)]
@@ -118,6 +133,11 @@ pub struct Evaluator {
     root_dirs: Option<(PathBuf, PathBuf)>,
     /// Definition positions of attribute values, for naming where a bad rule is.
     defined_at: HashMap<ThunkId, Pos>,
+    /// Bytes the evaluation may allocate ([`DEFAULT_BUDGET`]).
+    budget: usize,
+    /// Bytes charged for strings, lists, sets and JSON made so far (thunks and environments
+    /// are counted from their arenas).
+    charged: usize,
 }
 
 fn req<T>(node: Option<T>) -> R<T> {
@@ -171,6 +191,8 @@ impl Evaluator {
             max_depth: MAX_DEPTH,
             root_dirs: None,
             defined_at: HashMap::new(),
+            budget: DEFAULT_BUDGET,
+            charged: 0,
         };
         // Every name Nix's `builtins` has, reachable as Nix reaches it: what is not
         // implemented is there too, and raises "unsupported" when forced.
@@ -217,6 +239,64 @@ impl Evaluator {
             max_depth,
             ..Self::new()
         }
+    }
+
+    /// The same evaluator, allowed to allocate `budget` bytes: past it, evaluation stops
+    /// with "evaluation exceeds …" (a rules file that doubles a list 40 times would
+    /// otherwise take all memory).
+    pub fn with_budget(self, budget: usize) -> Self {
+        Evaluator { budget, ..self }
+    }
+
+    // ---- budget -------------------------------------------------------------------------
+
+    /// Bytes used so far: the arenas, and what was charged.
+    fn used(&self) -> usize {
+        (self.thunks.len() * THUNK_COST)
+            .saturating_add(self.envs.len() * ENV_COST)
+            .saturating_add(self.charged)
+    }
+
+    /// Counts `bytes` about to be allocated; an error once the budget is exceeded.
+    pub fn charge(&mut self, bytes: usize) -> R<()> {
+        self.charged = self.charged.saturating_add(bytes);
+        self.check_budget()
+    }
+
+    /// [`Self::charge`] for `n` list elements.
+    pub fn charge_items(&mut self, n: usize) -> R<()> {
+        self.charge(n.saturating_mul(ITEM_COST))
+    }
+
+    /// [`Self::charge`] for `n` lazy values (thunks) about to be made.
+    pub fn charge_thunks(&mut self, n: usize) -> R<()> {
+        self.charge(n.saturating_mul(THUNK_COST))
+    }
+
+    /// [`Self::charge`] for the top level of `v`, just made.
+    fn charge_value(&mut self, v: &Value) -> R<()> {
+        match v {
+            Value::Str(s) => self.charge(s.len()),
+            Value::List(l) => self.charge_items(l.len()),
+            Value::Attrs(a) => self.charge(a.len().saturating_mul(ATTR_COST)),
+            _ => self.check_budget(),
+        }
+    }
+
+    fn check_budget(&self) -> R<()> {
+        if self.used() > self.budget {
+            return Err(EvalError {
+                kind: ErrorKind::Budget,
+                pos: None,
+                message: format!(
+                    "evaluation exceeds its memory budget of {} MiB (a list or string that \
+                     keeps doubling?); set {} to a number of MiB to allow more",
+                    self.budget >> 20,
+                    super::BUDGET_ENV
+                ),
+            });
+        }
+        Ok(())
     }
 
     // ---- arenas -------------------------------------------------------------------------
@@ -280,6 +360,7 @@ impl Evaluator {
     }
 
     fn enter(&mut self) -> R<()> {
+        self.check_budget()?;
         if self.depth >= self.max_depth {
             return Err(EvalError::new(format!(
                 "evaluation nested too deeply (more than {} levels; infinite recursion?)",
@@ -468,7 +549,9 @@ impl Evaluator {
                 let mut args = p.args.clone();
                 args.push(arg);
                 if args.len() >= p.builtin.arity() {
-                    builtins::call(self, p.builtin, &args)
+                    let v = builtins::call(self, p.builtin, &args)?;
+                    self.charge_value(&v)?;
+                    Ok(v)
                 } else {
                     Ok(Value::Builtin(Rc::new(PartialBuiltin {
                         builtin: p.builtin,

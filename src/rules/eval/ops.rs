@@ -44,6 +44,7 @@ impl Evaluator {
             K::NotEqual => V::Bool(!self.equal(&l, &r)?),
             K::Concat => match (l, r) {
                 (V::List(a), V::List(b)) => {
+                    self.charge_items(a.len() + b.len())?;
                     let mut v = Vec::with_capacity(a.len() + b.len());
                     v.extend_from_slice(&a);
                     v.extend_from_slice(&b);
@@ -60,6 +61,7 @@ impl Evaluator {
                     } else if b.is_empty() {
                         V::Attrs(a)
                     } else {
+                        self.charge(a.len().saturating_add(b.len()).saturating_mul(48))?;
                         let mut m = (*a).clone();
                         m.extend(b.iter().map(|(k, v)| (k.clone(), *v)));
                         V::Attrs(Rc::new(m))
@@ -189,7 +191,14 @@ impl Evaluator {
 
     // ---- conversions --------------------------------------------------------------------
 
+    /// `v` as a string (a new allocation, charged against the budget).
     pub fn coerce(&mut self, v: &Value, how: Coerce) -> R<String> {
+        let s = self.coerce_inner(v, how)?;
+        self.charge(s.len())?;
+        Ok(s)
+    }
+
+    fn coerce_inner(&mut self, v: &Value, how: Coerce) -> R<String> {
         match v {
             Value::Str(s) => Ok(s.to_string()),
             Value::Path(p) => match how {
@@ -259,6 +268,12 @@ impl Evaluator {
 
     pub(super) fn json_value_inner(&mut self, v: &Value) -> R<serde_json::Value> {
         use serde_json::Value as J;
+        // Shared values are copied once per use: a small set of nested references can
+        // stand for an exponentially large JSON document.
+        self.charge(std::mem::size_of::<J>())?;
+        if let Value::Str(s) = v {
+            self.charge(s.len())?;
+        }
         Ok(match v {
             Value::Null => J::Null,
             Value::Bool(b) => J::Bool(*b),

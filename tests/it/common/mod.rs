@@ -82,7 +82,21 @@ pub fn which(tool: &str) -> Option<PathBuf> {
 /// A `Command` for the agefleet binary with a scrubbed environment: HOME points at `home`,
 /// no RULES/EDITOR leak in from the caller.
 pub fn agefleet(home: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_agefleet"));
+    agefleet_env(Command::new(env!("CARGO_BIN_EXE_agefleet")), home)
+}
+
+/// [`agefleet`] under `ulimit -v KIB`: past that much address space an allocation fails
+/// (what a memory bomb must meet as a clear error, never an abort or the machine's memory).
+/// Arguments added to the command go to agefleet.
+pub fn agefleet_with_memory_limit(home: &Path, kib: u64) -> Command {
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(format!("ulimit -v {kib} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_agefleet"));
+    agefleet_env(cmd, home)
+}
+
+fn agefleet_env(mut cmd: Command, home: &Path) -> Command {
     cmd.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", home)
