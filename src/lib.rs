@@ -155,8 +155,9 @@ pub mod internal {
     /// Atomic writes, write locks and the RAM-backed private directory.
     pub mod fsutil {
         pub use crate::fsutil::{
-            atomic_write, create_parent_dirs, lock_for_writing, remove_empty_dirs, symlink_target,
-            temp_target, FsError, PrivateTempDir, StaleTemps, WriteLock,
+            atomic_write, create_parent_dirs, lock_for_writing, remove_empty_dirs,
+            sweep_stale_private_dirs, symlink_target, temp_target, FsError, PrivateTempDir,
+            StaleTemps, Sweep, WriteLock,
         };
     }
     /// Git work-tree helpers.
