@@ -138,6 +138,7 @@ fn verify_text(r: &hostcheck::Report) -> String {
         .hosts
         .iter()
         .map(|h| h.name.len())
+        .chain(r.skipped.iter().map(|k| k.name.len()))
         .max()
         .unwrap_or(4)
         .max(4);
@@ -161,9 +162,12 @@ fn verify_text(r: &hostcheck::Report) -> String {
                     h.recorded_fingerprint
                 ),
             ),
-            HostStatus::Unreachable { detail } => {
-                ("unreachable", detail.clone().unwrap_or_default())
-            }
+            HostStatus::Unreachable { detail } => (
+                "unreachable",
+                detail
+                    .clone()
+                    .unwrap_or_else(|| "no answer (connection refused or timed out)".into()),
+            ),
             HostStatus::NoEd25519Key { detail } => {
                 ("no-ed25519-key", detail.clone().unwrap_or_default())
             }
