@@ -335,3 +335,49 @@ fn status_prints_one_pin_line_with_flake_or_its_variable() {
     let out = r.fleet.run(&["status"]);
     assert!(!stdout(&out).contains("pin:"), "{}", stdout(&out));
 }
+
+#[test]
+#[ignore = "needs `age`, `git`, `ssh-keygen`"]
+fn the_upstream_branch_is_compared_and_unpushed_commits_are_a_warning() {
+    require();
+    let r = repo();
+    let d = r.fleet.dir.clone();
+    let up = r.flake.path().join("up.git");
+    let up_s = up.to_str().unwrap();
+    git(&d, &["clone", "-q", "--bare", ".", up_s]);
+    let branch = git(&d, &["rev-parse", "--abbrev-ref", "HEAD"])
+        .trim()
+        .to_string();
+    git(&d, &["remote", "add", "up", up_s]);
+    git(&d, &["fetch", "-q", "up"]);
+    git(&d, &["branch", "-q", "-u", &format!("up/{branch}")]);
+    // The lock pins what was pushed; one more local commit is not pushed yet.
+    lock(r.flake.path(), &[("secrets", git_ssh(&r.c2))]);
+    std::fs::write(d.join("notes.txt"), "n").unwrap();
+    git(&d, &["add", "-A"]);
+    git(&d, &["commit", "-q", "-m", "local only"]);
+    let (v, out) = pin_json(&r, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(v["head"]["state"], "behind", "{v}");
+    assert_eq!(v["upstream"]["name"], format!("up/{branch}"));
+    assert_eq!(v["upstream"]["state"], "current", "{v}");
+    assert_eq!(v["unpushed"], 1);
+    // The local commit touches no secret: the hosts miss nothing.
+    assert_eq!(v["missing"]["added"], json!([]));
+    assert_eq!(v["missing"]["rules_changed"], false);
+    assert!(
+        stderr(&out).contains("1 commit(s) of HEAD are not pushed"),
+        "{}",
+        stderr(&out)
+    );
+    let out = pin(&r, &[]);
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!("pin is current with up/{branch}")),
+        "{text}"
+    );
+    assert!(
+        text.contains("the hosts miss no secret or rules change"),
+        "{text}"
+    );
+}
