@@ -35,6 +35,9 @@ pub struct LockError {
     pub what: String,
 }
 
+/// Largest `flake.lock` read (a large fleet's is well under 1 MiB).
+const MAX_LOCK: usize = 16 << 20;
+
 /// A flake's `flake.lock`, parsed (the one reader of it: `install-with-secrets` and `pin`).
 struct Lock {
     /// The lock file, as errors name it.
@@ -50,9 +53,16 @@ impl Lock {
             file: file.clone(),
             what,
         };
-        let text = std::fs::read_to_string(flake_dir.join("flake.lock"))
+        // A FIFO or device is refused, not read forever; a lock is small.
+        let bytes = crate::fsutil::read_regular(&flake_dir.join("flake.lock"))
             .map_err(|e| err(format!("cannot read: {e}")))?;
-        let json: Value = serde_json::from_str(&text)
+        if bytes.len() > MAX_LOCK {
+            return Err(err(format!(
+                "larger than {} MiB; not a flake lock",
+                MAX_LOCK >> 20
+            )));
+        }
+        let json: Value = serde_json::from_slice(&bytes)
             .map_err(|e| err(format!("not valid JSON: {}", one_line(&e.to_string()))))?;
         if !json.get("nodes").is_some_and(Value::is_object) {
             return Err(err("not a flake lock: no \"nodes\" object".into()));

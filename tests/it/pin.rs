@@ -282,6 +282,23 @@ fn a_missing_input_or_a_malformed_lock_is_a_one_line_usage_error() {
         assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
         assert!(stdout(&out).is_empty());
     }
+    // A FIFO where the lock should be is refused, not waited on.
+    std::fs::remove_file(&lock_file).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &lock_file,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .unwrap();
+    let out = pin(&r, &[]);
+    assert_clean_failure(
+        &out,
+        &format!("{}: cannot read: not a regular file", lock_file.display()),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    std::fs::remove_file(&lock_file).unwrap();
     lock(r.flake.path(), &[("nixpkgs", nixpkgs())]);
     let out = pin(&r, &[]);
     assert_clean_failure(
