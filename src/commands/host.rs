@@ -67,7 +67,7 @@ pub fn add(ctx: &Context, args: &HostAddArgs) -> Result<Outcome> {
         }
     }
     let outcome = apply(ctx, &plan, args.dry_run, args.no_rekey)?;
-    if let Some(g) = &generated {
+    if let Some(g) = generated.as_ref().filter(|_| !args.dry_run) {
         if let Some(pq) = &g.pq {
             ui::info(&format!(
                 "post-quantum recipient of {}: {} (add it to the rules next to {}, then rekey)",

@@ -142,6 +142,7 @@ fn a_dry_run_writes_no_key_and_no_rules() {
         stdout(&out)
     );
     assert!(!extra.exists());
+    assert!(!stderr(&out).contains("nixos-anywhere"), "{}", stderr(&out));
     assert_eq!(rules(&f), before);
 }
 
