@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::common::keyscan::FakeKeyscan;
 use crate::common::sshd::{self, SshRig};
 use crate::common::{self, assert_clean_failure, require_tool, stderr, stdout, Fleet};
 
@@ -300,4 +301,46 @@ fn bad_names_addresses_and_replacements_are_refused_with_nothing_written() {
         std::fs::read_to_string(f.path("secrets.nix")).unwrap(),
         rules
     );
+}
+
+#[test]
+fn hostile_scan_output_is_refused_and_fails_the_check_with_the_argv_bounded() {
+    let f = Fleet::new();
+    std::fs::write(
+        f.path("secrets.nix"),
+        format!("let\n  web1 = \"{OLD_KEY}\";\nin\n{{\n  \"x.age\".publicKeys = [ web1 ];\n}}\n"),
+    )
+    .unwrap();
+    let other = "AAAAC3NzaC1lZDI1NTE5AAAAIFFPG3Kmr84FWS1gUFTWoLTBd+ZJL7l0EdU5zPuc9khI";
+    let key = OLD_KEY.split_whitespace().nth(1).unwrap();
+    // Two different keys, and a terminal escape: refused, never matched or repaired.
+    let out = format!("[h]:2222 ssh-ed25519 {key}\n[h]:2222 ssh-ed25519 {other}\n");
+    for (output, needle) in [
+        (out, "offered 2 different ed25519 host keys"),
+        (
+            format!("[h]:2222 ssh-ed25519 {key}\u{1b}[2J\n"),
+            "holds a control character",
+        ),
+    ] {
+        let fake = FakeKeyscan::new(output.as_bytes(), "");
+        let o = common::run(f.cmd().env("PATH", fake.path_env()).args([
+            "host",
+            "verify",
+            "--timeout",
+            "4",
+            "--address",
+            "web1=h:2222",
+            "--json",
+        ]));
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["hosts"][0]["status"], "refused", "{v}");
+        let detail = v["hosts"][0]["detail"].as_str().unwrap();
+        assert!(detail.contains(needle), "{detail}");
+        assert!(!detail.contains('\u{1b}'), "{detail:?}");
+        assert_eq!(
+            fake.args(),
+            ["-T", "4", "-t", "ed25519", "-p", "2222", "--", "h"]
+        );
+    }
 }
