@@ -142,7 +142,8 @@ pub struct PinArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum HostCommand {
-    /// Bind NAME to a key in the let block and add it to the lists that give it its secrets.
+    /// Bind NAME to a key in the let block and add it to the lists that give it its secrets
+    /// (--replace: give the bound NAME a new key, keeping its lists); then rekey.
     Add(HostAddArgs),
     /// Remove NAME's binding and every reference to it.
     Remove(HostRemoveArgs),
