@@ -109,7 +109,8 @@ pub enum Command {
     /// Generate an age identity (X25519, or post-quantum with --pq), or print the recipients
     /// of an identity file (-y).
     Keygen(KeygenArgs),
-    /// Add a host to secrets.nix, or remove one, editing the file in place; then rekey.
+    /// Add, replace or remove a host's key in secrets.nix (editing the file in place, then
+    /// rekeying), or verify the fleet's live host keys against it.
     #[command(subcommand)]
     Host(HostCommand),
     /// Show who can read which secret: recipients × secrets, with drift (and rotation
@@ -119,18 +120,65 @@ pub enum Command {
     /// version of a secret but are no longer in its rule. With -i, a value rotated since is
     /// settled. Exit 1 while debt remains.
     Audit(AuditArgs),
+    /// Compare the secrets commit a system flake pins (flake.lock) with the secrets
+    /// repository: current, behind (and what the hosts miss), ahead, diverged or unknown.
+    /// Exit 0 when current, 1 otherwise.
+    Pin(PinArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PinArgs {
+    /// The system flake's directory (holding flake.lock).
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub flake: PathBuf,
+    /// The flake's secrets input (default: the input locking a remote of the secrets
+    /// repository, else `secrets`).
+    #[arg(long, value_name = "NAME")]
+    pub input: Option<String>,
+    /// Report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum HostCommand {
-    /// Bind NAME to a key in the let block and add it to the lists that give it its secrets.
+    /// Bind NAME to a key in the let block and add it to the lists that give it its secrets
+    /// (--replace: give the bound NAME a new key, keeping its lists); then rekey.
     Add(HostAddArgs),
     /// Remove NAME's binding and every reference to it.
     Remove(HostRemoveArgs),
+    /// Compare each host's live ed25519 key (ssh-keyscan) with its key in secrets.nix:
+    /// match, changed, unreachable or no-ed25519-key. Exit 1 when a key changed.
+    Verify(HostVerifyArgs),
 }
 
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("key_source").required(true).args(["key", "key_file", "keyscan"])))]
+pub struct HostVerifyArgs {
+    /// The bindings to check (default: every ssh-ed25519 binding that is a host: given an
+    /// --address, or whose name resolves).
+    pub names: Vec<String>,
+    /// Scan NAME at HOST[:PORT] (IPv6 as [ADDR]:PORT) instead of its name (repeatable).
+    #[arg(long = "address", value_name = "NAME=HOST[:PORT]")]
+    pub addresses: Vec<String>,
+    /// Hosts scanned at once.
+    #[arg(long, value_name = "N", default_value_t = 8,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: u16,
+    /// Seconds each host may take to answer (ssh-keyscan -T; the scan is killed shortly
+    /// after).
+    #[arg(long, value_name = "SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=300))]
+    pub timeout: u32,
+    /// Also exit 1 when a host is unreachable or offers no ed25519 key.
+    #[arg(long)]
+    pub strict: bool,
+    /// Report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("key_source").required(true).args(["key", "key_file", "keyscan", "generate_key"])))]
 pub struct HostAddArgs {
     /// The name to bind (a plain Nix identifier).
     pub name: String,
@@ -152,12 +200,24 @@ pub struct HostAddArgs {
         conflicts_with_all = ["key", "key_file"]
     )]
     pub fingerprint: Option<String>,
+    /// Generate the host's ed25519 key into DIR/etc/ssh/ssh_host_ed25519_key (0600, with
+    /// its .pub) for a first install (`nixos-anywhere --extra-files DIR`); refuses to
+    /// overwrite.
+    #[arg(long, value_name = "DIR")]
+    pub generate_key: Option<PathBuf>,
+    /// With --generate-key: also the post-quantum identity
+    /// DIR/etc/ssh/id_mlkem768x25519_agenix (0600).
+    #[arg(long, requires = "generate_key")]
+    pub pq: bool,
+    /// NAME is already bound: replace its key in place, keeping every list it is in.
+    #[arg(long, conflicts_with_all = ["like", "to"])]
+    pub replace: bool,
     /// Give NAME exactly the secrets OTHER can read (add it wherever OTHER is listed).
     #[arg(
         long,
         value_name = "OTHER",
         conflicts_with = "to",
-        required_unless_present = "to"
+        required_unless_present_any = ["to", "replace"]
     )]
     pub like: Option<String>,
     /// Give NAME these secrets (rule names; `*` and `?` wildcards).
@@ -247,6 +307,10 @@ pub struct StatusArgs {
     /// Report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Also say, in one line, whether this system flake's lock pins the secrets
+    /// repository's HEAD (see `pin`).
+    #[arg(long, value_name = "DIR", env = "AGEFLEET_FLAKE")]
+    pub flake: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -1,38 +1,191 @@
-//! `host add NAME …` / `host remove NAME`: a verified in-place edit of `secrets.nix`
-//! (`fleet::edit`), its diff on stdout, then `rekey --drifted` of the secrets that changed.
+//! `host add NAME …` (`--replace`, `--generate-key DIR`) / `host remove NAME`: a verified
+//! in-place edit of `secrets.nix` (`fleet::edit`), its diff on stdout, then `rekey --drifted`
+//! of the secrets that changed. `host verify`: the live host keys against secrets.nix
+//! (`fleet::verify`).
 
 use std::path::PathBuf;
 
 use super::{rekey, ui, Context, Error, Outcome, Result};
-use crate::cli::{HostAddArgs, HostRemoveArgs, RekeyArgs};
+use crate::cli::{HostAddArgs, HostRemoveArgs, HostVerifyArgs, RekeyArgs};
 use crate::fleet::edit::{self, EditError, Plan, Target};
 use crate::fleet::keyscan::{self, KeyscanError};
+use crate::fleet::verify as hostcheck;
+use crate::provision::extra_files::{self, ExtraFilesError};
 
 pub fn add(ctx: &Context, args: &HostAddArgs) -> Result<Outcome> {
-    let key = match (&args.key, &args.key_file, &args.keyscan) {
-        (Some(k), None, None) => k.clone(),
-        (None, Some(f), None) => edit::key_from_file(f).map_err(edit_error)?,
-        (None, None, Some(t)) => key_from_scan(t, args.fingerprint.as_deref())?,
+    // Generated in memory first: nothing is written until secrets.nix's edit is verified.
+    let generated = args
+        .generate_key
+        .as_deref()
+        .map(|dir| extra_files::plan(dir, &args.name, args.pq))
+        .transpose()
+        .map_err(extra_files_error)?;
+    let key = match (&args.key, &args.key_file, &args.keyscan, &generated) {
+        (Some(k), None, None, None) => k.clone(),
+        (None, Some(f), None, None) => edit::key_from_file(f).map_err(edit_error)?,
+        (None, None, Some(t), None) => key_from_scan(t, args.fingerprint.as_deref())?,
+        (None, None, None, Some(g)) => g.public_line().to_string(),
         _ => {
             return Err(Error::Usage(
-                "give one of --key, --key-file and --keyscan".into(),
+                "give one of --key, --key-file, --keyscan and --generate-key".into(),
             ))
         }
     };
-    let target = match &args.like {
-        Some(other) => Target::Like(other.clone()),
-        None => Target::Secrets(args.to.clone()),
-    };
     let path = ctx.rules_path();
     let text = edit::read(&path).map_err(edit_error)?;
-    let plan = edit::plan_add(&path, &text, &args.name, &key, &target).map_err(edit_error)?;
+    let plan = if args.replace {
+        edit::plan_replace(&path, &text, &args.name, &key).map_err(edit_error)?
+    } else {
+        let target = match &args.like {
+            Some(other) => Target::Like(other.clone()),
+            None => Target::Secrets(args.to.clone()),
+        };
+        edit::plan_add(&path, &text, &args.name, &key, &target).map_err(edit_error)?
+    };
     if plan.changed.is_empty() {
         ui::warn(&format!(
-            "{} gets no secret: only its binding is added",
-            args.name
+            "{} gets no secret: only its binding is {}",
+            args.name,
+            if args.replace { "changed" } else { "added" }
         ));
     }
-    apply(ctx, &plan, args.dry_run, args.no_rekey)
+    if let Some(g) = &generated {
+        if args.dry_run {
+            ui::info(&format!(
+                "dry run: no key written to {}",
+                g.host_key_path().display()
+            ));
+        } else {
+            for p in extra_files::execute(g).map_err(extra_files_error)? {
+                ui::info(&format!(
+                    "wrote {} ({}){}",
+                    p.path.display(),
+                    p.mode.as_deref().unwrap_or(""),
+                    p.fingerprint.map(|f| format!(" {f}")).unwrap_or_default()
+                ));
+            }
+        }
+    }
+    let outcome = apply(ctx, &plan, args.dry_run, args.no_rekey)?;
+    if let Some(g) = generated.as_ref().filter(|_| !args.dry_run) {
+        if let Some(pq) = &g.pq {
+            ui::info(&format!(
+                "post-quantum recipient of {}: {} (add it to the rules next to {}, then rekey)",
+                args.name, pq.recipient, args.name
+            ));
+        }
+        ui::info("install the host with its key in place (HOST: the target's address):");
+        ui::info(&format!(
+            "  {}",
+            extra_files::nixos_anywhere_command(&g.dir, &args.name)
+        ));
+    }
+    Ok(outcome)
+}
+
+/// `host verify`: the live host keys against secrets.nix.
+pub fn verify(ctx: &Context, args: &HostVerifyArgs) -> Result<Outcome> {
+    let path = ctx.rules_path();
+    let text = edit::read(&path).map_err(edit_error)?;
+    let plan =
+        hostcheck::plan(&path, &text, &args.names, &args.addresses).map_err(|e| match e {
+            hostcheck::VerifyError::Read { .. } => Error::Failed(e.to_string()),
+            other => Error::Usage(other.to_string()),
+        })?;
+    for s in &plan.skipped {
+        ctx.verbose(&format!("{}: not checked: {}", s.name, s.why));
+    }
+    if !plan.candidates.is_empty()
+        && crate::fsutil::find_program(keyscan::TOOL, std::env::var_os("PATH").as_deref()).is_none()
+    {
+        return Err(Error::ExternalTool(format!(
+            "cannot run {}: not found on PATH",
+            keyscan::TOOL
+        )));
+    }
+    let opts = hostcheck::Options {
+        jobs: usize::from(args.jobs),
+        timeout_secs: args.timeout,
+        rules_arg: ctx.rules_given().then(|| path.clone()),
+    };
+    let report = hostcheck::execute(plan, &opts, keyscan::scan_within);
+    if args.json {
+        let j = serde_json::to_string_pretty(&report).map_err(Error::failed)?;
+        ui::out(&j)?;
+    } else {
+        ui::out_bytes(ui::printable_lines(&verify_text(&report)).as_bytes())?;
+    }
+    if report.hosts.is_empty() {
+        ui::warn("no host checked: name hosts that resolve, or give --address NAME=HOST");
+    }
+    let changed = report.has_changed();
+    if changed {
+        ui::warn(
+            "a changed key may be a reinstalled host or an impostor: check the live fingerprint \
+             on the host's console (`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`) before \
+             running the repair",
+        );
+    }
+    Ok(Outcome::from_failed(
+        changed || (args.strict && report.has_unchecked()),
+    ))
+}
+
+fn verify_text(r: &hostcheck::Report) -> String {
+    use hostcheck::HostStatus;
+    use std::fmt::Write as _;
+    let name_w = r
+        .hosts
+        .iter()
+        .map(|h| h.name.len())
+        .chain(r.skipped.iter().map(|k| k.name.len()))
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let addr_w = r
+        .hosts
+        .iter()
+        .map(|h| h.address.len())
+        .max()
+        .unwrap_or(7)
+        .max(7);
+    let mut s = String::new();
+    for h in &r.hosts {
+        let (word, detail) = match &h.status {
+            HostStatus::Match => ("match", h.recorded_fingerprint.clone()),
+            HostStatus::Changed {
+                live_fingerprint, ..
+            } => (
+                "CHANGED",
+                format!(
+                    "secrets.nix {} != live {live_fingerprint}",
+                    h.recorded_fingerprint
+                ),
+            ),
+            HostStatus::Unreachable { detail } => (
+                "unreachable",
+                detail
+                    .clone()
+                    .unwrap_or_else(|| "no answer (connection refused or timed out)".into()),
+            ),
+            HostStatus::NoEd25519Key { detail } => {
+                ("no-ed25519-key", detail.clone().unwrap_or_default())
+            }
+            HostStatus::Refused { detail } => ("refused", detail.clone()),
+        };
+        let _ = writeln!(
+            s,
+            "{:name_w$}  {:addr_w$}  {word:<14} {detail}",
+            h.name, h.address
+        );
+        if let HostStatus::Changed { repair, .. } = &h.status {
+            let _ = writeln!(s, "{:name_w$}  repair: {repair}", "");
+        }
+    }
+    for k in &r.skipped {
+        let _ = writeln!(s, "{:name_w$}  not checked: {}", k.name, k.why);
+    }
+    s
 }
 
 pub fn remove(ctx: &Context, args: &HostRemoveArgs) -> Result<Outcome> {
@@ -154,6 +307,16 @@ fn edit_error(e: EditError) -> Error {
     }
     match e {
         EditError::BadName(_) => Error::Usage(e.to_string()),
+        other => Error::Failed(other.to_string()),
+    }
+}
+
+/// A refusal to place a generated key is exit 3; other failures exit 1.
+fn extra_files_error(e: ExtraFilesError) -> Error {
+    match e {
+        ExtraFilesError::Exists { .. }
+        | ExtraFilesError::Untrusted { .. }
+        | ExtraFilesError::Walk(_) => Error::Refused(e.to_string()),
         other => Error::Failed(other.to_string()),
     }
 }

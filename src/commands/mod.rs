@@ -19,6 +19,7 @@ pub mod host;
 pub mod install_with_secrets;
 pub mod keygen;
 pub mod keys;
+pub mod pin;
 pub mod rekey;
 pub mod rules;
 pub mod signals;
@@ -120,6 +121,10 @@ pub enum Error {
     /// (the caller's to fix), else 1.
     #[error("{0}")]
     Audit(#[from] crate::fleet::audit::AuditError),
+    /// `pin`: exit 2 for a missing or malformed flake.lock, an input that is not there or
+    /// locks no commit, or rules outside a git work tree; else 1.
+    #[error("{0}")]
+    Pin(#[from] crate::fleet::pin::PinError),
 }
 
 impl Error {
@@ -135,6 +140,7 @@ impl Error {
                 crate::fleet::audit::AuditError::NotARepository { .. }
                 | crate::fleet::audit::AuditError::BadRevision { .. },
             ) => 2,
+            Error::Pin(e) if e.is_usage() => 2,
             Error::Failed(_)
             | Error::Rules(_)
             | Error::Envelope(_)
@@ -148,7 +154,8 @@ impl Error {
             | Error::Name(_)
             | Error::Key(_)
             | Error::Activation(_)
-            | Error::Audit(_) => 1,
+            | Error::Audit(_)
+            | Error::Pin(_) => 1,
         }
     }
 
@@ -209,8 +216,10 @@ fn run_command(ctx: &Context, cmd: Command) -> Result<Outcome> {
         Command::Keygen(a) => keygen::run(&a),
         Command::Host(crate::cli::HostCommand::Add(a)) => host::add(ctx, &a),
         Command::Host(crate::cli::HostCommand::Remove(a)) => host::remove(ctx, &a),
+        Command::Host(crate::cli::HostCommand::Verify(a)) => host::verify(ctx, &a),
         Command::Access(a) => access::run(ctx, &a),
         Command::Audit(a) => audit::run(ctx, &a),
+        Command::Pin(a) => pin::run(ctx, &a),
     }
 }
 

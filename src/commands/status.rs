@@ -1,7 +1,9 @@
 //! `status [--json]`: drift between the rules and the `.age` files, from headers only (no
 //! identity, no decryption). One entry per rule and per `.age` file found under the rules
 //! directory. Exit 0 when no entry has a problem, 1 otherwise. The scan is
-//! [`crate::secrets::status::scan`]; this renders its report as a table or JSON.
+//! [`crate::secrets::status::scan`]; this renders its report as a table or JSON. With
+//! `--flake DIR` (or `$AGEFLEET_FLAKE`), one more line (a `pin` object in JSON) says whether
+//! that flake pins the secrets repository's HEAD; it does not change the exit code.
 
 use super::{ui, Context, Outcome, Result};
 use crate::cli::StatusArgs;
@@ -17,10 +19,30 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<Outcome> {
     if let Some(e) = &report.tracking_error {
         ui::warn(&format!("cannot check git tracking: {e}"));
     }
+    // With --flake (or $AGEFLEET_FLAKE): whether that flake's lock pins the secrets
+    // repository's HEAD; a pin that cannot be checked is a warning, not a failed status.
+    let pin = args
+        .flake
+        .as_ref()
+        .filter(|d| !d.as_os_str().is_empty())
+        .and_then(|dir| match super::pin::check(ctx, dir, None) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                ui::warn(&format!("cannot check the flake's pin: {e}"));
+                None
+            }
+        });
     if args.json {
-        ui::out(&serde_json::json!({ "files": report.entries }).to_string())?;
+        let mut j = serde_json::json!({ "files": report.entries });
+        if let Some(p) = &pin {
+            j["pin"] = serde_json::to_value(p).map_err(super::Error::failed)?;
+        }
+        ui::out(&j.to_string())?;
     } else {
         ui::out_bytes(table(&report.entries).as_bytes())?;
+        if let Some(p) = &pin {
+            ui::out(&ui::printable(&super::pin::summary(p)))?;
+        }
     }
     Ok(Outcome::from_failed(report.has_problems()))
 }

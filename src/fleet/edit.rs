@@ -1,4 +1,4 @@
-//! `host add` / `host remove` planned as text edits of `secrets.nix` on rnix's lossless
+//! `host add` (`--replace`) / `host remove` planned as text edits of `secrets.nix` on rnix's lossless
 //! syntax tree: the new text is the old one with only the inserted (or removed) pieces
 //! changed, never a regenerated file. Every plan is verified by evaluating the rules before
 //! and after (builtin evaluator): exactly the intended rules gain (or lose) exactly the
@@ -351,6 +351,95 @@ pub fn plan_add(
             expected.get(name).copied().unwrap_or(0),
         ));
         keys
+    })
+    .map_err(|why| EditError::Unverified {
+        file: path.to_path_buf(),
+        why,
+        snippet: snippet(),
+    })?;
+    Ok(Plan {
+        path: path.to_path_buf(),
+        old_text: text.to_string(),
+        new_text,
+        key: key.to_string(),
+        changed,
+        emptied: Vec::new(),
+    })
+}
+
+/// Plans `host add NAME --replace`: the string NAME is bound to becomes `key`; every list
+/// naming NAME is kept, so exactly the rules that listed the old key list the new one.
+pub fn plan_replace(path: &Path, text: &str, name: &str, key: &str) -> Result<Plan, EditError> {
+    let key = key.trim();
+    let recipient = Recipient::parse(key)?;
+    let before = evaluate(path, text)?;
+    let layout = parse_layout(path, text)?;
+    let binding = layout.binding(name).ok_or_else(|| EditError::Unknown {
+        file: path.to_path_buf(),
+        name: name.to_string(),
+    })?;
+    let Some(old_key) = binding.key.clone().map(|k| k.trim().to_string()) else {
+        return Err(unsafe_edit(
+            path,
+            format!("the key of {name:?} is computed (readFile, import, a function), not a string literal"),
+        ));
+    };
+    if recipient.matches_key(&old_key) {
+        return Err(EditError::KeyPresent {
+            file: path.to_path_buf(),
+            what: format!("bound as {name:?}: nothing to replace"),
+        });
+    }
+    if let Some(b) = layout
+        .bindings
+        .iter()
+        .find(|b| b.key.as_deref().is_some_and(|k| recipient.matches_key(k)))
+    {
+        return Err(EditError::KeyPresent {
+            file: path.to_path_buf(),
+            what: format!("bound as {:?}", b.name),
+        });
+    }
+    if let Some(e) = before.iter().find(|e| {
+        e.rule
+            .as_ref()
+            .is_ok_and(|r| r.public_keys.iter().any(|k| recipient.matches_key(k)))
+    }) {
+        return Err(EditError::KeyPresent {
+            file: path.to_path_buf(),
+            what: format!("a recipient of {:?}", e.name),
+        });
+    }
+    let literal = crate::keys::nix::nix_string(key);
+    let edit = syntax::replace_value(&binding.node, &literal)
+        .ok_or_else(|| unsafe_edit(path, format!("the binding of {name:?} has no value")))?;
+    let new_text = syntax::apply(text, vec![edit]);
+    let changed: Vec<String> = before
+        .iter()
+        .filter(|e| {
+            e.rule
+                .as_ref()
+                .is_ok_and(|r| r.public_keys.contains(&old_key))
+        })
+        .map(|e| e.name.clone())
+        .collect();
+    let snippet =
+        || format!("in the let block, bind {name} to the new key:\n  {name} = {literal};\n");
+    let after = evaluate(path, &new_text).map_err(|e| EditError::Unverified {
+        file: path.to_path_buf(),
+        why: format!("the edited file does not evaluate: {e}"),
+        snippet: snippet(),
+    })?;
+    verify(&before, &after, |_, keys| {
+        keys.iter()
+            .map(|k| {
+                if *k == old_key {
+                    key.to_string()
+                } else {
+                    k.clone()
+                }
+            })
+            .collect()
     })
     .map_err(|why| EditError::Unverified {
         file: path.to_path_buf(),

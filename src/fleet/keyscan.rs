@@ -20,6 +20,8 @@ use crate::recipient::{Recipient, RecipientError, SSH_BASE64};
 pub const TOOL: &str = "ssh-keyscan";
 /// Seconds `ssh-keyscan` waits for the host (`-T`).
 pub const TIMEOUT_SECS: u32 = 10;
+/// Seconds past `-T` after which a scan that has not finished is killed.
+pub const GRACE_SECS: u64 = 2;
 /// Most bytes of `ssh-keyscan` output read; more is refused.
 pub const MAX_OUTPUT: usize = 64 * 1024;
 /// Longest accepted output line (an ed25519 line for a 255-byte name is ~350 bytes).
@@ -123,9 +125,14 @@ impl Target {
 
     /// The argv `ssh-keyscan` is run with (after the tool name).
     pub fn args(&self) -> Vec<String> {
+        self.args_with_timeout(TIMEOUT_SECS)
+    }
+
+    /// [`Target::args`] with `-T secs`.
+    pub fn args_with_timeout(&self, secs: u32) -> Vec<String> {
         vec![
             "-T".into(),
-            TIMEOUT_SECS.to_string(),
+            secs.to_string(),
             "-t".into(),
             "ed25519".into(),
             "-p".into(),
@@ -220,6 +227,9 @@ pub enum KeyscanError {
         target: String,
         /// The tool's last stderr line, if any.
         detail: Option<String>,
+        /// Whether the server answered (its SSH banner was seen): it offers no ed25519
+        /// key, rather than being unreachable.
+        banner: bool,
     },
     /// The scanned key's fingerprint is not the one given.
     #[error("fingerprint mismatch: expected {expected}, got {got}")]
@@ -262,8 +272,14 @@ pub fn check_fingerprint(key: &ScannedKey, expected: &str) -> Result<(), Keyscan
 /// Runs `ssh-keyscan -T 10 -t ed25519 -p PORT -- HOST` (from `PATH`, no shell) and returns
 /// the one ed25519 key it offers; see [`parse_output`].
 pub fn scan(target: &Target) -> Result<ScannedKey, KeyscanError> {
+    scan_within(target, TIMEOUT_SECS)
+}
+
+/// [`scan`] with `-T secs`, and a hard bound: the tool is killed when it has not finished
+/// `secs` + [`GRACE_SECS`] seconds after it started (a name that takes long to resolve).
+pub fn scan_within(target: &Target, secs: u32) -> Result<ScannedKey, KeyscanError> {
     let mut child = Command::new(TOOL)
-        .args(target.args())
+        .args(target.args_with_timeout(secs))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -279,19 +295,43 @@ pub fn scan(target: &Target) -> Result<ScannedKey, KeyscanError> {
         }
         buf
     });
-    let mut out = Vec::new();
-    let read = match child.stdout.take() {
-        Some(s) => s
-            .take(MAX_OUTPUT as u64 + 1)
-            .read_to_end(&mut out)
-            .map(|_| ()),
-        None => Ok(()),
-    };
+    let stdout = child.stdout.take();
+    let (done, finished) = std::sync::mpsc::channel();
+    let stdout_reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let read = match stdout {
+            Some(s) => s
+                .take(MAX_OUTPUT as u64 + 1)
+                .read_to_end(&mut out)
+                .map(|_| ()),
+            None => Ok(()),
+        };
+        let _ = done.send(());
+        (out, read)
+    });
+    let limit = std::time::Duration::from_secs(u64::from(secs) + GRACE_SECS);
+    let timed_out = finished.recv_timeout(limit).is_err();
+    if timed_out {
+        let _ = child.kill();
+    }
+    let (out, read) = stdout_reader
+        .join()
+        .unwrap_or_else(|_| (Vec::new(), Ok(())));
     if read.is_err() || out.len() > MAX_OUTPUT {
         let _ = child.kill();
     }
     let _ = child.wait();
     let stderr = stderr_reader.join().unwrap_or_default();
+    if timed_out {
+        return Err(KeyscanError::NoKey {
+            target: target.to_string(),
+            detail: Some(format!(
+                "no answer within {} s",
+                u64::from(secs) + GRACE_SECS
+            )),
+            banner: false,
+        });
+    }
     read.map_err(|source| KeyscanError::Read { source })?;
     if out.len() > MAX_OUTPUT {
         return Err(KeyscanError::BadOutput {
@@ -299,13 +339,19 @@ pub fn scan(target: &Target) -> Result<ScannedKey, KeyscanError> {
             why: format!("more than {MAX_OUTPUT} bytes"),
         });
     }
-    let detail = String::from_utf8_lossy(&stderr)
-        .lines()
-        .map(str::trim)
+    let stderr = String::from_utf8_lossy(&stderr);
+    let lines = || stderr.lines().map(str::trim);
+    // `# host:port SSH-2.0-…`: the server answered (its key types are another matter).
+    let banner = lines().any(|l| l.starts_with('#') && l.contains(" SSH-"));
+    let detail = lines()
         .rfind(|l| !l.is_empty() && !l.starts_with('#'))
         .map(|l| crate::text::escape_controls(l).chars().take(200).collect());
     parse_output(target, &out).map_err(|e| match e {
-        KeyscanError::NoKey { target, .. } => KeyscanError::NoKey { target, detail },
+        KeyscanError::NoKey { target, .. } => KeyscanError::NoKey {
+            target,
+            detail,
+            banner,
+        },
         other => other,
     })
 }
@@ -385,6 +431,7 @@ pub fn parse_output(target: &Target, out: &[u8]) -> Result<ScannedKey, KeyscanEr
         [] => Err(KeyscanError::NoKey {
             target: target.to_string(),
             detail: None,
+            banner: false,
         }),
         [wire] => Ok(ScannedKey {
             line: format!("ssh-ed25519 {}", STANDARD.encode(wire)),

@@ -353,6 +353,15 @@ pub(crate) fn new_binding_without_anchor(layout: &Layout, binding: &str) -> Opti
     }
 }
 
+/// Replaces the value of the binding `binding` (`name = value;`) with `text`.
+pub(crate) fn replace_value(binding: &SyntaxNode, text: &str) -> Option<TextEdit> {
+    let value = value_of(binding)?;
+    Some(TextEdit {
+        range: span(value.text_range()),
+        text: text.to_string(),
+    })
+}
+
 /// The byte offset where `node` starts.
 pub(crate) fn start(node: &SyntaxNode) -> usize {
     usize::from(node.text_range().start())

@@ -5,6 +5,8 @@
 //! spelling of a `git+ssh://` input), or `git+ssh://…`, or scp-like `user@host:path`. The
 //! `ref` (branch) and `rev` are returned as well. Other input types (github, path, tarball,
 //! https) are refused: pass `--secrets-url`.
+//!
+//! [`root_inputs`] reads every root input as locked, whatever its type, for `pin`.
 
 use std::path::Path;
 
@@ -33,35 +35,96 @@ pub struct LockError {
     pub what: String,
 }
 
+/// Largest `flake.lock` read (a large fleet's is well under 1 MiB).
+const MAX_LOCK: usize = 16 << 20;
+
+/// A flake's `flake.lock`, parsed (the one reader of it: `install-with-secrets` and `pin`).
+struct Lock {
+    /// The lock file, as errors name it.
+    file: String,
+    /// Its JSON.
+    json: Value,
+}
+
+impl Lock {
+    fn read(flake_dir: &Path) -> Result<Lock, LockError> {
+        let file = flake_dir.join("flake.lock").display().to_string();
+        let err = |what: String| LockError {
+            file: file.clone(),
+            what,
+        };
+        // A FIFO or device is refused, not read forever; a lock is small.
+        let bytes = crate::fsutil::read_regular(&flake_dir.join("flake.lock"))
+            .map_err(|e| err(format!("cannot read: {e}")))?;
+        if bytes.len() > MAX_LOCK {
+            return Err(err(format!(
+                "larger than {} MiB; not a flake lock",
+                MAX_LOCK >> 20
+            )));
+        }
+        let json: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| err(format!("not valid JSON: {}", one_line(&e.to_string()))))?;
+        if !json.get("nodes").is_some_and(Value::is_object) {
+            return Err(err("not a flake lock: no \"nodes\" object".into()));
+        }
+        Ok(Lock { file, json })
+    }
+
+    fn err(&self, what: String) -> LockError {
+        LockError {
+            file: self.file.clone(),
+            what,
+        }
+    }
+
+    fn root(&self) -> &str {
+        self.json
+            .get("root")
+            .and_then(Value::as_str)
+            .unwrap_or("root")
+    }
+
+    /// The root node's input names, in the lock's order.
+    fn input_names(&self) -> Vec<String> {
+        self.json
+            .pointer(&format!("/nodes/{}/inputs", escape(self.root())))
+            .and_then(Value::as_object)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The node input `name` points at: `Ok(None)` when it follows another input.
+    fn input_node(&self, name: &str) -> Result<Option<&Value>, LockError> {
+        let node = self
+            .json
+            .pointer(&format!(
+                "/nodes/{}/inputs/{}",
+                escape(self.root()),
+                escape(name)
+            ))
+            .ok_or_else(|| self.err(format!("the flake has no input {name:?}")))?;
+        let Value::String(node_name) = node else {
+            return Ok(None);
+        };
+        self.json
+            .pointer(&format!("/nodes/{}", escape(node_name)))
+            .map(Some)
+            .ok_or_else(|| {
+                self.err(format!(
+                    "input {name:?} points at a missing node {node_name:?}"
+                ))
+            })
+    }
+}
+
 /// Reads input `name` of the flake in `flake_dir`.
 pub fn secrets_input(flake_dir: &Path, name: &str) -> Result<LockedInput, LockError> {
-    let file = flake_dir.join("flake.lock");
-    let err = |what: String| LockError {
-        file: file.display().to_string(),
-        what,
-    };
-    let text = std::fs::read_to_string(&file).map_err(|e| err(format!("cannot read: {e}")))?;
-    let lock: Value =
-        serde_json::from_str(&text).map_err(|e| err(format!("not valid JSON: {e}")))?;
-    let root = lock.get("root").and_then(Value::as_str).unwrap_or("root");
-    let node = lock
-        .pointer(&format!("/nodes/{}/inputs/{}", escape(root), escape(name)))
-        .ok_or_else(|| err(format!("the flake has no input {name:?}")))?;
-    let node_name = match node {
-        Value::String(s) => s.as_str(),
-        _ => {
-            return Err(err(format!(
-                "input {name:?} follows another input; pass --secrets-url"
-            )))
-        }
-    };
-    let node = lock
-        .pointer(&format!("/nodes/{}", escape(node_name)))
-        .ok_or_else(|| {
-            err(format!(
-                "input {name:?} points at a missing node {node_name:?}"
-            ))
-        })?;
+    let lock = Lock::read(flake_dir)?;
+    let node = lock.input_node(name)?.ok_or_else(|| {
+        lock.err(format!(
+            "input {name:?} follows another input; pass --secrets-url"
+        ))
+    })?;
     let mut why = String::from("not locked");
     for part in ["locked", "original"] {
         let Some(spec) = node.get(part) else { continue };
@@ -82,7 +145,76 @@ pub fn secrets_input(flake_dir: &Path, name: &str) -> Result<LockedInput, LockEr
             rev: text_of("rev"),
         });
     }
-    Err(err(format!("input {name:?}: {why}; pass --secrets-url")))
+    Err(lock.err(format!("input {name:?}: {why}; pass --secrets-url")))
+}
+
+/// One input of the flake's root, as locked: what `pin` compares with a repository.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RootInput {
+    /// The input's name in the flake (`secrets`).
+    pub name: String,
+    /// The locked source type (`git`, `github`, `gitlab`, `path`, …); `None` when the input
+    /// follows another one or has no `locked` entry.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// Where it is fetched from: the `url` of a `git` input, `github:OWNER/REPO` (and the
+    /// like) for a forge input.
+    pub url: Option<String>,
+    /// The locked commit, when the lock names one.
+    pub rev: Option<String>,
+    /// The branch (a `refs/heads/` prefix removed), when the lock names one.
+    pub branch: Option<String>,
+    /// The locked forge host (`github.com`, or the `host` of the lock entry).
+    #[serde(skip)]
+    pub forge: Option<(String, String)>,
+}
+
+/// Every input of the root of the flake in `flake_dir`, as locked (inputs that follow
+/// another one come with no type, URL or commit).
+pub fn root_inputs(flake_dir: &Path) -> Result<Vec<RootInput>, LockError> {
+    let lock = Lock::read(flake_dir)?;
+    let mut out = Vec::new();
+    for name in lock.input_names() {
+        let locked = lock.input_node(&name)?.and_then(|n| n.get("locked"));
+        let text_of = |k: &str| {
+            locked
+                .and_then(|l| l.get(k))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        let kind = text_of("type");
+        let forge_host = match kind.as_deref() {
+            Some("github") => Some("github.com"),
+            Some("gitlab") => Some("gitlab.com"),
+            Some("sourcehut") => Some("git.sr.ht"),
+            _ => None,
+        };
+        let forge = match (forge_host, text_of("owner"), text_of("repo")) {
+            (Some(default), Some(owner), Some(repo)) => Some((
+                text_of("host").unwrap_or_else(|| default.to_string()),
+                format!("{owner}/{repo}"),
+            )),
+            _ => None,
+        };
+        let url = match (&forge, kind.as_deref()) {
+            (Some((_, path)), Some(k)) => Some(format!("{k}:{path}")),
+            _ => text_of("url"),
+        };
+        out.push(RootInput {
+            name: name.clone(),
+            url,
+            rev: text_of("rev"),
+            branch: text_of("ref").map(|r| r.trim_start_matches("refs/heads/").to_owned()),
+            kind,
+            forge,
+        });
+    }
+    Ok(out)
+}
+
+/// Collapses a message into one line.
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// JSON pointer escaping of one path segment.

@@ -15,6 +15,7 @@ use crate::envelope::Header;
 use crate::rules::Rules;
 
 pub mod agent;
+pub mod extra_files;
 pub mod flake_lock;
 pub mod pq;
 pub mod preflight;
@@ -226,25 +227,27 @@ impl HostIdentity {
             id.source = HostKeySource::Reused;
             return Ok(id);
         }
-        let generated =
-            crate::keys::openssh::generate_ed25519(comment, None).map_err(|source| {
-                InstallError::Generate {
-                    path: path.to_path_buf(),
-                    source,
-                }
-            })?;
-        let mut id = HostIdentity {
-            private_openssh: generated.private_openssh,
-            public_line: generated.public_line,
-            fingerprint: generated.fingerprint,
-            source: HostKeySource::Generated,
-            path: None,
-        };
+        let mut id = Self::generate(comment).map_err(|source| InstallError::Generate {
+            path: path.to_path_buf(),
+            source,
+        })?;
         if save {
             kept.save(id.private_openssh.as_bytes())?;
             id.path = Some(path.to_path_buf());
         }
         Ok(id)
+    }
+
+    /// A new ed25519 host key, in memory only.
+    pub fn generate(comment: &str) -> Result<Self, crate::keys::KeyError> {
+        let generated = crate::keys::openssh::generate_ed25519(comment, None)?;
+        Ok(HostIdentity {
+            private_openssh: generated.private_openssh,
+            public_line: generated.public_line,
+            fingerprint: generated.fingerprint,
+            source: HostKeySource::Generated,
+            path: None,
+        })
     }
 
     /// The private key text, for placing it under the target root.

@@ -75,18 +75,23 @@ impl PqHostIdentity {
             id.source = HostKeySource::Reused;
             return Ok(id);
         }
-        let identity = MlKem768X25519Identity::generate();
-        let mut id = PqHostIdentity {
-            recipient: identity.recipient(),
-            identity,
-            source: HostKeySource::Generated,
-            path: None,
-        };
+        let mut id = Self::generate();
         if save {
             kept.save(id.file_text().as_bytes())?;
             id.path = Some(path.to_path_buf());
         }
         Ok(id)
+    }
+
+    /// A new post-quantum identity, in memory only.
+    pub fn generate() -> Self {
+        let identity = MlKem768X25519Identity::generate();
+        PqHostIdentity {
+            recipient: identity.recipient(),
+            identity,
+            source: HostKeySource::Generated,
+            path: None,
+        }
     }
 
     /// The identity file's text, as placed under the root.

@@ -6,11 +6,11 @@
 use crate::common;
 
 use std::ffi::OsString;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use crate::common::keyscan::FakeKeyscan;
 use crate::common::sshd::{self, SshRig};
 use crate::common::{assert_clean_failure, require_tool, stderr, stdout, Fleet};
 
@@ -247,54 +247,13 @@ fn on_a_terminal_yes_trusts_the_key_and_no_refuses_it() {
     );
 }
 
-/// A fake `ssh-keyscan` first on PATH: it logs its arguments (one a line) to `args.log`
-/// and prints the bytes of `output` on stdout and `err` on stderr.
-struct FakeKeyscan {
-    dir: tempfile::TempDir,
-}
-
-impl FakeKeyscan {
-    fn new(output: &[u8], err: &str) -> FakeKeyscan {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        std::fs::write(d.join("out"), output).unwrap();
-        std::fs::write(d.join("err"), err).unwrap();
-        let script = format!(
-            "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{0}/args.log'\ncat '{0}/out'\ncat '{0}/err' >&2\nexit 0\n",
-            d.display()
-        );
-        let tool = d.join("ssh-keyscan");
-        std::fs::write(&tool, script).unwrap();
-        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
-        FakeKeyscan { dir }
-    }
-
-    fn path_env(&self) -> OsString {
-        let mut p = OsString::from(self.dir.path());
-        p.push(":");
-        p.push(std::env::var_os("PATH").unwrap_or_default());
-        p
-    }
-
-    fn ran(&self) -> bool {
-        self.dir.path().join("args.log").exists()
-    }
-
-    fn args(&self) -> Vec<String> {
-        std::fs::read_to_string(self.dir.path().join("args.log"))
-            .unwrap()
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-
-    /// `--keyscan=TARGET`, so a TARGET starting with `-` reaches agefleet's own check.
-    fn add(&self, f: &Fleet, target: &str, extra: &[&str]) -> Output {
-        let keyscan = format!("--keyscan={target}");
-        let mut args = vec!["host", "add", "web1", &keyscan, "--like", "admin"];
-        args.extend_from_slice(extra);
-        common::run(f.cmd().env("PATH", self.path_env()).args(&args))
-    }
+/// `host add web1 --keyscan=TARGET --like admin` with `fake` first on PATH (`=`, so a
+/// TARGET starting with `-` reaches agefleet's own check).
+fn fake_add(fake: &FakeKeyscan, f: &Fleet, target: &str, extra: &[&str]) -> Output {
+    let keyscan = format!("--keyscan={target}");
+    let mut args = vec!["host", "add", "web1", &keyscan, "--like", "admin"];
+    args.extend_from_slice(extra);
+    common::run(f.cmd().env("PATH", fake.path_env()).args(&args))
 }
 
 /// Exactly one `agefleet:` error line mentioning `needle`, exit `code`, no panic.
@@ -317,7 +276,12 @@ fn the_tool_gets_an_argv_and_ipv6_in_brackets_works() {
         format!("# [::1]:2222 SSH-2.0-OpenSSH_9.2\n[::1]:2222 ssh-ed25519 {KEY}\n").as_bytes(),
         "",
     );
-    let out = fake.add(&f, "[::1]:2222", &["--fingerprint", KEY_FP, "--no-rekey"]);
+    let out = fake_add(
+        &fake,
+        &f,
+        "[::1]:2222",
+        &["--fingerprint", KEY_FP, "--no-rekey"],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
         fake.args(),
@@ -396,7 +360,7 @@ fn hostile_keyscan_output_is_refused_with_one_line_and_nothing_written() {
             if let Some(fp) = fp {
                 extra.extend(["--fingerprint", fp]);
             }
-            let out = fake.add(&f, "h", &extra);
+            let out = fake_add(&fake, &f, "h", &extra);
             assert!(fake.ran());
             assert_one_line_failure(&out, needle, 1);
             assert_eq!(rules(&f), before, "{needle}");
@@ -432,7 +396,7 @@ fn option_like_hosts_and_bad_fingerprints_are_refused_before_anything_runs() {
             "expected SHA256:<43 base64",
         ),
     ] {
-        let out = fake.add(&f, target, extra);
+        let out = fake_add(&fake, &f, target, extra);
         assert_one_line_failure(&out, needle, 2);
         assert!(!fake.ran(), "{target:?}: ssh-keyscan ran");
         assert!(!marker.exists());
@@ -451,7 +415,7 @@ fn option_like_hosts_and_bad_fingerprints_are_refused_before_anything_runs() {
         "admin",
     ]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    let out = fake.add(&f, "h", &["--key", &format!("ssh-ed25519 {KEY2}")]);
+    let out = fake_add(&fake, &f, "h", &["--key", &format!("ssh-ed25519 {KEY2}")]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(!fake.ran());
     assert_eq!(rules(&f), before);

@@ -4,6 +4,7 @@
 
 pub mod activation;
 pub mod agenix;
+pub mod keyscan;
 pub mod nix;
 pub mod plugin;
 pub mod sshd;
