@@ -142,6 +142,7 @@ pub(crate) mod text;
 pub use envelope::{decrypt, encrypt, EnvelopeError, Header, StanzaKind};
 pub use fsutil::FsError;
 pub use identity::{IdentityError, IdentitySet, PassphrasePrompt};
+pub use platform::walk::WalkError;
 pub use recipient::plugin::PluginUi;
 pub use recipient::{Recipient, RecipientError, RecipientKind};
 pub use rules::{load as load_rules, EvalMode, RuleEntry, Rules, RulesError};
@@ -155,7 +156,7 @@ pub mod internal {
     /// Atomic writes, write locks and the RAM-backed private directory.
     pub mod fsutil {
         pub use crate::fsutil::{
-            atomic_write, create_parent_dirs, lock_for_writing, remove_empty_dirs,
+            atomic_write, create_parent_dirs, find_program, lock_for_writing, remove_empty_dirs,
             sweep_stale_private_dirs, symlink_target, temp_target, FsError, PrivateTempDir,
             StaleTemps, Sweep, WriteLock,
         };
