@@ -185,6 +185,7 @@ mod tests {
                         public_keys: vec![],
                         armor: false,
                         pq: false,
+                        generator: None,
                     }),
                 })
                 .collect(),

@@ -14,6 +14,7 @@ pub mod completions;
 pub mod context;
 pub mod decrypt;
 pub mod edit;
+pub mod generate;
 pub mod gitcheck;
 pub mod host;
 pub mod install_with_secrets;
@@ -211,6 +212,7 @@ fn run_command(ctx: &Context, cmd: Command) -> Result<Outcome> {
         Command::Host(crate::cli::HostCommand::Remove(a)) => host::remove(ctx, &a),
         Command::Access(a) => access::run(ctx, &a),
         Command::Audit(a) => audit::run(ctx, &a),
+        Command::Generate(a) => generate::run(ctx, &a),
     }
 }
 

@@ -15,12 +15,14 @@ use std::path::{Path, PathBuf};
 mod builtins;
 mod convert;
 mod eval;
+mod generator;
 mod nixcli;
 mod strings;
 pub(crate) mod syntax;
 mod value;
 
 use eval::{ErrorKind, EvalError, Evaluator};
+pub use generator::{Generator, KINDS as GENERATOR_KINDS};
 use value::Value;
 
 /// Stacks tried for the thread that parses and evaluates, largest first (a small machine may
@@ -61,6 +63,8 @@ pub struct Rule {
     pub armor: bool,
     /// `pq = true` in the rule: every recipient must be post-quantum (`age1pq1…`).
     pub pq: bool,
+    /// `generator = …` in the rule: how `agefleet generate` makes the value.
+    pub generator: Option<Generator>,
 }
 
 /// An entry of the rules attrset: its name (the attribute name, e.g. `"dir/x.age"`) and
@@ -382,7 +386,8 @@ pub fn evaluate_str(path: &Path, text: String) -> Result<Vec<RuleEntry>, RulesEr
     })
 }
 
-/// One entry fully evaluated, as the Nix backend sees it: `publicKeys`, `armor`, `pq` as JSON,
+/// One entry fully evaluated, as the Nix backend sees it: `publicKeys`, `armor`, `pq` and
+/// `generator` as JSON,
 /// every other attribute forced (so an error anywhere in the entry makes it bad).
 fn entry_json(ev: &mut Evaluator, t: value::ThunkId) -> Result<serde_json::Value, EvalError> {
     let v = ev.force(t)?;
@@ -392,7 +397,7 @@ fn entry_json(ev: &mut Evaluator, t: value::ThunkId) -> Result<serde_json::Value
     let mut out = serde_json::Map::new();
     for (k, t) in set.iter() {
         let item = ev.force(*t)?;
-        if &**k == "publicKeys" || &**k == "armor" || &**k == "pq" {
+        if matches!(&**k, "publicKeys" | "armor" | "pq" | "generator") {
             out.insert(k.to_string(), ev.json_value(&item)?);
         } else {
             ev.deep_force(&item)?;
