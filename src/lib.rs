@@ -11,8 +11,8 @@
 //! [`platform`] (root-safe filesystem walks, atomic writes, user lookup), and the verbs:
 //! [`keys`], [`provision`] (first-install provisioning for `install-with-secrets`),
 //! [`activation`] (its `place` module is the boot-time install phase), [`fleet`], and
-//! [`secrets`] (what edit, decrypt, rekey and status share, with the [`secrets::rekey`] and
-//! [`secrets::status`] verbs).
+//! [`secrets`] (what edit, decrypt, rekey and status share, with the [`secrets::rekey`],
+//! [`secrets::generate`] and [`secrets::status`] verbs).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -34,8 +34,8 @@ pub enum GenerateError {
     /// A secret argument that designates no rule (or two).
     #[error("{0}")]
     Name(#[from] NameError),
-    /// A `--rotate` pattern that matches no rule.
-    #[error("{}: no rule matches {pattern:?}", rules.display())]
+    /// A `--rotate` pattern that matches no rule with a generator.
+    #[error("{}: no rule with a generator matches {pattern:?}", rules.display())]
     NoMatch {
         /// The rules file.
         rules: PathBuf,
@@ -224,7 +224,8 @@ pub fn companion_path(path: &Path) -> PathBuf {
 /// The secrets to make: those `secrets` name (read against `cwd`, see [`Rules::resolve`]),
 /// or every rule with a generator (and every bad rule, which may be a bad generator) when
 /// none is named. With `rotate`, each argument may be a pattern with `*` and `?` matched
-/// against rule names, and the selected secrets get new values even when they exist.
+/// against the names of the rules with a generator (or a bad rule), and the selected secrets
+/// get new values even when they exist.
 pub fn select<'r>(
     rules: &'r Rules,
     secrets: &[PathBuf],
@@ -252,6 +253,7 @@ pub fn select<'r>(
             let matched: Vec<&RuleEntry> = rules
                 .entries
                 .iter()
+                .filter(|e| e.rule.is_err() || generator_of(e).is_some())
                 .filter(|e| {
                     crate::git::known_hosts::glob(
                         pattern.as_bytes(),
@@ -660,4 +662,97 @@ fn same_public(expected: &str, written: &[u8]) -> bool {
             .collect::<Vec<_>>()
     };
     fields(expected) == fields(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::age_identity::{self, AgeKeyKind};
+    use crate::rules::EvalMode;
+
+    /// The verb runs as a library: select → plan → execute makes what is missing (and the
+    /// companion), a second plan finds nothing to do, a symlinked companion is refused
+    /// without writing the secret, and `check_companions` sees a swapped companion.
+    #[test]
+    fn generate_runs_as_a_library() {
+        let dir = tempfile::tempdir().unwrap();
+        let admin = age_identity::generate(AgeKeyKind::X25519, std::time::SystemTime::now());
+        std::fs::write(
+            dir.path().join("secrets.nix"),
+            format!(
+                "let k = [ \"{}\" ]; in {{\n\
+                 \"a.age\" = {{ publicKeys = k; generator = \"age\"; }};\n\
+                 \"h.age\" = {{ publicKeys = k; generator = {{ kind = \"hex\"; bytes = 4; }}; }};\n\
+                 \"l.age\" = {{ publicKeys = k; generator = \"wireguard\"; }};\n\
+                 \"n.age\".publicKeys = k;\n}}\n",
+                admin.recipient
+            ),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink("/nonexistent", dir.path().join("l.pub")).unwrap();
+        let rules = crate::rules::load(&dir.path().join("secrets.nix"), EvalMode::Builtin).unwrap();
+        let lock = WriteLock::acquire(&rules.dir).unwrap();
+        let run = |rotate: &[&str]| {
+            let names: Vec<PathBuf> = rotate.iter().map(PathBuf::from).collect();
+            let selection = select(&rules, &names, dir.path(), !rotate.is_empty());
+            execute(&rules, plan(&rules, selection, &lock), &|_| {}, &lock)
+        };
+        let statuses = |r: &Report| {
+            r.files
+                .iter()
+                .map(|f| match &f.outcome {
+                    Outcome::Failed { error } => format!("failed: {error}"),
+                    o => serde_json::to_value(o).unwrap()["status"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                })
+                .collect::<Vec<_>>()
+        };
+        let first = run(&[]);
+        let l_pub = dir.path().join("l.pub");
+        assert_eq!(
+            statuses(&first),
+            [
+                "created".to_string(),
+                "created".to_string(),
+                format!(
+                    "failed: {}: is a symlink; agefleet does not write through symlinks",
+                    l_pub.display()
+                ),
+            ]
+        );
+        assert!(!dir.path().join("l.age").exists());
+        assert_eq!(first.written_files().len(), 3);
+
+        let ids = {
+            let key = dir.path().join("admin.key");
+            age_identity::write_new(&key, &admin).unwrap();
+            crate::secrets::load_identities(&[key], None).unwrap().0
+        };
+        let a = dir.path().join("a.age");
+        let bytes = std::fs::read(&a).unwrap();
+        let header = crate::secrets::header_of(&a, &bytes).unwrap();
+        let identity = crate::secrets::decrypt(&a, &bytes, &header, &ids).unwrap();
+        assert!(std::str::from_utf8(&identity)
+            .unwrap()
+            .contains("AGE-SECRET-KEY-1"));
+        assert!(check_companions(&rules, &ids).is_empty());
+
+        let second = run(&[]);
+        assert_eq!(second.written(), 0);
+        assert_eq!(std::fs::read(&a).unwrap(), bytes);
+
+        let rotated = run(&["?.age"]);
+        assert_eq!(rotated.written(), 2, "{:?}", statuses(&rotated));
+        assert_ne!(std::fs::read(&a).unwrap(), bytes);
+        assert!(check_companions(&rules, &ids).is_empty());
+        std::fs::write(dir.path().join("a.pub"), format!("{}\n", admin.recipient)).unwrap();
+        let checks = check_companions(&rules, &ids);
+        assert_eq!(checks.len(), 1);
+        assert!(
+            checks[0].mismatch && checks[0].name == "a.age",
+            "{checks:?}"
+        );
+    }
 }
