@@ -124,6 +124,9 @@ pub enum Command {
     /// repository: current, behind (and what the hosts miss), ahead, diverged or unknown.
     /// Exit 0 when current, 1 otherwise.
     Pin(PinArgs),
+    /// Make the secrets whose rules have a generator and whose files do not exist yet
+    /// (idempotent); with --rotate or --rotate-debt, give existing ones new values.
+    Generate(GenerateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -249,6 +252,31 @@ pub struct AuditArgs {
     /// Audit only the commits after REV (REV itself excluded), e.g. the last rotation's tag.
     #[arg(long, value_name = "REV")]
     pub since: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Only these secrets (default: every secret whose rule has a generator). With
+    /// --rotate, the secrets to give new values (`*` and `?` wildcards match rule names).
+    #[arg(value_name = "SECRET", allow_hyphen_values = true)]
+    pub secrets: Vec<PathBuf>,
+    /// Give the named secrets new values, even when they exist.
+    #[arg(long, requires = "secrets", conflicts_with = "rotate_debt")]
+    pub rotate: bool,
+    /// Give new values to every secret with a generator that `agefleet audit` reports in
+    /// rotation debt (settled with -i as audit does); exit 1 while debt on secrets without
+    /// a generator remains.
+    #[arg(long, conflicts_with = "secrets")]
+    pub rotate_debt: bool,
+    /// Say what would be made, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// `git add --intent-to-add` the files made (secrets and companions).
+    #[arg(long)]
+    pub git_add: bool,
+    /// Report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

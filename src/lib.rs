@@ -14,7 +14,8 @@
 //!   the hybrid post-quantum `mlkem768x25519`, and age plugins).
 //! - [`Header`]: an age file's header, read without any key ([`Header::parse`]).
 //! - [`encrypt`] and [`decrypt`]: whole files in memory; plaintext comes back zeroized on drop.
-//! - The verbs: [`secrets::rekey`] and [`secrets::status`] (plan → execute → report),
+//! - The verbs: [`secrets::rekey`], [`secrets::generate`] and [`secrets::status`] (plan →
+//!   execute → report),
 //!   [`fleet`] (`access`, `audit`, host onboarding), [`keys`] (the key lifecycle),
 //!   [`activation`] (boot-time install into a RAM-backed directory) and [`provision`]
 //!   (first-install provisioning).

@@ -186,6 +186,7 @@ mod tests {
                         public_keys: vec![],
                         armor: false,
                         pq: false,
+                        generator: None,
                     }),
                 })
                 .collect(),

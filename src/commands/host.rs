@@ -205,8 +205,30 @@ pub fn remove(ctx: &Context, args: &HostRemoveArgs) -> Result<Outcome> {
             args.name,
             plan.changed.len()
         ));
+        // Which of them a generator can rotate (the rules as they now are; the edit
+        // changes no generator).
+        let rules = ctx.load_rules().ok();
+        let mut can_rotate = 0;
         for name in &plan.changed {
-            ui::err_line(&format!("  {}", ui::printable(name)));
+            let has_generator = rules
+                .as_ref()
+                .and_then(|r| r.entry(name))
+                .and_then(|e| e.rule.as_ref().ok())
+                .is_some_and(|r| r.generator.is_some());
+            if has_generator {
+                can_rotate += 1;
+                ui::err_line(&format!(
+                    "  {}  (has a generator: `agefleet generate --rotate-debt` rotates it)",
+                    ui::printable(name)
+                ));
+            } else {
+                ui::err_line(&format!("  {}", ui::printable(name)));
+            }
+        }
+        if can_rotate > 0 {
+            ui::info(&format!(
+                "{can_rotate} of them have a generator: `agefleet generate --rotate-debt` gives them new values; rotate the others by hand"
+            ));
         }
     }
     Ok(outcome)

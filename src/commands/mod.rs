@@ -14,6 +14,7 @@ pub mod completions;
 pub mod context;
 pub mod decrypt;
 pub mod edit;
+pub mod generate;
 pub mod gitcheck;
 pub mod host;
 pub mod install_with_secrets;
@@ -220,6 +221,7 @@ fn run_command(ctx: &Context, cmd: Command) -> Result<Outcome> {
         Command::Access(a) => access::run(ctx, &a),
         Command::Audit(a) => audit::run(ctx, &a),
         Command::Pin(a) => pin::run(ctx, &a),
+        Command::Generate(a) => generate::run(ctx, &a),
     }
 }
 

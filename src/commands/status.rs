@@ -4,6 +4,8 @@
 //! [`crate::secrets::status::scan`]; this renders its report as a table or JSON. With
 //! `--flake DIR` (or `$AGEFLEET_FLAKE`), one more line (a `pin` object in JSON) says whether
 //! that flake pins the secrets repository's HEAD; it does not change the exit code.
+//! With `-i`, the `.pub` companions of generated secrets are also checked against the secrets
+//! ([`crate::secrets::generate::check_companions`]).
 
 use super::{ui, Context, Outcome, Result};
 use crate::cli::StatusArgs;
@@ -12,10 +14,19 @@ use crate::secrets::status::{self, Entry, Progress};
 pub fn run(ctx: &Context, args: &StatusArgs) -> Result<Outcome> {
     let rules = ctx.load_rules()?;
     let bar = ui::progress(rules.entries.len(), "reading headers");
-    let report = status::scan(&rules, &|step| match step {
+    let mut report = status::scan(&rules, &|step| match step {
         Progress::HeaderRead => bar.inc(1),
         Progress::HeadersDone => bar.finish_and_clear(),
     });
+    if report.entries.iter().any(|e| e.companion.is_some()) {
+        if ctx.global.identity.is_empty() {
+            ui::info("public companions (.pub) are checked against their secrets only with -i KEY");
+        } else {
+            let ids = super::common::identities_for_each(ctx, &[])?;
+            let checks = crate::secrets::generate::check_companions(&rules, &ids);
+            status::mark_companions(&mut report, &checks);
+        }
+    }
     if let Some(e) = &report.tracking_error {
         ui::warn(&format!("cannot check git tracking: {e}"));
     }
@@ -119,6 +130,21 @@ fn table(entries: &[Entry]) -> String {
             detail.push(format!(
                 "{} age plugin recipient(s) not checked: only the plugin could match its stanzas",
                 e.plugin_recipients_unchecked
+            ));
+        }
+        if e.generator.is_some() && e.problems.contains(&status::Problem::MissingFile) {
+            detail.push("generate: `agefleet generate` makes it".into());
+        }
+        if e.problems.contains(&status::Problem::MissingCompanion) {
+            detail.push(format!(
+                "{} is missing",
+                e.companion.as_deref().unwrap_or_default()
+            ));
+        }
+        if let Some(note) = &e.companion_note {
+            detail.push(format!(
+                "{}: {note}",
+                e.companion.as_deref().unwrap_or_default()
             ));
         }
         for t in &e.stale_temps {

@@ -3,7 +3,7 @@
 
 use super::{Rule, RuleError};
 
-fn json_type(v: &serde_json::Value) -> &'static str {
+pub(super) fn json_type(v: &serde_json::Value) -> &'static str {
     use serde_json::Value as J;
     match v {
         J::Null => "null",
@@ -32,8 +32,9 @@ pub fn split_keys(s: &str) -> impl Iterator<Item = String> + '_ {
         .map(str::to_string)
 }
 
-/// Checks one entry's shape: a set with `publicKeys` (a list of strings) and optional
-/// Booleans `armor` and `pq`; other attributes are ignored.
+/// Checks one entry's shape: a set with `publicKeys` (a list of strings), optional
+/// Booleans `armor` and `pq` and an optional `generator` ([`super::Generator`]); other
+/// attributes are ignored.
 /// `location` names the rules file (and line:col of the entry when known) in errors.
 pub fn rule_from_json(
     location: &str,
@@ -83,10 +84,17 @@ pub fn rule_from_json(
     };
     let armor = flag("armor")?;
     let pq = flag("pq")?;
+    let generator = match obj.get("generator") {
+        None => None,
+        Some(g) => {
+            super::Generator::from_json(g).map_err(|what| entry_error(location, name, &what))?
+        }
+    };
     Ok(Rule {
         public_keys,
         armor,
         pq,
+        generator,
     })
 }
 
@@ -129,5 +137,16 @@ mod tests {
             .contains("pq is an integer while a Boolean was expected"));
         assert!(!rule(json!({"publicKeys": []})).unwrap().pq);
         assert!(rule(json!({"publicKeys": [], "pq": true})).unwrap().pq);
+        assert_eq!(
+            rule(json!({"publicKeys": [], "generator": "pasword"})).unwrap_err(),
+            "secrets.nix: secret \"a.age\": generator kind \"pasword\" is unknown (known: \
+             password, hex, base64, wireguard, ssh-ed25519, age, age-pq, command)"
+        );
+        assert_eq!(
+            rule(json!({"publicKeys": [], "generator": "hex"}))
+                .unwrap()
+                .generator,
+            Some(crate::rules::Generator::Hex { bytes: 32 })
+        );
     }
 }

@@ -16,6 +16,7 @@ mod builtins;
 mod convert;
 mod eval;
 mod nix_builtins;
+mod generator;
 mod nixcli;
 mod strings;
 pub(crate) mod syntax;
@@ -24,6 +25,7 @@ mod value;
 use eval::{ErrorKind, EvalError, Evaluator};
 /// The Nix version whose `builtins` names the builtin evaluator's `builtins` holds.
 pub use nix_builtins::NIX_VERSION as NIX_BUILTINS_VERSION;
+pub use generator::{Generator, KINDS as GENERATOR_KINDS};
 use value::Value;
 
 /// The environment variable that sets the builtin evaluator's memory budget, in MiB
@@ -87,6 +89,8 @@ pub struct Rule {
     pub armor: bool,
     /// `pq = true` in the rule: every recipient must be post-quantum (`age1pq1…`).
     pub pq: bool,
+    /// `generator = …` in the rule: how `agefleet generate` makes the value.
+    pub generator: Option<Generator>,
 }
 
 /// An entry of the rules attrset: its name (the attribute name, e.g. `"dir/x.age"`) and
@@ -411,7 +415,8 @@ pub fn evaluate_str(path: &Path, text: String) -> Result<Vec<RuleEntry>, RulesEr
     })
 }
 
-/// One entry fully evaluated, as the Nix backend sees it: `publicKeys`, `armor`, `pq` as JSON,
+/// One entry fully evaluated, as the Nix backend sees it: `publicKeys`, `armor`, `pq` and
+/// `generator` as JSON,
 /// every other attribute forced (so an error anywhere in the entry makes it bad).
 fn entry_json(ev: &mut Evaluator, t: value::ThunkId) -> Result<serde_json::Value, EvalError> {
     let v = ev.force(t)?;
@@ -421,7 +426,7 @@ fn entry_json(ev: &mut Evaluator, t: value::ThunkId) -> Result<serde_json::Value
     let mut out = serde_json::Map::new();
     for (k, t) in set.iter() {
         let item = ev.force(*t)?;
-        if &**k == "publicKeys" || &**k == "armor" || &**k == "pq" {
+        if matches!(&**k, "publicKeys" | "armor" | "pq" | "generator") {
             out.insert(k.to_string(), ev.json_value(&item)?);
         } else {
             ev.deep_force(&item)?;

@@ -8,12 +8,12 @@ use super::RulesError;
 const TOOL: &str = "nix-instantiate";
 
 /// Evaluates every entry of a rules file in one call: each entry becomes `{ ok = …; }`
-/// (only `publicKeys`, `armor` and `pq`, fully evaluated) or `{ failed = true; }` when it throws
+/// (only `publicKeys`, `armor`, `pq` and `generator`, fully evaluated) or `{ failed = true; }` when it throws
 /// or fails an assertion; other errors fail the whole call with Nix's message.
 const ENTRIES_WRAPPER: &str = r#"{ rulesFile }:
 let
   rules = import rulesFile;
-  pick = v: if builtins.isAttrs v then builtins.intersectAttrs { publicKeys = null; armor = null; pq = null; } v else v;
+  pick = v: if builtins.isAttrs v then builtins.intersectAttrs { publicKeys = null; armor = null; pq = null; generator = null; } v else v;
   check = v: let r = builtins.tryEval (builtins.deepSeq v v); in
     if r.success then { ok = pick r.value; } else { failed = true; };
 in

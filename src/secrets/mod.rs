@@ -4,8 +4,9 @@
 //! [`IdentityWarning`] values and failures as typed errors naming the file; the commands
 //! render both.
 //!
-//! The verbs built on these: [`rekey`] (select → plan → execute → report) and [`status`]
-//! (drift between the rules and the files, from headers only).
+//! The verbs built on these: [`rekey`] (select → plan → execute → report), [`generate`]
+//! (generated values, the same steps) and [`status`] (drift between the rules and the files,
+//! from headers only).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ use crate::recipient::plugin::PluginUi;
 use crate::recipient::{Recipient, RecipientError};
 use crate::rules::{RuleEntry, RuleError};
 
+pub mod generate;
 pub mod rekey;
 pub mod status;
 

@@ -41,6 +41,11 @@ pub enum Problem {
     Untracked,
     /// A temp file of an interrupted rekey/edit lies beside the secret.
     StaleTemp,
+    /// The secret's generator has a public half and its `.pub` companion file is missing.
+    MissingCompanion,
+    /// The `.pub` companion does not match the secret (checked only with identities:
+    /// [`mark_companions`]).
+    CompanionMismatch,
 }
 
 impl Problem {
@@ -56,6 +61,8 @@ impl Problem {
             Problem::NotPostQuantum => "not-post-quantum",
             Problem::Untracked => "untracked",
             Problem::StaleTemp => "stale-temp",
+            Problem::MissingCompanion => "missing-companion",
+            Problem::CompanionMismatch => "companion-mismatch",
         }
     }
 }
@@ -116,6 +123,16 @@ pub struct Entry {
     /// rekey or edit of the secret removes them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub stale_temps: Vec<String>,
+    /// The kind of the rule's `generator`, when it has one (`agefleet generate` makes a
+    /// missing file).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generator: Option<&'static str>,
+    /// The public companion file, for generators with a public half.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub companion: Option<String>,
+    /// Why the companion was found not to match, or could not be checked (with identities).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub companion_note: Option<String>,
 }
 
 impl Entry {
@@ -130,6 +147,9 @@ impl Entry {
             plugin_recipients_unchecked: 0,
             post_quantum: None,
             stale_temps: Vec::new(),
+            generator: None,
+            companion: None,
+            companion_note: None,
         }
     }
 
@@ -200,6 +220,19 @@ pub fn scan(rules: &Rules, progress: &(dyn Fn(Progress) + Sync)) -> Report {
                         .map(|rs| (rs, r.armor, r.pq))
                 });
             inspect(&path, &mut entry, Some(parsed), tracker.as_ref());
+            if let Some(g) = e.rule.as_ref().ok().and_then(|r| r.generator.as_ref()) {
+                entry.generator = Some(g.kind());
+                if g.has_companion() {
+                    let companion = super::generate::companion_path(&path);
+                    if !entry.problems.contains(&Problem::MissingFile)
+                        && std::fs::symlink_metadata(&companion).is_err()
+                    {
+                        entry.add(Problem::MissingCompanion);
+                        entry.problems.sort();
+                    }
+                    entry.companion = Some(companion.display().to_string());
+                }
+            }
             entry
         })
         .collect();
@@ -233,6 +266,24 @@ pub fn scan(rules: &Rules, progress: &(dyn Fn(Progress) + Sync)) -> Report {
     Report {
         entries,
         tracking_error,
+    }
+}
+
+/// Marks the entries whose companion [`super::generate::check_companions`] found not to
+/// match ([`Problem::CompanionMismatch`]) or could not check (a note only).
+pub fn mark_companions(report: &mut Report, checks: &[super::generate::CompanionCheck]) {
+    for c in checks {
+        if let Some(e) = report
+            .entries
+            .iter_mut()
+            .find(|e| e.rule && e.file == c.name)
+        {
+            if c.mismatch && !e.problems.contains(&Problem::CompanionMismatch) {
+                e.add(Problem::CompanionMismatch);
+                e.problems.sort();
+            }
+            e.companion_note = Some(c.problem.clone());
+        }
     }
 }
 

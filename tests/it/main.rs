@@ -20,6 +20,7 @@ mod decrypt;
 mod differential;
 mod edit;
 mod fuzz_regressions;
+mod generate;
 mod host;
 mod host_generate;
 mod host_verify;
