@@ -57,7 +57,7 @@ pub enum AuditError {
         dir: PathBuf,
     },
     /// The repository could not be opened.
-    #[error("{}: cannot open the git repository: {}", dir.display(), one_line(source.message()))]
+    #[error("{}: cannot open the git repository: {}", dir.display(), crate::text::collapse_whitespace(source.message()))]
     Open {
         /// Where discovery started.
         dir: PathBuf,
@@ -66,7 +66,7 @@ pub enum AuditError {
         source: git2::Error,
     },
     /// `--since REV` does not name a commit.
-    #[error("--since {rev:?}: not a commit of {}: {}", repo.display(), one_line(source.message()))]
+    #[error("--since {rev:?}: not a commit of {}: {}", repo.display(), crate::text::collapse_whitespace(source.message()))]
     BadRevision {
         /// The revision as given.
         rev: String,
@@ -77,7 +77,7 @@ pub enum AuditError {
         source: git2::Error,
     },
     /// Reading the history failed.
-    #[error("{}: {what}: {}", repo.display(), one_line(source.message()))]
+    #[error("{}: {what}: {}", repo.display(), crate::text::collapse_whitespace(source.message()))]
     Git {
         /// The repository's work tree.
         repo: PathBuf,
@@ -90,11 +90,6 @@ pub enum AuditError {
     /// A path could not be resolved against the work tree.
     #[error(transparent)]
     Path(#[from] crate::git::GitError),
-}
-
-/// libgit2 messages may span lines; errors here are one line.
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// A commit, as a report shows it.
@@ -706,7 +701,7 @@ fn evaluate_historical(
     };
     let blob = repo
         .find_blob(oid)
-        .map_err(|e| skipped(&one_line(e.message())))?;
+        .map_err(|e| skipped(&crate::text::collapse_whitespace(e.message())))?;
     let text = std::str::from_utf8(blob.content()).map_err(|_| skipped("not UTF-8"))?;
     let entries = crate::rules::evaluate_str(&rules.path, text.to_string())
         .map_err(|e| skipped(&format!("does not evaluate ({e})")))?;
