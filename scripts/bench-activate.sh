@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Time `agefleet activate` on N secrets (default 1000; DESIGN §9 target: <= 0.5 s), as root,
+# Time `agefleet activate` on N secrets (default 1000; target: <= 0.5 s), as root,
 # inside a private mount namespace, with temp directories (the host's /run is not touched).
 # Secrets are encrypted by the reference `age` CLI to an ssh-ed25519 host key, as a NixOS
 # host's secrets are. Each timed run is a full activation: new generation, N decryptions,

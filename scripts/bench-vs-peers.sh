@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Times agefleet beside the reference `age` CLI on one generated corpus, in one run, and prints
-# ratios against the targets of DESIGN §9:
+# ratios against its performance targets:
 #   rekey 200×5       agefleet vs the age CLI file by file (what agenix does, minus its Nix calls)
 #   rekey 10000×5     wall time and peak RSS
 #   status 10000      headers only

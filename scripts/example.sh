@@ -3,7 +3,7 @@
 # evaluate the rules, show drift, decrypt, rekey what drifted, edit through stdin.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/deps.sh
+scripts/deps.sh build
 cargo build --release --locked --quiet
 bin="$PWD/target/release/agefleet"
 work=$(mktemp -d)

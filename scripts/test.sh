@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it: dependencies, formatting, lints, unused dependencies,
-# tests.
+# The whole test suite, as CI runs it: dependencies and the reference data (scripts/deps.sh
+# test; without the reference data it stops here with one line), formatting, lints, unused
+# dependencies, tests.
 # Tests that need root or a tool are #[ignore = "needs …"]; as root or with CI=true (where
 # deps.sh has installed every tool) they run too, and a missing requirement fails them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/deps.sh
+scripts/deps.sh test
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo machete

@@ -652,7 +652,7 @@ mod tests {
                 e.reason
             );
         }
-        // The identity point as the issue reported it.
+        // The identity point (y = 1) as an OpenSSH public key line.
         let e = Recipient::parse(
             "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAEAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
         )

@@ -1,4 +1,4 @@
-//! Activation: manifest, generations, RAM-backed mounts, ownership (DESIGN §7).
+//! Activation: manifest, generations, RAM-backed mounts, ownership.
 //!
 //! Invariants:
 //! - `secretsDir` is only ever replaced by an atomic rename, and only by a link to a

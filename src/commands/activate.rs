@@ -1,4 +1,4 @@
-//! `activate`: install the secrets of a manifest written by the Nix module (DESIGN §7).
+//! `activate`: install the secrets of a manifest written by the Nix module.
 //! Messages go to stderr; with `--json` the report goes to stdout.
 
 use super::{ui, Context, Error, Outcome, Result};

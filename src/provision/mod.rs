@@ -1,4 +1,4 @@
-//! First-install provisioning (DESIGN §6), the library half: the host identity, the check
+//! First-install provisioning, the library half: the host identity, the check
 //! that it can open every secret the host declares, and placing files under the target
 //! root. The command (`install-with-secrets`, `commands::install_with_secrets`) drives the steps, runs external tools and prints.
 //!

@@ -1,4 +1,4 @@
-//! Preflight of `install-with-secrets` (DESIGN §6, step 1): everything that must hold before
+//! Preflight of `install-with-secrets` (step 1): everything that must hold before
 //! a disk is touched, and the [`Plan`] that is shown before anything destructive.
 //!
 //! Two steps, so the caller can guard the staging directory (remove it on a signal) before

@@ -106,7 +106,7 @@ fn custom(name: &str, file: &Path, path: &Path, symlink: bool) -> Secret {
     s
 }
 
-/// Defect 1, `symlink = false`: `~/.config/app -> /victim` must not make root overwrite
+/// `symlink = false`: `~/.config/app -> /victim` must not make root overwrite
 /// `/victim/token` with the secret.
 #[test]
 #[ignore = "needs root, `age-keygen`, `age`, `git`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh`, `sshd`, `unshare`"]
@@ -146,7 +146,7 @@ fn file_path_through_a_users_symlinked_dir_is_refused() {
     assert_eq!(std::fs::read(sd.join("good")).unwrap(), b"good");
 }
 
-/// Defect 1, `symlink = true`: the same planted link must not make root replace
+/// `symlink = true`: the same planted link must not make root replace
 /// `/victim/token` with a symlink.
 #[test]
 #[ignore = "needs root, `age-keygen`, `age`, `git`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh`, `sshd`, `unshare`"]
@@ -177,7 +177,7 @@ fn link_path_through_a_users_symlinked_dir_is_refused() {
     victim.assert_untouched();
 }
 
-/// Defect 1, between the phases: after `--phase install` wrote `~/app/token`, the user
+/// Between the phases: after `--phase install` wrote `~/app/token`, the user
 /// swaps `~/app` for a link to `/victim`; `--phase chown` must not give `/victim/token`
 /// (root, 0600) to the user.
 #[test]
@@ -221,7 +221,7 @@ fn chown_phase_does_not_follow_a_dir_swapped_after_install() {
     assert_eq!(owner_mode(&a.path("app.old/token")), (0, 0, 0o600));
 }
 
-/// Defect 5: two secrets with one target path both fail, naming it, and nothing is written.
+/// Two secrets with one target path both fail, naming it, and nothing is written.
 #[test]
 #[ignore = "needs root, `age-keygen`, `age`, `git`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh`, `sshd`, `unshare`"]
 fn two_secrets_with_one_path_are_both_refused() {
@@ -246,7 +246,7 @@ fn two_secrets_with_one_path_are_both_refused() {
     assert!(!target.exists() && std::fs::symlink_metadata(&target).is_err());
 }
 
-/// Defect 6: a `symlink = false` file on disk is warned about, and removed once its secret
+/// A `symlink = false` file on disk is warned about, and removed once its secret
 /// leaves the manifest (only while it is still the file activation wrote).
 #[test]
 #[ignore = "needs root, `age-keygen`, `age`, `git`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh`, `sshd`, `unshare`"]
@@ -329,7 +329,7 @@ fn file_secrets_on_disk_are_warned_about_and_removed_when_dropped() {
     assert!(!err.contains("not removed"), "{err}");
 }
 
-/// Defect 8: an identity that is a symlink to a user-owned file is used, but not silently.
+/// An identity that is a symlink to a user-owned file is used, but not silently.
 #[test]
 #[ignore = "needs root, `age-keygen`, `age`, `git`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh`, `sshd`, `unshare`"]
 fn identity_owned_by_a_user_is_warned_about() {
@@ -401,7 +401,7 @@ fn script(dir: &Path, body: &str) -> PathBuf {
     p
 }
 
-/// Defect 2: root with another user's `$XDG_RUNTIME_DIR` (as `su` or `sudo -E` leave it)
+/// Root with another user's `$XDG_RUNTIME_DIR` (as `su` or `sudo -E` leave it)
 /// must not put the plaintext where that user can read or swap it.
 #[test]
 #[ignore = "needs root, `age`, `script`, `ssh-keygen`"]
@@ -440,7 +440,7 @@ fn edit_as_root_ignores_another_users_runtime_dir() {
     assert_eq!(std::fs::read_dir(&xdg).unwrap().count(), 0);
 }
 
-/// Defect 2, read-back: an editor (or anyone) leaving a symlink at the plaintext's name must
+/// Reading the plaintext back: an editor (or anyone) leaving a symlink at the plaintext's name must
 /// not make root encrypt the link's target into the repository.
 #[test]
 #[ignore = "needs `script`, `ssh-keygen`"]
@@ -461,7 +461,7 @@ fn edited_file_replaced_by_a_symlink_is_not_read() {
     victim.assert_untouched();
 }
 
-/// Defect 3: `create-keys --ssh-dir ~u/.ssh` with `.ssh -> /victim` must neither chmod
+/// `create-keys --ssh-dir ~u/.ssh` with `.ssh -> /victim` must neither chmod
 /// `/victim` nor write keys there.
 #[test]
 #[ignore = "needs root"]
@@ -491,7 +491,7 @@ fn create_keys_refuses_a_symlinked_ssh_dir() {
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
 }
 
-/// Defect 3: `copy-keys --owner u --ssh-dir ~u/link/.ssh` with `link -> /victim` must not
+/// `copy-keys --owner u --ssh-dir ~u/link/.ssh` with `link -> /victim` must not
 /// create `/victim/.ssh` nor give anything there to the user.
 #[test]
 #[ignore = "needs root"]
@@ -527,7 +527,7 @@ fn copy_keys_refuses_a_symlinked_parent() {
     assert!(!tmp.path().join("victim/.ssh").exists());
 }
 
-/// Defect 3: `--owner` chowns an existing SSH directory too, and missing parents are
+/// `--owner` chowns an existing SSH directory too, and missing parents are
 /// created 0755 at most even under `umask 000`.
 #[test]
 #[ignore = "needs root"]

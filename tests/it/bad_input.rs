@@ -1,4 +1,4 @@
-//! Bad-input sweep (DESIGN §10): malformed rules, `.age` files, identities, manifests, key
+//! Bad-input sweep: malformed rules, `.age` files, identities, manifests, key
 //! directories and argv, each run through the real binary. Every case must exit non-zero
 //! without a panic or stack overflow, print its error as one line naming the input (and
 //! line:col for rules), and leave every file of its test directory as it was.

@@ -1,10 +1,10 @@
 //! The C2SP CCTV age test vectors (the spec's conformance suite), through the library and
 //! through `agefleet -d -i`.
 //!
-//! The vectors' directory comes from `AGEFLEET_CCTV_DIR` (`.ci/run` sets it to
-//! `../shared/cctv-age/testdata`; the npm package `cctv-age` carries the same files); unset,
-//! the test looks there relative to the repository and skips when it is absent (it fails in
-//! CI). Vector format (its README): `key: value` lines, a blank line, the age file
+//! The vectors are `cctv-age/testdata` of the reference data ([`common::reference`];
+//! `AGEFLEET_CCTV_DIR` overrides it; the npm package `cctv-age` carries the same files). A
+//! plain `cargo test` lists the test as ignored; with `--include-ignored` (as CI runs) missing
+//! vectors fail it. Vector format (its README): `key: value` lines, a blank line, the age file
 //! (zlib-compressed when `compressed: zlib`).
 //!
 //! Each vector's `expect` is checked exactly: success (and the payload's SHA-256), no match,
@@ -42,20 +42,6 @@ struct Vector {
     identities: Vec<String>,
     passphrase: bool,
     file: Vec<u8>,
-}
-
-fn vectors_dir() -> PathBuf {
-    let dir = std::env::var_os("AGEFLEET_CCTV_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/cctv-age/testdata")
-        });
-    assert!(
-        dir.is_dir(),
-        "CCTV vectors not found at {} (set AGEFLEET_CCTV_DIR)",
-        dir.display()
-    );
-    dir
 }
 
 fn parse_vector(name: &str, raw: &[u8]) -> Vector {
@@ -111,7 +97,7 @@ fn parse_vector(name: &str, raw: &[u8]) -> Vector {
 }
 
 fn load_vectors() -> Vec<Vector> {
-    let dir = vectors_dir();
+    let dir = common::reference("cctv-age/testdata", "AGEFLEET_CCTV_DIR");
     let mut names: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -173,6 +159,7 @@ fn identity_file(dir: &Path, v: &Vector) -> PathBuf {
 }
 
 #[test]
+#[ignore = "needs the reference data (the CCTV vectors)"]
 fn every_classical_and_hybrid_cctv_vector_through_the_library_and_the_cli() {
     let vectors = load_vectors();
     let dir = tempfile::tempdir().unwrap();

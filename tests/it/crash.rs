@@ -1,4 +1,4 @@
-//! Crash safety (DESIGN §10): `agefleet -r` and `agefleet -e` killed with SIGKILL at random
+//! Crash safety: `agefleet -r` and `agefleet -e` killed with SIGKILL at random
 //! moments, many times, over a corpus of 1,000+ secrets; after every kill each `.age` file
 //! must decrypt to its original plaintext (rekey) or to the old or the new one (edit). A
 //! killed run's temp files are removed by the next run; then `status` is clean.

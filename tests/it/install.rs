@@ -858,7 +858,7 @@ fn terminal_confirmation() {
     fx.stop();
 }
 
-/// Issue 11 defect 7: an unencrypted private key committed to the secrets repository would
+/// An unencrypted private key committed to the secrets repository would
 /// be staged into the store-bound input: refused in the preflight, naming the file.
 #[test]
 #[ignore = "needs root, `age-keygen`, `age`, `git`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh`, `sshd`"]
@@ -896,7 +896,7 @@ fn private_key_committed_to_the_secrets_repo_is_refused() {
     fx.stop();
 }
 
-/// Issue 11 defect 7: `--extra-files` problems (a FIFO, `etc` as a symlink) are preflight
+/// `--extra-files` problems (a FIFO, `etc` as a symlink) are preflight
 /// failures, found before disko runs.
 #[test]
 #[ignore = "needs root, `age-keygen`, `age`, `git`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh`, `sshd`"]

@@ -2,7 +2,7 @@
 //! activation-script semantics), run for real as root in a private mount namespace: the
 //! evaluated store files are in a private chroot store bind-mounted over /nix/store, and
 //! the script calls the agefleet binary under test. Also the switch from agefleet to
-//! agenix's own evaluated activation and back (DESIGN §7, issue 16 defect 7).
+//! agenix's own evaluated activation and back, both ways on the same `/run/agenix.d`.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};

@@ -511,7 +511,7 @@ fn position(haystack: &str, needle: &str) -> usize {
 #[ignore = "needs `nix-instantiate`, the Nix sources"]
 fn agenix_options_agefleet_ignores_are_accepted_with_a_warning() {
     let src = sources();
-    // Defect 1: agenix's documented `age.ageBin` (NixOS and nix-darwin).
+    // agenix's documented `age.ageBin` (NixOS and nix-darwin).
     for platform in ["nixos", "darwin"] {
         let w = ours(
             &src,
@@ -528,7 +528,7 @@ fn agenix_options_agefleet_ignores_are_accepted_with_a_warning() {
         );
         assert_eq!(w, json!([]), "{platform}: no warning when not set");
     }
-    // Defect 5: home-manager's `age.package` is agenix's age implementation.
+    // home-manager's `age.package` is agenix's age implementation.
     for platform in ["home-linux", "home-darwin"] {
         let v = ours(
             &src,
@@ -592,7 +592,7 @@ fn nixos_manifest_order_and_units() {
     // The install phase is not part of a dry activation (it writes).
     assert!(!v["dry"].as_str().unwrap().contains("agefleet activate"));
     let m = manifest_named_in(store.path(), script, "-agefleet-manifest.json");
-    assert_eq!(m["fs"], "ramfs", "defect 7: agenix's filesystem by default");
+    assert_eq!(m["fs"], "ramfs", "agenix's filesystem by default");
     assert_eq!(
         m["identityPaths"],
         json!(["/etc/ssh/ssh_host_rsa_key", "/etc/ssh/ssh_host_ed25519_key"])
@@ -650,7 +650,7 @@ fn darwin_installs_after_run_exists_and_never_aborts() {
            extra = c.system.activationScripts.extraActivation.text; }",
     );
     let script = v["script"].as_str().unwrap();
-    // Defect 3: after nix-darwin's createRun (/run made), before users are made.
+    // Installing runs after nix-darwin's createRun (/run made), before users are made.
     let create_run = position(script, "setting up /run via /etc/synthetic.conf");
     let install = position(script, "--phase install");
     let users = position(script, "setting up users...");
@@ -724,7 +724,7 @@ fn darwin_installs_after_run_exists_and_never_aborts() {
 #[ignore = "needs `nix-instantiate`, the Nix sources"]
 fn home_manager_paths_on_darwin_and_linux() {
     let src = sources();
-    // Defect 4: agenix's per-user directory on macOS, not an unset XDG_RUNTIME_DIR.
+    // agenix's per-user directory on macOS, not an unset XDG_RUNTIME_DIR.
     let cfg = "{ age.secrets.a.file = \"/s/a.age\"; }";
     let pick =
         "{ dir = c.age.secretsDir; mp = c.age.secretsMountPoint; path = c.age.secrets.a.path;
@@ -821,7 +821,7 @@ fn package_and_flake_outputs_evaluate() {
             "{app}: {program}"
         );
     }
-    // Defect 6: git for the unit tests that make repositories, completions installed,
+    // The package: git for the unit tests that make repositories, completions installed,
     // agenix's `override { ageBin }` accepted, `pkgs.agenix` from the overlay.
     assert_eq!(v["checkInputs"], json!(["git"]));
     let post = v["postInstall"].as_str().unwrap();

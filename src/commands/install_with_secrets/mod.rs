@@ -1,4 +1,4 @@
-//! `install-with-secrets`: first-install provisioning over a forwarded SSH agent (DESIGN §6).
+//! `install-with-secrets`: first-install provisioning over a forwarded SSH agent.
 //!
 //! Order, and what each exit code means:
 //! 1. Preflight (exit 4 on any failure; nothing on the target disks is touched): root; the

@@ -1,4 +1,4 @@
-//! `create-keys`, `copy-keys`, `check-keys`: the fleet's SSH keys (DESIGN §5).
+//! `create-keys`, `copy-keys`, `check-keys`: the fleet's SSH keys.
 //!
 //! Data (fingerprints, public lines, the `secrets.nix` snippet, the check table, JSON) goes
 //! to stdout; what was done and notes go to stderr.

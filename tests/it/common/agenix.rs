@@ -4,8 +4,8 @@
 //! arguments, environment and stdin, so exit codes, files and plaintexts can be compared.
 //! Both run without a controlling terminal (`setsid`).
 //!
-//! The agenix source comes from `$AGEFLEET_AGENIX_SRC` (set by `.ci/run`), else
-//! `../shared/nix-src/agenix` beside the repository (or beside one of its parents).
+//! The agenix source is `nix-src/agenix` of the reference data ([`super::reference`];
+//! `$AGEFLEET_AGENIX_SRC` overrides it).
 //! `nix-instantiate` runs with `--store dummy://`: agenix only evaluates, and that store
 //! needs neither root nor `/nix`.
 
@@ -14,18 +14,21 @@ use std::process::{Command, Output, Stdio};
 
 use super::{require_tool, ssh_keygen, stderr, SshKey};
 
-/// The agenix source tree (with its script), when present: [`super::nix_src`]`("agenix")`.
-pub fn agenix_src() -> Option<PathBuf> {
-    super::nix_src("agenix").filter(|d| d.join("pkgs/agenix.sh").is_file())
+/// The agenix source tree, with its script; fails the test when it is missing.
+pub fn agenix_src() -> PathBuf {
+    let src = super::reference("nix-src/agenix", "AGEFLEET_AGENIX_SRC");
+    assert!(
+        src.join("pkgs/agenix.sh").is_file(),
+        "{} has no pkgs/agenix.sh: not an agenix source tree",
+        src.display()
+    );
+    src
 }
 
 /// Fails the test unless the side-by-side rig can run: the agenix source and its tools
 /// (such tests are `#[ignore = "needs …"]`).
 pub fn require_agenix() {
-    assert!(
-        agenix_src().is_some(),
-        "agenix source not found: set AGEFLEET_AGENIX_SRC (.ci/run does)"
-    );
+    agenix_src();
     for tool in [
         "bash",
         "age",
@@ -256,7 +259,7 @@ impl Twin {
 /// evaluates against the dummy store, into `bin`; returns the script's path.
 fn install_script(bin: &Path) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
-    let src = agenix_src().expect("agenix source");
+    let src = agenix_src();
     let which = |t: &str| {
         super::which(t)
             .unwrap_or_else(|| panic!("{t} not on PATH"))

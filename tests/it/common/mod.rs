@@ -32,20 +32,44 @@ pub fn require_root() {
     );
 }
 
-/// Where one of the Nix source trees (`nixpkgs-lib`, `nix-darwin`, `home-manager`,
-/// `agenix`) is: its `AGEFLEET_*` variable (which `.ci/run` sets), else `shared/nix-src/<sub>`
-/// in an ancestor directory of the checkout. The one lookup every Nix-side test uses.
-pub fn nix_src(sub: &str) -> Option<PathBuf> {
-    let var = nix::source_var(sub);
-    if let Some(dir) = std::env::var_os(var).filter(|v| !v.is_empty()) {
-        let dir = PathBuf::from(dir);
-        return dir.is_dir().then_some(dir);
+/// The directory of the reference data (the CCTV vectors, the Nix sources; pinned and laid
+/// out as `scripts/reference.pins` says): `$AGEFLEET_REFERENCE_DIR`, else `../shared` beside
+/// the repository when it exists, else `target/reference` (where `scripts/reference.sh`
+/// fetches it).
+pub fn reference_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("AGEFLEET_REFERENCE_DIR").filter(|v| !v.is_empty()) {
+        return PathBuf::from(dir);
     }
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .skip(1)
-        .map(|a| a.join("shared/nix-src").join(sub))
-        .find(|d| d.is_dir())
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let beside = repo.join("../shared");
+    if beside.is_dir() {
+        return beside;
+    }
+    repo.join("target/reference")
+}
+
+/// The reference tree `sub` (`cctv-age/testdata`, `nix-src/agenix`, …): the directory named
+/// by `override_var` when that is set (a copy kept elsewhere, e.g. a nixpkgs checkout), else
+/// `sub` under [`reference_dir`]. Fails the test with one line saying what is missing and how
+/// to provide it (the tests that need it are `#[ignore = "needs … the reference data"]`).
+pub fn reference(sub: &str, override_var: &str) -> PathBuf {
+    if let Some(dir) = std::env::var_os(override_var).filter(|v| !v.is_empty()) {
+        let dir = PathBuf::from(dir);
+        assert!(
+            dir.is_dir(),
+            "{override_var}={} is not a directory",
+            dir.display()
+        );
+        return dir;
+    }
+    let dir = reference_dir().join(sub);
+    assert!(
+        dir.is_dir(),
+        "reference data {sub} not found at {}: run scripts/reference.sh to fetch it \
+         (pins in scripts/reference.pins), or set AGEFLEET_REFERENCE_DIR to a copy",
+        dir.display()
+    );
+    dir
 }
 
 pub fn which(tool: &str) -> Option<PathBuf> {

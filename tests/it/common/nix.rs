@@ -1,7 +1,7 @@
 //! Rigs for evaluating the Nix side: where nixpkgs' lib, nix-darwin, home-manager and agenix
-//! are (environment variables that `.ci/run` sets, defaulting to `shared/nix-src/…` in an
-//! ancestor directory of the repository), and `nix-instantiate --eval` of the harness in
-//! `nix/tests/eval` against a dummy store (nothing written) or a private chroot store.
+//! are (`nix-src/…` of the reference data, [`super::reference`]), and `nix-instantiate
+//! --eval` of the harness in `nix/tests/eval` against a dummy store (nothing written) or a
+//! private chroot store.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,20 +16,13 @@ pub struct Sources {
     pub agenix: PathBuf,
 }
 
-const VARS: [(&str, &str); 4] = [
-    ("AGEFLEET_NIXPKGS_LIB", "nixpkgs-lib"),
-    ("AGEFLEET_NIX_DARWIN", "nix-darwin"),
-    ("AGEFLEET_HOME_MANAGER", "home-manager"),
-    ("AGEFLEET_AGENIX_SRC", "agenix"),
+/// Each tree's override variable and its place in the reference data.
+const TREES: [(&str, &str); 4] = [
+    ("AGEFLEET_NIXPKGS_LIB", "nix-src/nixpkgs-lib"),
+    ("AGEFLEET_NIX_DARWIN", "nix-src/nix-darwin"),
+    ("AGEFLEET_HOME_MANAGER", "nix-src/home-manager"),
+    ("AGEFLEET_AGENIX_SRC", "nix-src/agenix"),
 ];
-
-/// The variable naming the tree `sub` of `shared/nix-src`.
-pub fn source_var(sub: &str) -> &'static str {
-    VARS.iter()
-        .find(|(_, dir)| *dir == sub)
-        .map(|(var, _)| *var)
-        .unwrap_or_else(|| panic!("no Nix source tree {sub:?}"))
-}
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -39,16 +32,8 @@ pub fn repo() -> PathBuf {
 /// are `#[ignore = "needs …"]`).
 pub fn sources() -> Sources {
     require_tool("nix-instantiate");
-    let mut found = Vec::new();
-    for (var, dir) in VARS {
-        match super::nix_src(dir) {
-            Some(p) => found.push(p.canonicalize().unwrap()),
-            None => panic!(
-                "{var} is not set and ../shared/nix-src/{dir} does not exist (.ci/run sets it)"
-            ),
-        }
-    }
-    let [nixpkgs_lib, nix_darwin, home_manager, agenix]: [PathBuf; 4] = found.try_into().unwrap();
+    let [nixpkgs_lib, nix_darwin, home_manager, agenix] =
+        TREES.map(|(var, sub)| super::reference(sub, var).canonicalize().unwrap());
     Sources {
         nixpkgs_lib,
         nix_darwin,
