@@ -481,27 +481,120 @@ fn create_temp_beside(path: &Path, mode: u32) -> Result<(File, PathBuf), FsError
     ))
 }
 
-/// Reads a file that must be regular (symlinks followed). A device or FIFO where a `.age`
-/// file should be (a repo can hold a symlink to `/dev/zero`) would otherwise block at open
-/// or be read forever; the non-blocking open makes a FIFO fail the check instead.
-pub fn read_regular(path: &Path) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-        .open(path)?;
-    let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Err(std::io::Error::other(if meta.is_dir() {
-            "is a directory"
-        } else {
-            "not a regular file"
-        }));
+/// How [`read_guarded`] treats the file at a path.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ReadGuard {
+    /// Refuse a symbolic link at the path itself (`O_NOFOLLOW`); links above it are followed.
+    pub no_follow: bool,
+    /// Read at most this many bytes.
+    pub limit: Option<u64>,
+    /// Past `limit`: read only the first `limit` bytes (a header) instead of refusing.
+    pub truncate: bool,
+}
+
+/// A file read by [`read_guarded`]: its bytes in zeroized memory and what `fstat` said.
+pub(crate) struct GuardedRead {
+    /// The content (at most the guard's limit).
+    pub bytes: zeroize::Zeroizing<Vec<u8>>,
+    /// The open file's metadata (mode, owner, size).
+    pub meta: fs::Metadata,
+}
+
+/// Why [`read_guarded`] read nothing.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum GuardedReadError {
+    /// Opening failed (missing, permission denied, …).
+    #[error("{0}")]
+    Open(#[source] io::Error),
+    /// A symbolic link where the guard refuses one.
+    #[error("is a symbolic link, not a regular file")]
+    Symlink,
+    /// A directory.
+    #[error("is a directory")]
+    Directory,
+    /// A FIFO, device or socket.
+    #[error("not a regular file")]
+    NotRegular,
+    /// Larger than the guard's limit (and not to be truncated).
+    #[error("{size} bytes is over the limit of {limit}")]
+    TooLarge {
+        /// The size seen (`fstat`, or what was read when the file grew).
+        size: u64,
+        /// The guard's limit.
+        limit: u64,
+    },
+    /// Reading failed.
+    #[error("{0}")]
+    Read(#[source] io::Error),
+}
+
+impl GuardedReadError {
+    /// As an `io::Error` with the same message, for callers that report I/O errors.
+    pub(crate) fn into_io(self) -> io::Error {
+        match self {
+            GuardedReadError::Open(e) | GuardedReadError::Read(e) => e,
+            other => io::Error::other(other.to_string()),
+        }
     }
-    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-    file.read_to_end(&mut bytes)?;
-    Ok(bytes)
+}
+
+/// The one guarded reader of a file that must be regular. A device or FIFO where a file
+/// should be (a repo can hold a symlink to `/dev/zero`) would otherwise block at open or be
+/// read forever: the open is non-blocking and the open file (not the path, which could be
+/// swapped) must be a regular file; a limit bounds what is read even if the file grows; the
+/// bytes are in zeroized memory, since identity and key files are secrets.
+pub(crate) fn read_guarded(path: &Path, guard: ReadGuard) -> Result<GuardedRead, GuardedReadError> {
+    use std::io::Read;
+    let mut flags = rustix::fs::OFlags::NONBLOCK;
+    if guard.no_follow {
+        flags |= rustix::fs::OFlags::NOFOLLOW;
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(flags.bits() as i32)
+        .open(path)
+        .map_err(|e| {
+            if guard.no_follow && e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
+                GuardedReadError::Symlink
+            } else {
+                GuardedReadError::Open(e)
+            }
+        })?;
+    let meta = file.metadata().map_err(GuardedReadError::Read)?;
+    if meta.is_dir() {
+        return Err(GuardedReadError::Directory);
+    }
+    if !meta.is_file() {
+        return Err(GuardedReadError::NotRegular);
+    }
+    let too_large = |size| match guard.limit {
+        Some(limit) if size > limit && !guard.truncate => {
+            Err(GuardedReadError::TooLarge { size, limit })
+        }
+        _ => Ok(()),
+    };
+    too_large(meta.len())?;
+    let cap = guard.limit.map_or(meta.len(), |l| meta.len().min(l));
+    let mut bytes = zeroize::Zeroizing::new(Vec::with_capacity(
+        usize::try_from(cap).unwrap_or(0).saturating_add(1),
+    ));
+    let take = match guard.limit {
+        Some(l) if guard.truncate => l,
+        Some(l) => l.saturating_add(1),
+        None => u64::MAX,
+    };
+    file.take(take)
+        .read_to_end(&mut bytes)
+        .map_err(GuardedReadError::Read)?;
+    too_large(bytes.len() as u64)?;
+    Ok(GuardedRead { bytes, meta })
+}
+
+/// Reads a file that must be regular (symlinks followed), through [`read_guarded`]; a
+/// directory is "is a directory", a device or FIFO "not a regular file".
+pub fn read_regular(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut read = read_guarded(path, ReadGuard::default()).map_err(GuardedReadError::into_io)?;
+    Ok(std::mem::take(&mut *read.bytes))
 }
 
 /// fsync a directory so a rename in it is durable.
@@ -689,7 +782,7 @@ fn read_fd_zeroizing(fd: &OwnedFd, hint: usize) -> io::Result<zeroize::Zeroizing
 /// The candidate bases of [`PrivateTempDir`], in order of preference, each opened or with
 /// why it is unusable: `$XDG_RUNTIME_DIR` when set (it must be ours and 0700), then
 /// `/dev/shm`.
-fn private_bases() -> Vec<(PathBuf, Result<OwnedFd, String>)> {
+fn private_bases() -> Vec<(PathBuf, Result<OwnedFd, UnusableBase>)> {
     let xdg = std::env::var_os("XDG_RUNTIME_DIR")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from);
@@ -757,33 +850,59 @@ pub fn sweep_stale_private_dirs() -> Sweep {
     sweep
 }
 
+/// Why a candidate base of [`PrivateTempDir::new`] is unusable (shown in parentheses after
+/// its path).
+#[derive(Debug, thiserror::Error)]
+enum UnusableBase {
+    /// Its parent could not be opened.
+    #[error("({0})")]
+    Parent(#[source] crate::platform::walk::WalkError),
+    /// It could not be opened as a directory without following a link.
+    #[error("({})", .0.reason)]
+    Open(#[source] crate::platform::walk::WalkError),
+    /// It could not be stat'ed, or its file system not identified.
+    #[error("({0})")]
+    Stat(#[source] io::Error),
+    /// A runtime dir that is not the effective user's own 0700 directory.
+    #[error("(owned by uid {uid} with mode {mode:04o}; needs uid {me} and 0700)")]
+    NotMine { uid: u32, mode: u32, me: u32 },
+    /// A shared base owned by someone other than root or the effective user.
+    #[error("(owned by uid {0})")]
+    Foreign(u32),
+    /// A shared base others may write without the sticky bit.
+    #[error("(writable by others without the sticky bit, mode {0:04o})")]
+    OthersWritable(u32),
+    /// Not RAM-backed: plaintext there would reach a disk.
+    #[error("(not on tmpfs/ramfs)")]
+    NotRam,
+}
+
 /// Opens a candidate base of [`PrivateTempDir::new`] and says why it is unusable, if it is.
-fn usable_base(path: &Path, must_be_mine: bool) -> Result<OwnedFd, String> {
+fn usable_base(path: &Path, must_be_mine: bool) -> Result<OwnedFd, UnusableBase> {
     use crate::platform::walk;
     let (parent, base) =
-        walk::open_parent(path, walk::Missing::Fail).map_err(|e| format!("({e})"))?;
-    let fd = walk::open_subdir(&parent, &base, path).map_err(|e| format!("({})", e.reason))?;
-    let st = rustix::fs::fstat(&fd).map_err(|e| format!("({e})"))?;
+        walk::open_parent(path, walk::Missing::Fail).map_err(UnusableBase::Parent)?;
+    let fd = walk::open_subdir(&parent, &base, path).map_err(UnusableBase::Open)?;
+    let st = rustix::fs::fstat(&fd).map_err(|e| UnusableBase::Stat(e.into()))?;
     let me = rustix::process::geteuid().as_raw();
     let mode = st.st_mode & 0o7777;
     if must_be_mine && (st.st_uid != me || mode != 0o700) {
-        return Err(format!(
-            "(owned by uid {} with mode {mode:04o}; needs uid {me} and 0700)",
-            st.st_uid
-        ));
+        return Err(UnusableBase::NotMine {
+            uid: st.st_uid,
+            mode,
+            me,
+        });
     }
     if !must_be_mine && st.st_uid != 0 && st.st_uid != me {
-        return Err(format!("(owned by uid {})", st.st_uid));
+        return Err(UnusableBase::Foreign(st.st_uid));
     }
     if !must_be_mine && mode & 0o022 != 0 && mode & 0o1000 == 0 {
-        return Err(format!(
-            "(writable by others without the sticky bit, mode {mode:04o})"
-        ));
+        return Err(UnusableBase::OthersWritable(mode));
     }
     match crate::sys::fs_kind(&fd) {
         Ok(k) if k.ram_backed() => Ok(fd),
-        Ok(_) => Err("(not on tmpfs/ramfs)".into()),
-        Err(e) => Err(format!("({e})")),
+        Ok(_) => Err(UnusableBase::NotRam),
+        Err(e) => Err(UnusableBase::Stat(e)),
     }
 }
 
@@ -864,6 +983,46 @@ mod tests {
             read_regular(tmp.path()).unwrap_err().to_string(),
             "is a directory"
         );
+    }
+
+    #[test]
+    fn read_guarded_bounds_refuses_or_truncates_and_refuses_a_link_when_asked() {
+        let tmp = tempfile::tempdir().unwrap();
+        let f = tmp.path().join("f");
+        fs::write(&f, b"0123456789").unwrap();
+        let limited = |limit, truncate| ReadGuard {
+            limit: Some(limit),
+            truncate,
+            ..ReadGuard::default()
+        };
+        let read = read_guarded(&f, limited(10, false)).unwrap();
+        assert_eq!(&read.bytes[..], b"0123456789");
+        assert!(matches!(
+            read_guarded(&f, limited(4, false)),
+            Err(GuardedReadError::TooLarge { size: 10, limit: 4 })
+        ));
+        assert_eq!(
+            &read_guarded(&f, limited(4, true)).unwrap().bytes[..],
+            b"0123"
+        );
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(&f, &link).unwrap();
+        assert_eq!(
+            &read_guarded(&link, ReadGuard::default()).unwrap().bytes[..],
+            b"0123456789"
+        );
+        let no_follow = ReadGuard {
+            no_follow: true,
+            ..ReadGuard::default()
+        };
+        assert!(matches!(
+            read_guarded(&link, no_follow),
+            Err(GuardedReadError::Symlink)
+        ));
+        assert!(matches!(
+            read_guarded(&tmp.path().join("missing"), ReadGuard::default()),
+            Err(GuardedReadError::Open(e)) if e.kind() == io::ErrorKind::NotFound
+        ));
     }
 
     #[test]

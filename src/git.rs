@@ -1,6 +1,6 @@
 //! Git awareness: is a file tracked; add it with intent-to-add; list a work tree's tracked
 //! files; clone a repository over SSH authenticated by the SSH agent, with the server's host
-//! key checked against a known_hosts file (see [`known_hosts`]).
+//! key checked against a known_hosts file (see [`crate::ssh::known_hosts`]).
 //!
 //! Invariants: nothing here prints; every [`GitError`] is one line naming the path or host
 //! it is about; a host key is accepted only when a known_hosts entry for that host lists it.
@@ -8,14 +8,14 @@
 use std::cell::RefCell;
 use std::path::{Component, Path, PathBuf};
 
-pub mod known_hosts;
+use crate::ssh::known_hosts;
 
 /// A git operation failed. Each message is one line naming the file, repository or host.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum GitError {
     /// A filesystem operation on `path` failed.
-    #[error("{}: {context}{}", path.display(), one_line(&source.to_string()))]
+    #[error("{}: {context}{}", path.display(), crate::text::collapse_whitespace(&source.to_string()))]
     Io {
         /// The file or directory.
         path: PathBuf,
@@ -25,7 +25,7 @@ pub enum GitError {
         source: std::io::Error,
     },
     /// libgit2 failed on the repository holding `path`.
-    #[error("{}: {context}{}", path.display(), one_line(source.message()))]
+    #[error("{}: {context}{}", path.display(), crate::text::collapse_whitespace(source.message()))]
     Git {
         /// The file or directory the operation was about.
         path: PathBuf,
@@ -57,7 +57,7 @@ pub enum GitError {
     #[error("{0}")]
     Refused(String),
     /// The clone failed otherwise.
-    #[error("{url}: clone failed: {}", one_line(source.message()))]
+    #[error("{url}: clone failed: {}", crate::text::collapse_whitespace(source.message()))]
     Clone {
         /// The URL handed to libgit2.
         url: String,
@@ -95,11 +95,6 @@ impl GitError {
             reason,
         }
     }
-}
-
-/// Collapses a (possibly multi-line) message from libgit2/libssh2 into one line.
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// A file located inside a git work tree.

@@ -15,7 +15,6 @@
 //!   age crate's identities.
 
 use std::collections::HashSet;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -142,7 +141,7 @@ pub enum IdentityError {
         /// The identity file.
         path: PathBuf,
         /// What is wrong with it.
-        reason: String,
+        reason: IdentityProblem,
     },
     /// The key is passphrase-protected and the prompt had no terminal to ask on.
     #[error("{path}: passphrase-protected key and no terminal to ask for its passphrase")]
@@ -158,6 +157,92 @@ pub enum IdentityError {
     },
 }
 
+/// What is wrong with one identity file (never its content).
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdentityProblem {
+    /// The file does not exist.
+    #[error("no such file")]
+    Missing,
+    /// The file may not be read by this user.
+    #[error("permission denied")]
+    PermissionDenied,
+    /// Opening or reading the file failed otherwise.
+    #[error("cannot read: {0}")]
+    Read(#[source] Arc<std::io::Error>),
+    /// The path is a directory.
+    #[error("is a directory")]
+    Directory,
+    /// The path is a FIFO, device or socket.
+    #[error("not a regular file")]
+    NotRegular,
+    /// The file is over 1 MiB.
+    #[error("too large to be a key file (over 1 MiB)")]
+    TooLarge,
+    /// The file holds only whitespace.
+    #[error("empty file")]
+    Empty,
+    /// A passphrase-encrypted age identity file.
+    #[error("passphrase-encrypted age identity files are not supported")]
+    PassphraseAgeFile,
+    /// A PEM block of a kind other than OpenSSH or RSA.
+    #[error("unsupported private key format (use an OpenSSH, PEM RSA or age identity file)")]
+    UnsupportedFormat,
+    /// Neither a private key nor an age identity file.
+    #[error("not a private key or age identity file")]
+    NotAKey,
+    /// An SSH public key given as an identity.
+    #[error("this is a public key, not a private key")]
+    PublicKey,
+    /// An OpenSSH or PEM RSA block that does not parse.
+    #[error("not a valid OpenSSH or PEM RSA private key")]
+    InvalidSsh,
+    /// A passphrase-encrypted PEM key.
+    #[error("encrypted PEM keys are not supported (convert with `ssh-keygen -p -o -f KEY`)")]
+    EncryptedPem,
+    /// An OpenSSH key encrypted with a cipher the age crate does not support.
+    #[error("unsupported key encryption cipher {0}")]
+    UnsupportedCipher(String),
+    /// A hardware security key (`sk-…`).
+    #[error("unsupported key type {0} (hardware security keys cannot decrypt age files)")]
+    HardwareKey(String),
+    /// An SSH key type age cannot decrypt with, named when known.
+    #[error("unsupported key type{}", .0.as_ref().map(|t| format!(" {t}")).unwrap_or_default())]
+    UnsupportedKeyType(Option<String>),
+    /// An `AGE-PLUGIN-` line that does not parse.
+    #[error("line {line}: invalid age plugin identity")]
+    InvalidPlugin {
+        /// 1-based line number.
+        line: usize,
+    },
+    /// An `AGE-SECRET-KEY-PQ-` line that does not parse.
+    #[error("line {line}: {reason}")]
+    InvalidPostQuantum {
+        /// 1-based line number.
+        line: usize,
+        /// Why it does not parse.
+        reason: &'static str,
+    },
+    /// An age public key (`age1…`) given as an identity.
+    #[error("this is an age public key (recipient), not an identity")]
+    AgeRecipient,
+    /// An `AGE-SECRET-KEY-` line that does not parse.
+    #[error("line {line}: invalid age identity")]
+    InvalidAge {
+        /// 1-based line number.
+        line: usize,
+    },
+    /// A line that is not an identity, after at least one that was.
+    #[error("line {line}: not an age identity")]
+    NotAgeIdentity {
+        /// 1-based line number.
+        line: usize,
+    },
+    /// Only comments and blank lines.
+    #[error("no identity in the file (only comments)")]
+    OnlyComments,
+}
+
 /// How a hybrid post-quantum identity line starts.
 const PQ_IDENTITY_PREFIX: &str = "AGE-SECRET-KEY-PQ-";
 /// Identity files larger than this are not key files.
@@ -170,7 +255,7 @@ const DEFAULT_KEYS: [&str; 2] = ["id_rsa", "id_ed25519"];
 /// Why one file could not be loaded.
 enum LoadFailure {
     Missing,
-    Unusable(String),
+    Unusable(IdentityProblem),
 }
 
 impl IdentitySet {
@@ -189,7 +274,7 @@ impl IdentitySet {
                     Err(LoadFailure::Missing) => {
                         return Err(IdentityError::Invalid {
                             path: path.clone(),
-                            reason: "no such file".into(),
+                            reason: IdentityProblem::Missing,
                         })
                     }
                     Err(LoadFailure::Unusable(reason)) => {
@@ -433,41 +518,31 @@ impl IdentitySet {
     }
 }
 
-/// Reads an identity file into zeroized memory (bounded size).
+/// Reads an identity file into zeroized memory (bounded size; a FIFO given as an identity
+/// must not hang the run).
 fn read_secret_file(path: &Path) -> Result<Zeroizing<Vec<u8>>, LoadFailure> {
-    use std::os::unix::fs::OpenOptionsExt;
-    // Non-blocking: a FIFO given as an identity must not hang the open (it fails below).
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-        .open(path)
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => LoadFailure::Missing,
-            std::io::ErrorKind::PermissionDenied => {
-                LoadFailure::Unusable("permission denied".into())
+    use crate::fsutil::{read_guarded, GuardedReadError, ReadGuard};
+    let guard = ReadGuard {
+        limit: Some(MAX_IDENTITY_FILE_BYTES),
+        ..ReadGuard::default()
+    };
+    match read_guarded(path, guard) {
+        Ok(read) => Ok(read.bytes),
+        Err(GuardedReadError::Open(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(LoadFailure::Missing)
+        }
+        Err(e) => Err(LoadFailure::Unusable(match e {
+            GuardedReadError::Open(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                IdentityProblem::PermissionDenied
             }
-            _ => LoadFailure::Unusable(format!("cannot read: {e}")),
-        })?;
-    let meta = file
-        .metadata()
-        .map_err(|e| LoadFailure::Unusable(format!("cannot read: {e}")))?;
-    if meta.is_dir() {
-        return Err(LoadFailure::Unusable("is a directory".into()));
+            GuardedReadError::Open(e) | GuardedReadError::Read(e) => {
+                IdentityProblem::Read(Arc::new(e))
+            }
+            GuardedReadError::Directory => IdentityProblem::Directory,
+            GuardedReadError::Symlink | GuardedReadError::NotRegular => IdentityProblem::NotRegular,
+            GuardedReadError::TooLarge { .. } => IdentityProblem::TooLarge,
+        })),
     }
-    if !meta.is_file() {
-        return Err(LoadFailure::Unusable("not a regular file".into()));
-    }
-    let hint = usize::try_from(meta.len().min(MAX_IDENTITY_FILE_BYTES)).unwrap_or(0);
-    let mut bytes = Zeroizing::new(Vec::with_capacity(hint + 1));
-    file.take(MAX_IDENTITY_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| LoadFailure::Unusable(format!("cannot read: {e}")))?;
-    if bytes.len() as u64 > MAX_IDENTITY_FILE_BYTES {
-        return Err(LoadFailure::Unusable(
-            "too large to be a key file (over 1 MiB)".into(),
-        ));
-    }
-    Ok(bytes)
 }
 
 fn load_file(path: &Path) -> Result<LoadedIdentity, LoadFailure> {
@@ -475,12 +550,12 @@ fn load_file(path: &Path) -> Result<LoadedIdentity, LoadFailure> {
     parse_identity(path, &bytes).map_err(LoadFailure::Unusable)
 }
 
-/// Parses the content of an identity file; the error is a one-line reason (never content).
-fn parse_identity(path: &Path, bytes: &[u8]) -> Result<LoadedIdentity, String> {
+/// Parses the content of an identity file; the error says why (never content).
+fn parse_identity(path: &Path, bytes: &[u8]) -> Result<LoadedIdentity, IdentityProblem> {
     let start = bytes
         .iter()
         .position(|b| !b.is_ascii_whitespace())
-        .ok_or_else(|| "empty file".to_string())?;
+        .ok_or(IdentityProblem::Empty)?;
     let content = &bytes[start..];
     if content.starts_with(b"-----BEGIN OPENSSH PRIVATE KEY-----")
         || content.starts_with(b"-----BEGIN RSA PRIVATE KEY-----")
@@ -488,19 +563,17 @@ fn parse_identity(path: &Path, bytes: &[u8]) -> Result<LoadedIdentity, String> {
         return parse_ssh_identity(path, content);
     }
     if content.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----") {
-        return Err("passphrase-encrypted age identity files are not supported".into());
+        return Err(IdentityProblem::PassphraseAgeFile);
     }
     if content.starts_with(b"-----BEGIN") {
-        return Err(
-            "unsupported private key format (use an OpenSSH, PEM RSA or age identity file)".into(),
-        );
+        return Err(IdentityProblem::UnsupportedFormat);
     }
     let Ok(text) = std::str::from_utf8(content) else {
-        return Err("not a private key or age identity file".into());
+        return Err(IdentityProblem::NotAKey);
     };
     let first_word = text.split_ascii_whitespace().next().unwrap_or_default();
     if looks_like_ssh_public_key(first_word) {
-        return Err("this is a public key, not a private key".into());
+        return Err(IdentityProblem::PublicKey);
     }
     parse_age_identity_file(path, text)
 }
@@ -512,10 +585,10 @@ fn looks_like_ssh_public_key(first_word: &str) -> bool {
         || first_word.starts_with("sk-ecdsa-")
 }
 
-fn parse_ssh_identity(path: &Path, content: &[u8]) -> Result<LoadedIdentity, String> {
+fn parse_ssh_identity(path: &Path, content: &[u8]) -> Result<LoadedIdentity, IdentityProblem> {
     use age::ssh::{Identity, UnsupportedKey};
     let identity = Identity::from_buffer(content, Some(path.display().to_string()))
-        .map_err(|_| "not a valid OpenSSH or PEM RSA private key".to_string())?;
+        .map_err(|_| IdentityProblem::InvalidSsh)?;
     let (key, recipient) = match identity {
         Identity::Unencrypted(_) => {
             let recipient = age::ssh::Recipient::try_from(identity.clone());
@@ -527,17 +600,12 @@ fn parse_ssh_identity(path: &Path, content: &[u8]) -> Result<LoadedIdentity, Str
         }
         Identity::Unsupported(unsupported) => {
             return Err(match unsupported {
-                UnsupportedKey::EncryptedPem => {
-                    "encrypted PEM keys are not supported (convert with `ssh-keygen -p -o -f KEY`)"
-                        .into()
-                }
+                UnsupportedKey::EncryptedPem => IdentityProblem::EncryptedPem,
                 UnsupportedKey::EncryptedSsh(cipher) => {
-                    format!("unsupported key encryption cipher {cipher}")
+                    IdentityProblem::UnsupportedCipher(cipher.to_string())
                 }
-                UnsupportedKey::Hardware(t) => {
-                    format!("unsupported key type {t} (hardware security keys cannot decrypt age files)")
-                }
-                UnsupportedKey::Type(t) => format!("unsupported key type {t}"),
+                UnsupportedKey::Hardware(t) => IdentityProblem::HardwareKey(t.to_string()),
+                UnsupportedKey::Type(t) => IdentityProblem::UnsupportedKeyType(Some(t.to_string())),
             });
         }
     };
@@ -545,9 +613,9 @@ fn parse_ssh_identity(path: &Path, content: &[u8]) -> Result<LoadedIdentity, Str
         Ok(age::ssh::Recipient::SshEd25519(wire, _)) => (IdentityKind::SshEd25519, wire),
         Ok(age::ssh::Recipient::SshRsa(wire, _)) => (IdentityKind::SshRsa, wire),
         Err(age::ssh::ParseRecipientKeyError::Unsupported(t)) => {
-            return Err(format!("unsupported key type {t}"))
+            return Err(IdentityProblem::UnsupportedKeyType(Some(t.to_string())))
         }
-        Err(_) => return Err("unsupported key type".into()),
+        Err(_) => return Err(IdentityProblem::UnsupportedKeyType(None)),
     };
     let key = match key {
         Key::Ssh(_) if kind == IdentityKind::SshEd25519 => match ed25519_seed(content, &wire) {
@@ -575,7 +643,7 @@ fn ed25519_seed(content: &[u8], wire: &[u8]) -> Option<Zeroizing<[u8; 32]>> {
     Some(Zeroizing::new(pair.private.to_bytes()))
 }
 
-fn parse_age_identity_file(path: &Path, text: &str) -> Result<LoadedIdentity, String> {
+fn parse_age_identity_file(path: &Path, text: &str) -> Result<LoadedIdentity, IdentityProblem> {
     let mut identities = Vec::new();
     let mut plugins = Vec::new();
     let mut post_quantum = Vec::new();
@@ -587,7 +655,7 @@ fn parse_age_identity_file(path: &Path, text: &str) -> Result<LoadedIdentity, St
         if line.starts_with("AGE-PLUGIN-") {
             match line.parse::<age::plugin::Identity>() {
                 Ok(id) => plugins.push(id),
-                Err(_) => return Err(format!("line {}: invalid age plugin identity", i + 1)),
+                Err(_) => return Err(IdentityProblem::InvalidPlugin { line: i + 1 }),
             }
             continue;
         }
@@ -595,8 +663,12 @@ fn parse_age_identity_file(path: &Path, text: &str) -> Result<LoadedIdentity, St
             .get(..PQ_IDENTITY_PREFIX.len())
             .is_some_and(|p| p.eq_ignore_ascii_case(PQ_IDENTITY_PREFIX))
         {
-            let id = MlKem768X25519Identity::parse(line)
-                .map_err(|reason| format!("line {}: {reason}", i + 1))?;
+            let id = MlKem768X25519Identity::parse(line).map_err(|reason| {
+                IdentityProblem::InvalidPostQuantum {
+                    line: i + 1,
+                    reason,
+                }
+            })?;
             post_quantum.push(id);
             continue;
         }
@@ -604,20 +676,20 @@ fn parse_age_identity_file(path: &Path, text: &str) -> Result<LoadedIdentity, St
             Ok(id) => identities.push(id),
             Err(_) => {
                 let reason = if line.starts_with("age1") {
-                    "this is an age public key (recipient), not an identity".to_string()
+                    IdentityProblem::AgeRecipient
                 } else if line.starts_with("AGE-SECRET-KEY-") {
-                    format!("line {}: invalid age identity", i + 1)
+                    IdentityProblem::InvalidAge { line: i + 1 }
                 } else if identities.is_empty() && plugins.is_empty() && post_quantum.is_empty() {
-                    "not a private key or age identity file".to_string()
+                    IdentityProblem::NotAKey
                 } else {
-                    format!("line {}: not an age identity", i + 1)
+                    IdentityProblem::NotAgeIdentity { line: i + 1 }
                 };
                 return Err(reason);
             }
         }
     }
     if identities.is_empty() && plugins.is_empty() && post_quantum.is_empty() {
-        return Err("no identity in the file (only comments)".into());
+        return Err(IdentityProblem::OnlyComments);
     }
     Ok(LoadedIdentity {
         path: path.to_path_buf(),

@@ -137,12 +137,13 @@ pub(crate) mod fsutil;
 pub(crate) mod git;
 pub(crate) mod names;
 pub(crate) mod platform;
+pub(crate) mod ssh;
 pub(crate) mod sys;
 pub(crate) mod text;
 
 pub use envelope::{decrypt, encrypt, EnvelopeError, Header, StanzaKind};
 pub use fsutil::FsError;
-pub use identity::{IdentityError, IdentitySet, PassphrasePrompt};
+pub use identity::{IdentityError, IdentityProblem, IdentitySet, PassphrasePrompt};
 pub use platform::walk::WalkError;
 pub use recipient::plugin::PluginUi;
 pub use recipient::{Recipient, RecipientError, RecipientKind};

@@ -169,6 +169,28 @@ impl Rules {
     }
 }
 
+/// `*` (any run) and `?` (one character) wildcard match, iterative with backtracking.
+pub(crate) fn glob(pattern: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if p < pattern.len() && (pattern[p] == b'?' || pattern[p] == text[t]) {
+            p += 1;
+            t += 1;
+        } else if p < pattern.len() && pattern[p] == b'*' {
+            star = Some((p, t));
+            p += 1;
+        } else if let Some((sp, st)) = star {
+            p = sp + 1;
+            t = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,5 +297,15 @@ mod tests {
         let err = r.resolve(Path::new("x.age"), d.path()).unwrap_err();
         assert!(matches!(err, NameError::Ambiguous { .. }), "{err}");
         assert!(err.to_string().contains("ambiguous"));
+    }
+
+    #[test]
+    fn glob_matches() {
+        assert!(glob(b"*", b"anything"));
+        assert!(glob(b"a*c", b"abbbc"));
+        assert!(glob(b"[127.0.0.1]:*", b"[127.0.0.1]:2222"));
+        assert!(!glob(b"a*c", b"abbbd"));
+        assert!(glob(b"a?c", b"abc"));
+        assert!(!glob(b"a?c", b"ac"));
     }
 }

@@ -38,6 +38,21 @@ pub fn char_code(c: char) -> String {
     format!("U+{:04X}", u32::from(c))
 }
 
+/// `s` with every run of whitespace (newlines included) collapsed to one space: library
+/// messages (libgit2, libssh2) may span lines, and errors are one line.
+pub(crate) fn collapse_whitespace(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// `s` with control characters escaped like [`escape_controls`], reusing `s` when there
+/// are none.
+pub(crate) fn escape_controls_owned(s: String) -> String {
+    match escape_controls(&s) {
+        Cow::Borrowed(_) => s,
+        Cow::Owned(escaped) => escaped,
+    }
+}
+
 /// Days since 1970-01-01 -> (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
 pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;

@@ -416,6 +416,7 @@ pub(crate) fn chown_current(
         let result = owners
             .uid(&plan.owner)
             .and_then(|u| owners.gid(&plan.group).map(|g| (u, g)))
+            .map_err(|e| e.to_string())
             .and_then(|(u, g)| place::chown_one(plan, &gen_fd, &gen_path, u, g, installed));
         match result {
             Ok(()) => outcome.done.push(plan.name.clone()),

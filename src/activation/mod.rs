@@ -189,7 +189,7 @@ impl Layout {
             reason: one_line(&format!("{what}: {reason}")),
         };
         let dir = |what: &str, raw: &str| -> Result<PathBuf, ActivationError> {
-            let expanded = paths::expand(raw, env.var).map_err(|r| bad(what, &r))?;
+            let expanded = paths::expand(raw, env.var).map_err(|r| bad(what, &r.to_string()))?;
             paths::check_absolute(&expanded).map_err(|r| bad(what, &format!("{r} ({expanded})")))
         };
         let secrets_dir = dir("secretsDir", &m.secrets_dir)?;
@@ -202,7 +202,8 @@ impl Layout {
         }
         let mut identity_paths = Vec::with_capacity(m.identity_paths.len());
         for raw in &m.identity_paths {
-            let expanded = paths::expand(raw, env.var).map_err(|r| bad("identityPaths", &r))?;
+            let expanded =
+                paths::expand(raw, env.var).map_err(|r| bad("identityPaths", &r.to_string()))?;
             identity_paths.push(PathBuf::from(expanded));
         }
         Ok(Layout {

@@ -11,10 +11,37 @@ const CREATED: u32 = 0o400;
 /// The umask `chmod` honours for a clause without `ugoa` (NixOS and nix-darwin activation).
 const UMASK: u32 = 0o022;
 
-/// The permission bits `mode` gives a secret, or why it is refused (one line).
-pub(crate) fn parse(mode: &str) -> Result<u32, String> {
+/// Why a secret's `mode` is refused (one line, quoting the mode).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ModeError {
+    /// The mode is the empty string.
+    #[error("mode is empty")]
+    Empty,
+    /// All digits, but not an octal number up to 07777.
+    #[error("mode `{0}` is not an octal mode like 0440")]
+    NotOctal(String),
+    /// An octal mode with setuid, setgid or sticky bits.
+    #[error("mode `{0}` sets setuid, setgid or sticky bits, which are refused for secrets")]
+    SpecialOctal(String),
+    /// A symbolic mode with `s` or `t`.
+    #[error(
+        "mode `{0}` sets setuid, setgid or sticky bits (`s`, `t`), which are refused for secrets"
+    )]
+    SpecialSymbolic(String),
+    /// Not a mode `chmod` accepts.
+    #[error("mode `{mode}` is not a chmod mode ({why})")]
+    NotChmod {
+        /// The mode as written.
+        mode: String,
+        /// What `chmod` would stumble on.
+        why: String,
+    },
+}
+
+/// The permission bits `mode` gives a secret, or why it is refused.
+pub(crate) fn parse(mode: &str) -> Result<u32, ModeError> {
     if mode.is_empty() {
-        return Err("mode is empty".into());
+        return Err(ModeError::Empty);
     }
     let bits = if mode.bytes().all(|b| b.is_ascii_digit()) {
         octal(mode)?
@@ -24,7 +51,7 @@ pub(crate) fn parse(mode: &str) -> Result<u32, String> {
     Ok(bits)
 }
 
-fn octal(mode: &str) -> Result<u32, String> {
+fn octal(mode: &str) -> Result<u32, ModeError> {
     let value = mode
         .bytes()
         .try_fold(0u32, |acc, b| {
@@ -32,18 +59,19 @@ fn octal(mode: &str) -> Result<u32, String> {
             (digit < 8 && acc <= 0o7777).then_some(acc * 8 + digit)
         })
         .filter(|v| *v <= 0o7777)
-        .ok_or_else(|| format!("mode `{mode}` is not an octal mode like 0440"))?;
+        .ok_or_else(|| ModeError::NotOctal(mode.to_string()))?;
     if value & 0o7000 != 0 {
-        return Err(format!(
-            "mode `{mode}` sets setuid, setgid or sticky bits, which are refused for secrets"
-        ));
+        return Err(ModeError::SpecialOctal(mode.to_string()));
     }
     Ok(value)
 }
 
 /// `[ugoa]*([-+=]([rwxX]*|[ugo]))+`, comma-separated, as `chmod` reads it.
-fn symbolic(mode: &str) -> Result<u32, String> {
-    let bad = |why: &str| format!("mode `{mode}` is not a chmod mode ({why})");
+fn symbolic(mode: &str) -> Result<u32, ModeError> {
+    let bad = |why: &str| ModeError::NotChmod {
+        mode: mode.to_string(),
+        why: why.to_string(),
+    };
     let mut bits = CREATED;
     for clause in mode.split(',') {
         let mut chars = clause.chars().peekable();
@@ -100,11 +128,7 @@ fn symbolic(mode: &str) -> Result<u32, String> {
                             _ => 0,
                         })
                     }
-                    's' | 't' => {
-                        return Err(format!(
-                            "mode `{mode}` sets setuid, setgid or sticky bits (`s`, `t`), which are refused for secrets"
-                        ))
-                    }
+                    's' | 't' => return Err(ModeError::SpecialSymbolic(mode.to_string())),
                     other => return Err(bad(&format!("unexpected `{other}`"))),
                 };
             }
@@ -147,11 +171,15 @@ mod tests {
         for bad in [
             "4755", "2750", "1777", "7777", "u+s", "g=rs", "+t", "o=t", "a=rwxst",
         ] {
-            let e = parse(bad).unwrap_err();
+            let e = parse(bad).unwrap_err().to_string();
             assert!(e.contains("setuid, setgid or sticky"), "{bad}: {e}");
             assert!(e.contains(&format!("`{bad}`")), "{e}");
         }
-        assert!(parse("077777").unwrap_err().contains("not an octal mode"));
+        assert_eq!(parse("077777"), Err(ModeError::NotOctal("077777".into())));
+        assert!(parse("077777")
+            .unwrap_err()
+            .to_string()
+            .contains("not an octal mode"));
     }
 
     #[test]
@@ -175,7 +203,7 @@ mod tests {
         for bad in [
             "u", "u=r,", ",u=r", "u=rz", "q=r", "u=r g=r", "u=ru", "u=Xu", "u=gu",
         ] {
-            let e = parse(bad).unwrap_err();
+            let e = parse(bad).unwrap_err().to_string();
             assert!(
                 e.starts_with(&format!("mode `{bad}` is not a chmod mode")),
                 "{e}"

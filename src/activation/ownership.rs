@@ -45,12 +45,12 @@ impl UserDb {
     }
 
     /// The uid of `owner` (a number or a user name).
-    pub(crate) fn uid(&self, owner: &str) -> Result<u32, String> {
+    pub(crate) fn uid(&self, owner: &str) -> Result<u32, OwnerError> {
         resolve(owner, "user", |n| Ok(self.accounts.user(n)?.map(|a| a.uid)))
     }
 
     /// The gid of `group` (a number or a group name).
-    pub(crate) fn gid(&self, group: &str) -> Result<u32, String> {
+    pub(crate) fn gid(&self, group: &str) -> Result<u32, OwnerError> {
         resolve(group, "group", |n| self.accounts.group(n))
     }
 
@@ -60,18 +60,51 @@ impl UserDb {
     }
 }
 
+/// Why a secret's owner or group does not resolve to an id.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum OwnerError {
+    /// The manifest gives an empty name.
+    #[error("empty {0}")]
+    Empty(&'static str),
+    /// A number that is not a usable id (`u32::MAX` or larger).
+    #[error("{what} id {id} out of range")]
+    OutOfRange {
+        /// `user` or `group`.
+        what: &'static str,
+        /// The number as written.
+        id: String,
+    },
+    /// No such user or group.
+    #[error("unknown {what} `{name}`")]
+    Unknown {
+        /// `user` or `group`.
+        what: &'static str,
+        /// The name looked up.
+        name: String,
+    },
+    /// The lookup itself failed.
+    #[error(transparent)]
+    Lookup(#[from] users::LookupError),
+}
+
 fn resolve(
     who: &str,
-    what: &str,
-    lookup: impl Fn(&str) -> Result<Option<u32>, String>,
-) -> Result<u32, String> {
+    what: &'static str,
+    lookup: impl Fn(&str) -> Result<Option<u32>, users::LookupError>,
+) -> Result<u32, OwnerError> {
     if who.is_empty() {
-        return Err(format!("empty {what}"));
+        return Err(OwnerError::Empty(what));
     }
     if who.bytes().all(|b| b.is_ascii_digit()) {
-        return users::parse_id(who).ok_or_else(|| format!("{what} id {who} out of range"));
+        return users::parse_id(who).ok_or_else(|| OwnerError::OutOfRange {
+            what,
+            id: who.to_string(),
+        });
     }
-    lookup(who)?.ok_or_else(|| format!("unknown {what} `{who}`"))
+    lookup(who)?.ok_or_else(|| OwnerError::Unknown {
+        what,
+        name: who.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -90,13 +123,20 @@ mod tests {
     #[test]
     fn names_and_numbers() {
         let db = db();
-        assert_eq!(db.uid("alice"), Ok(1000));
-        assert_eq!(db.uid("0"), Ok(0));
-        assert_eq!(db.uid("4242"), Ok(4242));
-        assert_eq!(db.gid("users"), Ok(100));
+        assert_eq!(db.uid("alice").ok(), Some(1000));
+        assert_eq!(db.uid("0").ok(), Some(0));
+        assert_eq!(db.uid("4242").ok(), Some(4242));
+        assert_eq!(db.gid("users").ok(), Some(100));
         assert_eq!(db.keys_gid(), Some(96));
-        assert_eq!(db.uid("bob"), Err("unknown user `bob`".into()));
-        assert_eq!(db.gid("nogroup"), Err("unknown group `nogroup`".into()));
+        assert!(matches!(
+            db.uid("bob"),
+            Err(OwnerError::Unknown { what: "user", .. })
+        ));
+        assert_eq!(db.uid("bob").unwrap_err().to_string(), "unknown user `bob`");
+        assert_eq!(
+            db.gid("nogroup").unwrap_err().to_string(),
+            "unknown group `nogroup`"
+        );
         assert!(db.uid("").is_err());
         assert!(db.uid("4294967295").is_err());
         assert!(db.uid("99999999999").is_err());
@@ -106,7 +146,7 @@ mod tests {
     #[test]
     fn the_system_database_resolves_root_through_nss() {
         let db = UserDb::system(Path::new("/nonexistent-etc"));
-        assert_eq!(db.uid("root"), Ok(0));
-        assert_eq!(db.gid("root"), Ok(0));
+        assert_eq!(db.uid("root").ok(), Some(0));
+        assert_eq!(db.gid("root").ok(), Some(0));
     }
 }

@@ -3,13 +3,18 @@
 
 use std::path::{Path, PathBuf};
 
+/// A variable a path uses is unset or empty.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("${0} is not set")]
+pub(crate) struct UnsetVariable(pub(crate) &'static str);
+
 /// Expands `${XDG_RUNTIME_DIR}`, `$XDG_RUNTIME_DIR`, `${HOME}` and `$HOME` in `text` using
 /// `lookup`. Any other `$` is kept as written. An unset or empty variable is an error, so a
 /// path never silently collapses to `/agenix`.
 pub(crate) fn expand(
     text: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
-) -> Result<String, String> {
+) -> Result<String, UnsetVariable> {
     const VARS: [&str; 2] = ["XDG_RUNTIME_DIR", "HOME"];
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -32,7 +37,7 @@ pub(crate) fn expand(
             Some((var, used)) => {
                 let value = lookup(var)
                     .filter(|v| !v.is_empty())
-                    .ok_or_else(|| format!("${var} is not set"))?;
+                    .ok_or(UnsetVariable(var))?;
                 out.push_str(&value);
                 rest = &after[used..];
             }
@@ -121,10 +126,9 @@ mod tests {
     #[test]
     fn unset_variable_is_an_error() {
         let none = |_: &str| None;
-        assert_eq!(
-            expand("${XDG_RUNTIME_DIR}/agenix", &none).unwrap_err(),
-            "$XDG_RUNTIME_DIR is not set"
-        );
+        let e = expand("${XDG_RUNTIME_DIR}/agenix", &none).unwrap_err();
+        assert_eq!(e, UnsetVariable("XDG_RUNTIME_DIR"));
+        assert_eq!(e.to_string(), "$XDG_RUNTIME_DIR is not set");
         let empty = |_: &str| Some(String::new());
         assert!(expand("$HOME/x", &empty).is_err());
     }

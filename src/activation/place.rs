@@ -126,7 +126,7 @@ fn plan_one(
     var: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Plan, String> {
     paths::check_name(&spec.name).map_err(|r| format!("refused: {r}"))?;
-    let mode = super::mode::parse(&spec.mode)?;
+    let mode = super::mode::parse(&spec.mode).map_err(|e| e.to_string())?;
     if spec.file.is_empty() || spec.file.contains('\0') {
         return Err("no encrypted file given".into());
     }

@@ -65,7 +65,7 @@ pub enum AuditError {
         dir: PathBuf,
     },
     /// The repository could not be opened.
-    #[error("{}: cannot open the git repository: {}", dir.display(), one_line(source.message()))]
+    #[error("{}: cannot open the git repository: {}", dir.display(), crate::text::collapse_whitespace(source.message()))]
     Open {
         /// Where discovery started.
         dir: PathBuf,
@@ -74,7 +74,7 @@ pub enum AuditError {
         source: git2::Error,
     },
     /// `--since REV` does not name a commit.
-    #[error("--since {rev:?}: not a commit of {}: {}", repo.display(), one_line(source.message()))]
+    #[error("--since {rev:?}: not a commit of {}: {}", repo.display(), crate::text::collapse_whitespace(source.message()))]
     BadRevision {
         /// The revision as given.
         rev: String,
@@ -85,7 +85,7 @@ pub enum AuditError {
         source: git2::Error,
     },
     /// Reading the history failed.
-    #[error("{}: {what}: {}", repo.display(), one_line(source.message()))]
+    #[error("{}: {what}: {}", repo.display(), crate::text::collapse_whitespace(source.message()))]
     Git {
         /// The repository's work tree.
         repo: PathBuf,
@@ -98,11 +98,6 @@ pub enum AuditError {
     /// A path could not be resolved against the work tree.
     #[error(transparent)]
     Path(#[from] crate::git::GitError),
-}
-
-/// libgit2 messages may span lines; errors here are one line.
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// A commit, as a report shows it.
@@ -393,7 +388,9 @@ fn header_of_blob(
     size: usize,
 ) -> Result<Header, String> {
     if size <= MAX_WHOLE_BLOB {
-        let blob = repo.find_blob(oid).map_err(|e| one_line(e.message()))?;
+        let blob = repo
+            .find_blob(oid)
+            .map_err(|e| crate::text::collapse_whitespace(e.message()))?;
         return Header::parse(blob.content()).map_err(|e| e.to_string());
     }
     let mib = size >> 20;
@@ -761,7 +758,7 @@ fn evaluate_historical(
     let size = repo
         .odb()
         .and_then(|odb| blob_size(&odb, oid))
-        .map_err(|e| skipped(&one_line(e.message())))?;
+        .map_err(|e| skipped(&crate::text::collapse_whitespace(e.message())))?;
     if size > MAX_WHOLE_BLOB {
         return Err(skipped(&format!(
             "{} MiB, over {} MiB: not read",
@@ -771,7 +768,7 @@ fn evaluate_historical(
     }
     let blob = repo
         .find_blob(oid)
-        .map_err(|e| skipped(&one_line(e.message())))?;
+        .map_err(|e| skipped(&crate::text::collapse_whitespace(e.message())))?;
     let text = std::str::from_utf8(blob.content()).map_err(|_| skipped("not UTF-8"))?;
     let entries = crate::rules::evaluate_str(&rules.path, text.to_string())
         .map_err(|e| skipped(&format!("does not evaluate ({e})")))?;

@@ -279,7 +279,7 @@ pub fn plan_add(
                 let matched: Vec<&RuleEntry> = before
                     .iter()
                     .filter(|e| {
-                        crate::git::known_hosts::glob(
+                        crate::names::glob(
                             wanted.as_bytes(),
                             crate::names::normalize_name(&e.name).as_bytes(),
                         )
@@ -354,7 +354,7 @@ pub fn plan_add(
     })
     .map_err(|why| EditError::Unverified {
         file: path.to_path_buf(),
-        why,
+        why: why.to_string(),
         snippet: snippet(),
     })?;
     Ok(Plan {
@@ -443,7 +443,7 @@ pub fn plan_replace(path: &Path, text: &str, name: &str, key: &str) -> Result<Pl
     })
     .map_err(|why| EditError::Unverified {
         file: path.to_path_buf(),
-        why,
+        why: why.to_string(),
         snippet: snippet(),
     })?;
     Ok(Plan {
@@ -517,7 +517,7 @@ pub fn plan_remove(path: &Path, text: &str, name: &str) -> Result<Plan, EditErro
     })
     .map_err(|why| EditError::Unverified {
         file: path.to_path_buf(),
-        why,
+        why: why.to_string(),
         snippet: snippet(),
     })?;
     let emptied = after
@@ -536,16 +536,31 @@ pub fn plan_remove(path: &Path, text: &str, name: &str) -> Result<Plan, EditErro
     })
 }
 
+/// How an edited file's rules differ from the intended ones.
+#[derive(Debug, thiserror::Error)]
+enum Mismatch {
+    #[error("the set of secrets would change")]
+    Secrets,
+    #[error("the recipients of {0:?} would not be as intended")]
+    Recipients(String),
+    #[error("the armor of {0:?} would change")]
+    Armor(String),
+    #[error("{0:?} would become bad: {1}")]
+    BecameBad(String, String),
+    #[error("{0:?} would change from bad to good")]
+    BecameGood(String),
+}
+
 /// Checks that `after` is `before` with each rule's keys turned into `expected(name, keys)`
 /// (compared as multisets) and nothing else changed.
 fn verify(
     before: &[RuleEntry],
     after: &[RuleEntry],
     expected: impl Fn(&str, &[String]) -> Vec<String>,
-) -> Result<(), String> {
+) -> Result<(), Mismatch> {
     let names = |v: &[RuleEntry]| v.iter().map(|e| e.name.clone()).collect::<Vec<_>>();
     if names(before) != names(after) {
-        return Err("the set of secrets would change".into());
+        return Err(Mismatch::Secrets);
     }
     for (b, a) in before.iter().zip(after) {
         match (&b.rule, &a.rule) {
@@ -555,18 +570,15 @@ fn verify(
                 want.sort();
                 got.sort();
                 if want != got {
-                    return Err(format!(
-                        "the recipients of {:?} would not be as intended",
-                        b.name
-                    ));
+                    return Err(Mismatch::Recipients(b.name.clone()));
                 }
                 if b_rule.armor != a_rule.armor {
-                    return Err(format!("the armor of {:?} would change", b.name));
+                    return Err(Mismatch::Armor(b.name.clone()));
                 }
             }
             (Err(_), Err(_)) => {}
-            (Ok(_), Err(e)) => return Err(format!("{:?} would become bad: {e}", b.name)),
-            (Err(_), Ok(_)) => return Err(format!("{:?} would change from bad to good", b.name)),
+            (Ok(_), Err(e)) => return Err(Mismatch::BecameBad(b.name.clone(), e.to_string())),
+            (Err(_), Ok(_)) => return Err(Mismatch::BecameGood(b.name.clone())),
         }
     }
     Ok(())

@@ -120,7 +120,7 @@ impl Target {
     /// The name `ssh-keyscan` (and known_hosts) prints for this target: `host` on port
     /// 22, `[host]:port` otherwise.
     pub fn known_hosts_name(&self) -> String {
-        crate::git::known_hosts::host_name(&self.host, self.port)
+        crate::ssh::known_hosts::host_name(&self.host, self.port)
     }
 
     /// The argv `ssh-keyscan` is run with (after the tool name).
@@ -409,7 +409,7 @@ pub fn parse_output(target: &Target, out: &[u8]) -> Result<ScannedKey, KeyscanEr
             .decode(data)
             .map_err(|_| refuse(format!("line {n}: the key is not valid base64")))?;
         if wire.len() != ED25519_WIRE_LEN
-            || crate::git::known_hosts::key_type(&wire) != Some("ssh-ed25519")
+            || crate::ssh::known_hosts::key_type(&wire) != Some("ssh-ed25519")
             || wire[15..19] != 32u32.to_be_bytes()
         {
             return Err(refuse(format!(

@@ -63,7 +63,7 @@ pub enum PinError {
         dir: PathBuf,
     },
     /// Reading the repository failed.
-    #[error("{}: {what}: {}", repo.display(), one_line(source.message()))]
+    #[error("{}: {what}: {}", repo.display(), crate::text::collapse_whitespace(source.message()))]
     Git {
         /// The repository's work tree (or where discovery started).
         repo: PathBuf,
@@ -84,10 +84,6 @@ impl PinError {
     pub fn is_usage(&self) -> bool {
         !matches!(self, PinError::Git { .. } | PinError::Path(_))
     }
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// How the secrets input was chosen.

@@ -3,10 +3,9 @@
 //! symlink, atomic no-replace writes with the final mode and owner, and timestamped backups,
 //! all relative to the directory's fd.
 
-use std::fs::OpenOptions;
-use std::io::{ErrorKind, Read};
+use std::io::ErrorKind;
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -35,45 +34,29 @@ pub(crate) struct ReadFile {
 /// Reads a small regular file. With `follow_symlinks` false a symbolic link is an error.
 /// Opens non-blocking so a FIFO planted at the path cannot hang the run.
 pub(crate) fn read_key_file(path: &Path, follow_symlinks: bool) -> Result<ReadFile, KeyError> {
-    let mut flags = rustix::fs::OFlags::NONBLOCK;
-    if !follow_symlinks {
-        flags |= rustix::fs::OFlags::NOFOLLOW;
-    }
-    let mut file = OpenOptions::new()
-        .read(true)
-        .custom_flags(flags.bits() as i32)
-        .open(path)
-        .map_err(|e| {
-            if !follow_symlinks && e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error())
-            {
-                KeyError::invalid(path, "is a symbolic link, not a regular file")
-            } else {
-                KeyError::io(path, e)
-            }
-        })?;
-    let meta = file.metadata().map_err(|e| KeyError::io(path, e))?;
-    if !meta.is_file() {
-        return Err(KeyError::invalid(path, "not a regular file"));
-    }
-    if meta.len() > MAX_KEY_FILE {
-        return Err(KeyError::invalid(
-            path,
-            format!("{} bytes is too large for a key file", meta.len()),
-        ));
-    }
-    let mut bytes = Zeroizing::new(Vec::with_capacity(meta.len() as usize));
-    (&mut file)
-        .take(MAX_KEY_FILE + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| KeyError::io(path, e))?;
-    if bytes.len() as u64 > MAX_KEY_FILE {
-        return Err(KeyError::invalid(path, "too large for a key file"));
-    }
+    use crate::fsutil::{read_guarded, GuardedReadError, ReadGuard};
+    let guard = ReadGuard {
+        no_follow: !follow_symlinks,
+        limit: Some(MAX_KEY_FILE),
+        truncate: false,
+    };
+    let read = read_guarded(path, guard).map_err(|e| match e {
+        GuardedReadError::Open(e) | GuardedReadError::Read(e) => KeyError::io(path, e),
+        GuardedReadError::Symlink => {
+            KeyError::invalid(path, "is a symbolic link, not a regular file")
+        }
+        GuardedReadError::Directory | GuardedReadError::NotRegular => {
+            KeyError::invalid(path, "not a regular file")
+        }
+        GuardedReadError::TooLarge { size, .. } => {
+            KeyError::invalid(path, format!("{size} bytes is too large for a key file"))
+        }
+    })?;
     Ok(ReadFile {
-        bytes,
-        mode: meta.mode() & 0o7777,
-        uid: meta.uid(),
-        gid: meta.gid(),
+        bytes: read.bytes,
+        mode: read.meta.mode() & 0o7777,
+        uid: read.meta.uid(),
+        gid: read.meta.gid(),
     })
 }
 

@@ -98,7 +98,10 @@ pub fn parse_private(path: &Path, bytes: &[u8]) -> Result<PrivateKey, KeyError> 
         } else if head.starts_with("ssh-") || head.starts_with("ecdsa-") {
             "a public key, not a private key".to_string()
         } else {
-            format!("not an OpenSSH private key ({})", one_line(&e.to_string()))
+            format!(
+                "not an OpenSSH private key ({})",
+                newlines_to_spaces(&e.to_string())
+            )
         };
         KeyError::invalid(path, reason)
     })
@@ -111,7 +114,10 @@ pub fn parse_public(path: &Path, bytes: &[u8]) -> Result<PublicKey, KeyError> {
     PublicKey::from_openssh(text.trim()).map_err(|e| {
         KeyError::invalid(
             path,
-            format!("not an OpenSSH public key ({})", one_line(&e.to_string())),
+            format!(
+                "not an OpenSSH public key ({})",
+                newlines_to_spaces(&e.to_string())
+            ),
         )
     })
 }
@@ -189,7 +195,8 @@ fn type_label(alg: &Algorithm) -> String {
     }
 }
 
-fn one_line(s: &str) -> String {
+/// `s` with line breaks turned into spaces: ssh-key's parse errors inside a one-line message.
+fn newlines_to_spaces(s: &str) -> String {
     s.replace(['\n', '\r'], " ")
 }
 

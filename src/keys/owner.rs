@@ -34,10 +34,10 @@ pub(crate) fn resolve_owner_in(spec: &str, db: &dyn Accounts) -> Result<Owner, K
     if user.is_empty() {
         return Err(err("no user named (expected USER[:GROUP])"));
     }
-    let entry = match db.user(user).map_err(|e| err(&e))? {
+    let entry = match db.user(user).map_err(|e| err(&e.to_string()))? {
         Some(a) => Some(a),
         None => match parse_id(user) {
-            Some(id) => db.user_by_uid(id).map_err(|e| err(&e))?,
+            Some(id) => db.user_by_uid(id).map_err(|e| err(&e.to_string()))?,
             None => None,
         },
     };
@@ -47,7 +47,7 @@ pub(crate) fn resolve_owner_in(spec: &str, db: &dyn Accounts) -> Result<Owner, K
         (None, None) => return Err(err(&format!("no user {user:?}"))),
     };
     let gid = match grp {
-        Some(g) => match db.group(g).map_err(|e| err(&e))? {
+        Some(g) => match db.group(g).map_err(|e| err(&e.to_string()))? {
             Some(id) => id,
             None => parse_id(g).ok_or_else(|| err(&format!("no group {g:?}")))?,
         },

@@ -17,15 +17,27 @@ pub struct Account {
     pub gid: u32,
 }
 
+/// A user or group lookup that failed: the name service failed and the fallback file
+/// could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {source}", path.display())]
+pub struct LookupError {
+    /// The passwd or group file that could not be read.
+    pub path: PathBuf,
+    /// The system error.
+    #[source]
+    pub source: std::io::Error,
+}
+
 /// Where user and group names are looked up.
 pub trait Accounts: Sync {
     /// The user named `name`; `Ok(None)` when there is none, `Err` when the lookup failed.
-    fn user(&self, name: &str) -> Result<Option<Account>, String>;
+    fn user(&self, name: &str) -> Result<Option<Account>, LookupError>;
     /// The user with id `uid`; `Ok(None)` when there is none, `Err` when the lookup failed.
-    fn user_by_uid(&self, uid: u32) -> Result<Option<Account>, String>;
+    fn user_by_uid(&self, uid: u32) -> Result<Option<Account>, LookupError>;
     /// The id of the group named `name`; `Ok(None)` when there is none, `Err` when the lookup
     /// failed.
-    fn group(&self, name: &str) -> Result<Option<u32>, String>;
+    fn group(&self, name: &str) -> Result<Option<u32>, LookupError>;
 }
 
 /// The system's name service, with `passwd`/`group` under `fallback_etc` (normally `/etc`)
@@ -45,7 +57,7 @@ impl Default for System {
 }
 
 impl System {
-    fn files(&self) -> Result<Files, String> {
+    fn files(&self) -> Result<Files, LookupError> {
         Files::load(&self.fallback_etc)
     }
 }
@@ -59,21 +71,21 @@ fn account(u: nix::unistd::User) -> Account {
 }
 
 impl Accounts for System {
-    fn user(&self, name: &str) -> Result<Option<Account>, String> {
+    fn user(&self, name: &str) -> Result<Option<Account>, LookupError> {
         match nix::unistd::User::from_name(name) {
             Ok(u) => Ok(u.map(account)),
             Err(_) => self.files()?.user(name),
         }
     }
 
-    fn user_by_uid(&self, uid: u32) -> Result<Option<Account>, String> {
+    fn user_by_uid(&self, uid: u32) -> Result<Option<Account>, LookupError> {
         match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
             Ok(u) => Ok(u.map(account)),
             Err(_) => self.files()?.user_by_uid(uid),
         }
     }
 
-    fn group(&self, name: &str) -> Result<Option<u32>, String> {
+    fn group(&self, name: &str) -> Result<Option<u32>, LookupError> {
         match nix::unistd::Group::from_name(name) {
             Ok(g) => Ok(g.map(|g| g.gid.as_raw())),
             Err(_) => self.files()?.group(name),
@@ -91,13 +103,13 @@ pub struct Files {
 impl Files {
     /// Reads `passwd` and `group` under `etc`. A missing file counts as empty (numeric
     /// owners still work); an unreadable one is an error naming it.
-    pub fn load(etc: &Path) -> Result<Files, String> {
-        let read = |name: &str| -> Result<String, String> {
+    pub fn load(etc: &Path) -> Result<Files, LookupError> {
+        let read = |name: &str| -> Result<String, LookupError> {
             let path = etc.join(name);
             match std::fs::read(&path) {
                 Ok(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
-                Err(e) => Err(format!("{}: {e}", path.display())),
+                Err(source) => Err(LookupError { path, source }),
             }
         };
         Ok(Files::parse(&read("passwd")?, &read("group")?))
@@ -132,15 +144,15 @@ impl Files {
 }
 
 impl Accounts for Files {
-    fn user(&self, name: &str) -> Result<Option<Account>, String> {
+    fn user(&self, name: &str) -> Result<Option<Account>, LookupError> {
         Ok(self.users.iter().find(|a| a.name == name).cloned())
     }
 
-    fn user_by_uid(&self, uid: u32) -> Result<Option<Account>, String> {
+    fn user_by_uid(&self, uid: u32) -> Result<Option<Account>, LookupError> {
         Ok(self.users.iter().find(|a| a.uid == uid).cloned())
     }
 
-    fn group(&self, name: &str) -> Result<Option<u32>, String> {
+    fn group(&self, name: &str) -> Result<Option<u32>, LookupError> {
         Ok(self.groups.iter().find(|(n, _)| n == name).map(|(_, g)| *g))
     }
 }

@@ -62,8 +62,12 @@ impl Lock {
                 MAX_LOCK >> 20
             )));
         }
-        let json: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| err(format!("not valid JSON: {}", one_line(&e.to_string()))))?;
+        let json: Value = serde_json::from_slice(&bytes).map_err(|e| {
+            err(format!(
+                "not valid JSON: {}",
+                crate::text::collapse_whitespace(&e.to_string())
+            ))
+        })?;
         if !json.get("nodes").is_some_and(Value::is_object) {
             return Err(err("not a flake lock: no \"nodes\" object".into()));
         }
@@ -210,11 +214,6 @@ pub fn root_inputs(flake_dir: &Path) -> Result<Vec<RootInput>, LockError> {
         });
     }
     Ok(out)
-}
-
-/// Collapses a message into one line.
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// JSON pointer escaping of one path segment.

@@ -296,10 +296,7 @@ pub fn check_secrets(rules: &Rules, host_fields: &str, host_tag: &str) -> Secret
     check_listed(
         rules,
         |keys| keys.iter().any(|k| key_fields(k) == host_fields),
-        |bytes| match Header::parse(bytes) {
-            Err(e) => Err(e.to_string()),
-            Ok(h) => Ok(h.ssh_tags().any(|t| t == host_tag)),
-        },
+        |bytes| Header::parse(bytes).map(|h| h.ssh_tags().any(|t| t == host_tag)),
     )
 }
 
@@ -307,10 +304,10 @@ pub fn check_secrets(rules: &Rules, host_fields: &str, host_tag: &str) -> Secret
 /// is listed, and its file (below the rules directory, a regular file: a FIFO or device is
 /// refused, not read) is stale when `opens` says the identity cannot open it, unreadable
 /// when `opens` (or reading) fails.
-pub(crate) fn check_listed(
+pub(crate) fn check_listed<E: std::fmt::Display>(
     rules: &Rules,
     listed: impl Fn(&[String]) -> bool,
-    opens: impl Fn(&[u8]) -> Result<bool, String>,
+    opens: impl Fn(&[u8]) -> Result<bool, E>,
 ) -> SecretsCheck {
     let mut check = SecretsCheck::default();
     for entry in &rules.entries {

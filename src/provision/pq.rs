@@ -132,7 +132,7 @@ impl PqHostIdentity {
                 // The plaintext is zeroized as it drops here.
                 Ok(_plaintext) => Ok(true),
                 Err(crate::envelope::EnvelopeError::NoMatchingIdentity) => Ok(false),
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(e),
             },
         )
     }

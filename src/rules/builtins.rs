@@ -483,7 +483,8 @@ pub fn call(ev: &mut Evaluator, b: Builtin, a: &[ThunkId]) -> R<Value> {
         B::Split => {
             let re = ev.force_str(arg(0)?)?;
             let s = ev.force_str(arg(1)?)?;
-            let re = strings::compile_regex(&re, false).map_err(EvalError::unsupported)?;
+            let re = strings::compile_regex(&re, false)
+                .map_err(|e| EvalError::unsupported(e.to_string()))?;
             let items = strings::split(&re, &s)
                 .into_iter()
                 .map(|item| match item {
@@ -499,7 +500,8 @@ pub fn call(ev: &mut Evaluator, b: Builtin, a: &[ThunkId]) -> R<Value> {
         B::Match => {
             let re = ev.force_str(arg(0)?)?;
             let s = ev.force_str(arg(1)?)?;
-            let re = strings::compile_regex(&re, true).map_err(EvalError::unsupported)?;
+            let re = strings::compile_regex(&re, true)
+                .map_err(|e| EvalError::unsupported(e.to_string()))?;
             match strings::full_match(&re, &s) {
                 Some(g) => groups(ev, g),
                 None => Value::Null,

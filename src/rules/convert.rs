@@ -103,8 +103,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn rule(v: serde_json::Value) -> Result<Rule, String> {
-        rule_from_json("secrets.nix", "a.age", &v).map_err(|e| e.message)
+    fn rule(v: serde_json::Value) -> Result<Rule, RuleError> {
+        rule_from_json("secrets.nix", "a.age", &v)
     }
 
     #[test]
@@ -120,25 +120,36 @@ mod tests {
     #[test]
     fn bad_shapes_name_the_file_and_secret() {
         assert_eq!(
-            rule(json!({"publicKeys": "age1x"})).unwrap_err(),
+            rule(json!({"publicKeys": "age1x"})).unwrap_err().message,
             "secrets.nix: secret \"a.age\": publicKeys is a string while a list of strings was expected"
         );
-        assert!(rule(json!({})).unwrap_err().contains("no publicKeys"));
+        assert!(rule(json!({}))
+            .unwrap_err()
+            .message
+            .contains("no publicKeys"));
         assert!(rule(json!({"publicKeys": [1]}))
             .unwrap_err()
+            .message
             .contains("element 1 is an integer"));
         assert!(rule(json!({"publicKeys": [], "armor": "yes"}))
             .unwrap_err()
+            .message
             .contains("armor is a string"));
-        assert!(rule(json!([1])).unwrap_err().contains("the rule is a list"));
+        assert!(rule(json!([1]))
+            .unwrap_err()
+            .message
+            .contains("the rule is a list"));
         assert!(!rule(json!({"publicKeys": []})).unwrap().armor);
         assert!(rule(json!({"publicKeys": [], "pq": 1}))
             .unwrap_err()
+            .message
             .contains("pq is an integer while a Boolean was expected"));
         assert!(!rule(json!({"publicKeys": []})).unwrap().pq);
         assert!(rule(json!({"publicKeys": [], "pq": true})).unwrap().pq);
         assert_eq!(
-            rule(json!({"publicKeys": [], "generator": "pasword"})).unwrap_err(),
+            rule(json!({"publicKeys": [], "generator": "pasword"}))
+                .unwrap_err()
+                .to_string(),
             "secrets.nix: secret \"a.age\": generator kind \"pasword\" is unknown (known: \
              password, hex, base64, wireguard, ssh-ed25519, age, age-pq, command)"
         );

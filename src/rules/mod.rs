@@ -15,17 +15,17 @@ use std::path::{Path, PathBuf};
 mod builtins;
 mod convert;
 mod eval;
-mod nix_builtins;
 mod generator;
+mod nix_builtins;
 mod nixcli;
 mod strings;
 pub(crate) mod syntax;
 mod value;
 
 use eval::{ErrorKind, EvalError, Evaluator};
+pub use generator::{Generator, KINDS as GENERATOR_KINDS};
 /// The Nix version whose `builtins` names the builtin evaluator's `builtins` holds.
 pub use nix_builtins::NIX_VERSION as NIX_BUILTINS_VERSION;
-pub use generator::{Generator, KINDS as GENERATOR_KINDS};
 use value::Value;
 
 /// The environment variable that sets the builtin evaluator's memory budget, in MiB
@@ -287,18 +287,10 @@ fn on_eval_stack<T: Send + 'static>(
     )))
 }
 
-/// `message` with control characters escaped (`\n`, `\u{1b}`): evaluation messages quote
-/// names and strings from the rules file, and errors must stay one line.
-fn one_line(message: String) -> String {
-    match crate::text::escape_controls(&message) {
-        std::borrow::Cow::Borrowed(_) => message,
-        std::borrow::Cow::Owned(escaped) => escaped,
-    }
-}
-
 /// A whole-file evaluation error as a [`RulesError`].
 fn file_error(ev: &Evaluator, root: &Path, mut e: EvalError) -> RulesError {
-    e.message = one_line(e.message);
+    // Evaluation messages quote names and strings from the rules file; errors stay one line.
+    e.message = crate::text::escape_controls_owned(e.message);
     let at = e.pos.map(|p| ev.locate(p));
     match (e.kind, at) {
         (ErrorKind::Unsupported, Some((file, line, col))) => RulesError::Unsupported {
@@ -329,7 +321,7 @@ fn file_error(ev: &Evaluator, root: &Path, mut e: EvalError) -> RulesError {
 /// One entry's evaluation error: `file:line:col: secret "name": what` when it lies in the
 /// rules file itself, else the rules file, the secret, then where it happened.
 fn entry_error(ev: &Evaluator, root: &Path, name: &str, e: &EvalError) -> RuleError {
-    let what = one_line(e.message.clone());
+    let what = crate::text::escape_controls_owned(e.message.clone());
     let message = match e.pos {
         Some(p) if p.file == 0 => {
             let (file, line, col) = ev.locate(p);

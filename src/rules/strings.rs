@@ -312,14 +312,28 @@ pub enum SplitItem {
     Groups(Vec<Option<String>>),
 }
 
+/// A regular expression the `regex` crate does not accept.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid regular expression '{pattern}'")]
+pub struct InvalidRegex {
+    /// The expression as written in the rules file.
+    pub pattern: String,
+    /// Why the `regex` crate refused it.
+    #[source]
+    pub source: regex::Error,
+}
+
 /// Compiles a POSIX extended regular expression (as Nix uses) with the `regex` crate.
-pub fn compile_regex(re: &str, anchored: bool) -> Result<regex::Regex, String> {
+pub fn compile_regex(re: &str, anchored: bool) -> Result<regex::Regex, InvalidRegex> {
     let pattern = if anchored {
         format!("^(?:{re})$")
     } else {
         re.to_string()
     };
-    regex::Regex::new(&pattern).map_err(|_| format!("invalid regular expression '{re}'"))
+    regex::Regex::new(&pattern).map_err(|source| InvalidRegex {
+        pattern: re.to_string(),
+        source,
+    })
 }
 
 /// `builtins.split re s`: non-matched text alternating with lists of capture groups.

@@ -393,20 +393,19 @@ fn add_stale_temps(entries: &mut Vec<Entry>, temps: Vec<(String, String)>) {
 /// The start of a file: enough for any sane header (headers are parsed, never payloads).
 /// An armored file's header is base64 inside the armor, so more is read for those.
 fn read_header_bytes(path: &Path) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
+    use crate::fsutil::{read_guarded, GuardedReadError, ReadGuard};
     const LIMIT: u64 = 1 << 20;
-    // Non-blocking open and a regular-file check: a FIFO named like a secret must not hang.
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-        .open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(std::io::Error::other("not a regular file"));
+    // A FIFO named like a secret must not hang; a huge file is read only as far as a header.
+    let guard = ReadGuard {
+        limit: Some(LIMIT),
+        truncate: true,
+        ..ReadGuard::default()
+    };
+    match read_guarded(path, guard) {
+        Ok(mut read) => Ok(std::mem::take(&mut *read.bytes)),
+        Err(GuardedReadError::Directory) => Err(std::io::Error::other("not a regular file")),
+        Err(e) => Err(e.into_io()),
     }
-    let mut buf = Vec::new();
-    file.take(LIMIT).read_to_end(&mut buf)?;
-    Ok(buf)
 }
 
 /// Collects `.age` files under `dir` (relative to `root`), skipping hidden directories

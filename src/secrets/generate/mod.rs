@@ -255,10 +255,7 @@ pub fn select<'r>(
                 .iter()
                 .filter(|e| e.rule.is_err() || generator_of(e).is_some())
                 .filter(|e| {
-                    crate::git::known_hosts::glob(
-                        pattern.as_bytes(),
-                        normalize_name(&e.name).as_bytes(),
-                    )
+                    crate::names::glob(pattern.as_bytes(), normalize_name(&e.name).as_bytes())
                 })
                 .collect();
             if matched.is_empty() {

@@ -9,6 +9,8 @@
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 
+use crate::names::glob;
+
 /// The name known_hosts lists a server under: `host` on port 22, `[host]:port` otherwise.
 pub fn host_name(host: &str, port: u16) -> String {
     if port == 22 {
@@ -182,28 +184,6 @@ fn hosts_match(hosts: &Hosts, name: &str) -> bool {
     }
 }
 
-/// `*` (any run) and `?` (one character) wildcard match, iterative with backtracking.
-pub(crate) fn glob(pattern: &[u8], text: &[u8]) -> bool {
-    let (mut p, mut t) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while t < text.len() {
-        if p < pattern.len() && (pattern[p] == b'?' || pattern[p] == text[t]) {
-            p += 1;
-            t += 1;
-        } else if p < pattern.len() && pattern[p] == b'*' {
-            star = Some((p, t));
-            p += 1;
-        } else if let Some((sp, st)) = star {
-            p = sp + 1;
-            t = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
-        }
-    }
-    pattern[p..].iter().all(|&c| c == b'*')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,15 +286,5 @@ mod tests {
         assert_eq!(key_type(&blob("ssh-ed25519", 0)), Some("ssh-ed25519"));
         assert_eq!(key_type(&[0, 0, 0, 99, b'x']), None);
         assert_eq!(key_type(&[]), None);
-    }
-
-    #[test]
-    fn glob_matches() {
-        assert!(glob(b"*", b"anything"));
-        assert!(glob(b"a*c", b"abbbc"));
-        assert!(glob(b"[127.0.0.1]:*", b"[127.0.0.1]:2222"));
-        assert!(!glob(b"a*c", b"abbbd"));
-        assert!(glob(b"a?c", b"abc"));
-        assert!(!glob(b"a?c", b"ac"));
     }
 }
