@@ -295,6 +295,36 @@ mod tests {
         std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
     }
 
+    /// In a sticky world-writable directory (like `/tmp`) anyone can plant a link: one owned
+    /// by another user is refused, naming its owner, while root's own link there is followed.
+    #[test]
+    #[ignore = "needs root"]
+    fn refuses_a_link_owned_by_another_user_in_a_sticky_directory() {
+        use std::os::unix::fs::PermissionsExt;
+        assert!(
+            rustix::process::geteuid().is_root(),
+            "this test needs root (CI runs as root)"
+        );
+        let tmp = tempfile::tempdir().unwrap();
+        let sticky = tmp.path().join("sticky");
+        let real = tmp.path().join("real");
+        std::fs::create_dir(&sticky).unwrap();
+        std::fs::create_dir(&real).unwrap();
+        std::fs::set_permissions(&sticky, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let link = sticky.join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let fd = open_dir(&link, Missing::Fail).unwrap();
+        assert!(same_dir(&fd, &real));
+        std::os::unix::fs::lchown(&link, Some(4242), Some(4242)).unwrap();
+        let e = open_dir(&link.join("x"), Missing::Create(0o755)).unwrap_err();
+        assert_eq!(e.component, link, "{e}");
+        assert_eq!(
+            e.reason,
+            "is a symbolic link that is owned by uid 4242; refusing to follow it"
+        );
+        assert!(!real.join("x").exists());
+    }
+
     #[test]
     fn relative_and_dotdot_links_resolve_like_the_kernel() {
         let tmp = tempfile::tempdir().unwrap();
