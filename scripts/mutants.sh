@@ -40,7 +40,7 @@ order=(recipient identity envelope platform drift place rekey)
 modules=()
 only=()
 filter=()
-cargo_test_args=()
+cargo_args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     -m)
@@ -64,7 +64,8 @@ while [ $# -gt 0 ]; do
       shift 2
       ;;
     --lib)
-      cargo_test_args+=(--lib)
+      # To every cargo command, so the builds skip the other targets too.
+      cargo_args+=(--cargo-arg=--lib)
       shift
       ;;
     --)
@@ -116,8 +117,8 @@ fi
 
 echo "mutants.sh: $what; test filter: ${filter[*]:-(none)}" >&2
 status=0
-cargo mutants --in-place --no-shuffle "${file_args[@]}" "$@" \
-  -- "${cargo_test_args[@]}" -- "${test_bin_args[@]}" || status=$?
+cargo mutants --in-place --no-shuffle "${file_args[@]}" "${cargo_args[@]}" "$@" \
+  -- -- "${test_bin_args[@]}" || status=$?
 # 0: all caught; 2: some missed; 3: some timed out; anything else is a failure of the run.
 case "$status" in 0 | 2 | 3) ;; *) echo "mutants.sh: cargo mutants failed ($status)" >&2; exit "$status" ;; esac
 
