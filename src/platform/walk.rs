@@ -274,6 +274,11 @@ mod tests {
         );
         let fd = walk(&deep, Missing::Create(0o700)).unwrap();
         assert!(same_dir(&fd, &deep));
+        let (fd, base) = open_parent(&deep.join("f"), Missing::Fail).unwrap();
+        assert!(same_dir(&fd, &deep) && base == "f");
+        let e = open_parent(Path::new("/"), Missing::Fail).unwrap_err();
+        assert_eq!(e.reason, "has no file name");
+        assert!(!e.is_not_found());
     }
 
     #[test]
@@ -292,6 +297,12 @@ mod tests {
         assert_eq!(e.component, tmp.path().join("link"), "{e}");
         assert!(e.reason.contains("refusing to follow"), "{e}");
         assert!(!real.join("x").exists());
+        // A target that exists is refused too (the one-call fast path must not follow it).
+        let e = open_dir(&tmp.path().join("link"), Missing::Fail).unwrap_err();
+        assert!(
+            e.reason.contains("refusing to follow") && !e.is_not_found(),
+            "{e}"
+        );
         std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
     }
 
@@ -323,6 +334,9 @@ mod tests {
             "is a symbolic link that is owned by uid 4242; refusing to follow it"
         );
         assert!(!real.join("x").exists());
+        // The same when the target exists (the one-call fast path must not follow it).
+        let e = open_dir(&link, Missing::Fail).unwrap_err();
+        assert_eq!(e.component, link, "{e}");
     }
 
     #[test]
