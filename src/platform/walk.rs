@@ -297,8 +297,10 @@ mod tests {
         assert_eq!(e.component, tmp.path().join("link"), "{e}");
         assert!(e.reason.contains("refusing to follow"), "{e}");
         assert!(!real.join("x").exists());
-        // A target that exists is refused too (the one-call fast path must not follow it).
-        let e = open_dir(&tmp.path().join("link"), Missing::Fail).unwrap_err();
+        // A path through it that exists is refused too (the one-call fast path must not
+        // follow the link; as the last component, O_NOFOLLOW alone refuses it).
+        std::fs::create_dir(real.join("x")).unwrap();
+        let e = open_dir(&tmp.path().join("link/x"), Missing::Fail).unwrap_err();
         assert!(
             e.reason.contains("refusing to follow") && !e.is_not_found(),
             "{e}"
@@ -334,8 +336,10 @@ mod tests {
             "is a symbolic link that is owned by uid 4242; refusing to follow it"
         );
         assert!(!real.join("x").exists());
-        // The same when the target exists (the one-call fast path must not follow it).
-        let e = open_dir(&link, Missing::Fail).unwrap_err();
+        // The same for a path through it that exists (the one-call fast path must not
+        // follow the link).
+        std::fs::create_dir(real.join("x")).unwrap();
+        let e = open_dir(&link.join("x"), Missing::Fail).unwrap_err();
         assert_eq!(e.component, link, "{e}");
     }
 
