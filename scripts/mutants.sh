@@ -10,6 +10,8 @@
 #   -t FILTER   run only the tests whose name contains FILTER (a libtest filter, e.g.
 #               `platform::walk`), for an affordable partial run.
 #   --lib       run the unit tests only (no integration binary to rebuild per mutant).
+#   --report    run nothing: account for the results already in mutants.out/ (a run that
+#               was stopped, or one shard).
 #   after --     passed to cargo-mutants as is (e.g. `--timeout 300 --shard 0/4 --jobs 2`).
 #
 # Tests run as CI runs them: with the reference-material variables of .ci/run and, as root or
@@ -38,6 +40,7 @@ declare -A files=(
 order=(recipient identity envelope platform drift place rekey)
 
 modules=()
+report_only=false
 only=()
 filter=()
 cargo_args=()
@@ -63,6 +66,10 @@ while [ $# -gt 0 ]; do
       filter+=("$2")
       shift 2
       ;;
+    --report)
+      report_only=true
+      shift
+      ;;
     --lib)
       # To every cargo command, so the builds skip the other targets too.
       cargo_args+=(--cargo-arg=--lib)
@@ -80,50 +87,56 @@ while [ $# -gt 0 ]; do
 done
 [ ${#modules[@]} -gt 0 ] || modules=("${order[@]}")
 
-if ! cargo mutants --version 2>/dev/null | grep -qx "cargo-mutants $version"; then
-  cargo install cargo-mutants --version "$version" --locked
-fi
+run_mutants() {
+  if ! cargo mutants --version 2>/dev/null | grep -qx "cargo-mutants $version"; then
+    cargo install cargo-mutants --version "$version" --locked
+  fi
 
-# As .ci/run: the reference material next to the repository.
-shared="$(cd .. && pwd)/shared"
-[ -d "$shared" ] || shared=/work/shared
-export AGEFLEET_CCTV_DIR="${AGEFLEET_CCTV_DIR:-$shared/cctv-age/testdata}"
-export AGEFLEET_NIXPKGS_LIB="${AGEFLEET_NIXPKGS_LIB:-$shared/nix-src/nixpkgs-lib}"
-export AGEFLEET_NIX_DARWIN="${AGEFLEET_NIX_DARWIN:-$shared/nix-src/nix-darwin}"
-export AGEFLEET_HOME_MANAGER="${AGEFLEET_HOME_MANAGER:-$shared/nix-src/home-manager}"
-export AGEFLEET_AGENIX_SRC="${AGEFLEET_AGENIX_SRC:-$shared/nix-src/agenix}"
+  # As .ci/run: the reference material next to the repository.
+  shared="$(cd .. && pwd)/shared"
+  [ -d "$shared" ] || shared=/work/shared
+  export AGEFLEET_CCTV_DIR="${AGEFLEET_CCTV_DIR:-$shared/cctv-age/testdata}"
+  export AGEFLEET_NIXPKGS_LIB="${AGEFLEET_NIXPKGS_LIB:-$shared/nix-src/nixpkgs-lib}"
+  export AGEFLEET_NIX_DARWIN="${AGEFLEET_NIX_DARWIN:-$shared/nix-src/nix-darwin}"
+  export AGEFLEET_HOME_MANAGER="${AGEFLEET_HOME_MANAGER:-$shared/nix-src/home-manager}"
+  export AGEFLEET_AGENIX_SRC="${AGEFLEET_AGENIX_SRC:-$shared/nix-src/agenix}"
 
-test_bin_args=()
-if [ "${CI:-}" = true ] || [ "$(id -u)" = 0 ]; then
-  test_bin_args+=(--include-ignored)
-else
-  echo "mutants.sh: not root and not CI: the root-and-tools tests do not run, expect survivors" >&2
-fi
-test_bin_args+=("${filter[@]}")
+  test_bin_args=()
+  if [ "${CI:-}" = true ] || [ "$(id -u)" = 0 ]; then
+    test_bin_args+=(--include-ignored)
+  else
+    echo "mutants.sh: not root and not CI: the root-and-tools tests do not run, expect survivors" >&2
+  fi
+  test_bin_args+=("${filter[@]}")
 
-file_args=()
-if [ ${#only[@]} -gt 0 ]; then
-  for f in "${only[@]}"; do file_args+=(--file "$f"); done
-  what="files: ${only[*]}"
-else
-  for m in "${modules[@]}"; do
-    for f in ${files[$m]}; do
-      case "$f" in */tests.rs) continue ;; esac # test modules are not mutated
-      file_args+=(--file "$f")
+  file_args=()
+  if [ ${#only[@]} -gt 0 ]; then
+    for f in "${only[@]}"; do file_args+=(--file "$f"); done
+    what="files: ${only[*]}"
+  else
+    for m in "${modules[@]}"; do
+      for f in ${files[$m]}; do
+        case "$f" in */tests.rs) continue ;; esac # test modules are not mutated
+        file_args+=(--file "$f")
+      done
     done
-  done
-  what="modules: ${modules[*]}"
-fi
+    what="modules: ${modules[*]}"
+  fi
 
-echo "mutants.sh: $what; test filter: ${filter[*]:-(none)}" >&2
-status=0
-cargo mutants --in-place --no-shuffle "${file_args[@]}" "${cargo_args[@]}" "$@" \
-  -- -- "${test_bin_args[@]}" || status=$?
-# 0: all caught; 2: some missed; 3: some timed out; anything else is a failure of the run.
-case "$status" in 0 | 2 | 3) ;; *) echo "mutants.sh: cargo mutants failed ($status)" >&2; exit "$status" ;; esac
+  echo "mutants.sh: $what; test filter: ${filter[*]:-(none)}" >&2
+  status=0
+  cargo mutants --in-place --no-shuffle "${file_args[@]}" "${cargo_args[@]}" "$@" \
+    -- -- "${test_bin_args[@]}" || status=$?
+  # 0: all caught; 2: some missed; 3: some timed out; anything else is a failure of the run.
+  case "$status" in 0 | 2 | 3) ;; *) echo "mutants.sh: cargo mutants failed ($status)" >&2; exit "$status" ;; esac
+}
+$report_only || run_mutants "$@"
 
 out=mutants.out
-count() { [ -f "$out/$1" ] && grep -c . "$out/$1" || echo 0; }
+count() {
+  [ -f "$out/$1" ] || { echo 0; return; }
+  grep -c . "$out/$1" || true # prints 0 itself when there is no line
+}
 caught=$(count caught.txt)
 missed=$(count missed.txt)
 timeout=$(count timeout.txt)
@@ -131,18 +144,23 @@ unviable=$(count unviable.txt)
 viable=$((caught + missed + timeout))
 # A mutant's name without its line:col, as the accepted list has it.
 strip() { sed -E 's/^([^:]+):[0-9]+:[0-9]+: /\1: /'; }
-accepted=$(grep -v '^#' scripts/mutants-accepted.txt | grep . | cut -d'|' -f1-2 |
-  sed -E 's/ *\| */: /; s/ +$//' | sort -u)
+# The accepted list: a mutant's name at the start of a line, its reason on the indented
+# line(s) below; a name without a reason is an error.
+list=scripts/mutants-accepted.txt
+if ! awk '/^[^#[:space:]]/ { if (name) exit 1; name = 1; next } /^[[:space:]]+[^[:space:]]/ { name = 0 }
+  END { exit name }' "$list"; then
+  echo "mutants.sh: $list: every mutant listed needs its reason on an indented line below it" >&2
+  exit 2
+fi
+accepted=$(grep -E '^[^#[:space:]]' "$list" | sed -E 's/ +$//' | sort -u)
 unexpected=$( ([ -f "$out/missed.txt" ] && strip <"$out/missed.txt" || true) | sort -u |
   comm -23 - <(echo "$accepted"))
 listed=$((missed - $(echo -n "$unexpected" | grep -c . || true)))
-if [ "$viable" -gt 0 ]; then
-  rate=$(awk -v c="$caught" -v t="$timeout" -v v="$viable" 'BEGIN { printf "%.1f", 100 * (c + t) / v }')
-else
-  rate=n/a
-fi
+percent() { [ "$2" -gt 0 ] && awk -v k="$1" -v n="$2" 'BEGIN { printf "%.1f%%", 100 * k / n }' || echo n/a; }
+killed=$((caught + timeout))
 echo "mutants.sh: $viable viable mutants ($unviable unviable): $caught caught, $timeout timed out," \
-  "$missed missed ($listed accepted); kill rate $rate%"
+  "$missed missed ($listed accepted); kill rate $(percent "$killed" "$viable")" \
+  "($(percent "$killed" $((viable - listed))) without the accepted ones)"
 if [ -n "$unexpected" ]; then
   echo "mutants.sh: survivors not in scripts/mutants-accepted.txt (add a test, or list one with its reason):" >&2
   echo "$unexpected" >&2
