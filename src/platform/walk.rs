@@ -343,6 +343,32 @@ mod tests {
         assert_eq!(e.component, link, "{e}");
     }
 
+    /// Trust is relative to the running user: a walk by another user (here one thread that
+    /// drops to uid 4242) still follows root's own link, as a root walk does.
+    #[test]
+    #[ignore = "needs root"]
+    fn a_walk_by_another_user_still_trusts_roots_links() {
+        use std::os::unix::fs::PermissionsExt;
+        assert!(
+            rustix::process::geteuid().is_root(),
+            "this test needs root (CI runs as root)"
+        );
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let real = tmp.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let walked = std::thread::spawn(move || {
+            // The raw system call changes this thread's credentials only.
+            rustix::thread::set_thread_uid(rustix::process::Uid::from_raw(4242)).unwrap();
+            open_dir(&link, Missing::Fail).map(|fd| same_dir(&fd, &real))
+        })
+        .join()
+        .unwrap();
+        assert!(walked.unwrap(), "walked elsewhere");
+    }
+
     #[test]
     fn relative_and_dotdot_links_resolve_like_the_kernel() {
         let tmp = tempfile::tempdir().unwrap();
