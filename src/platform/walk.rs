@@ -376,6 +376,10 @@ mod tests {
         std::os::unix::fs::symlink("../a/b", tmp.path().join("a/up")).unwrap();
         let fd = walk(&tmp.path().join("a/up"), Missing::Fail).unwrap();
         assert!(same_dir(&fd, &tmp.path().join("a/b")));
+        // `..` at the root is the root, as for the kernel.
+        let above = Path::new("/../..").join(tmp.path().strip_prefix("/").unwrap());
+        let fd = walk(&above.join("a/b"), Missing::Fail).unwrap();
+        assert!(same_dir(&fd, &tmp.path().join("a/b")));
         std::os::unix::fs::symlink("loop", tmp.path().join("loop")).unwrap();
         let e = walk(&tmp.path().join("loop"), Missing::Fail).unwrap_err();
         assert!(e.reason.contains("too many"), "{e}");
