@@ -380,6 +380,16 @@ mod tests {
         let above = Path::new("/../..").join(tmp.path().strip_prefix("/").unwrap());
         let fd = walk(&above.join("a/b"), Missing::Fail).unwrap();
         assert!(same_dir(&fd, &tmp.path().join("a/b")));
+        // At most 40 links are followed in one walk, as by the kernel.
+        std::os::unix::fs::symlink("a/b", tmp.path().join("l1")).unwrap();
+        for i in 2..=41 {
+            let prev = format!("l{}", i - 1);
+            std::os::unix::fs::symlink(prev, tmp.path().join(format!("l{i}"))).unwrap();
+        }
+        let fd = walk(&tmp.path().join("l40"), Missing::Fail).unwrap();
+        assert!(same_dir(&fd, &tmp.path().join("a/b")));
+        let e = walk(&tmp.path().join("l41"), Missing::Fail).unwrap_err();
+        assert!(e.reason.contains("too many"), "{e}");
         std::os::unix::fs::symlink("loop", tmp.path().join("loop")).unwrap();
         let e = walk(&tmp.path().join("loop"), Missing::Fail).unwrap_err();
         assert!(e.reason.contains("too many"), "{e}");
