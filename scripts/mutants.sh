@@ -153,9 +153,11 @@ if ! awk '/^[^#[:space:]]/ { if (name) exit 1; name = 1; next } /^[[:space:]]+[^
   exit 2
 fi
 accepted=$(grep -E '^[^#[:space:]]' "$list" | sed -E 's/ +$//' | sort -u)
-unexpected=$( ([ -f "$out/missed.txt" ] && strip <"$out/missed.txt" || true) | sort -u |
-  comm -23 - <(echo "$accepted"))
-listed=$((missed - $(echo -n "$unexpected" | grep -c . || true)))
+# One line per surviving mutant that is not listed (two mutants can share a name).
+not_listed=$( ([ -f "$out/missed.txt" ] && strip <"$out/missed.txt" || true) |
+  grep -vxF -f <(echo "$accepted") || true)
+listed=$((missed - $(echo -n "$not_listed" | grep -c . || true)))
+unexpected=$(echo -n "$not_listed" | sort -u)
 percent() { [ "$2" -gt 0 ] && awk -v k="$1" -v n="$2" 'BEGIN { printf "%.1f%%", 100 * k / n }' || echo n/a; }
 killed=$((caught + timeout))
 echo "mutants.sh: $viable viable mutants ($unviable unviable): $caught caught, $timeout timed out," \
