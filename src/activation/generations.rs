@@ -157,6 +157,7 @@ pub(crate) fn install(
                     name: plan.name.clone(),
                     outside,
                     id: installed.id,
+                    content: installed.content,
                 });
                 if !failed_owner.contains(plan.name.as_str()) {
                     done.push(plan.name.clone());
@@ -241,7 +242,7 @@ fn remove_unlisted(
         if listed.contains(&path) {
             continue;
         }
-        match place::remove_written(&path, w.id) {
+        match place::remove_written(&path, w.id, &w.content) {
             Ok(true) => removed.push(path),
             Ok(false) => {}
             Err(reason) => warnings.push(reason),
@@ -412,7 +413,7 @@ pub(crate) fn chown_current(
         ..Outcome::default()
     };
     for plan in plans {
-        let installed = record.id_of(&plan.name);
+        let installed = record.written_as(&plan.name);
         let result = owners
             .uid(&plan.owner)
             .and_then(|u| owners.gid(&plan.group).map(|g| (u, g)))

@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 use super::manifest::{Manifest, SecretSpec};
 use super::{paths, Layout, SecretFailure};
 use crate::identity::IdentitySet;
-use crate::platform::atomic::{self, Existing, FileId, WriteOptions};
+use crate::platform::atomic::{self, Existing, FileId, Fingerprint, WriteOptions};
 use crate::platform::walk::{self, Missing};
 use crate::sys;
 
@@ -166,6 +166,8 @@ pub(crate) fn load_identities(paths: &[PathBuf]) -> (IdentitySet, Vec<String>) {
 pub(crate) struct Installed {
     /// The file written (in the generation, or at the custom `path`).
     pub id: FileId,
+    /// What it holds.
+    pub content: Fingerprint,
     /// A `symlink = false` file that landed on a filesystem that is not RAM-backed.
     pub on_disk: bool,
 }
@@ -186,6 +188,7 @@ pub(crate) fn place_one(
     let ciphertext = crate::fsutil::read_regular(&plan.file).map_err(|e| format!("{file}: {e}"))?;
     let plaintext: Zeroizing<Vec<u8>> =
         crate::envelope::decrypt(&ciphertext, ids).map_err(|e| format!("{file}: {e}"))?;
+    let content = Fingerprint::of(&plaintext);
     let opts = WriteOptions {
         mode: plan.mode,
         owner,
@@ -204,7 +207,11 @@ pub(crate) fn place_one(
             if let Target::Link(path) = &plan.target {
                 link_atomic(&secrets_dir.join(rel), path)?;
             }
-            Ok(Installed { id, on_disk: false })
+            Ok(Installed {
+                id,
+                content,
+                on_disk: false,
+            })
         }
         Target::File(path) => {
             let shown = path.display();
@@ -222,7 +229,11 @@ pub(crate) fn place_one(
             )
             .map_err(|e| format!("{shown}: {e}"))?;
             let on_disk = !sys::fs_kind(&dir).is_ok_and(|k| k.ram_backed());
-            Ok(Installed { id, on_disk })
+            Ok(Installed {
+                id,
+                content,
+                on_disk,
+            })
         }
     }
 }
@@ -230,15 +241,15 @@ pub(crate) fn place_one(
 /// Gives an installed secret its owner and group (and re-applies its mode, which a chown
 /// may have stripped of setuid/setgid bits). The file is reached without following a
 /// symlink (a custom `path` is walked from `/` as at install), must be a regular file with
-/// one link, and, when the install phase recorded it, the very inode it wrote: a file
-/// swapped in between the two phases is never given away.
+/// one link, and, when the install phase recorded it, the very file it wrote (inode and
+/// content, [`is_written`]): a file swapped in between the two phases is never given away.
 pub(crate) fn chown_one(
     plan: &Plan,
     gen: &OwnedFd,
     gen_path: &Path,
     uid: u32,
     gid: u32,
-    installed: Option<FileId>,
+    installed: Option<(FileId, Fingerprint)>,
 ) -> Result<(), String> {
     let (dir, base, shown) = match &plan.target {
         Target::Generation | Target::Link(_) => {
@@ -283,8 +294,8 @@ pub(crate) fn chown_one(
             ))
         }
     }
-    if let Some(want) = installed {
-        if FileId::of(&fd).map_err(|e| format!("{shown}: {e}"))? != want {
+    if let Some((id, content)) = installed {
+        if !is_written(&fd, id, &content).map_err(|e| format!("{shown}: {e}"))? {
             return Err(format!(
                 "{shown}: is not the file the install phase wrote (replaced since); not changing its owner"
             ));
@@ -295,9 +306,13 @@ pub(crate) fn chown_one(
 }
 
 /// Removes the file an earlier activation wrote at `path` (a `symlink = false` secret the
-/// manifest no longer lists), walking as at install and only if it is still that inode.
-/// `Ok(false)` when nothing is there any more.
-pub(crate) fn remove_written(path: &Path, id: FileId) -> Result<bool, String> {
+/// manifest no longer lists), walking as at install and only if it is still that file
+/// ([`is_written`]). `Ok(false)` when nothing is there any more.
+pub(crate) fn remove_written(
+    path: &Path,
+    id: FileId,
+    content: &Fingerprint,
+) -> Result<bool, String> {
     let (dir, base) = match walk::open_parent(path, Missing::Fail) {
         Ok(found) => found,
         Err(e) if e.is_not_found() => return Ok(false),
@@ -309,7 +324,7 @@ pub(crate) fn remove_written(path: &Path, id: FileId) -> Result<bool, String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(format!("{shown}: not removed: {e}")),
     };
-    if FileId::of(&fd).map_err(|e| format!("{shown}: {e}"))? != id {
+    if !is_written(&fd, id, content).map_err(|e| format!("{shown}: {e}"))? {
         return Err(format!(
             "{shown}: not removed: it is not the file an earlier activation wrote"
         ));
@@ -317,6 +332,17 @@ pub(crate) fn remove_written(path: &Path, id: FileId) -> Result<bool, String> {
     sys::unlink_at(&dir, Path::new(&base)).map_err(|e| format!("{shown}: not removed: {e}"))?;
     sys::sync(&dir).map_err(|e| format!("{shown}: {e}"))?;
     Ok(true)
+}
+
+/// Whether the open `fd` is the file activation wrote: the same device, inode and birth
+/// time, and the same bytes. The inode alone is not enough: ext4 gives a freed inode number
+/// to the next file created and birth times come from a clock that ticks every few
+/// milliseconds, so a file its owner removed and recreated at once (as in a test, or by a
+/// user who owns the directory) matched the record, and activation removed it. A file that
+/// matches both was created in the same tick on the recycled inode with the very bytes
+/// activation wrote: acting on it changes nothing the record did not already cover.
+pub(crate) fn is_written(fd: &OwnedFd, id: FileId, content: &Fingerprint) -> std::io::Result<bool> {
+    Ok(FileId::of(fd)? == id && content.matches(fd)?)
 }
 
 /// Warnings about identity files whose owner is not the running user (root at boot) or
@@ -519,6 +545,7 @@ mod tests {
             WriteOptions::replace(0o400),
         )
         .unwrap();
+        let written = (written, Fingerprint::of(b"s"));
         let mut plan = plan(&manifest(vec![]), &layout(), &|_| None).0;
         assert!(plan.is_empty());
         plan.push(Plan {
@@ -547,10 +574,80 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
         assert_eq!(mode(&path), 0o400);
-        let now =
-            FileId::of(sys::open_read_nofollow_at(&dir, Path::new("token")).unwrap()).unwrap();
-        chown(Some(now)).unwrap();
+        let fd = sys::open_read_nofollow_at(&dir, Path::new("token")).unwrap();
+        let now = FileId::of(&fd).unwrap();
+        // The right inode with other bytes is still not the file written.
+        let e = chown(Some((now, Fingerprint::of(b"y")))).unwrap_err();
+        assert!(e.contains("is not the file the install phase wrote"), "{e}");
+        chown(Some((now, Fingerprint::of(b"x")))).unwrap();
         assert_eq!(mode(&path), 0o440);
+    }
+
+    /// The race behind a once-flaky activation test: a dropped secret's file that its owner
+    /// removes and recreates at once (other bytes) often gets the same inode number and
+    /// birth time on ext4. In 500 rounds the recreated file is never given away nor removed
+    /// (and, every 50 rounds, the file written still is removed).
+    #[test]
+    fn a_file_recreated_on_a_recycled_inode_is_never_taken_for_the_one_written() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("gone");
+        let dir = sys::open_dir_nofollow(tmp.path()).unwrap();
+        let plan = Plan {
+            name: "gone".into(),
+            file: "/s/x.age".into(),
+            mode: 0o400,
+            owner: "0".into(),
+            group: "0".into(),
+            target: Target::File(path.clone()),
+        };
+        let me = rustix::process::geteuid().as_raw();
+        let my_gid = rustix::process::getegid().as_raw();
+        let write = |bytes: &[u8]| {
+            let opts = WriteOptions {
+                sync_dir: false, // durability is not what is tested here: seconds saved
+                ..WriteOptions::replace(0o600)
+            };
+            let id = atomic::write_at(&dir, OsStr::new("gone"), bytes, opts).unwrap();
+            (id, Fingerprint::of(bytes))
+        };
+        let mut same_identity = 0;
+        for round in 0..500 {
+            let secret = format!("secret of round {round}");
+            let (id, content) = write(secret.as_bytes());
+            std::fs::remove_file(&path).unwrap();
+            std::fs::write(&path, b"someone else's").unwrap();
+            let fd = sys::open_read_nofollow_at(&dir, Path::new("gone")).unwrap();
+            if FileId::of(&fd).unwrap() == id {
+                same_identity += 1;
+            }
+            let e =
+                chown_one(&plan, &dir, tmp.path(), me, my_gid, Some((id, content))).unwrap_err();
+            assert!(
+                e.contains("is not the file the install phase wrote"),
+                "round {round}: {e}"
+            );
+            let e = remove_written(&path, id, &content).unwrap_err();
+            assert!(
+                e.contains("not the file an earlier activation wrote"),
+                "round {round}: {e}"
+            );
+            assert_eq!(
+                std::fs::read(&path).unwrap(),
+                b"someone else's",
+                "round {round}"
+            );
+            std::fs::remove_file(&path).unwrap();
+            if round % 50 == 0 {
+                let (id, content) = write(secret.as_bytes());
+                assert_eq!(
+                    remove_written(&path, id, &content),
+                    Ok(true),
+                    "round {round}"
+                );
+            }
+        }
+        // How often the identity alone would have been fooled here (filesystem-dependent).
+        eprintln!("{same_identity} of 500 recreated files had the identity of the file written");
     }
 
     #[test]

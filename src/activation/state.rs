@@ -1,7 +1,8 @@
 //! What an install phase wrote, kept next to its generation as
 //! `secretsMountPoint/.agefleet-N.json` (root-only, in the RAM-backed mount; not a number,
 //! so agenix's numbering ignores it): for each secret, the identity (device, inode, birth
-//! time) of the file written and, for `symlink = false` secrets, the path outside the mount.
+//! time) and a salted digest of the content of the file written and, for `symlink = false`
+//! secrets, the path outside the mount.
 //!
 //! The chown phase acts only on those inodes, so a file or directory swapped in between
 //! the phases (by a user who owns a parent of a custom `path`) is never given away; the
@@ -16,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::platform::atomic::{self, FileId, WriteOptions};
+use crate::platform::atomic::{self, FileId, Fingerprint, WriteOptions};
 use crate::sys;
 
 /// One secret as installed.
@@ -29,6 +30,8 @@ pub(crate) struct Written {
     pub outside: Option<PathBuf>,
     /// The identity of the file written.
     pub id: FileId,
+    /// What it held (an inode number can be reused within one birth-time tick).
+    pub content: Fingerprint,
 }
 
 /// The record of one generation.
@@ -40,9 +43,12 @@ pub(crate) struct Record {
 }
 
 impl Record {
-    /// The identity of the file written for secret `name`, if it was installed.
-    pub(crate) fn id_of(&self, name: &str) -> Option<FileId> {
-        self.secrets.iter().find(|w| w.name == name).map(|w| w.id)
+    /// The identity and content of the file written for secret `name`, if it was installed.
+    pub(crate) fn written_as(&self, name: &str) -> Option<(FileId, Fingerprint)> {
+        self.secrets
+            .iter()
+            .find(|w| w.name == name)
+            .map(|w| (w.id, w.content))
     }
 }
 
@@ -112,11 +118,15 @@ mod tests {
                     ino: 2,
                     birth: Some((3, 4)),
                 },
+                content: Fingerprint::of(b"a"),
             }],
         };
         save(&mp, 3, &r).unwrap();
         assert_eq!(load(&mp, 3).unwrap(), Some(r.clone()));
-        assert_eq!(r.id_of("a"), r.secrets.first().map(|w| w.id));
+        assert_eq!(
+            r.written_as("a"),
+            r.secrets.first().map(|w| (w.id, w.content))
+        );
         assert_eq!(generation_of(&file_name(3)), Some(3));
         assert_eq!(generation_of(std::ffi::OsStr::new("3")), None);
         std::fs::write(tmp.path().join(file_name(4)), b"{").unwrap();

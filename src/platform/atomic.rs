@@ -3,8 +3,9 @@
 //! than the final one, written, synced, given its owner and then its exact mode through the
 //! fd, and renamed into place (`renameat`, which replaces a symlink at the name and never
 //! follows it; or, for never-replace writes, `RENAME_NOREPLACE`). The temp file is removed
-//! on every failure. What was written is identified by device and inode ([`FileId`]), so a
-//! later step can check it acts on the same file.
+//! on every failure. What was written is identified by device and inode ([`FileId`]) and, by
+//! the caller that needs it, by content ([`Fingerprint`]), so a later step can check it acts
+//! on the same file.
 
 use std::ffi::{OsStr, OsString};
 use std::io;
@@ -22,9 +23,11 @@ pub const TEMP_SUFFIX_LEN: usize = 16;
 const TEMP_BASE_MAX: usize = 200;
 
 /// Device, inode and (where the filesystem records it) birth time of a file. Device and
-/// inode alone identify a file only while it exists: ext4 and tmpfs hand a freed inode
-/// number to the next file created, so a file deleted and recreated by someone else could
-/// look like ours; its birth time tells the two apart.
+/// inode alone identify a file only while it exists: ext4 hands a freed inode number to the
+/// next file created, so a file deleted and recreated by someone else could look like ours.
+/// Its birth time tells the two apart only when they were created in different ticks of the
+/// kernel's coarse clock: a step that must never act on another file also compares a
+/// [`Fingerprint`] of the content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FileId {
     /// Device number (`st_dev`).
@@ -70,6 +73,79 @@ impl FileId {
             ino: st.st_ino as u64,
             birth: None,
         })
+    }
+}
+
+/// What a file held when it was written: a random salt, the length, and SHA-256 of a label,
+/// the salt and the bytes. [`FileId`] alone can name two files: ext4 hands a freed inode
+/// number to the next file created, and birth times come from the coarse kernel clock (one
+/// tick is several milliseconds), so a file removed and recreated by someone else within a
+/// tick has the same device, inode and birth time as ours. Such a file passes as ours only if
+/// it also holds the very bytes written. The salt is random per write, so the digest of a
+/// short secret cannot be looked up in a precomputed table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Fingerprint {
+    /// Random bytes hashed before the content.
+    pub salt: [u8; 16],
+    /// The content's length in bytes.
+    pub len: u64,
+    /// SHA-256 of [`FINGERPRINT_LABEL`], the salt and the content.
+    pub sha256: [u8; 32],
+}
+
+/// Domain separation of [`Fingerprint`] digests.
+pub const FINGERPRINT_LABEL: &[u8] = b"agefleet written-file fingerprint v1\0";
+
+impl Fingerprint {
+    /// The fingerprint of `data`, with a fresh salt.
+    pub fn of(data: &[u8]) -> Fingerprint {
+        use sha2::Digest;
+        let salt: [u8; 16] = rand::random();
+        Fingerprint {
+            salt,
+            len: data.len() as u64,
+            sha256: Self::hasher(&salt).chain_update(data).finalize().into(),
+        }
+    }
+
+    fn hasher(salt: &[u8; 16]) -> sha2::Sha256 {
+        use sha2::Digest;
+        sha2::Sha256::new()
+            .chain_update(FINGERPRINT_LABEL)
+            .chain_update(salt)
+    }
+
+    /// Whether the open `fd` is a regular file holding exactly the bytes fingerprinted (read
+    /// with `pread`, so the file offset is unchanged). Anything else, or a file of another
+    /// length, is a mismatch.
+    pub fn matches(&self, fd: impl AsFd) -> io::Result<bool> {
+        use sha2::Digest;
+        let fd = fd.as_fd();
+        let st = rustix::fs::fstat(fd).map_err(io::Error::from)?;
+        let regular =
+            rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile;
+        #[allow(clippy::useless_conversion, clippy::unnecessary_cast)] // widths differ by target
+        if !regular || st.st_size as u64 != self.len {
+            return Ok(false);
+        }
+        let mut h = Self::hasher(&self.salt);
+        // The bytes may be a secret: the buffer is zeroized.
+        let mut buf = zeroize::Zeroizing::new(vec![0u8; 64 * 1024]);
+        let mut read: u64 = 0;
+        loop {
+            let n = match rustix::io::pread(fd, &mut buf[..], read) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            read += n as u64;
+            if read > self.len {
+                return Ok(false); // grew since the fstat
+            }
+            h.update(&buf[..n]);
+        }
+        Ok(read == self.len && <[u8; 32]>::from(h.finalize()) == self.sha256)
     }
 }
 

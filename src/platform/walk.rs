@@ -311,6 +311,11 @@ mod tests {
         );
         let fd = walk(&deep, Missing::Create(0o700)).unwrap();
         assert!(same_dir(&fd, &deep));
+        let (fd, base) = open_parent(&deep.join("f"), Missing::Fail).unwrap();
+        assert!(same_dir(&fd, &deep) && base == "f");
+        let e = open_parent(Path::new("/"), Missing::Fail).unwrap_err();
+        assert_eq!(e.reason, "has no file name");
+        assert!(!e.is_not_found());
     }
 
     #[test]
@@ -329,6 +334,14 @@ mod tests {
         assert_eq!(e.component, tmp.path().join("link"), "{e}");
         assert!(e.reason.contains("refusing to follow"), "{e}");
         assert!(!real.join("x").exists());
+        // A path through it that exists is refused too (the one-call fast path must not
+        // follow the link; as the last component, O_NOFOLLOW alone refuses it).
+        std::fs::create_dir(real.join("x")).unwrap();
+        let e = open_dir(&tmp.path().join("link/x"), Missing::Fail).unwrap_err();
+        assert!(
+            e.reason.contains("refusing to follow") && !e.is_not_found(),
+            "{e}"
+        );
         std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
     }
 
@@ -356,6 +369,67 @@ mod tests {
         assert!(e.reason.contains("writable by group or other"), "{e}");
     }
 
+    /// In a sticky world-writable directory (like `/tmp`) anyone can plant a link: one owned
+    /// by another user is refused, naming its owner, while root's own link there is followed.
+    #[test]
+    #[ignore = "needs root"]
+    fn refuses_a_link_owned_by_another_user_in_a_sticky_directory() {
+        use std::os::unix::fs::PermissionsExt;
+        assert!(
+            rustix::process::geteuid().is_root(),
+            "this test needs root (CI runs as root)"
+        );
+        let tmp = tempfile::tempdir().unwrap();
+        let sticky = tmp.path().join("sticky");
+        let real = tmp.path().join("real");
+        std::fs::create_dir(&sticky).unwrap();
+        std::fs::create_dir(&real).unwrap();
+        std::fs::set_permissions(&sticky, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let link = sticky.join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let fd = open_dir(&link, Missing::Fail).unwrap();
+        assert!(same_dir(&fd, &real));
+        std::os::unix::fs::lchown(&link, Some(4242), Some(4242)).unwrap();
+        let e = open_dir(&link.join("x"), Missing::Create(0o755)).unwrap_err();
+        assert_eq!(e.component, link, "{e}");
+        assert_eq!(
+            e.reason,
+            "is a symbolic link that is owned by uid 4242; refusing to follow it"
+        );
+        assert!(!real.join("x").exists());
+        // The same for a path through it that exists (the one-call fast path must not
+        // follow the link).
+        std::fs::create_dir(real.join("x")).unwrap();
+        let e = open_dir(&link.join("x"), Missing::Fail).unwrap_err();
+        assert_eq!(e.component, link, "{e}");
+    }
+
+    /// Trust is relative to the running user: a walk by another user (here one thread that
+    /// drops to uid 4242) still follows root's own link, as a root walk does.
+    #[test]
+    #[ignore = "needs root"]
+    fn a_walk_by_another_user_still_trusts_roots_links() {
+        use std::os::unix::fs::PermissionsExt;
+        assert!(
+            rustix::process::geteuid().is_root(),
+            "this test needs root (CI runs as root)"
+        );
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let real = tmp.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let walked = std::thread::spawn(move || {
+            // The raw system call changes this thread's credentials only.
+            rustix::thread::set_thread_uid(rustix::process::Uid::from_raw(4242)).unwrap();
+            open_dir(&link, Missing::Fail).map(|fd| same_dir(&fd, &real))
+        })
+        .join()
+        .unwrap();
+        assert!(walked.unwrap(), "walked elsewhere");
+    }
+
     #[test]
     fn relative_and_dotdot_links_resolve_like_the_kernel() {
         let tmp = tempfile::tempdir().unwrap();
@@ -363,6 +437,20 @@ mod tests {
         std::os::unix::fs::symlink("../a/b", tmp.path().join("a/up")).unwrap();
         let fd = walk(&tmp.path().join("a/up"), Missing::Fail).unwrap();
         assert!(same_dir(&fd, &tmp.path().join("a/b")));
+        // `..` at the root is the root, as for the kernel.
+        let above = Path::new("/../..").join(tmp.path().strip_prefix("/").unwrap());
+        let fd = walk(&above.join("a/b"), Missing::Fail).unwrap();
+        assert!(same_dir(&fd, &tmp.path().join("a/b")));
+        // At most 40 links are followed in one walk, as by the kernel.
+        std::os::unix::fs::symlink("a/b", tmp.path().join("l1")).unwrap();
+        for i in 2..=41 {
+            let prev = format!("l{}", i - 1);
+            std::os::unix::fs::symlink(prev, tmp.path().join(format!("l{i}"))).unwrap();
+        }
+        let fd = walk(&tmp.path().join("l40"), Missing::Fail).unwrap();
+        assert!(same_dir(&fd, &tmp.path().join("a/b")));
+        let e = walk(&tmp.path().join("l41"), Missing::Fail).unwrap_err();
+        assert!(e.reason.contains("too many"), "{e}");
         std::os::unix::fs::symlink("loop", tmp.path().join("loop")).unwrap();
         let e = walk(&tmp.path().join("loop"), Missing::Fail).unwrap_err();
         assert!(e.reason.contains("too many"), "{e}");

@@ -221,6 +221,63 @@ fn chown_phase_does_not_follow_a_dir_swapped_after_install() {
     assert_eq!(owner_mode(&a.path("app.old/token")), (0, 0, 0o600));
 }
 
+/// A sticky world-writable directory (like `/tmp`) is trusted to walk through, but a link in
+/// it that a user planted is theirs: a custom `path` through it is refused, naming the link
+/// and its owner, and `/victim/token` is untouched; root's own link there is followed.
+#[test]
+#[ignore = "needs root, `age-keygen`, `age`, `git`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh`, `sshd`, `unshare`"]
+fn path_through_a_users_link_in_a_sticky_dir_is_refused() {
+    let Some(root) = in_mount_namespace("path_through_a_users_link_in_a_sticky_dir_is_refused")
+    else {
+        return;
+    };
+    let fx = Fixture::new(&root);
+    let victim = Victim::plant(&root.join("victim"));
+    let a = Attacker::new(&root);
+    let sticky = root.join("tmp");
+    std::fs::create_dir(&sticky).unwrap();
+    std::fs::set_permissions(&sticky, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let planted = sticky.join("app");
+    a.run(&[
+        "ln",
+        "-s",
+        root.join("victim").to_str().unwrap(),
+        planted.to_str().unwrap(),
+    ]);
+    let ours = sticky.join("ours");
+    std::fs::create_dir(root.join("real")).unwrap();
+    std::os::unix::fs::symlink(root.join("real"), &ours).unwrap();
+
+    let token = fx.age("token.age", b"SECRET");
+    let good = fx.age("good.age", b"good");
+    for symlink in [false, true] {
+        let m = fx.manifest(&[
+            custom("token", &token, &planted.join("token"), symlink),
+            custom("good", &good, &ours.join("good"), symlink),
+        ]);
+        let out = activate(fx.home(), &m, &[]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "symlink = {symlink}: {err}");
+        assert!(
+            err.contains(&format!(
+                "{}: is a symbolic link that is owned by uid {}; refusing to follow it",
+                planted.display(),
+                a.user.uid
+            )),
+            "symlink = {symlink}: {err}"
+        );
+        victim.assert_untouched();
+        let good_at = root.join("real/good");
+        if symlink {
+            let target = std::fs::read_link(&good_at).unwrap();
+            assert_eq!(target, fx.layout.secrets_dir.join("good"));
+        } else {
+            assert_eq!(std::fs::read(&good_at).unwrap(), b"good");
+        }
+        std::fs::remove_file(&good_at).unwrap();
+    }
+}
+
 /// Two secrets with one target path both fail, naming it, and nothing is written.
 #[test]
 #[ignore = "needs root, `age-keygen`, `age`, `git`, `ssh-add`, `ssh-agent`, `ssh-keygen`, `ssh`, `sshd`, `unshare`"]

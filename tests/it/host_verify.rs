@@ -319,7 +319,7 @@ fn hostile_scan_output_is_refused_and_fails_the_check_with_the_argv_bounded() {
         (out, "offered 2 different ed25519 host keys"),
         (
             format!("[h]:2222 ssh-ed25519 {key}\u{1b}[2J\n"),
-            "holds a control character",
+            "holds the control character U+001B",
         ),
     ] {
         let fake = FakeKeyscan::new(output.as_bytes(), "");
