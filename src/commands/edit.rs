@@ -173,15 +173,22 @@ fn edit_in_editor(
         .arg(editor)
         .arg(&file)
         .status()
-        .map_err(|e| Error::Failed(format!("cannot run /bin/sh for the editor: {e}")))?;
-    drop(cleanup);
-    if !status.success() {
-        return Err(Error::Failed(format!(
+        .map_err(|e| Error::Failed(format!("cannot run /bin/sh for the editor: {e}")));
+    let outcome = match status {
+        Err(e) => Err(e),
+        Ok(status) if !status.success() => Err(Error::Failed(format!(
             "editor {editor:?} failed ({status}); {} left untouched",
             secret.display()
-        )));
-    }
-    // Through the directory fd: a symlink or another user's file there is refused.
-    dir.read_back(name)
-        .map_err(|e| Error::Failed(format!("cannot read the edited plaintext: {e}")))
+        ))),
+        // Through the directory fd: a symlink or another user's file there is refused.
+        Ok(_) => dir
+            .read_back(name)
+            .map_err(|e| Error::Failed(format!("cannot read the edited plaintext: {e}"))),
+    };
+    // The plaintext directory goes first, while the signal guard still stands: a signal that
+    // comes late (the hangup of a terminal whose shell the same signal killed) still finds
+    // the cleanup in place instead of ending the process before the directory is removed.
+    drop(dir);
+    drop(cleanup);
+    outcome
 }

@@ -62,7 +62,7 @@ impl CleanupOnSignal {
                     Interrupt::LeaveToChild => sig != SIGINT && sig != SIGQUIT,
                 };
                 if fatal {
-                    let _ = std::fs::remove_dir_all(&dir);
+                    remove_while_the_child_dies(&dir);
                     super::ui::err_line(&format!("agefleet: {message}"));
                     std::process::exit(code);
                 }
@@ -72,6 +72,22 @@ impl CleanupOnSignal {
             handle,
             thread: Some(thread),
         })
+    }
+}
+
+/// Removes `dir`, trying again for up to a second until it is gone: a signal sent to the
+/// whole process group reaches the editor at the same moment, and an editor still writing its
+/// buffer (or a swap file) while it dies can add an entry after `remove_dir_all` listed the
+/// directory; and the main thread may be removing the same directory at the same time (its
+/// run ended as the signal came), so an entry that vanished under us is not success either.
+/// Only the directory being gone is.
+fn remove_while_the_child_dies(dir: &Path) {
+    for _ in 0..50 {
+        let _ = std::fs::remove_dir_all(dir);
+        if std::fs::symlink_metadata(dir).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
 
