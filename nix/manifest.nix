@@ -26,13 +26,13 @@
 }:
 let
   suffixes = "service|socket|device|mount|automount|swap|target|path|timer|slice|scope";
-  # systemd.unit(5): a prefix of [A-Za-z0-9:_.\-], an optional non-empty instance after `@`,
+  # systemd.unit(5): a prefix of [-A-Za-z0-9:_.\], an optional non-empty instance after `@`,
   # a known suffix; at most 255 characters. No `/`, no whitespace, no control characters.
   validUnit =
     u:
     builtins.isString u
     && builtins.stringLength u <= 255
-    && builtins.match "[A-Za-z0-9:_.\\-]+(@[A-Za-z0-9:_.\\-]+)?\\.(${suffixes})" u != null;
+    && builtins.match "[-A-Za-z0-9:_.\\\\]+(@[-A-Za-z0-9:_.\\\\]+)?\\.(${suffixes})" u != null;
 
   units =
     option: field: list:

@@ -9,6 +9,7 @@
 //! directory's file descriptor, so a component swapped between two calls cannot redirect a
 //! write, a chmod or a chown.
 
+pub mod append;
 pub mod atomic;
 pub mod users;
 pub mod walk;

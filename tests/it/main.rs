@@ -34,3 +34,4 @@ mod pq;
 mod rekey;
 mod rules;
 mod status;
+mod units;
