@@ -311,8 +311,11 @@ pub(crate) struct Previous {
     pub record: Option<Record>,
 }
 
+/// A secret's plaintext, zeroized when dropped.
+pub type Plaintext = Zeroizing<Vec<u8>>;
+
 /// Decrypts a secret's `.age` file into zeroized memory.
-pub fn decrypt(plan: &Plan, ids: &IdentitySet) -> Result<Zeroizing<Vec<u8>>, String> {
+pub fn decrypt(plan: &Plan, ids: &IdentitySet) -> Result<Plaintext, String> {
     let Source::Age(path) = &plan.source else {
         return Err("a template is rendered, not decrypted".into());
     };
@@ -384,7 +387,7 @@ pub(crate) fn place_one(
     owner: Option<(u32, u32)>,
     prev: Option<&Previous>,
     keep: bool,
-) -> Result<(Installed, Option<Zeroizing<Vec<u8>>>), String> {
+) -> Result<(Installed, Option<Plaintext>), String> {
     let plaintext = decrypt(plan, ids)?;
     let installed = write(plan, &plaintext, gen, gen_path, secrets_dir, owner, prev)?;
     Ok((installed, keep.then_some(plaintext)))

@@ -370,7 +370,9 @@ fn a_list_file_symlinked_by_a_user_is_refused() {
         std::os::unix::fs::symlink(&victim, &lists.restart).unwrap();
         chown(&lists.restart);
 
-        let m = |name: &str, s: &Secret| manifest(&fx, name, &[s.clone()], json!([]), &lists);
+        let m = |name: &str, s: &Secret| {
+            manifest(&fx, name, std::slice::from_ref(s), json!([]), &lists)
+        };
         // Unchanged (or the first activation): nothing to list, nothing refused.
         let out = activate(fx.home(), &m("same.json", &a), &[]);
         assert!(out.status.success(), "{}", stderr(&out));
