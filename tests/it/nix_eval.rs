@@ -1341,6 +1341,19 @@ fn bad_units_modes_and_placeholders_are_errors_naming_the_option() {
         v["failed"],
         json!(["age.templates.db: the secret age.secrets.db has the same name (both would be secretsDir/db)."])
     );
+    // With systemd-sysusers the secrets are installed after the lists are read: a warning.
+    let expr = format!(
+        "({}.config {{ platform = \"nixos\"; modules = [ {{ age.identityPaths = [ \"/k\" ]; systemd.sysusers.enable = true; age.secrets.db = {{ file = \"/s/db.age\"; restartUnits = [ \"a.service\" ]; }}; }} ]; }}).warnings",
+        src.harness(None)
+    );
+    let w = eval(&expr, Store::Dummy, &[]).unwrap();
+    assert_eq!(w.as_array().unwrap().len(), 1, "{w}");
+    assert!(
+        w[0].as_str().unwrap().starts_with(
+            "age.secrets.db: restartUnits/reloadUnits are not applied with systemd-sysusers"
+        ),
+        "{w}"
+    );
     let v = eval_nixos("darwin", "age.secrets.db.restartUnits = [ \"a.service\" ];").unwrap();
     assert_eq!(
         v["failed"],
