@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
 use super::manifest::{Manifest, SecretSpec, TemplateSpec};
-use super::render::Parsed;
+use super::render::{Parsed, Placeholders};
 use super::state::Record;
 use super::{paths, units, Layout, SecretFailure};
 use crate::identity::IdentitySet;
@@ -99,7 +99,11 @@ pub fn plan(
             Err(reason) => failures.push(fail(reason)),
         }
     }
-    let names: Vec<&str> = m.secrets.iter().map(|s| s.name.as_str()).collect();
+    let placeholders = if m.templates.is_empty() {
+        Placeholders::default()
+    } else {
+        Placeholders::new(m.secrets.iter().map(|s| s.name.as_str()))
+    };
     for spec in &m.templates {
         let fail = |reason: String| SecretFailure {
             name: spec.name.clone(),
@@ -111,7 +115,7 @@ pub fn plan(
             ));
             continue;
         }
-        match plan_template(spec, &names, layout, var) {
+        match plan_template(spec, &placeholders, layout, var) {
             Ok(p) => plans.push(p),
             Err(reason) => failures.push(fail(reason)),
         }
@@ -193,11 +197,11 @@ fn plan_one(
 
 fn plan_template(
     spec: &TemplateSpec,
-    secrets: &[&str],
+    secrets: &Placeholders,
     layout: &Layout,
     var: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Plan, String> {
-    let parsed = Parsed::new(&spec.content, secrets.iter().copied())?;
+    let parsed = Parsed::new(&spec.content, secrets)?;
     let common = Common {
         name: &spec.name,
         mode: &spec.mode,

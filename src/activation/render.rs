@@ -15,14 +15,34 @@ const OPEN: &str = "<AGEFLEET:PLACEHOLDER:";
 
 /// The placeholder of the secret named `name`.
 pub fn placeholder(name: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha256::digest(name.as_bytes());
     let mut token = String::with_capacity(OPEN.len() + 65);
     token.push_str(OPEN);
     for b in digest {
-        token.push_str(&format!("{b:02x}"));
+        token.push(char::from(HEX[usize::from(b >> 4)]));
+        token.push(char::from(HEX[usize::from(b & 0xf)]));
     }
     token.push('>');
     token
+}
+
+/// The placeholders of a manifest's secrets, computed once for all its templates.
+#[derive(Debug, Clone, Default)]
+pub struct Placeholders {
+    by_token: HashMap<String, String>,
+}
+
+impl Placeholders {
+    /// The placeholders of the secrets named `names`.
+    pub fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> Self {
+        Placeholders {
+            by_token: names
+                .into_iter()
+                .map(|n| (placeholder(n), n.to_string()))
+                .collect(),
+        }
+    }
 }
 
 /// One part of a parsed template.
@@ -41,14 +61,10 @@ pub struct Parsed {
 }
 
 impl Parsed {
-    /// Splits `content` at the placeholders of the secrets `names`. A placeholder of any
-    /// other name (a secret not in the manifest) is an error.
-    pub fn new<'a>(
-        content: &str,
-        names: impl IntoIterator<Item = &'a str>,
-    ) -> Result<Parsed, String> {
-        let by_token: HashMap<String, &str> =
-            names.into_iter().map(|n| (placeholder(n), n)).collect();
+    /// Splits `content` at the placeholders of `secrets`. A placeholder of any other name
+    /// (a secret not in the manifest) is an error.
+    pub fn new(content: &str, secrets: &Placeholders) -> Result<Parsed, String> {
+        let by_token = &secrets.by_token;
         let token_len = OPEN.len() + 65;
         let mut pieces = Vec::new();
         let mut at = 0;
@@ -64,7 +80,7 @@ impl Parsed {
             if start > at {
                 pieces.push(Piece::Text(at..start));
             }
-            pieces.push(Piece::Secret((*name).to_string()));
+            pieces.push(Piece::Secret(name.clone()));
             at = end;
         }
         if at < content.len() {
@@ -140,7 +156,7 @@ mod tests {
             placeholder("pw"),
             placeholder("k")
         );
-        let p = Parsed::new(&text, ["pw", "k", "unused"]).unwrap();
+        let p = Parsed::new(&text, &Placeholders::new(["pw", "k", "unused"])).unwrap();
         assert_eq!(p.secrets(), ["pw", "k"]);
         let values = |n: &str| -> Option<&'static [u8]> {
             match n {
@@ -166,10 +182,10 @@ mod tests {
     #[test]
     fn undeclared_or_malformed_placeholders_are_refused() {
         let text = format!("a {}", placeholder("other"));
-        let e = Parsed::new(&text, ["pw"]).unwrap_err();
+        let e = Parsed::new(&text, &Placeholders::new(["pw"])).unwrap_err();
         assert!(e.contains("not in the manifest"), "{e}");
-        assert!(Parsed::new("x <AGEFLEET:PLACEHOLDER:zz>", ["pw"]).is_err());
+        assert!(Parsed::new("x <AGEFLEET:PLACEHOLDER:zz>", &Placeholders::new(["pw"])).is_err());
         // Multi-byte text around a cut token never panics.
-        assert!(Parsed::new("<AGEFLEET:PLACEHOLDER:ééééé", ["pw"]).is_err());
+        assert!(Parsed::new("<AGEFLEET:PLACEHOLDER:ééééé", &Placeholders::new(["pw"])).is_err());
     }
 }
