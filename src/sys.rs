@@ -226,6 +226,45 @@ pub(crate) fn open_read_nofollow_at(dir: impl AsFd, name: &Path) -> io::Result<O
     .map_err(errno)
 }
 
+/// Opens (creating it with `mode` if missing) the file `name` in `dir` for appending,
+/// never following a symlink (a symlink there is ELOOP) and without blocking on a FIFO.
+pub(crate) fn open_append_nofollow_at(
+    dir: impl AsFd,
+    name: &Path,
+    mode: u32,
+) -> io::Result<OwnedFd> {
+    rustix::fs::openat(
+        dir,
+        name,
+        OFlags::WRONLY
+            | OFlags::APPEND
+            | OFlags::CREATE
+            | OFlags::NOFOLLOW
+            | OFlags::NONBLOCK
+            | OFlags::CLOEXEC,
+        Mode::from_bits_truncate(mode),
+    )
+    .map_err(errno)
+}
+
+/// The owner (uid) of the open `fd`.
+pub(crate) fn owner_uid(fd: impl AsFd) -> io::Result<u32> {
+    Ok(rustix::fs::fstat(fd).map_err(errno)?.st_uid)
+}
+
+/// Writes all of `data` to `fd` (no sync).
+pub(crate) fn write_all(fd: impl AsFd, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        match rustix::io::write(&fd, data) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => data = &data[n..],
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(errno(e)),
+        }
+    }
+    Ok(())
+}
+
 /// The link count of the open `fd` if it is a regular file; `None` for anything else.
 pub(crate) fn regular_file_links(fd: impl AsFd) -> io::Result<Option<u64>> {
     let st = rustix::fs::fstat(fd).map_err(errno)?;
@@ -251,15 +290,8 @@ pub(crate) fn lock_exclusive(fd: impl AsFd) -> io::Result<()> {
 }
 
 /// Writes all of `data` to `fd` and syncs it.
-pub(crate) fn write_all_sync(fd: impl AsFd, mut data: &[u8]) -> io::Result<()> {
-    while !data.is_empty() {
-        match rustix::io::write(&fd, data) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => data = &data[n..],
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(errno(e)),
-        }
-    }
+pub(crate) fn write_all_sync(fd: impl AsFd, data: &[u8]) -> io::Result<()> {
+    write_all(&fd, data)?;
     rustix::fs::fsync(&fd).map_err(errno)
 }
 

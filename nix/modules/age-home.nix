@@ -42,6 +42,9 @@ let
   packageIsAgefleet = (cfg.package.pname or (lib.getName cfg.package)) == "agefleet";
   agefleet = if packageIsAgefleet then cfg.package else cfg.agefleetPackage;
 
+  tpl = import ./templates.nix { inherit lib; };
+  withUnits = tpl.withUnits { inherit (cfg) secrets templates; };
+
   manifestFile = pkgs.writeText "agefleet-home-manifest.json" (
     builtins.toJSON (
       import ../manifest.nix {
@@ -54,6 +57,14 @@ let
             ;
           path = forManifest s.path;
         }) cfg.secrets;
+        templates = lib.mapAttrs (_: t: t // { path = forManifest t.path; }) (
+          tpl.forManifest [
+            "name"
+            "path"
+            "mode"
+            "symlink"
+          ] cfg.templates
+        );
         secretsDir = forManifest cfg.secretsDir;
         secretsMountPoint = forManifest (toString cfg.secretsMountPoint);
         inherit (cfg) identityPaths;
@@ -116,7 +127,8 @@ let
             the decrypted file itself at `path`, atomically (false).
           '';
         };
-      };
+      }
+      // tpl.unitOptions;
     }
   );
 in
@@ -148,6 +160,24 @@ in
       default = { };
       description = "Secrets to decrypt for this user.";
     };
+    templates = mkOption {
+      type = types.attrsOf (tpl.templateType { inherit (cfg) secretsDir; });
+      default = { };
+      description = ''
+        Files rendered at activation from a text with placeholders
+        (`config.age.placeholder.<secret>`), each replaced by that secret's plaintext.
+      '';
+    };
+    placeholder = mkOption {
+      type = types.attrsOf types.str;
+      default = tpl.placeholders cfg.secrets;
+      defaultText = literalExpression "a token per secret, derived from its name";
+      readOnly = true;
+      description = ''
+        The placeholder of each secret in `age.templates.<name>.content`: an opaque string
+        derived from the secret's name (never its value).
+      '';
+    };
     identityPaths = mkOption {
       type = types.listOf types.path;
       default = [
@@ -173,14 +203,19 @@ in
     };
   };
 
-  config = mkIf (cfg.secrets != { }) (mkMerge [
+  config = mkIf (cfg.secrets != { } || cfg.templates != { }) (mkMerge [
     {
       assertions = [
         {
           assertion = cfg.identityPaths != [ ];
           message = "age.identityPaths must be set.";
         }
-      ];
+      ]
+      ++ tpl.assertions { inherit (cfg) secrets templates; }
+      ++ lib.optional (withUnits != [ ]) {
+        assertion = false;
+        message = "${lib.head withUnits}: restartUnits and reloadUnits are for NixOS system units; home-manager has no restart list.";
+      };
       warnings = lib.optional (
         options.age.package.highestPrio < (lib.mkOptionDefault null).priority && !packageIsAgefleet
       ) "age.package (agenix's age implementation) is ignored: agefleet decrypts secrets itself. agefleet's own package is age.agefleetPackage.";

@@ -44,6 +44,10 @@ let
 
   users = config.users.users;
 
+  tpl = import ./templates.nix { inherit lib; };
+  # Secrets and templates that restart or reload units (NixOS: switch-to-configuration).
+  withUnits = tpl.withUnits { inherit (cfg) secrets templates; };
+
   manifestFile = pkgs.writeText "agefleet-manifest.json" (
     builtins.toJSON (
       import ../manifest.nix {
@@ -56,8 +60,20 @@ let
             owner
             group
             symlink
+            restartUnits
+            reloadUnits
             ;
         }) cfg.secrets;
+        templates = tpl.forManifest [
+          "name"
+          "path"
+          "mode"
+          "owner"
+          "group"
+          "symlink"
+          "restartUnits"
+          "reloadUnits"
+        ] cfg.templates;
         inherit (cfg)
           secretsDir
           secretsMountPoint
@@ -146,9 +162,27 @@ let
             the decrypted file itself at `path`, atomically (false).
           '';
         };
-      };
+      }
+      // tpl.unitOptions;
     }
   );
+
+  templateType = tpl.templateType {
+    inherit (cfg) secretsDir;
+    extra = config: {
+      owner = mkOption {
+        type = types.str;
+        default = "0";
+        description = "User (name or uid) owning the rendered file.";
+      };
+      group = mkOption {
+        type = types.str;
+        default = users.${config.owner}.group or "0";
+        defaultText = literalExpression ''config.users.users.''${owner}.group or "0"'';
+        description = "Group (name or gid) of the rendered file.";
+      };
+    };
+  };
 in
 {
   imports = [
@@ -190,6 +224,24 @@ in
       type = types.attrsOf secretType;
       default = { };
       description = "Secrets to decrypt at activation.";
+    };
+    templates = mkOption {
+      type = types.attrsOf templateType;
+      default = { };
+      description = ''
+        Files rendered at activation from a text with placeholders
+        (`config.age.placeholder.<secret>`), each replaced by that secret's plaintext.
+      '';
+    };
+    placeholder = mkOption {
+      type = types.attrsOf types.str;
+      default = tpl.placeholders cfg.secrets;
+      defaultText = literalExpression "a token per secret, derived from its name";
+      readOnly = true;
+      description = ''
+        The placeholder of each secret in `age.templates.<name>.content`: an opaque string
+        derived from the secret's name (never its value).
+      '';
     };
     secretsDir = mkOption {
       type = types.path;
@@ -243,7 +295,7 @@ in
     };
   };
 
-  config = mkIf (cfg.secrets != { }) (mkMerge [
+  config = mkIf (cfg.secrets != { } || cfg.templates != { }) (mkMerge [
     {
       # `symlink = false` writes the plaintext itself at `path`: outside a RAM-backed
       # filesystem it is on disk (agefleet also warns at activation, and removes the file
@@ -254,14 +306,23 @@ in
           "age.secrets.${n}: symlink = false writes the decrypted secret at ${s.path}; "
           + "unless that is on a RAM-backed filesystem (tmpfs/ramfs) the plaintext is on disk."
         ) (lib.filterAttrs (_: s: !s.symlink && !lib.hasPrefix "/run/" s.path) cfg.secrets)
-        ++ lib.optional (userSet options.age.ageBin) "age.ageBin is ignored: agefleet decrypts secrets itself, without an age binary.";
+        ++ lib.optional (userSet options.age.ageBin) "age.ageBin is ignored: agefleet decrypts secrets itself, without an age binary."
+        ++ lib.optional (sysusersEnabled && withUnits != [ ]) (
+          "${lib.head withUnits}: restartUnits/reloadUnits are not applied with systemd-sysusers or userborn: "
+          + "agenix-install-secrets.service installs the secrets after switch-to-configuration has read its restart list."
+        );
 
       assertions = [
         {
           assertion = cfg.identityPaths != [ ];
           message = "age.identityPaths must be set, for example by enabling openssh.";
         }
-      ];
+      ]
+      ++ tpl.assertions { inherit (cfg) secrets templates; }
+      ++ lib.optional (isDarwin && withUnits != [ ]) {
+        assertion = false;
+        message = "${lib.head withUnits}: restartUnits and reloadUnits need systemd (NixOS); nix-darwin has no restart list.";
+      };
     }
 
     (optionalAttrs (!isDarwin) {
@@ -294,7 +355,10 @@ in
             "agenixNewGeneration"
             "specialfs"
           ];
-        };
+        }
+        # `switch-to-configuration dry-activate`: with NIXOS_ACTION=dry-activate, agefleet
+        # installs nothing and lists the units that would be restarted or reloaded.
+        // lib.optionalAttrs (withUnits != [ ]) { supportsDryActivation = true; };
         # So user passwords can be secrets.
         users.deps = [ "agenixInstall" ];
         agenixChown = {

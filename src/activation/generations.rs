@@ -11,13 +11,27 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use std::collections::{HashMap, HashSet};
+
+use zeroize::Zeroizing;
+
 use super::ownership::UserDb;
-use super::place::{self, Plan, Target};
+use super::place::{self, Installed, Plan, Previous, Source, Target};
 use super::state::{self, Record, Written};
+use super::units::{ListFiles, UnitLists};
 use super::{ActivationError, Layout, SecretFailure};
 use crate::identity::IdentitySet;
 use crate::recipient::plugin::PluginUi;
 use crate::sys;
+
+/// Where the units go, and every name the manifest lists (what is not among them but was
+/// in the previous generation was removed: its units are listed).
+pub(crate) struct Units {
+    /// The list files.
+    pub files: ListFiles,
+    /// The names of the manifest's secrets and templates.
+    pub names: HashSet<String>,
+}
 
 /// What one phase did to the secrets.
 #[derive(Debug, Default)]
@@ -30,6 +44,13 @@ pub(crate) struct Outcome {
     pub failures: Vec<SecretFailure>,
     /// Files of `symlink = false` secrets no longer in the manifest, removed.
     pub removed: Vec<PathBuf>,
+    /// For each secret and template installed (or, dry, that would be): whether its
+    /// content changed against the previous generation.
+    pub changed: Vec<(String, bool)>,
+    /// The units listed (or, dry, that would be) for what changed.
+    pub units: UnitLists,
+    /// Why the units could not be listed.
+    pub unit_error: Option<String>,
 }
 
 /// The generation number `secretsDir` points at: the numeric basename of its link target,
@@ -65,6 +86,7 @@ pub(crate) fn install(
     plans: &[Plan],
     owners: Option<&UserDb>,
     plugin_ui: Option<&Arc<dyn PluginUi>>,
+    lists: &Units,
     warnings: &mut Vec<String>,
 ) -> Result<Outcome, ActivationError> {
     let mp = &layout.mount_point;
@@ -84,6 +106,11 @@ pub(crate) fn install(
     let generation = next_generation(layout)?;
     // What the current generation wrote outside the mount, to clean up after the swap.
     let previous = previous_record(layout, &mp_fd, warnings);
+    // What change detection compares against (none on the first activation after boot).
+    let prev = previous_generation(layout, &mp_fd).map(|gen| Previous {
+        gen,
+        record: previous.clone(),
+    });
     let gen_name = PathBuf::from(generation.to_string());
     let gen_path = mp.join(&gen_name);
     // A leftover of an interrupted activation; it is not current (current is N-1).
@@ -132,10 +159,53 @@ pub(crate) fn install(
     if ids.identities.is_empty() && !plans.is_empty() {
         warnings.push("no usable identity among identityPaths: no secret can be decrypted".into());
     }
-    let results = run_all(plans, &layout.identity_paths, ids, |plan, i, ids| {
-        place::place_one(plan, &gen_fd, &gen_path, sd, ids, owner_of[i])
-    });
+    let n_secrets = plans.iter().take_while(|p| !p.is_template()).count();
+    let needed = used_by_templates(&plans[n_secrets..]);
+    let placed = run_all(
+        &plans[..n_secrets],
+        &layout.identity_paths,
+        ids,
+        |plan, i, ids| {
+            let keep = needed.contains(plan.name.as_str());
+            place::place_one(
+                plan,
+                &gen_fd,
+                &gen_path,
+                sd,
+                ids,
+                owner_of[i],
+                prev.as_ref(),
+                keep,
+            )
+        },
+    );
+    let mut plaintexts: HashMap<&str, Zeroizing<Vec<u8>>> = HashMap::new();
+    let mut results: Vec<Result<Installed, String>> = Vec::with_capacity(plans.len());
+    for (plan, r) in plans.iter().zip(placed) {
+        results.push(r.map(|(installed, plaintext)| {
+            if let Some(p) = plaintext {
+                plaintexts.insert(plan.name.as_str(), p);
+            }
+            installed
+        }));
+    }
+    for (i, plan) in plans.iter().enumerate().skip(n_secrets) {
+        results.push(render(plan, &plaintexts).and_then(|bytes| {
+            place::write(
+                plan,
+                &bytes,
+                &gen_fd,
+                &gen_path,
+                sd,
+                owner_of[i],
+                prev.as_ref(),
+            )
+        }));
+    }
+    drop(plaintexts);
     let mut done = Vec::with_capacity(plans.len());
+    let mut changed = Vec::with_capacity(plans.len());
+    let mut units = UnitLists::default();
     let mut install_failures = Vec::new();
     let mut record = Record::default();
     for (plan, result) in plans.iter().zip(results) {
@@ -158,7 +228,13 @@ pub(crate) fn install(
                     outside,
                     id: installed.id,
                     content: installed.content,
+                    restart_units: plan.restart_units.clone(),
+                    reload_units: plan.reload_units.clone(),
                 });
+                changed.push((plan.name.clone(), installed.changed));
+                if installed.changed {
+                    units.add(&plan.restart_units, &plan.reload_units);
+                }
                 if !failed_owner.contains(plan.name.as_str()) {
                     done.push(plan.name.clone());
                 }
@@ -188,6 +264,10 @@ pub(crate) fn install(
             e,
         ));
     }
+    if prev.is_some() {
+        add_removed(&mut units, previous.as_ref(), &lists.names);
+    }
+    drop(prev);
     // Owner failures of secrets that did not install at all are superseded by the install error.
     failures.retain(|f| !install_failures.iter().any(|g| g.name == f.name));
     failures.extend(install_failures);
@@ -204,12 +284,143 @@ pub(crate) fn install(
     }
     remove_old(&mp_fd, mp, generation, warnings);
     let removed = remove_unlisted(previous, &listed, warnings);
+    // After the swap: the units see the new generation when they restart.
+    let unit_error = if units.is_empty() {
+        None
+    } else {
+        lists.files.append(&units, warnings).err()
+    };
     Ok(Outcome {
         generation,
         done,
         failures,
         removed,
+        changed,
+        units,
+        unit_error,
     })
+}
+
+/// `NIXOS_ACTION=dry-activate`: nothing is mounted, written or swapped. Each secret is
+/// decrypted and each template rendered in memory and compared with the current
+/// generation; the units that a real activation would list go to the `dry-` lists.
+pub(crate) fn dry_run(
+    layout: &Layout,
+    plans: &[Plan],
+    lists: &Units,
+    warnings: &mut Vec<String>,
+) -> Result<Outcome, ActivationError> {
+    let mp = &layout.mount_point;
+    let mut outcome = Outcome::default();
+    let mp_fd = match sys::open_dir_nofollow(mp) {
+        Ok(fd) => fd,
+        // Nothing installed yet: nothing would be listed.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(outcome),
+        Err(e) => return Err(ActivationError::io(mp, e)),
+    };
+    let Some(gen) = previous_generation(layout, &mp_fd) else {
+        return Ok(outcome);
+    };
+    if let Some((n, _)) = current(layout)? {
+        outcome.generation = n;
+    }
+    let previous = previous_record(layout, &mp_fd, warnings);
+    let prev = Previous {
+        gen,
+        record: previous.clone(),
+    };
+    let (ids, id_warnings) = place::load_identities(&layout.identity_paths);
+    warnings.extend(id_warnings);
+    let n_secrets = plans.iter().take_while(|p| !p.is_template()).count();
+    let needed = used_by_templates(&plans[n_secrets..]);
+    let decrypted = run_all(
+        &plans[..n_secrets],
+        &layout.identity_paths,
+        ids,
+        |plan, _, ids| {
+            let plaintext = place::decrypt(plan, ids)?;
+            let changed = place::changed(plan, &plaintext, &prev);
+            Ok((
+                changed,
+                needed.contains(plan.name.as_str()).then_some(plaintext),
+            ))
+        },
+    );
+    let mut plaintexts: HashMap<&str, Zeroizing<Vec<u8>>> = HashMap::new();
+    let mut results = Vec::with_capacity(plans.len());
+    for (plan, r) in plans.iter().zip(decrypted) {
+        results.push(r.map(|(changed, plaintext)| {
+            if let Some(p) = plaintext {
+                plaintexts.insert(plan.name.as_str(), p);
+            }
+            changed
+        }));
+    }
+    for plan in &plans[n_secrets..] {
+        results.push(render(plan, &plaintexts).map(|bytes| place::changed(plan, &bytes, &prev)));
+    }
+    drop(plaintexts);
+    for (plan, r) in plans.iter().zip(results) {
+        match r {
+            Ok(changed) => {
+                outcome.changed.push((plan.name.clone(), changed));
+                if changed {
+                    outcome.units.add(&plan.restart_units, &plan.reload_units);
+                }
+            }
+            Err(reason) => outcome.failures.push(SecretFailure {
+                name: plan.name.clone(),
+                reason,
+            }),
+        }
+    }
+    add_removed(&mut outcome.units, previous.as_ref(), &lists.names);
+    if !outcome.units.is_empty() {
+        outcome.unit_error = lists.files.dry().append(&outcome.units, warnings).err();
+    }
+    Ok(outcome)
+}
+
+/// The directory of the generation `secretsDir` points at, if it is one in the mount.
+fn previous_generation(layout: &Layout, mp_fd: &OwnedFd) -> Option<OwnedFd> {
+    let (n, target) = current(layout).ok()??;
+    if target != layout.mount_point.join(n.to_string()) {
+        return None;
+    }
+    sys::open_dir_at(mp_fd, Path::new(&n.to_string())).ok()
+}
+
+/// The secrets whose plaintext the templates among `plans` need.
+fn used_by_templates(plans: &[Plan]) -> HashSet<&str> {
+    plans
+        .iter()
+        .flat_map(|p| match &p.source {
+            Source::Template { parsed, .. } => parsed.secrets(),
+            Source::Age(_) => Vec::new(),
+        })
+        .collect()
+}
+
+/// A template's rendered bytes, from the plaintexts of the secrets installed.
+fn render(
+    plan: &Plan,
+    plaintexts: &HashMap<&str, Zeroizing<Vec<u8>>>,
+) -> Result<Zeroizing<Vec<u8>>, String> {
+    match &plan.source {
+        Source::Template { content, parsed } => {
+            parsed.render(content, &|n| plaintexts.get(n).map(|p| p.as_slice()))
+        }
+        Source::Age(_) => Err("a secret is decrypted, not rendered".into()),
+    }
+}
+
+/// The units of what the previous generation had and the manifest no longer lists.
+fn add_removed(units: &mut UnitLists, previous: Option<&Record>, listed: &HashSet<String>) {
+    for w in previous.iter().flat_map(|r| &r.secrets) {
+        if !listed.contains(&w.name) {
+            units.add(&w.restart_units, &w.reload_units);
+        }
+    }
 }
 
 /// The record of the generation `secretsDir` points at now, if it has one.

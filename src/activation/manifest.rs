@@ -43,6 +43,16 @@ pub struct Manifest {
     pub fs: FsChoice,
     /// Every secret to install.
     pub secrets: Vec<SecretSpec>,
+    /// Files rendered from a text with placeholders of the secrets (`age.templates`).
+    #[serde(default)]
+    pub templates: Vec<TemplateSpec>,
+    /// Where the units to restart are appended (NixOS: `/run/nixos/activation-restart-list`);
+    /// present when some secret or template has units.
+    #[serde(default)]
+    pub activation_restart_list: Option<String>,
+    /// Where the units to reload are appended (NixOS: `/run/nixos/activation-reload-list`).
+    #[serde(default)]
+    pub activation_reload_list: Option<String>,
 }
 
 /// One secret as the module declared it. Values are validated per secret at activation so
@@ -65,6 +75,39 @@ pub struct SecretSpec {
     pub group: String,
     /// `path` is a symlink into the generation (`true`) or a file written there directly.
     pub symlink: bool,
+    /// Units to restart when the secret's content changes.
+    #[serde(default, rename = "restartUnits")]
+    pub restart_units: Vec<String>,
+    /// Units to reload when the secret's content changes.
+    #[serde(default, rename = "reloadUnits")]
+    pub reload_units: Vec<String>,
+}
+
+/// One template (`age.templates.<name>`): a public text whose placeholders are replaced by
+/// secrets' plaintext at activation; installed like a secret.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TemplateSpec {
+    /// The template's name (its file name in the generation).
+    pub name: String,
+    /// The text, with `<AGEFLEET:PLACEHOLDER:…>` tokens (see [`crate::activation::render`]).
+    pub content: String,
+    /// Where the rendered file appears (as for a secret).
+    pub path: String,
+    /// Permission bits.
+    pub mode: String,
+    /// Owner: a user name or a numeric uid.
+    pub owner: String,
+    /// Group: a group name or a numeric gid.
+    pub group: String,
+    /// `path` is a symlink into the generation (`true`) or the file itself.
+    pub symlink: bool,
+    /// Units to restart when the rendered content changes.
+    #[serde(default)]
+    pub restart_units: Vec<String>,
+    /// Units to reload when the rendered content changes.
+    #[serde(default)]
+    pub reload_units: Vec<String>,
 }
 
 #[derive(Deserialize)]

@@ -9,13 +9,15 @@
 //!   of the activation itself (mount, generation directory, swap) leaves `secretsDir` on the
 //!   old generation.
 //! - Nothing is written outside the mount point except the configured `path` of a secret
-//!   (a symlink or, with `symlink = false`, the file) and the `secretsDir` link. Inside the
+//!   or template (a symlink or, with `symlink = false`, the file), the `secretsDir` link,
+//!   and lines appended to the restart/reload lists ([`units`]) for what changed. Inside the
 //!   generation, names are walked component by component with no-follow opens, and every
 //!   file is created exclusively (`O_EXCL|O_NOFOLLOW`) with mode 0400 under a random temp
 //!   name, then given its mode and renamed into place.
 //! - Plaintext lives in zeroized buffers and is written only to the RAM-backed mount (or
 //!   the configured `path` when the module asks for a file there).
 
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 pub(crate) mod generations;
@@ -25,9 +27,11 @@ pub(crate) mod mounts;
 pub(crate) mod ownership;
 pub(crate) mod paths;
 pub mod place;
+pub mod render;
 pub(crate) mod state;
+pub(crate) mod units;
 
-pub use manifest::{FsChoice, Manifest, SecretSpec, MANIFEST_VERSION};
+pub use manifest::{FsChoice, Manifest, SecretSpec, TemplateSpec, MANIFEST_VERSION};
 pub use mounts::MountState;
 
 /// Which part of activation to run.
@@ -136,12 +140,26 @@ pub struct Report {
     pub warnings: Vec<String>,
     /// Files of `symlink = false` secrets that the manifest no longer lists, removed.
     pub removed: Vec<PathBuf>,
+    /// Names of the templates rendered and installed (install/all); `done` lists secrets.
+    pub rendered: Vec<String>,
+    /// For each secret and template installed (install/all): whether its content changed
+    /// against the previous generation (always false on the first activation after boot).
+    pub changed: BTreeMap<String, bool>,
+    /// Units appended to the restart list (dry-activate: to the dry restart list).
+    pub restart_units: Vec<String>,
+    /// Units appended to the reload list (dry-activate: to the dry reload list).
+    pub reload_units: Vec<String>,
+    /// Why the units could not be listed (a list file refused…); the command exits 1.
+    pub unit_error: Option<String>,
+    /// `NIXOS_ACTION=dry-activate`: nothing was installed; `changed` and the units say
+    /// what a real activation would do.
+    pub dry_run: bool,
 }
 
 impl Report {
-    /// Whether any secret failed (the command exits 1).
+    /// Whether any secret failed or the units could not be listed (the command exits 1).
     pub fn failed(&self) -> bool {
-        !self.failures.is_empty()
+        !self.failures.is_empty() || self.unit_error.is_some()
     }
 }
 
@@ -215,7 +233,10 @@ impl Layout {
     }
 }
 
-/// Runs `phase` of the activation described by `manifest` (read from `origin`).
+/// Runs `phase` of the activation described by `manifest` (read from `origin`). When the
+/// environment says `NIXOS_ACTION=dry-activate` (`switch-to-configuration dry-activate`),
+/// nothing is installed or chowned: the install phases only list, in the `dry-` lists,
+/// the units a real activation would restart or reload.
 pub fn activate(
     manifest: &Manifest,
     origin: &Path,
@@ -223,10 +244,25 @@ pub fn activate(
     env: &Env,
 ) -> Result<Report, ActivationError> {
     let layout = Layout::resolve(manifest, origin, env)?;
+    let units = generations::Units {
+        files: units::ListFiles::of(manifest, origin)?,
+        names: manifest
+            .secrets
+            .iter()
+            .map(|s| s.name.clone())
+            .chain(manifest.templates.iter().map(|t| t.name.clone()))
+            .collect::<HashSet<_>>(),
+    };
+    let dry_run = (env.var)("NIXOS_ACTION").as_deref() == Some("dry-activate");
     let mut warnings = Vec::new();
     let (plans, mut failures) = place::plan(manifest, &layout, env.var);
-    match phase {
-        Phase::Install | Phase::All => {
+    let (outcome, mount) = match (phase, dry_run) {
+        (Phase::Chown, true) => (generations::Outcome::default(), None),
+        (Phase::Install | Phase::All, true) => (
+            generations::dry_run(&layout, &plans, &units, &mut warnings)?,
+            None,
+        ),
+        (Phase::Install | Phase::All, false) => {
             let owners = if phase == Phase::All {
                 Some(ownership::UserDb::system(&env.etc))
             } else {
@@ -238,36 +274,38 @@ pub fn activate(
                 &plans,
                 owners.as_ref(),
                 env.plugin_ui.as_ref(),
+                &units,
                 &mut warnings,
             )?;
-            failures.extend(outcome.failures);
-            Ok(Report {
-                phase,
-                secrets_dir: layout.secrets_dir,
-                generation: outcome.generation,
-                mount: Some(mount),
-                done: outcome.done,
-                failures: sorted(failures),
-                warnings,
-                removed: outcome.removed,
-            })
+            (outcome, Some(mount))
         }
-        Phase::Chown => {
+        (Phase::Chown, false) => {
             let owners = ownership::UserDb::system(&env.etc);
-            let outcome = generations::chown_current(&layout, &plans, &owners)?;
-            failures.extend(outcome.failures);
-            Ok(Report {
-                phase,
-                secrets_dir: layout.secrets_dir,
-                generation: outcome.generation,
-                mount: None,
-                done: outcome.done,
-                failures: sorted(failures),
-                warnings,
-                removed: outcome.removed,
-            })
+            (generations::chown_current(&layout, &plans, &owners)?, None)
         }
-    }
+    };
+    failures.extend(outcome.failures);
+    let templates: HashSet<&str> = manifest.templates.iter().map(|t| t.name.as_str()).collect();
+    let (rendered, done): (Vec<String>, Vec<String>) = outcome
+        .done
+        .into_iter()
+        .partition(|n| templates.contains(n.as_str()));
+    Ok(Report {
+        phase,
+        secrets_dir: layout.secrets_dir,
+        generation: outcome.generation,
+        mount,
+        done,
+        failures: sorted(failures),
+        warnings,
+        removed: outcome.removed,
+        rendered,
+        changed: outcome.changed.into_iter().collect(),
+        restart_units: outcome.units.restart,
+        reload_units: outcome.units.reload,
+        unit_error: outcome.unit_error,
+        dry_run,
+    })
 }
 
 fn sorted(mut failures: Vec<SecretFailure>) -> Vec<SecretFailure> {

@@ -9,8 +9,10 @@ use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
-use super::manifest::{Manifest, SecretSpec};
-use super::{paths, Layout, SecretFailure};
+use super::manifest::{Manifest, SecretSpec, TemplateSpec};
+use super::render::{Parsed, Placeholders};
+use super::state::Record;
+use super::{paths, units, Layout, SecretFailure};
 use crate::identity::IdentitySet;
 use crate::platform::atomic::{self, Existing, FileId, Fingerprint, WriteOptions};
 use crate::platform::walk::{self, Missing};
@@ -31,13 +33,27 @@ pub enum Target {
     File(PathBuf),
 }
 
-/// A secret whose name, mode and path have been checked.
+/// Where the content of a planned file comes from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A secret: its `.age` file (in the Nix store), decrypted.
+    Age(PathBuf),
+    /// A template: its text and placeholders, rendered with the secrets' plaintext.
+    Template {
+        /// The template's text (public: placeholders, no secrets).
+        content: String,
+        /// The text split at its placeholders.
+        parsed: Parsed,
+    },
+}
+
+/// A secret or template whose name, mode, path and units have been checked.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    /// The secret's name in the manifest.
+    /// The secret's (or template's) name in the manifest.
     pub name: String,
-    /// Its `.age` file (in the Nix store).
-    pub file: PathBuf,
+    /// What it holds.
+    pub source: Source,
     /// The mode it is given.
     pub mode: u32,
     /// Its owner (a user name or numeric id).
@@ -46,9 +62,21 @@ pub struct Plan {
     pub group: String,
     /// Where it goes.
     pub target: Target,
+    /// Units to restart when its content changes.
+    pub restart_units: Vec<String>,
+    /// Units to reload when its content changes.
+    pub reload_units: Vec<String>,
 }
 
-/// Checks every secret of `m`; the ones that cannot be planned are returned as failures.
+impl Plan {
+    /// Whether this is a template (rendered, not decrypted).
+    pub fn is_template(&self) -> bool {
+        matches!(self.source, Source::Template { .. })
+    }
+}
+
+/// Checks every secret and template of `m`; the ones that cannot be planned are returned
+/// as failures. Secrets come first, then templates.
 pub fn plan(
     m: &Manifest,
     layout: &Layout,
@@ -67,6 +95,27 @@ pub fn plan(
             continue;
         }
         match plan_one(spec, layout, var) {
+            Ok(p) => plans.push(p),
+            Err(reason) => failures.push(fail(reason)),
+        }
+    }
+    let placeholders = if m.templates.is_empty() {
+        Placeholders::default()
+    } else {
+        Placeholders::new(m.secrets.iter().map(|s| s.name.as_str()))
+    };
+    for spec in &m.templates {
+        let fail = |reason: String| SecretFailure {
+            name: spec.name.clone(),
+            reason: super::one_line(&reason),
+        };
+        if !seen.insert(spec.name.as_str()) {
+            failures.push(fail(
+                "a secret or template of the same name is in the manifest".into(),
+            ));
+            continue;
+        }
+        match plan_template(spec, &placeholders, layout, var) {
             Ok(p) => plans.push(p),
             Err(reason) => failures.push(fail(reason)),
         }
@@ -125,35 +174,119 @@ fn plan_one(
     layout: &Layout,
     var: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Plan, String> {
-    paths::check_name(&spec.name).map_err(|r| format!("refused: {r}"))?;
-    let mode = super::mode::parse(&spec.mode).map_err(|e| e.to_string())?;
     if spec.file.is_empty() || spec.file.contains('\0') {
+        paths::check_name(&spec.name).map_err(|r| format!("refused: {r}"))?;
         return Err("no encrypted file given".into());
     }
-    let expanded = paths::expand(&spec.path, var).map_err(|r| format!("path: {r}"))?;
-    let path = paths::check_absolute(&expanded).map_err(|r| format!("path `{expanded}`: {r}"))?;
-    let default = layout.secrets_dir.join(&spec.name);
-    let target = if path == default {
-        Target::Generation
-    } else if path.starts_with(&layout.secrets_dir) || path.starts_with(&layout.mount_point) {
-        return Err(format!(
-            "path `{}` is inside secretsDir or secretsMountPoint but is not secretsDir/{}",
-            path.display(),
-            spec.name
-        ));
-    } else if spec.symlink {
-        Target::Link(path)
-    } else {
-        Target::File(path)
+    let common = Common {
+        name: &spec.name,
+        mode: &spec.mode,
+        path: &spec.path,
+        symlink: spec.symlink,
+        restart_units: &spec.restart_units,
+        reload_units: &spec.reload_units,
     };
-    Ok(Plan {
-        name: spec.name.clone(),
-        file: PathBuf::from(&spec.file),
-        mode,
-        owner: spec.owner.clone(),
-        group: spec.group.clone(),
-        target,
-    })
+    common.plan(
+        Source::Age(PathBuf::from(&spec.file)),
+        &spec.owner,
+        &spec.group,
+        layout,
+        var,
+    )
+}
+
+fn plan_template(
+    spec: &TemplateSpec,
+    secrets: &Placeholders,
+    layout: &Layout,
+    var: &dyn Fn(&str) -> Option<String>,
+) -> Result<Plan, String> {
+    let parsed = Parsed::new(&spec.content, secrets)?;
+    let common = Common {
+        name: &spec.name,
+        mode: &spec.mode,
+        path: &spec.path,
+        symlink: spec.symlink,
+        restart_units: &spec.restart_units,
+        reload_units: &spec.reload_units,
+    };
+    common.plan(
+        Source::Template {
+            content: spec.content.clone(),
+            parsed,
+        },
+        &spec.owner,
+        &spec.group,
+        layout,
+        var,
+    )
+}
+
+/// What secrets and templates share in the manifest.
+struct Common<'a> {
+    name: &'a str,
+    mode: &'a str,
+    path: &'a str,
+    symlink: bool,
+    restart_units: &'a [String],
+    reload_units: &'a [String],
+}
+
+impl Common<'_> {
+    fn plan(
+        &self,
+        source: Source,
+        owner: &str,
+        group: &str,
+        layout: &Layout,
+        var: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Plan, String> {
+        paths::check_name(self.name).map_err(|r| format!("refused: {r}"))?;
+        let mode = super::mode::parse(self.mode).map_err(|e| e.to_string())?;
+        let target = self.target(layout, var)?;
+        for (field, list) in [
+            ("restartUnits", self.restart_units),
+            ("reloadUnits", self.reload_units),
+        ] {
+            for unit in list {
+                units::check_unit_name(unit).map_err(|r| format!("{field}: {r}"))?;
+            }
+        }
+        Ok(Plan {
+            name: self.name.to_string(),
+            source,
+            mode,
+            owner: owner.to_string(),
+            group: group.to_string(),
+            target,
+            restart_units: self.restart_units.to_vec(),
+            reload_units: self.reload_units.to_vec(),
+        })
+    }
+
+    /// Where the file goes: `secretsDir/name`, a link at `path`, or the file at `path`.
+    fn target(
+        &self,
+        layout: &Layout,
+        var: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Target, String> {
+        let expanded = paths::expand(self.path, var).map_err(|r| format!("path: {r}"))?;
+        let path =
+            paths::check_absolute(&expanded).map_err(|r| format!("path `{expanded}`: {r}"))?;
+        if path == layout.secrets_dir.join(self.name) {
+            Ok(Target::Generation)
+        } else if path.starts_with(&layout.secrets_dir) || path.starts_with(&layout.mount_point) {
+            Err(format!(
+                "path `{}` is inside secretsDir or secretsMountPoint but is not secretsDir/{}",
+                path.display(),
+                self.name
+            ))
+        } else if self.symlink {
+            Ok(Target::Link(path))
+        } else {
+            Ok(Target::File(path))
+        }
+    }
 }
 
 /// Loads the readable, non-empty identities of `paths`; the others become warnings.
@@ -170,12 +303,88 @@ pub(crate) struct Installed {
     pub content: Fingerprint,
     /// A `symlink = false` file that landed on a filesystem that is not RAM-backed.
     pub on_disk: bool,
+    /// Its content differs from the previous generation's (new, or other bytes); false
+    /// when there is no previous generation (the first activation after boot).
+    pub changed: bool,
 }
 
-/// Decrypts `plan.file` and writes it to its target: into the generation directory `gen`
-/// (whose path is `gen_path`), or at its configured `path`, whose parents are walked from
-/// `/` without following a symlink anyone but root could have planted ([`walk`]). `owner`
-/// (uid, gid) is applied before the file gets its mode and final name.
+/// The generation `secretsDir` pointed at before this activation: what change detection
+/// compares against.
+pub(crate) struct Previous {
+    /// Its directory.
+    pub gen: OwnedFd,
+    /// What its install wrote (for files outside the generation), when agefleet made it.
+    pub record: Option<Record>,
+}
+
+/// A secret's plaintext, zeroized when dropped.
+pub type Plaintext = Zeroizing<Vec<u8>>;
+
+/// Decrypts a secret's `.age` file into zeroized memory.
+pub fn decrypt(plan: &Plan, ids: &IdentitySet) -> Result<Plaintext, String> {
+    let Source::Age(path) = &plan.source else {
+        return Err("a template is rendered, not decrypted".into());
+    };
+    let file = path.display();
+    let ciphertext = crate::fsutil::read_regular(path).map_err(|e| format!("{file}: {e}"))?;
+    crate::envelope::decrypt(&ciphertext, ids).map_err(|e| format!("{file}: {e}"))
+}
+
+/// Whether `new` differs from what the previous generation holds for `plan` (read without
+/// following a symlink into zeroized memory; a file outside the generation counts only if
+/// it is still the inode that generation wrote). Anything unreadable counts as changed.
+pub(crate) fn changed(plan: &Plan, new: &[u8], prev: &Previous) -> bool {
+    let fd = match &plan.target {
+        Target::Generation | Target::Link(_) => {
+            let rel = Path::new(&plan.name);
+            let Ok((dir, base)) = open_parent_in(&prev.gen, rel, false) else {
+                return true;
+            };
+            sys::open_read_nofollow_at(&dir, Path::new(base))
+        }
+        Target::File(path) => {
+            let Some((id, content)) = prev.record.as_ref().and_then(|r| r.written_as(&plan.name))
+            else {
+                return true;
+            };
+            let Ok((dir, base)) = walk::open_parent(path, Missing::Fail) else {
+                return true;
+            };
+            match sys::open_read_nofollow_at(&dir, Path::new(&base)) {
+                Ok(fd) if is_written(&fd, id, &content).unwrap_or(false) => Ok(fd),
+                Ok(_) => return true,
+                Err(e) => Err(e),
+            }
+        }
+    };
+    let Ok(fd) = fd else { return true };
+    if !matches!(sys::regular_file_links(&fd), Ok(Some(_))) {
+        return true;
+    }
+    // One byte more than the new content: enough to tell a longer old file apart.
+    let mut old = Zeroizing::new(vec![0u8; new.len() + 1]);
+    let mut filled = 0;
+    let mut file = std::fs::File::from(fd);
+    loop {
+        use std::io::Read;
+        match file.read(&mut old[filled..]) {
+            Ok(0) => break,
+            Ok(n) => {
+                filled += n;
+                if filled == old.len() {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return true,
+        }
+    }
+    old[..filled] != *new
+}
+
+/// Decrypts `plan`'s secret and writes it to its target (see [`write`]); with `prev`, says
+/// whether it changed. With `keep`, the plaintext is returned too (templates use it).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn place_one(
     plan: &Plan,
     gen: &OwnedFd,
@@ -183,12 +392,30 @@ pub(crate) fn place_one(
     secrets_dir: &Path,
     ids: &IdentitySet,
     owner: Option<(u32, u32)>,
+    prev: Option<&Previous>,
+    keep: bool,
+) -> Result<(Installed, Option<Plaintext>), String> {
+    let plaintext = decrypt(plan, ids)?;
+    let installed = write(plan, &plaintext, gen, gen_path, secrets_dir, owner, prev)?;
+    Ok((installed, keep.then_some(plaintext)))
+}
+
+/// Writes `plaintext` to `plan`'s target: into the generation directory `gen` (whose path
+/// is `gen_path`), or at its configured `path`, whose parents are walked from `/` without
+/// following a symlink anyone but root could have planted ([`walk`]). `owner` (uid, gid)
+/// is applied before the file gets its mode and final name. With `prev`, the content is
+/// compared with that generation's first ([`changed`]).
+pub(crate) fn write(
+    plan: &Plan,
+    plaintext: &[u8],
+    gen: &OwnedFd,
+    gen_path: &Path,
+    secrets_dir: &Path,
+    owner: Option<(u32, u32)>,
+    prev: Option<&Previous>,
 ) -> Result<Installed, String> {
-    let file = plan.file.display();
-    let ciphertext = crate::fsutil::read_regular(&plan.file).map_err(|e| format!("{file}: {e}"))?;
-    let plaintext: Zeroizing<Vec<u8>> =
-        crate::envelope::decrypt(&ciphertext, ids).map_err(|e| format!("{file}: {e}"))?;
-    let content = Fingerprint::of(&plaintext);
+    let content = Fingerprint::of(plaintext);
+    let changed = prev.is_some_and(|prev| changed(plan, plaintext, prev));
     let opts = WriteOptions {
         mode: plan.mode,
         owner,
@@ -202,7 +429,7 @@ pub(crate) fn place_one(
             let shown = gen_path.join(rel);
             let (dir, base) =
                 open_parent_in(gen, rel, true).map_err(|e| format!("{}: {e}", shown.display()))?;
-            let id = atomic::write_at(&dir, base, &plaintext, opts)
+            let id = atomic::write_at(&dir, base, plaintext, opts)
                 .map_err(|e| format!("{}: {e}", shown.display()))?;
             if let Target::Link(path) = &plan.target {
                 link_atomic(&secrets_dir.join(rel), path)?;
@@ -211,6 +438,7 @@ pub(crate) fn place_one(
                 id,
                 content,
                 on_disk: false,
+                changed,
             })
         }
         Target::File(path) => {
@@ -221,7 +449,7 @@ pub(crate) fn place_one(
             let id = atomic::write_at(
                 &dir,
                 &base,
-                &plaintext,
+                plaintext,
                 WriteOptions {
                     sync_dir: true,
                     ..opts
@@ -233,6 +461,7 @@ pub(crate) fn place_one(
                 id,
                 content,
                 on_disk,
+                changed,
             })
         }
     }
@@ -440,6 +669,8 @@ mod tests {
             owner: "0".into(),
             group: "0".into(),
             symlink,
+            restart_units: vec![],
+            reload_units: vec![],
         }
     }
 
@@ -451,6 +682,9 @@ mod tests {
             identity_paths: vec![],
             fs: FsChoice::Tmpfs,
             secrets,
+            templates: vec![],
+            activation_restart_list: None,
+            activation_reload_list: None,
         }
     }
 
@@ -550,11 +784,13 @@ mod tests {
         assert!(plan.is_empty());
         plan.push(Plan {
             name: "token".into(),
-            file: "/s/x.age".into(),
+            source: Source::Age("/s/x.age".into()),
             mode: 0o440,
             owner: "0".into(),
             group: "0".into(),
             target: Target::File(path.clone()),
+            restart_units: vec![],
+            reload_units: vec![],
         });
         let me = rustix::process::geteuid().as_raw();
         let my_gid = rustix::process::getegid().as_raw();
@@ -594,11 +830,13 @@ mod tests {
         let dir = sys::open_dir_nofollow(tmp.path()).unwrap();
         let plan = Plan {
             name: "gone".into(),
-            file: "/s/x.age".into(),
+            source: Source::Age("/s/x.age".into()),
             mode: 0o400,
             owner: "0".into(),
             group: "0".into(),
             target: Target::File(path.clone()),
+            restart_units: Vec::new(),
+            reload_units: Vec::new(),
         };
         let me = rustix::process::geteuid().as_raw();
         let my_gid = rustix::process::getegid().as_raw();

@@ -1,8 +1,9 @@
 //! What an install phase wrote, kept next to its generation as
 //! `secretsMountPoint/.agefleet-N.json` (root-only, in the RAM-backed mount; not a number,
-//! so agenix's numbering ignores it): for each secret, the identity (device, inode, birth
-//! time) and a salted digest of the content of the file written and, for `symlink = false`
-//! secrets, the path outside the mount.
+//! so agenix's numbering ignores it): for each secret and template, the identity (device,
+//! inode, birth time) and a salted digest of the content of the file written, for
+//! `symlink = false` ones the path outside the mount, and its units (restarted or reloaded
+//! when it leaves the manifest).
 //!
 //! The chown phase acts only on those inodes, so a file or directory swapped in between
 //! the phases (by a user who owns a parent of a custom `path`) is never given away; the
@@ -32,6 +33,12 @@ pub(crate) struct Written {
     pub id: FileId,
     /// What it held (an inode number can be reused within one birth-time tick).
     pub content: Fingerprint,
+    /// Its units to restart, listed when it leaves the manifest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restart_units: Vec<String>,
+    /// Its units to reload, listed when it leaves the manifest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reload_units: Vec<String>,
 }
 
 /// The record of one generation.
@@ -119,6 +126,8 @@ mod tests {
                     birth: Some((3, 4)),
                 },
                 content: Fingerprint::of(b"a"),
+                restart_units: vec!["a.service".into()],
+                reload_units: vec![],
             }],
         };
         save(&mp, 3, &r).unwrap();

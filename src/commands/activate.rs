@@ -29,7 +29,15 @@ pub fn run(ctx: &Context, args: &ActivateArgs) -> Result<Outcome> {
         ));
     }
     for f in &report.failures {
-        ui::error(&format!("secret {}: {}", shown(&f.name), f.reason));
+        let kind = if manifest.templates.iter().any(|t| t.name == f.name) {
+            "template"
+        } else {
+            "secret"
+        };
+        ui::error(&format!("{kind} {}: {}", shown(&f.name), f.reason));
+    }
+    if let Some(e) = &report.unit_error {
+        ui::error(&format!("units not listed: {e}"));
     }
     if args.json {
         let json = serde_json::to_string_pretty(&report).map_err(Error::failed)?;
@@ -53,12 +61,33 @@ pub fn run(ctx: &Context, args: &ActivateArgs) -> Result<Outcome> {
             Phase::Chown => "chowned",
             Phase::Install | Phase::All => "installed",
         };
+        let (restart, reload) = if report.dry_run {
+            ("would restart", "would reload")
+        } else {
+            ("restart", "reload")
+        };
+        for (what, units) in [
+            (restart, &report.restart_units),
+            (reload, &report.reload_units),
+        ] {
+            if !units.is_empty() {
+                ui::info(&format!("{what}: {}", units.join(" ")));
+            }
+        }
+        if report.dry_run {
+            return Ok(Outcome::from_failed(report.failed()));
+        }
+        let templates = if report.rendered.is_empty() {
+            String::new()
+        } else {
+            format!(" and {} template(s)", report.rendered.len())
+        };
         ui::info(&format!(
-            "{verb} {} secret(s) in generation {} ({}){}",
+            "{verb} {} secret(s){templates} in generation {} ({}){}",
             report.done.len(),
             report.generation,
             report.secrets_dir.display(),
-            if report.failed() {
+            if !report.failures.is_empty() {
                 format!("; {} failed", report.failures.len())
             } else {
                 String::new()

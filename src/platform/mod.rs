@@ -9,6 +9,7 @@
 //! directory's file descriptor, so a component swapped between two calls cannot redirect a
 //! write, a chmod or a chown.
 
+pub(crate) mod append;
 pub(crate) mod atomic;
 pub(crate) mod users;
 pub(crate) mod walk;

@@ -38,3 +38,4 @@ mod pq;
 mod rekey;
 mod rules;
 mod status;
+mod units;

@@ -32,9 +32,21 @@ fn activation_script(
     config: &str,
     users_text: &str,
 ) -> String {
+    evaluated_script(src, root, impl_, config, users_text, "activationScript")
+}
+
+/// `system.<attr>` (`activationScript`, `dryActivationScript`), as [`activation_script`].
+fn evaluated_script(
+    src: &Sources,
+    root: &Path,
+    impl_: &str,
+    config: &str,
+    users_text: &str,
+    attr: &str,
+) -> String {
     let pkg = agefleet_package(root);
     let expr = format!(
-        "({}.eval {{ platform = \"nixos\"; impl = \"{impl_}\"; modules = [ {config} ]; nixos.usersText = {}; }}).config.system.activationScript",
+        "({}.eval {{ platform = \"nixos\"; impl = \"{impl_}\"; modules = [ {config} ]; nixos.usersText = {}; }}).config.system.{attr}",
         src.harness(Some(&pkg)),
         nix_string(users_text),
     );
@@ -243,4 +255,99 @@ fn switching_to_agenix_and_back() {
         let (_, log) = run_script(&root, "theirs-over-tmpfs", &theirs);
         assert_eq!(mounts_at(&mp), ["tmpfs", "ramfs"], "{log}");
     }
+}
+
+/// `restartUnits`/`reloadUnits` and a template on NixOS, for real: module → manifest →
+/// the evaluated activation script → `/run/nixos/activation-{restart,reload}-list` (a
+/// private tmpfs at /run in this namespace), and `dry-activate` through the evaluated dry
+/// activation script.
+#[test]
+#[ignore = "needs root, `age-keygen`, `age`, `mount`, `nix-instantiate`, `unshare`, the Nix sources"]
+fn evaluated_nixos_activation_lists_units_and_renders_templates() {
+    let src = sources();
+    let Some(root) =
+        in_mount_namespace("evaluated_nixos_activation_lists_units_and_renders_templates")
+    else {
+        return;
+    };
+    require_tool("age");
+    require_tool("mount");
+    let group = TestGroup::new("nug");
+    let user = TestUser::new("nuu", &group);
+    let (key, recipient) = age_keygen(&root, "host.key");
+    let a = root.join("a.age");
+    let set_a = |text: &str| age_encrypt(&[&recipient], false, text.as_bytes(), &a);
+    set_a("first");
+    let b = root.join("b.age");
+    age_encrypt(&[&recipient], false, b"bee", &b);
+    let dir = root.join("agenix");
+    let mp = root.join("agenix.d");
+    let s = |p: &Path| nix_string(&p.display().to_string());
+    let config = format!(
+        "({{ config, ... }}: {{ age.identityPaths = [ {key} ]; age.secretsDir = {dir}; age.secretsMountPoint = {mp};
+            users.users.{u}.group = \"{g}\";
+            age.secrets.a = {{ file = {a}; restartUnits = [ \"a.service\" \"shared.service\" ]; reloadUnits = [ \"a-reload.service\" ]; }};
+            age.secrets.b = {{ file = {b}; restartUnits = [ \"b.service\" \"shared.service\" ]; }};
+            age.templates.\"app.conf\" = {{ content = \"secret=${{config.age.placeholder.a}}\\n\"; owner = \"{u}\"; mode = \"0440\"; restartUnits = [ \"app.service\" ]; }}; }})",
+        key = s(&key),
+        dir = s(&dir),
+        mp = s(&mp),
+        a = s(&a),
+        b = s(&b),
+        u = user.name,
+        g = group.name,
+    );
+    let script = activation_script(&src, &root, "agefleet", &config, "");
+    let dry = evaluated_script(&src, &root, "agefleet", &config, "", "dryActivationScript");
+    mount_store(&root);
+    let out = run(Command::new("mount").args(["-t", "tmpfs", "-o", "mode=0755", "tmpfs", "/run"]));
+    assert!(out.status.success(), "mount /run: {}", stderr(&out));
+    std::fs::create_dir("/run/nixos").unwrap();
+    let list = |name: &str| std::fs::read_to_string(Path::new("/run/nixos").join(name)).ok();
+
+    // Boot: nothing listed; the template is rendered, owned by the user.
+    let (ok, log) = run_script(&root, "activate", &script);
+    assert!(ok, "{log}");
+    assert_eq!(list("activation-restart-list"), None, "{log}");
+    assert_eq!(read(&dir.join("app.conf")), "secret=first\n");
+    assert_eq!(
+        owner_mode(&mp.join("1/app.conf")),
+        (user.uid, group.gid, 0o440)
+    );
+
+    // a changes (same file, same manifest): its units and the template's, once each.
+    set_a("second");
+    let (ok, log) = run_script(&root, "activate", &script);
+    assert!(ok, "{log}");
+    assert_eq!(
+        list("activation-restart-list").as_deref(),
+        Some("a.service\nshared.service\napp.service\n"),
+        "{log}"
+    );
+    assert_eq!(
+        list("activation-reload-list").as_deref(),
+        Some("a-reload.service\n")
+    );
+    assert_eq!(read(&dir.join("app.conf")), "secret=second\n");
+
+    // switch-to-configuration dry-activate: the dry lists, nothing installed.
+    set_a("third");
+    let generation = std::fs::read_link(&dir).unwrap();
+    let file = root.join("dry-activate");
+    std::fs::write(&file, &dry).unwrap();
+    let out = run(Command::new("bash")
+        .arg(&file)
+        .env("LANG", "C")
+        .env("NIXOS_ACTION", "dry-activate"));
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        list("dry-activation-restart-list").as_deref(),
+        Some("a.service\nshared.service\napp.service\n")
+    );
+    assert_eq!(std::fs::read_link(&dir).unwrap(), generation);
+    assert_eq!(read(&dir.join("a")), "second");
+    assert_eq!(
+        list("activation-restart-list").as_deref(),
+        Some("a.service\nshared.service\napp.service\n")
+    );
 }

@@ -395,6 +395,21 @@ fn differences(label: &str, ours: &Value, theirs: &Value) -> Vec<String> {
             }
         }
     }
+    // The options agenix lacks (restartUnits, reloadUnits) are left out of our secrets.
+    let mut ours = ours.clone();
+    if let (Some(o), Some(t)) = (
+        ours["age"]["secrets"].as_object_mut(),
+        theirs["age"]["secrets"].as_object(),
+    ) {
+        for (name, secret) in o.iter_mut() {
+            let (Some(secret), Some(theirs)) = (secret.as_object_mut(), t.get(name)) else {
+                continue;
+            };
+            secret.retain(|k, _| {
+                theirs.get(k).is_some() || !["restartUnits", "reloadUnits"].contains(&k.as_str())
+            });
+        }
+    }
     for key in ["age", "failedAssertions"] {
         if ours[key] != theirs[key] {
             diffs.push(format!(
@@ -1038,5 +1053,346 @@ fn modules_put_age_plugins_on_the_activation_path() {
             assert!(dirs[0].ends_with("-age-plugin-tpm/bin"), "{path}");
             assert!(dirs[1].ends_with("-age-plugin-yubikey/bin"), "{path}");
         }
+    }
+}
+
+/// A configuration that uses none of `restartUnits`, `reloadUnits` or `age.templates` gets
+/// exactly the activation scripts, units, agents and manifests it got before they existed
+/// (`nix/tests/eval/compat-expected.json`, captured then; see `compat.nix`).
+#[test]
+#[ignore = "needs `nix-instantiate`, the Nix sources"]
+fn configurations_without_units_or_templates_activate_byte_for_byte_as_before() {
+    let src = sources();
+    let store = tempfile::tempdir().unwrap();
+    let outputs = eval(
+        &format!(
+            "import ./nix/tests/eval/compat.nix {{ harness = {}; }}",
+            src.harness(None)
+        ),
+        Store::Chroot(store.path()),
+        &[],
+    )
+    .unwrap();
+    let expected: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("nix/tests/eval/compat-expected.json")).unwrap(),
+    )
+    .unwrap();
+    for (case, want) in expected["outputs"].as_object().unwrap() {
+        assert_eq!(&outputs[case], want, "{case}: the outputs changed");
+    }
+    assert_eq!(outputs, expected["outputs"]);
+    // The manifests and scripts they name, byte for byte.
+    let files = expected["files"].as_object().unwrap();
+    assert!(files.len() >= 4, "{files:?}");
+    for (path, text) in files {
+        let got = std::fs::read_to_string(common::nix::in_chroot(store.path(), path))
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert_eq!(got, text.as_str().unwrap(), "{path}");
+    }
+}
+
+/// The first line of an evaluation error.
+fn error_line(e: &str) -> String {
+    e.lines()
+        .find(|l| l.starts_with("error"))
+        .unwrap_or(e)
+        .to_string()
+}
+
+/// `restartUnits`, `reloadUnits`, `age.templates` and `age.placeholder` on the real module
+/// systems: the options exist, the manifest holds the units and templates, and no file the
+/// evaluation wrote to the store holds a secret's value (only placeholders).
+#[test]
+#[ignore = "needs `age`, `nix-instantiate`, the Nix sources"]
+fn templates_and_units_reach_the_manifest_with_only_placeholders_in_the_store() {
+    let src = sources();
+    common::require_tool("age");
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, recipient) = common::age_keygen(tmp.path(), "host.key");
+    let db = tmp.path().join("db.age");
+    common::age_encrypt(&[&recipient], false, b"plaintext-db-hunter2", &db);
+    let conf = tmp.path().join("app.conf");
+    std::fs::write(
+        &conf,
+        "[app]\nkey = @KEY@\n".replace("@KEY@", &crate::units::placeholder("db")),
+    )
+    .unwrap();
+    let s = |p: &Path| nix_string(&p.display().to_string());
+    // `file` as a path literal: the ciphertext goes to the store, as with agenix.
+    let secrets = format!(
+        "age.secrets.db = {{ file = {db}; restartUnits = [ \"db.service\" \"app.service\" ]; reloadUnits = [ \"nginx.service\" ]; }};
+         age.secrets.other.file = {db};",
+        db = format!("/. + {}", s(&db)),
+    );
+    let system = format!(
+        "({{ config, ... }}: {{ age.identityPaths = [ \"/k\" ]; {secrets}
+            users.users = {{ }};
+            age.templates.\"app.env\" = {{ content = \"PASSWORD=${{config.age.placeholder.db}}\\n\"; owner = \"1000\"; mode = \"0440\"; restartUnits = [ \"app.service\" ]; }};
+            age.templates.fromfile = {{ file = /. + {conf}; path = \"/etc/app.conf\"; }}; }})",
+        conf = s(&conf),
+    );
+    let store = tempfile::tempdir().unwrap();
+    let expr = format!(
+        "let c = {}.config {{ platform = \"nixos\"; modules = [ {system} ]; }}; in {{
+           install = c.system.activationScripts.agenixInstall;
+           placeholder = c.age.placeholder;
+           failed = map (a: a.message) (builtins.filter (a: !a.assertion) c.assertions);
+           built = builtins.seq c.system.dryActivationScript c.system.activationScript;
+         }}",
+        src.harness(None)
+    );
+    let v = eval(&expr, Store::Chroot(store.path()), &[]).unwrap();
+    assert_eq!(v["failed"], json!([]));
+    assert_eq!(v["install"]["supportsDryActivation"], true);
+    assert_eq!(
+        v["placeholder"]["db"],
+        crate::units::placeholder("db").as_str()
+    );
+    let m = manifest_named_in(
+        store.path(),
+        v["install"]["text"].as_str().unwrap(),
+        "-agefleet-manifest.json",
+    );
+    assert_eq!(
+        m["activationRestartList"],
+        "/run/nixos/activation-restart-list"
+    );
+    assert_eq!(
+        m["activationReloadList"],
+        "/run/nixos/activation-reload-list"
+    );
+    let db_entry = m["secrets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "db")
+        .unwrap();
+    assert_eq!(
+        db_entry["restartUnits"],
+        json!(["db.service", "app.service"])
+    );
+    assert_eq!(db_entry["reloadUnits"], json!(["nginx.service"]));
+    let other = m["secrets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "other")
+        .unwrap();
+    assert!(other.get("restartUnits").is_none(), "{other}");
+    assert_eq!(
+        m["templates"],
+        json!([
+            {"name": "app.env", "content": format!("PASSWORD={}\n", crate::units::placeholder("db")),
+             "path": "/run/agenix/app.env", "mode": "0440", "owner": "1000", "group": "0",
+             "symlink": true, "restartUnits": ["app.service"], "reloadUnits": []},
+            {"name": "fromfile", "content": format!("[app]\nkey = {}\n", crate::units::placeholder("db")),
+             "path": "/etc/app.conf", "mode": "0400", "owner": "0", "group": "0",
+             "symlink": true, "restartUnits": [], "reloadUnits": []},
+        ])
+    );
+    // Every file the evaluation wrote: the ciphertext and the manifest are there, the
+    // plaintext is nowhere.
+    let mut files = Vec::new();
+    let mut stack = vec![store.path().join("nix/store")];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let e = e.unwrap();
+            let ty = e.file_type().unwrap();
+            if ty.is_dir() {
+                stack.push(e.path());
+            } else if ty.is_file() {
+                files.push(e.path());
+            }
+        }
+    }
+    assert!(
+        files
+            .iter()
+            .any(|f| f.to_string_lossy().ends_with("-db.age")),
+        "{files:?}"
+    );
+    assert!(files.len() >= 3, "{files:?}");
+    for f in &files {
+        let bytes = std::fs::read(f).unwrap();
+        assert!(
+            !bytes.windows(b"hunter2".len()).any(|w| w == b"hunter2"),
+            "{} holds a secret's value",
+            f.display()
+        );
+    }
+
+    // nix-darwin and home-manager: templates on their real module systems.
+    for (platform, pick) in [
+        ("darwin", "c.system.activationScripts.extraActivation.text"),
+        (
+            "home-linux",
+            "builtins.head c.systemd.user.services.agenix.Service.ExecStart",
+        ),
+        (
+            "home-darwin",
+            "builtins.head c.launchd.agents.activate-agenix.config.ProgramArguments",
+        ),
+    ] {
+        let store = tempfile::tempdir().unwrap();
+        let expr = format!(
+            "let c = {}.config {{ platform = \"{platform}\"; modules = [ ({{ config, ... }}: {{ age.identityPaths = [ \"/k\" ]; age.secrets.db.file = \"/s/db.age\"; age.templates.t.content = \"x=${{config.age.placeholder.db}}\"; }}) ]; }}; in {{
+               script = {pick};
+               failed = map (a: a.message) (builtins.filter (a: !a.assertion) c.assertions);
+               options = builtins.attrNames (c.age.templates.t);
+             }}",
+            src.harness(None)
+        );
+        let v = eval(&expr, Store::Chroot(store.path()), &[]).unwrap();
+        assert_eq!(v["failed"], json!([]), "{platform}");
+        let mut script = v["script"].as_str().unwrap().to_string();
+        if platform == "home-darwin" {
+            script =
+                std::fs::read_to_string(common::nix::in_chroot(store.path(), &script)).unwrap();
+        }
+        let suffix = if platform == "darwin" {
+            "-agefleet-manifest.json"
+        } else {
+            "-agefleet-home-manifest.json"
+        };
+        let m = manifest_named_in(store.path(), &script, suffix);
+        assert_eq!(
+            m["templates"][0]["content"],
+            format!("x={}", crate::units::placeholder("db")).as_str(),
+            "{platform}"
+        );
+        assert!(m.get("activationRestartList").is_none(), "{platform}: {m}");
+        for option in [
+            "content",
+            "file",
+            "mode",
+            "path",
+            "restartUnits",
+            "reloadUnits",
+        ] {
+            assert!(
+                v["options"].as_array().unwrap().iter().any(|o| o == option),
+                "{platform}: no age.templates.<n>.{option}"
+            );
+        }
+    }
+}
+
+/// Bad input on the Nix side: one-line evaluation errors (or assertions) naming the option.
+#[test]
+#[ignore = "needs `nix-instantiate`, the Nix sources"]
+fn bad_units_modes_and_placeholders_are_errors_naming_the_option() {
+    let src = sources();
+    let eval_nixos = |platform: &str, body: &str| {
+        let expr = format!(
+            "let c = {}.config {{ platform = \"{platform}\"; modules = [ ({{ config, ... }}: {{ age.identityPaths = [ \"/k\" ]; age.secrets.db.file = \"/s/db.age\"; {body} }}) ]; }}; in {{
+               failed = map (a: a.message) (builtins.filter (a: !a.assertion) c.assertions);
+               built = builtins.seq (if c ? system.activationScript then c.system.activationScript else c.system.activationScripts.script.text) null;
+             }}",
+            src.harness(None)
+        );
+        eval(&expr, Store::Dummy, &[])
+    };
+    for (body, want) in [
+        (
+            "age.secrets.db.restartUnits = [ \"a/b.service\" ];",
+            "error: age.secrets.db.restartUnits: \"a/b.service\" is not a valid systemd unit name",
+        ),
+        (
+            "age.secrets.db.reloadUnits = [ \"a\\nb.service\" ];",
+            "error: age.secrets.db.reloadUnits: \"a\\nb.service\" is not a valid systemd unit name",
+        ),
+        (
+            "age.templates.t = { content = \"x\"; restartUnits = [ \"nginx\" ]; };",
+            "error: age.templates.t.restartUnits: \"nginx\" is not a valid systemd unit name",
+        ),
+        (
+            "age.templates.t = { content = \"x\"; mode = \"4755\"; };",
+            "error: age.templates.t.mode: \"4755\" is not an octal mode without setuid",
+        ),
+        (
+            "age.templates.t = { content = \"x\"; mode = \"u+s\"; };",
+            "error: age.templates.t.mode: \"u+s\" is not an octal mode without setuid",
+        ),
+    ] {
+        let e = eval_nixos("nixos", body).expect_err(body);
+        let line = error_line(&e);
+        assert!(line.starts_with(want), "{body}: {line}");
+    }
+    // A placeholder of a secret that is not declared: an assertion naming the template.
+    let v = eval_nixos(
+        "nixos",
+        "age.templates.t.content = import ./nix/placeholder.nix \"nope\";",
+    )
+    .unwrap();
+    assert_eq!(
+        v["failed"],
+        json!(["age.templates.t: uses the placeholder of a secret that is not declared in age.secrets."])
+    );
+    // Through `config.age.placeholder`, an undeclared name is Nix's own error naming it.
+    let e = eval_nixos(
+        "nixos",
+        "age.templates.t.content = config.age.placeholder.nope;",
+    )
+    .unwrap_err();
+    assert!(error_line(&e).contains("attribute 'nope' missing"), "{e}");
+    // A template named like a secret; units where there is no restart list.
+    let v = eval_nixos("nixos", "age.templates.db.content = \"x\";").unwrap();
+    assert_eq!(
+        v["failed"],
+        json!(["age.templates.db: the secret age.secrets.db has the same name (both would be secretsDir/db)."])
+    );
+    // With systemd-sysusers the secrets are installed after the lists are read: a warning.
+    let expr = format!(
+        "({}.config {{ platform = \"nixos\"; modules = [ {{ age.identityPaths = [ \"/k\" ]; systemd.sysusers.enable = true; age.secrets.db = {{ file = \"/s/db.age\"; restartUnits = [ \"a.service\" ]; }}; }} ]; }}).warnings",
+        src.harness(None)
+    );
+    let w = eval(&expr, Store::Dummy, &[]).unwrap();
+    assert_eq!(w.as_array().unwrap().len(), 1, "{w}");
+    assert!(
+        w[0].as_str().unwrap().starts_with(
+            "age.secrets.db: restartUnits/reloadUnits are not applied with systemd-sysusers"
+        ),
+        "{w}"
+    );
+    let v = eval_nixos("darwin", "age.secrets.db.restartUnits = [ \"a.service\" ];").unwrap();
+    assert_eq!(
+        v["failed"],
+        json!(["age.secrets.db: restartUnits and reloadUnits need systemd (NixOS); nix-darwin has no restart list."])
+    );
+}
+
+/// The README's examples of `restartUnits`/`reloadUnits` and templates (NixOS, and the
+/// agefleet half of "Coming from sops-nix") evaluate on the NixOS harness, with the module's
+/// checks passing and the activation script built.
+#[test]
+#[ignore = "needs `nix-instantiate`, the Nix sources"]
+fn readme_examples_of_units_and_templates_evaluate() {
+    let src = sources();
+    let tree = Tree::new();
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let start = readme.find("## Restarting services and templates").unwrap();
+    let end = start + readme[start..].find("\n## ").unwrap();
+    let blocks: Vec<String> = nix_blocks(&readme[start..end])
+        .into_iter()
+        .filter(|b| !b.contains("sops."))
+        .collect();
+    assert_eq!(blocks.len(), 2, "{blocks:?}");
+    for (n, block) in blocks.iter().enumerate() {
+        let module = tree.block_module(100 + n, block);
+        // Options of services the examples configure, which the NixOS stand-in lacks.
+        let stubs = "({ lib, ... }: { options.services.nginx = lib.mkOption { type = lib.types.anything; default = { }; }; })";
+        let expr = format!(
+            "let c = {}.config {{ platform = \"nixos\"; modules = [ {module} {stubs} {{ age.identityPaths = [ \"/k\" ]; }} ]; }}; in {{
+               failed = map (a: a.message) (builtins.filter (a: !a.assertion) c.assertions);
+               templates = builtins.attrNames c.age.templates;
+               units = builtins.concatMap (s: s.restartUnits ++ s.reloadUnits) (builtins.attrValues c.age.secrets);
+               built = builtins.seq c.system.activationScript null;
+             }}",
+            src.harness(None)
+        );
+        let v = eval(&expr, Store::Dummy, &[]).unwrap_or_else(|e| panic!("block {n}: {e}"));
+        assert_eq!(v["failed"], json!([]), "block {n}");
+        assert_eq!(v["templates"].as_array().unwrap().len(), 1, "block {n}");
+        assert!(!v["units"].as_array().unwrap().is_empty(), "block {n}");
     }
 }

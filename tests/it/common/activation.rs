@@ -200,6 +200,9 @@ pub struct Secret {
     pub owner: String,
     pub group: String,
     pub symlink: bool,
+    /// `restartUnits` / `reloadUnits` (left out of the manifest when empty).
+    pub restart_units: Vec<String>,
+    pub reload_units: Vec<String>,
 }
 
 impl Secret {
@@ -212,6 +215,8 @@ impl Secret {
             owner: "0".into(),
             group: "0".into(),
             symlink: true,
+            restart_units: Vec::new(),
+            reload_units: Vec::new(),
         }
     }
 }
@@ -237,7 +242,7 @@ impl Layout {
         let secrets_json: Vec<serde_json::Value> = secrets
             .iter()
             .map(|s| {
-                serde_json::json!({
+                let mut v = serde_json::json!({
                     "name": s.name,
                     "file": s.file,
                     "path": s.path.clone().unwrap_or_else(|| format!("{}/{}", self.secrets_dir.display(), s.name)),
@@ -245,7 +250,14 @@ impl Layout {
                     "owner": s.owner,
                     "group": s.group,
                     "symlink": s.symlink,
-                })
+                });
+                if !s.restart_units.is_empty() {
+                    v["restartUnits"] = serde_json::json!(s.restart_units);
+                }
+                if !s.reload_units.is_empty() {
+                    v["reloadUnits"] = serde_json::json!(s.reload_units);
+                }
+                v
             })
             .collect();
         let manifest = serde_json::json!({

@@ -1,0 +1,132 @@
+# What the NixOS/nix-darwin module (./age.nix) and the home-manager module (./age-home.nix)
+# share for `restartUnits`/`reloadUnits` and `age.templates`: option declarations, the
+# placeholders, the assertions and what goes into the manifest.
+{ lib }:
+let
+  inherit (lib) mkOption literalExpression types;
+  placeholder = import ../placeholder.nix;
+  marker = "<AGEFLEET:PLACEHOLDER:";
+in
+rec {
+  # `restartUnits` / `reloadUnits`, as sops-nix spells them.
+  unitOptions = {
+    restartUnits = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      example = [ "nginx.service" ];
+      description = ''
+        Units restarted by `switch-to-configuration` when this file's content changes (it
+        is new, its bytes differ from the previous generation's, or it is removed). NixOS
+        only; nothing is listed on the first activation after boot.
+      '';
+    };
+    reloadUnits = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      example = [ "nginx.service" ];
+      description = "Units reloaded by `switch-to-configuration` when this file's content changes.";
+    };
+  };
+
+  # `age.templates.<name>`; `extra` adds the options only one module has (owner, group).
+  templateType =
+    {
+      secretsDir,
+      extra ? (_: { }),
+    }:
+    types.submodule (
+      { config, name, ... }:
+      {
+        options = {
+          name = mkOption {
+            type = types.str;
+            default = name;
+            description = "Name of the rendered file in `age.secretsDir`.";
+          };
+          content = mkOption {
+            type = types.lines;
+            default = "";
+            example = literalExpression ''"password = ''${config.age.placeholder.db-password}\n"'';
+            description = ''
+              The file's text, with `config.age.placeholder.<secret>` where a secret's value
+              goes. It is in the Nix store: only placeholders, never secrets.
+            '';
+          };
+          file = mkOption {
+            type = types.nullOr types.path;
+            default = null;
+            example = literalExpression "./app.conf";
+            description = "A file holding the template's text, instead of `content`.";
+          };
+          path = mkOption {
+            type = types.str;
+            default = "${secretsDir}/${config.name}";
+            defaultText = literalExpression ''"''${config.age.secretsDir}/''${name}"'';
+            description = "Where the rendered file is available.";
+          };
+          mode = mkOption {
+            type = types.str;
+            default = "0400";
+            description = "Permissions of the rendered file (octal or symbolic; no setuid, setgid or sticky bits).";
+          };
+          symlink = mkOption {
+            type = types.bool;
+            default = true;
+            description = ''
+              With a custom `path`: make `path` a symlink to `secretsDir/name` (true), or write
+              the rendered file itself at `path`, atomically (false).
+            '';
+          };
+        }
+        // unitOptions
+        // extra config;
+      }
+    );
+
+  # `config.age.placeholder.<secret>` for every declared secret.
+  placeholders = secrets: lib.mapAttrs (_: s: placeholder s.name) secrets;
+
+  # The placeholders in a text: the hashes after each marker.
+  usedHashes =
+    text:
+    map (part: builtins.substring 0 64 part) (lib.tail (lib.splitString marker text));
+
+  text = t: if t.file != null then builtins.readFile t.file else t.content;
+
+  assertions =
+    { secrets, templates }:
+    let
+      known = map (s: builtins.hashString "sha256" s.name) (lib.attrValues secrets);
+      names = map (s: s.name) (lib.attrValues secrets);
+    in
+    lib.concatLists (
+      lib.mapAttrsToList (n: t: [
+        {
+          assertion = t.file == null || t.content == "";
+          message = "age.templates.${n}: set `content` or `file`, not both.";
+        }
+        {
+          assertion = lib.all (h: lib.elem h known) (usedHashes (text t));
+          message = "age.templates.${n}: uses the placeholder of a secret that is not declared in age.secrets.";
+        }
+        {
+          assertion = !(lib.elem t.name names);
+          message = "age.templates.${n}: the secret age.secrets.${t.name} has the same name (both would be secretsDir/${t.name}).";
+        }
+      ]) templates
+    );
+
+  # Every entry with units, as "age.secrets.<n>" / "age.templates.<n>".
+  withUnits =
+    { secrets, templates }:
+    let
+      has = e: (e.restartUnits or [ ]) != [ ] || (e.reloadUnits or [ ]) != [ ];
+    in
+    map (n: "age.secrets.${n}") (lib.attrNames (lib.filterAttrs (_: has) secrets))
+    ++ map (n: "age.templates.${n}") (lib.attrNames (lib.filterAttrs (_: has) templates));
+
+  # The manifest's `templates` argument; `fields` picks the options the module has.
+  forManifest =
+    fields: templates:
+    lib.mapAttrs (_: t: lib.getAttrs fields t // { content = text t; }) templates;
+}
