@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use signal_hook::consts::{
-    SIGABRT, SIGALRM, SIGHUP, SIGINT, SIGPIPE, SIGPROF, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2,
-    SIGVTALRM, SIGXCPU, SIGXFSZ,
+    SIGABRT, SIGALRM, SIGHUP, SIGINT, SIGPROF, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGVTALRM,
+    SIGXCPU, SIGXFSZ,
 };
 
 use super::{Error, Result};
@@ -14,12 +14,16 @@ use super::{Error, Result};
 /// Every signal a handler can catch whose default action ends the process: a `kill` of any
 /// of them (short of SIGKILL, which nothing can catch) gets the cleanup. Left out are the
 /// synchronous fault signals (SIGBUS, SIGFPE, SIGILL, SIGSEGV, SIGSYS, SIGTRAP): a handler
-/// that returns from a real fault re-runs the faulting instruction, forever.
+/// that returns from a real fault re-runs the faulting instruction, forever. Left out too is
+/// SIGPIPE: the Rust runtime ignores it (a closed pipe is an `EPIPE` error, and a closed
+/// stdout a quiet exit), so it cannot end the run; and handling it looped forever: a signal
+/// arriving once the guard's self-pipe was closed made the handler's own write fail with
+/// EPIPE, which raised SIGPIPE, whose handler wrote again.
 fn terminating() -> Vec<i32> {
     #[allow(unused_mut)]
     let mut all = vec![
-        SIGHUP, SIGINT, SIGQUIT, SIGABRT, SIGUSR1, SIGUSR2, SIGPIPE, SIGALRM, SIGTERM, SIGXCPU,
-        SIGXFSZ, SIGVTALRM, SIGPROF,
+        SIGHUP, SIGINT, SIGQUIT, SIGABRT, SIGUSR1, SIGUSR2, SIGALRM, SIGTERM, SIGXCPU, SIGXFSZ,
+        SIGVTALRM, SIGPROF,
     ];
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
