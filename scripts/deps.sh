@@ -2,6 +2,7 @@
 # Installs the Debian packages agefleet's build and tests need, when any is missing.
 # Build: libssl-dev pkg-config (git2). Tests: age (interop oracle), nix-bin (rules oracle),
 # openssh-server/openssh-client (sshd + ssh-agent rig), git, util-linux (unshare, script), passwd (useradd),
+# strace (the durability tests record each command's flushes and renames),
 # nodejs/npm for typage (npm age-encryption: the post-quantum interop oracle, installed into
 # target/npm by typage_install below).
 # chromium (renders the `access --html` page headless).
@@ -38,6 +39,7 @@ command -v jq >/dev/null || need+=(jq)
 command -v diff >/dev/null || need+=(diffutils)
 command -v unshare >/dev/null && command -v script >/dev/null || need+=(util-linux bsdutils)
 command -v useradd >/dev/null || need+=(passwd)
+command -v strace >/dev/null || need+=(strace)
 command -v node >/dev/null && command -v npm >/dev/null || need+=(nodejs npm)
 command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -eq 0 ]; then
