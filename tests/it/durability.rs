@@ -64,7 +64,7 @@ fn rekey_flushes_every_file_before_its_rename_and_syncs_the_directories() {
     let host = ssh_keygen(f.tmp.path(), "host", "ed25519", "");
     let names = ["a.age", "b.age", "sub/c.age", "sub/deeper/d.age"];
     fill(&f, &names, &[&host.public_line]);
-    let (out, trace) = record(&f.cmd().arg("-r"), None);
+    let (out, trace) = record(f.cmd().arg("-r"), None);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_durable("rekey", &trace, names.len());
     for n in names {
@@ -78,7 +78,7 @@ fn edit_flushes_the_new_file_before_its_rename() {
     require_tool("age");
     let f = disk_fleet();
     fill(&f, &["a.age"], &[]);
-    let (out, trace) = record(&f.cmd().args(["edit", "a.age"]), Some(b"new content"));
+    let (out, trace) = record(f.cmd().args(["edit", "a.age"]), Some(b"new content"));
     assert!(out.status.success(), "{}", stderr(&out));
     assert_durable("edit", &trace, 1);
     assert_eq!(f.age_plaintext(&f.admin.private, "a.age"), b"new content");
@@ -92,7 +92,7 @@ fn host_add_flushes_the_rules_and_the_rekeyed_files() {
     let host = ssh_keygen(f.tmp.path(), "web2", "ed25519", "");
     fill(&f, &["a.age", "b.age"], &[]);
     let (out, trace) = record(
-        &f.cmd().args([
+        f.cmd().args([
             "host",
             "add",
             "web2",
