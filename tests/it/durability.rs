@@ -172,3 +172,33 @@ fn activate_flushes_files_written_outside_the_mount_and_syncs_their_directories(
         assert_eq!(std::fs::read(&on_disk).unwrap(), b"B");
     }
 }
+
+#[test]
+#[ignore = "needs `age`, `ssh-keygen`, `strace`"]
+fn rekey_flushes_with_one_syncfs_not_one_flush_per_file() {
+    require_tool("age");
+    let f = disk_fleet();
+    let kind = crate::common::activation::fs_type(&f.dir);
+    assert!(
+        ["ext2/ext3", "xfs", "btrfs", "f2fs"].contains(&kind.as_str()),
+        "target/ is on {kind}: this test needs ext4, XFS, Btrfs or F2FS (where rekey flushes the filesystem once)"
+    );
+    let host = ssh_keygen(f.tmp.path(), "host", "ed25519", "");
+    let names: Vec<String> = (0..60).map(|i| format!("d{}/s{i}.age", i % 3)).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    fill(&f, &names, &[&host.public_line]);
+    let (out, trace) = record(f.cmd().arg("-r"), None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_durable("rekey", &trace, names.len());
+    let syncfs = trace.count(|c| matches!(c, Call::SyncFs(_) | Call::SyncAll));
+    let file_flushes = trace.count(|c| matches!(c, Call::Sync(p) if !p.is_dir()));
+    let dir_flushes = trace.count(|c| matches!(c, Call::Sync(p) if p.is_dir()));
+    assert_eq!(syncfs, 1, "{:?}", trace.calls);
+    assert_eq!(file_flushes, 0, "{:?}", trace.calls);
+    // One per directory holding rekeyed files (the lock's directory may add none).
+    assert!(
+        dir_flushes <= 3,
+        "{dir_flushes} directory flushes: {:?}",
+        trace.calls
+    );
+}
