@@ -349,10 +349,13 @@ fn read_header_bytes(path: &Path) -> std::io::Result<Vec<u8>> {
         .read(true)
         .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
         .open(path)?;
-    if !file.metadata()?.is_file() {
+    let meta = file.metadata()?;
+    if !meta.is_file() {
         return Err(std::io::Error::other("not a regular file"));
     }
-    let mut buf = Vec::new();
+    // Sized from the file (and one byte to see its end): one read per file, not a series of
+    // growing ones (five per file made up most of a 10,000-file status's system calls).
+    let mut buf = Vec::with_capacity(meta.len().min(LIMIT) as usize + 1);
     file.take(LIMIT).read_to_end(&mut buf)?;
     Ok(buf)
 }
