@@ -9,7 +9,7 @@
 #   rekey 200×5 PQ    the same secrets, 5 hybrid post-quantum (age1pq1…) recipients, pq = true;
 #                     with the mean file size beside the ssh-ed25519 one
 # Usage: scripts/bench-vs-peers.sh [N_SMALL=200] [N_LARGE=10000] [RECIPIENTS=5]
-# BENCH_TMPFS (default /dev/shm) holds the small corpora, BENCH_DISK (default target/) the
+# BENCH_TMPFS (default /dev/shm) holds the small corpora, BENCH_DISK (default /var/tmp) the
 # large one.
 # With AGEFLEET_BASELINE=/path/to/an/older/agefleet, that binary is measured on the same corpus
 # right after this one (rekey, status, builtin eval) and the last column gives the ratio
@@ -23,7 +23,8 @@ done
 cargo build --release --locked --quiet
 bin="$PWD/target/release/agefleet"
 work=$(mktemp -d "${BENCH_TMPFS:-/dev/shm}/agefleet-bench.XXXXXX")
-disk=$(mktemp -d "${BENCH_DISK:-$PWD/target}/agefleet-bench.XXXXXX")
+# Not under the repository: status would report the corpus as untracked by its git.
+disk=$(mktemp -d "${BENCH_DISK:-/var/tmp}/agefleet-bench.XXXXXX")
 trap 'rm -rf "$work" "$disk"' EXIT
 fs_of() { stat -f -c %T "$1"; }
 
