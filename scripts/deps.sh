@@ -7,7 +7,8 @@
 #                           so a run that cannot have them stops at once with one line), and
 #                           the Debian packages age (interop oracle), nix-bin (rules oracle),
 #                           openssh-server/openssh-client (sshd + ssh-agent rig), git,
-#                           util-linux (unshare, script), passwd (useradd), jq and diffutils
+#                           util-linux (unshare, script), passwd (useradd), strace (the
+#                           durability tests record flushes and renames), jq and diffutils
 #                           (agenix's own script), nodejs/npm for typage (npm age-encryption:
 #                           the post-quantum interop oracle, installed into target/npm by
 #                           typage_install below), chromium (renders the `access --html` page
@@ -56,6 +57,7 @@ if [ "$what" = test ]; then
   command -v diff >/dev/null || need+=(diffutils)
   command -v unshare >/dev/null && command -v script >/dev/null || need+=(util-linux bsdutils)
   command -v useradd >/dev/null || need+=(passwd)
+  command -v strace >/dev/null || need+=(strace)
   command -v node >/dev/null && command -v npm >/dev/null || need+=(nodejs npm)
   command -v chromium >/dev/null || need+=(chromium)
 fi

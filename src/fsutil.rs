@@ -16,7 +16,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// A filesystem operation that failed, naming the path.
@@ -254,142 +254,120 @@ pub fn atomic_write(path: &Path, data: &[u8], new_mode: u32) -> Result<(), FsErr
 
 /// Atomic replacements of many files, made durable together.
 ///
-/// [`Batch::stage`] writes each new content to a temp file beside its target and hands the
-/// open file to a pool of flusher threads, which `fdatasync` it while the caller goes on
-/// (concurrent syncs share journal commits: on a real disk this is many times faster than
-/// syncing files one after another, and unlike `syncfs` it never waits for other processes'
-/// data). [`Batch::commit`] waits for the flushes, renames each flushed temp over its target,
-/// and fsyncs the directories. Invariant: a rename happens only after its temp file's data is
-/// durable, so whatever moment the process dies at, each target holds its old or its new
-/// content. Temp files not committed are removed on drop.
+/// [`Batch::stage`] writes each new content to a temp file beside its target;
+/// [`Batch::commit`] makes them all durable, renames each over its target, and fsyncs each
+/// directory once. Invariant: a rename happens only after its temp file's data is durable,
+/// so whatever moment the process dies at (or the power fails), each target holds its old
+/// or its new content. Temp files not committed are removed on drop.
+///
+/// How the data is made durable, per filesystem:
+/// - one `syncfs(2)` for all the files staged on it, on Linux ≥ 5.8 and a filesystem known
+///   to implement it fully (ext2/3/4, XFS, Btrfs, F2FS; tmpfs and ramfs, where it costs
+///   nothing). One flush instead of one per file: on ext4 each `fdatasync` is a journal
+///   commit and a disk cache flush (10,000 of them took 7 s of system time), while one
+///   `syncfs` writes every dirty page back and commits once. It also writes back other
+///   processes' dirty data on that filesystem, which a rekey waits for: bounded by the
+///   kernel's dirty-page limits, and cheaper than thousands of commits. Since Linux 5.8
+///   `syncfs` reports writeback errors (the superblock's error sequence, sampled when the
+///   descriptor is opened: that descriptor is opened before the first temp file on the
+///   filesystem is written, so no error on one of them can be missed); before 5.8 it
+///   returned 0 whatever happened, so older kernels take the per-file path.
+/// - elsewhere (other kernels or systems, network and FUSE filesystems, whose `syncfs` may
+///   not reach the server or may not report its errors), each temp file is `fdatasync`ed
+///   right after it is written, on the caller's thread (the rekey's one thread pool).
 #[derive(Default)]
 pub struct Batch {
     staged: std::sync::Mutex<Vec<Staged>>,
-    flusher: std::sync::OnceLock<Flusher>,
+    /// Per filesystem (device) a staged file is on: the descriptor its `syncfs` goes
+    /// through, opened before the first file on it was written; `None`: per-file flushes.
+    filesystems: std::sync::Mutex<Vec<(u64, Option<OwnedFd>)>>,
 }
 
 struct Staged {
     tmp: PathBuf,
     target: PathBuf,
+    /// The device whose `syncfs` makes it durable; `None`: flushed when staged.
+    syncfs: Option<u64>,
 }
 
-/// Threads that fdatasync staged files. The queue is bounded, which bounds open files.
-struct Flusher {
-    queue: std::sync::Mutex<Option<std::sync::mpsc::SyncSender<(PathBuf, File)>>>,
-    workers: std::sync::Mutex<Vec<std::thread::JoinHandle<FlushFailures>>>,
-}
-
-/// Temp files whose flush failed, with why.
-type FlushFailures = Vec<(PathBuf, io::Error)>;
-
-const FLUSH_THREADS: usize = 64;
-const FLUSH_QUEUE: usize = 256;
-
-impl Flusher {
-    fn start() -> Flusher {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<(PathBuf, File)>(FLUSH_QUEUE);
-        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
-        let workers = (0..FLUSH_THREADS)
-            .map(|_| {
-                let rx = rx.clone();
-                std::thread::spawn(move || {
-                    let mut failed = Vec::new();
-                    loop {
-                        let next = match rx.lock() {
-                            Ok(rx) => rx.recv(),
-                            Err(_) => break,
-                        };
-                        let Ok((tmp, file)) = next else { break };
-                        if let Err(e) = file.sync_data() {
-                            failed.push((tmp, e));
-                        }
-                    }
-                    failed
-                })
-            })
-            .collect();
-        Flusher {
-            queue: std::sync::Mutex::new(Some(tx)),
-            workers: std::sync::Mutex::new(workers),
-        }
-    }
-
-    /// Queues `file` for fdatasync; syncs it right here if the pool is gone.
-    fn submit(&self, tmp: PathBuf, file: File) -> io::Result<()> {
-        let sender = self.queue.lock().ok().and_then(|q| q.clone());
-        match sender {
-            Some(tx) => match tx.send((tmp, file)) {
-                Ok(()) => Ok(()),
-                Err(std::sync::mpsc::SendError((_, file))) => file.sync_data(),
-            },
-            None => file.sync_data(),
-        }
-    }
-
-    /// Waits for every queued flush; returns the temp files whose flush failed.
-    fn finish(&self) -> FlushFailures {
-        if let Ok(mut q) = self.queue.lock() {
-            q.take(); // closing the queue ends the workers once it is drained
-        }
-        let workers = self
-            .workers
-            .lock()
-            .map(|mut w| std::mem::take(&mut *w))
-            .unwrap_or_default();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().unwrap_or_default())
-            .collect()
-    }
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Batch {
     /// Writes `data` to a temp file beside `path` (mode: `path`'s if it exists, else
-    /// `new_mode`) and queues it for flushing. Safe to call from many threads.
+    /// `new_mode`), durable once [`Batch::commit`] has flushed it. Safe to call from many
+    /// threads.
     pub fn stage(&self, path: &Path, data: &[u8], new_mode: u32) -> Result<(), FsError> {
         let mode = mode_to_keep(path, new_mode)?;
+        let dir = parent_dir(path);
+        let planned = self.syncfs_device(&dir);
         let (mut file, tmp) = create_temp_beside(path, mode)?;
         let guard = RemoveOnDrop(Some(tmp.clone()));
-        file.write_all(data)
-            .and_then(|()| file.set_permissions(fs::Permissions::from_mode(mode)))
-            .and_then(|()| {
-                self.flusher
-                    .get_or_init(Flusher::start)
-                    .submit(tmp.clone(), file)
-            })
-            .map_err(|e| FsError::new(&tmp, "cannot write", e))?;
+        let mut write = || -> io::Result<Option<u64>> {
+            file.write_all(data)?;
+            file.set_permissions(fs::Permissions::from_mode(mode))?;
+            // The file must be on the filesystem whose descriptor was opened before it was
+            // written (a directory swapped meanwhile for a mount point is not); else, or
+            // without syncfs there, it is flushed here.
+            let dev = file.metadata()?.dev();
+            if planned == Some(dev) {
+                return Ok(Some(dev));
+            }
+            file.sync_data()?;
+            Ok(None)
+        };
+        let syncfs = write().map_err(|e| FsError::new(&tmp, "cannot write", e))?;
         std::mem::forget(guard);
-        let staged = Staged {
+        lock(&self.staged).push(Staged {
             tmp,
             target: path.to_path_buf(),
-        };
-        match self.staged.lock() {
-            Ok(mut v) => v.push(staged),
-            Err(poisoned) => poisoned.into_inner().push(staged),
-        }
+            syncfs,
+        });
         Ok(())
     }
 
-    /// Waits until every staged file is durable, then renames each into place and syncs the
+    /// The device of `dir` when files there are made durable by one `syncfs`: its
+    /// descriptor is opened here, on the first file staged on that filesystem.
+    fn syncfs_device(&self, dir: &Path) -> Option<u64> {
+        let dev = fs::metadata(dir).ok()?.dev();
+        let mut filesystems = lock(&self.filesystems);
+        if let Some((_, fd)) = filesystems.iter().find(|(d, _)| *d == dev) {
+            return fd.is_some().then_some(dev);
+        }
+        #[allow(clippy::useless_conversion, clippy::unnecessary_cast)] // widths differ by target
+        let same_dev = |fd: &OwnedFd| rustix::fs::fstat(fd).is_ok_and(|st| st.st_dev as u64 == dev);
+        let fd = crate::sys::open_dir(dir)
+            .ok()
+            .filter(|fd| same_dev(fd) && crate::sys::syncfs_is_sound(fd));
+        let sound = fd.is_some();
+        filesystems.push((dev, fd));
+        sound.then_some(dev)
+    }
+
+    /// Makes every staged file durable, then renames each into place and syncs the
     /// directories. Returns one result per target, in staging order; a failed target keeps
     /// its old content.
-    pub fn commit(mut self) -> Vec<(PathBuf, Result<(), FsError>)> {
-        let failed_flushes: std::collections::HashMap<PathBuf, io::Error> = self
-            .flusher
-            .take()
-            .map(|f| f.finish())
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
-        let staged = std::mem::take(match self.staged.get_mut() {
-            Ok(v) => v,
-            Err(p) => p.into_inner(),
-        });
+    pub fn commit(self) -> Vec<(PathBuf, Result<(), FsError>)> {
+        let staged = std::mem::take(&mut *lock(&self.staged));
+        // One syncfs per filesystem that holds staged files.
+        let mut failed_flushes: Vec<(u64, io::Error)> = Vec::new();
+        for (dev, fd) in lock(&self.filesystems).iter() {
+            let Some(fd) = fd else { continue };
+            if staged.iter().any(|s| s.syncfs == Some(*dev)) {
+                if let Err(e) = crate::sys::syncfs(fd) {
+                    failed_flushes.push((*dev, e));
+                }
+            }
+        }
         let mut dirs: Vec<PathBuf> = Vec::new();
         let mut results = Vec::with_capacity(staged.len());
         for s in staged {
-            let r = match failed_flushes.get(&s.tmp) {
-                Some(e) => Err(FsError::new(
+            let failed = failed_flushes
+                .iter()
+                .find(|(dev, _)| s.syncfs == Some(*dev));
+            let r = match failed {
+                Some((_, e)) => Err(FsError::new(
                     &s.target,
                     "not replaced: flushing the new content failed",
                     io::Error::new(e.kind(), e.to_string()),
@@ -430,13 +408,8 @@ impl Batch {
 
 impl Drop for Batch {
     fn drop(&mut self) {
-        if let Some(f) = self.flusher.take() {
-            f.finish();
-        }
-        if let Ok(v) = self.staged.get_mut() {
-            for s in v.drain(..) {
-                let _ = fs::remove_file(&s.tmp);
-            }
+        for s in lock(&self.staged).drain(..) {
+            let _ = fs::remove_file(&s.tmp);
         }
     }
 }

@@ -18,6 +18,7 @@ mod completions;
 mod crash;
 mod decrypt;
 mod differential;
+mod durability;
 mod edit;
 mod fuzz_regressions;
 mod generate;

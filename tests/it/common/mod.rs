@@ -8,6 +8,7 @@ pub mod keyscan;
 pub mod nix;
 pub mod plugin;
 pub mod sshd;
+pub mod strace;
 pub mod typage;
 
 use std::path::{Path, PathBuf};
@@ -251,7 +252,16 @@ pub struct Fleet {
 
 impl Fleet {
     pub fn new() -> Fleet {
-        let tmp = tempfile::tempdir().unwrap();
+        Self::in_dir(tempfile::tempdir().unwrap())
+    }
+
+    /// A fleet on the filesystem of the build directory (`target/`): persistent storage,
+    /// where `/tmp` may be tmpfs (the durability tests need a disk).
+    pub fn on_disk() -> Fleet {
+        Self::in_dir(tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap())
+    }
+
+    fn in_dir(tmp: tempfile::TempDir) -> Fleet {
         let home = tmp.path().join("home");
         let dir = tmp.path().join("secrets");
         std::fs::create_dir_all(home.join(".ssh")).unwrap();
