@@ -191,6 +191,37 @@ fn parse_layout(path: &Path, text: &str) -> Result<Layout, EditError> {
     Ok(layout)
 }
 
+/// Refuses a key the file already has: bound to some name, or written as a recipient of
+/// some rule (one key must not end up under two names, which `host remove` could not undo).
+fn refuse_present_key(
+    path: &Path,
+    layout: &Layout,
+    before: &[RuleEntry],
+    recipient: &Recipient,
+) -> Result<(), EditError> {
+    if let Some(b) = layout
+        .bindings
+        .iter()
+        .find(|b| b.key.as_deref().is_some_and(|k| recipient.matches_key(k)))
+    {
+        return Err(EditError::KeyPresent {
+            file: path.to_path_buf(),
+            what: format!("bound as {:?}", b.name),
+        });
+    }
+    if let Some(e) = before.iter().find(|e| {
+        e.rule
+            .as_ref()
+            .is_ok_and(|r| r.public_keys.iter().any(|k| recipient.matches_key(k)))
+    }) {
+        return Err(EditError::KeyPresent {
+            file: path.to_path_buf(),
+            what: format!("a recipient of {:?}", e.name),
+        });
+    }
+    Ok(())
+}
+
 /// Plans `host add NAME`: binds `name = "<key>";` and adds `name` to the lists `target`
 /// means.
 pub fn plan_add(
@@ -215,26 +246,7 @@ pub fn plan_add(
             line,
         });
     }
-    if let Some(b) = layout
-        .bindings
-        .iter()
-        .find(|b| b.key.as_deref().is_some_and(|k| recipient.matches_key(k)))
-    {
-        return Err(EditError::KeyPresent {
-            file: path.to_path_buf(),
-            what: format!("bound as {:?}", b.name),
-        });
-    }
-    if let Some(e) = before.iter().find(|e| {
-        e.rule
-            .as_ref()
-            .is_ok_and(|r| r.public_keys.iter().any(|k| recipient.matches_key(k)))
-    }) {
-        return Err(EditError::KeyPresent {
-            file: path.to_path_buf(),
-            what: format!("a recipient of {:?}", e.name),
-        });
-    }
+    refuse_present_key(path, &layout, &before, &recipient)?;
 
     let binding_text = format!("{name} = {};", crate::keys::nix::nix_string(key));
     let mut edits: Vec<TextEdit> = Vec::new();
@@ -390,26 +402,7 @@ pub fn plan_replace(path: &Path, text: &str, name: &str, key: &str) -> Result<Pl
             what: format!("bound as {name:?}: nothing to replace"),
         });
     }
-    if let Some(b) = layout
-        .bindings
-        .iter()
-        .find(|b| b.key.as_deref().is_some_and(|k| recipient.matches_key(k)))
-    {
-        return Err(EditError::KeyPresent {
-            file: path.to_path_buf(),
-            what: format!("bound as {:?}", b.name),
-        });
-    }
-    if let Some(e) = before.iter().find(|e| {
-        e.rule
-            .as_ref()
-            .is_ok_and(|r| r.public_keys.iter().any(|k| recipient.matches_key(k)))
-    }) {
-        return Err(EditError::KeyPresent {
-            file: path.to_path_buf(),
-            what: format!("a recipient of {:?}", e.name),
-        });
-    }
+    refuse_present_key(path, &layout, &before, &recipient)?;
     let literal = crate::keys::nix::nix_string(key);
     let edit = syntax::replace_value(&binding.node, &literal)
         .ok_or_else(|| unsafe_edit(path, format!("the binding of {name:?} has no value")))?;
