@@ -16,6 +16,8 @@ use crate::recipient::Recipient;
 mod armor;
 pub mod header;
 
+pub use armor::ArmorError;
+
 /// What one recipient stanza of a header is: its type and, for the SSH types, its tag; not
 /// its body (that is [`age_core::format::Stanza`], which only decryption needs).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,7 +71,7 @@ pub enum EnvelopeError {
     Corrupt(#[source] Malformed),
     /// The ASCII armor around the file is malformed.
     #[error("corrupt or truncated age file ({0})")]
-    Armor(String),
+    Armor(#[from] ArmorError),
     /// A file key was unwrapped but the header MAC does not match it.
     #[error("corrupt or truncated age file (header MAC mismatch)")]
     HeaderMac,
@@ -201,7 +203,7 @@ impl From<header::ParseError> for EnvelopeError {
             header::ParseError::Incomplete => EnvelopeError::Corrupt("truncated header".into()),
             header::ParseError::NotAge(m) => EnvelopeError::NotAge(m),
             header::ParseError::Corrupt(m) => EnvelopeError::Corrupt(m.into()),
-            header::ParseError::Armor(m) => EnvelopeError::Armor(m),
+            header::ParseError::Armor(e) => EnvelopeError::Armor(e),
         }
     }
 }
@@ -326,12 +328,10 @@ pub fn decrypt<K: DecryptionKeys + ?Sized>(
     let dearmored;
     let (binary, armored): (&[u8], bool) = match armor::detect(ciphertext) {
         armor::Detected::Armored(start) => {
-            dearmored = armor::decode_all(&ciphertext[start..]).map_err(EnvelopeError::Armor)?;
+            dearmored = armor::decode_all(&ciphertext[start..])?;
             (&dearmored, true)
         }
-        armor::Detected::TextBeforeArmor => {
-            return Err(EnvelopeError::Armor(armor::TEXT_BEFORE_ARMOR.into()))
-        }
+        armor::Detected::TextBeforeArmor => return Err(ArmorError::TextBeforeBegin.into()),
         armor::Detected::Binary | armor::Detected::Undecided => (ciphertext, false),
     };
     // Our own parser first: bounded work on hostile input, and precise messages (the same

@@ -16,11 +16,12 @@ use std::collections::{HashMap, HashSet};
 use zeroize::Zeroizing;
 
 use super::ownership::UserDb;
-use super::place::{self, Installed, Plan, Previous, Source, Target};
+use super::place::{self, Installed, PlaceError, Plan, Previous, Source, Target};
 use super::state::{self, Record, Written};
 use super::units::{ListFiles, UnitLists};
 use super::{ActivationError, Layout, SecretFailure};
 use crate::identity::IdentitySet;
+use crate::platform::append::AppendError;
 use crate::recipient::plugin::PluginUi;
 use crate::sys;
 
@@ -50,7 +51,7 @@ pub(crate) struct Outcome {
     /// The units listed (or, dry, that would be) for what changed.
     pub units: UnitLists,
     /// Why the units could not be listed.
-    pub unit_error: Option<String>,
+    pub unit_error: Option<AppendError>,
 }
 
 /// The generation number `secretsDir` points at: the numeric basename of its link target,
@@ -180,7 +181,7 @@ pub(crate) fn install(
         },
     );
     let mut plaintexts: HashMap<&str, Zeroizing<Vec<u8>>> = HashMap::new();
-    let mut results: Vec<Result<Installed, String>> = Vec::with_capacity(plans.len());
+    let mut results: Vec<Result<Installed, PlaceError>> = Vec::with_capacity(plans.len());
     for (plan, r) in plans.iter().zip(placed) {
         results.push(r.map(|(installed, plaintext)| {
             if let Some(p) = plaintext {
@@ -219,7 +220,7 @@ pub(crate) fn install(
                     warnings.push(format!(
                         "secret {}: {} is not on a RAM-backed filesystem: its plaintext is on disk \
                          (symlink = true keeps it in RAM)",
-                        super::one_line(&plan.name),
+                        crate::text::escape_controls(&plan.name),
                         path.display()
                     ));
                 }
@@ -239,9 +240,9 @@ pub(crate) fn install(
                     done.push(plan.name.clone());
                 }
             }
-            Err(reason) => install_failures.push(SecretFailure {
+            Err(e) => install_failures.push(SecretFailure {
                 name: plan.name.clone(),
-                reason,
+                reason: e.to_string(),
             }),
         }
     }
@@ -275,12 +276,13 @@ pub(crate) fn install(
     // One directory sync for the whole generation (a no-op on tmpfs, cheap elsewhere).
     let _ = sys::sync(&gen_fd);
     drop(gen_fd);
-    if let Err(e) = swap(layout, &gen_path) {
+    if let Err(source) = swap(layout, &gen_path) {
         let _ = sys::remove_tree_at(&mp_fd, &gen_name);
-        return Err(ActivationError::at(
-            sd,
-            format!("cannot point it at {}: {e}", gen_path.display()),
-        ));
+        return Err(ActivationError::Swap {
+            path: sd.clone(),
+            generation: gen_path,
+            source,
+        });
     }
     remove_old(&mp_fd, mp, generation, warnings);
     let removed = remove_unlisted(previous, &listed, warnings);
@@ -368,9 +370,9 @@ pub(crate) fn dry_run(
                     outcome.units.add(&plan.restart_units, &plan.reload_units);
                 }
             }
-            Err(reason) => outcome.failures.push(SecretFailure {
+            Err(e) => outcome.failures.push(SecretFailure {
                 name: plan.name.clone(),
-                reason,
+                reason: e.to_string(),
             }),
         }
     }
@@ -405,12 +407,12 @@ fn used_by_templates(plans: &[Plan]) -> HashSet<&str> {
 fn render(
     plan: &Plan,
     plaintexts: &HashMap<&str, Zeroizing<Vec<u8>>>,
-) -> Result<Zeroizing<Vec<u8>>, String> {
+) -> Result<Zeroizing<Vec<u8>>, PlaceError> {
     match &plan.source {
         Source::Template { content, parsed } => {
-            parsed.render(content, &|n| plaintexts.get(n).map(|p| p.as_slice()))
+            Ok(parsed.render(content, &|n| plaintexts.get(n).map(|p| p.as_slice()))?)
         }
-        Source::Age(_) => Err("a secret is decrypted, not rendered".into()),
+        Source::Age(_) => Err(PlaceError::NotATemplate),
     }
 }
 
@@ -456,7 +458,7 @@ fn remove_unlisted(
         match place::remove_written(&path, w.id, &w.content) {
             Ok(true) => removed.push(path),
             Ok(false) => {}
-            Err(reason) => warnings.push(reason),
+            Err(e) => warnings.push(e.to_string()),
         }
     }
     removed
@@ -484,9 +486,9 @@ fn run_all<T: Send, F>(
     identity_paths: &[PathBuf],
     ids: IdentitySet,
     work: F,
-) -> Vec<Result<T, String>>
+) -> Vec<Result<T, PlaceError>>
 where
-    F: Fn(&Plan, usize, &IdentitySet) -> Result<T, String> + Sync,
+    F: Fn(&Plan, usize, &IdentitySet) -> Result<T, PlaceError> + Sync,
 {
     // Below this many secrets per thread, loading identities again costs more than it saves.
     const MIN_PER_THREAD: usize = 64;
@@ -497,7 +499,7 @@ where
         .max(1);
     let chunk = plans.len().div_ceil(threads).max(1);
     let plugin_ui = ids.plugin_ui().cloned();
-    let run_chunk = |start: usize, ids: &IdentitySet| -> Vec<Result<T, String>> {
+    let run_chunk = |start: usize, ids: &IdentitySet| -> Vec<Result<T, PlaceError>> {
         let start = start.min(plans.len());
         plans[start..(start + chunk).min(plans.len())]
             .iter()
@@ -531,9 +533,7 @@ where
                 Err(_) => {
                     let start = ((t + 1) * chunk).min(plans.len());
                     let end = (start + chunk).min(plans.len());
-                    results.extend(
-                        (start..end).map(|_| Err("internal error while installing".to_string())),
-                    );
+                    results.extend((start..end).map(|_| Err(PlaceError::WorkerPanicked)));
                 }
             }
         }
@@ -542,7 +542,7 @@ where
 }
 
 /// Points `secretsDir` at `gen_path`: a symlink at a temp name, renamed over `secretsDir`.
-fn swap(layout: &Layout, gen_path: &Path) -> Result<(), String> {
+fn swap(layout: &Layout, gen_path: &Path) -> Result<(), PlaceError> {
     place::link_atomic(gen_path, &layout.secrets_dir)
 }
 
@@ -625,14 +625,18 @@ pub(crate) fn chown_current(
     };
     for plan in plans {
         let installed = record.written_as(&plan.name);
-        let result = owners
+        let failure = match owners
             .uid(&plan.owner)
             .and_then(|u| owners.gid(&plan.group).map(|g| (u, g)))
-            .map_err(|e| e.to_string())
-            .and_then(|(u, g)| place::chown_one(plan, &gen_fd, &gen_path, u, g, installed));
-        match result {
-            Ok(()) => outcome.done.push(plan.name.clone()),
-            Err(reason) => outcome.failures.push(SecretFailure {
+        {
+            Ok((u, g)) => place::chown_one(plan, &gen_fd, &gen_path, u, g, installed)
+                .err()
+                .map(|e| e.to_string()),
+            Err(e) => Some(e.to_string()),
+        };
+        match failure {
+            None => outcome.done.push(plan.name.clone()),
+            Some(reason) => outcome.failures.push(SecretFailure {
                 name: plan.name.clone(),
                 reason,
             }),

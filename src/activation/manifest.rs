@@ -143,7 +143,8 @@ fn syntax(origin: &Path, e: &serde_json::Error) -> ActivationError {
     let text = e.to_string();
     let suffix = format!(" at line {} column {}", e.line(), e.column());
     // serde quotes unknown field names as given: escape what would break the line.
-    let reason = super::one_line(text.strip_suffix(&suffix).unwrap_or(&text));
+    let reason =
+        crate::text::escape_controls(text.strip_suffix(&suffix).unwrap_or(&text)).into_owned();
     ActivationError::ManifestSyntax {
         path: PathBuf::from(origin),
         line: e.line(),

@@ -79,6 +79,16 @@ pub enum ActivationError {
         /// The cause.
         source: std::io::Error,
     },
+    /// `secretsDir` could not be pointed at the new generation; it stays on the old one.
+    #[error("{}: cannot point it at {}: {source}", path.display(), generation.display())]
+    Swap {
+        /// `secretsDir`.
+        path: PathBuf,
+        /// The new generation's directory.
+        generation: PathBuf,
+        /// The cause.
+        source: place::PlaceError,
+    },
     /// A path is unsafe or unusable (a symlink where a directory must be, a foreign owner…).
     #[error("{path}: {reason}")]
     Refused {
@@ -103,12 +113,6 @@ impl ActivationError {
             reason: reason.into(),
         }
     }
-}
-
-/// `s` with control characters escaped (`\n`, `\u{1b}`): reasons quote manifest strings
-/// (field names, paths, modes), and errors must stay one line.
-pub(crate) fn one_line(s: &str) -> String {
-    crate::text::escape_controls(s).into_owned()
 }
 
 /// One secret that could not be installed or chowned.
@@ -204,7 +208,8 @@ impl Layout {
     pub fn resolve(m: &Manifest, origin: &Path, env: &Env) -> Result<Self, ActivationError> {
         let bad = |what: &str, reason: &str| ActivationError::Manifest {
             path: origin.to_path_buf(),
-            reason: one_line(&format!("{what}: {reason}")),
+            // Reasons quote manifest strings: escaped, the error stays one line.
+            reason: crate::text::escape_controls_owned(format!("{what}: {reason}")),
         };
         let dir = |what: &str, raw: &str| -> Result<PathBuf, ActivationError> {
             let expanded = paths::expand(raw, env.var).map_err(|r| bad(what, &r.to_string()))?;
@@ -303,7 +308,7 @@ pub fn activate(
         changed: outcome.changed.into_iter().collect(),
         restart_units: outcome.units.restart,
         reload_units: outcome.units.reload,
-        unit_error: outcome.unit_error,
+        unit_error: outcome.unit_error.map(|e| e.to_string()),
         dry_run,
     })
 }

@@ -10,13 +10,17 @@ use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
 use super::manifest::{Manifest, SecretSpec, TemplateSpec};
-use super::render::{Parsed, Placeholders};
+use super::mode::ModeError;
+use super::paths::{self, UnsetVariable};
+use super::render::{Parsed, Placeholders, TemplateError};
 use super::state::Record;
-use super::{paths, units, Layout, SecretFailure};
+use super::units::{self, InvalidUnitName};
+use super::{Layout, SecretFailure};
+use crate::envelope::EnvelopeError;
 use crate::identity::IdentitySet;
 use crate::platform::atomic::{self, Existing, FileId, Fingerprint, WriteOptions};
-use crate::platform::walk::{self, Missing};
-use crate::sys;
+use crate::platform::walk::{self, Missing, WalkError};
+use crate::{sys, text};
 
 /// Mode of the missing parent directories of a custom `path` that activation creates.
 const PARENT_MODE: u32 = 0o755;
@@ -75,6 +79,65 @@ impl Plan {
     }
 }
 
+/// Why a secret or template cannot be planned; it fails alone, the others go on.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PlanError {
+    /// Another secret has the same name.
+    #[error("duplicate secret name in the manifest")]
+    DuplicateSecret,
+    /// A template has the name of a secret or of another template.
+    #[error("a secret or template of the same name is in the manifest")]
+    DuplicateName,
+    /// The name is not a relative path of normal components ([`paths::check_name`]).
+    #[error("refused: {0}")]
+    Name(&'static str),
+    /// A secret without its `.age` file.
+    #[error("no encrypted file given")]
+    NoFile,
+    /// A template's text uses a placeholder of no secret.
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    /// The mode is refused.
+    #[error(transparent)]
+    Mode(#[from] ModeError),
+    /// A unit of `restartUnits` or `reloadUnits` is not a systemd unit name.
+    #[error("{field}: {source}")]
+    Unit {
+        field: &'static str,
+        source: InvalidUnitName,
+    },
+    /// `path` uses a variable that is not set.
+    #[error("path: {0}")]
+    PathVariable(#[source] UnsetVariable),
+    /// `path`, expanded, is not an absolute, normal path ([`paths::check_absolute`]).
+    #[error("path `{expanded}`: {reason}")]
+    PathNotAbsolute {
+        expanded: String,
+        reason: &'static str,
+    },
+    /// `path` is inside the generations but not the secret's own place there.
+    #[error(
+        "path `{}` is inside secretsDir or secretsMountPoint but is not secretsDir/{name}",
+        path.display()
+    )]
+    InsideGenerations { path: PathBuf, name: String },
+    /// Other secrets have the same target path.
+    #[error(
+        "path `{}` is also the path of secret {}; refusing both",
+        path.display(),
+        others.join(", ")
+    )]
+    SharedPath { path: PathBuf, others: Vec<String> },
+}
+
+/// A failure of planning `name`, for the report: one line, manifest strings escaped.
+fn plan_failure(name: &str, e: &PlanError) -> SecretFailure {
+    SecretFailure {
+        name: name.to_string(),
+        reason: text::escape_controls_owned(e.to_string()),
+    }
+}
+
 /// Checks every secret and template of `m`; the ones that cannot be planned are returned
 /// as failures. Secrets come first, then templates.
 pub fn plan(
@@ -86,17 +149,14 @@ pub fn plan(
     let mut failures = Vec::new();
     let mut seen = HashSet::with_capacity(m.secrets.len());
     for spec in &m.secrets {
-        let fail = |reason: String| SecretFailure {
-            name: spec.name.clone(),
-            reason: super::one_line(&reason),
+        let planned = if seen.insert(spec.name.as_str()) {
+            plan_one(spec, layout, var)
+        } else {
+            Err(PlanError::DuplicateSecret)
         };
-        if !seen.insert(spec.name.as_str()) {
-            failures.push(fail("duplicate secret name in the manifest".into()));
-            continue;
-        }
-        match plan_one(spec, layout, var) {
+        match planned {
             Ok(p) => plans.push(p),
-            Err(reason) => failures.push(fail(reason)),
+            Err(e) => failures.push(plan_failure(&spec.name, &e)),
         }
     }
     let placeholders = if m.templates.is_empty() {
@@ -105,19 +165,14 @@ pub fn plan(
         Placeholders::new(m.secrets.iter().map(|s| s.name.as_str()))
     };
     for spec in &m.templates {
-        let fail = |reason: String| SecretFailure {
-            name: spec.name.clone(),
-            reason: super::one_line(&reason),
+        let planned = if seen.insert(spec.name.as_str()) {
+            plan_template(spec, &placeholders, layout, var)
+        } else {
+            Err(PlanError::DuplicateName)
         };
-        if !seen.insert(spec.name.as_str()) {
-            failures.push(fail(
-                "a secret or template of the same name is in the manifest".into(),
-            ));
-            continue;
-        }
-        match plan_template(spec, &placeholders, layout, var) {
+        match planned {
             Ok(p) => plans.push(p),
-            Err(reason) => failures.push(fail(reason)),
+            Err(e) => failures.push(plan_failure(&spec.name, &e)),
         }
     }
     refuse_shared_targets(&mut plans, &mut failures, layout);
@@ -152,74 +207,13 @@ fn refuse_shared_targets(
         if sharing.len() == 1 {
             return true;
         }
-        let others: Vec<&str> = sharing
-            .iter()
-            .map(String::as_str)
-            .filter(|n| *n != p.name)
-            .collect();
-        failures.push(SecretFailure {
-            name: p.name.clone(),
-            reason: super::one_line(&format!(
-                "path `{}` is also the path of secret {}; refusing both",
-                path.display(),
-                others.join(", ")
-            )),
-        });
+        let others = sharing.iter().filter(|n| **n != p.name).cloned().collect();
+        failures.push(plan_failure(
+            &p.name,
+            &PlanError::SharedPath { path, others },
+        ));
         false
     });
-}
-
-fn plan_one(
-    spec: &SecretSpec,
-    layout: &Layout,
-    var: &dyn Fn(&str) -> Option<String>,
-) -> Result<Plan, String> {
-    if spec.file.is_empty() || spec.file.contains('\0') {
-        paths::check_name(&spec.name).map_err(|r| format!("refused: {r}"))?;
-        return Err("no encrypted file given".into());
-    }
-    let common = Common {
-        name: &spec.name,
-        mode: &spec.mode,
-        path: &spec.path,
-        symlink: spec.symlink,
-        restart_units: &spec.restart_units,
-        reload_units: &spec.reload_units,
-    };
-    common.plan(
-        Source::Age(PathBuf::from(&spec.file)),
-        &spec.owner,
-        &spec.group,
-        layout,
-        var,
-    )
-}
-
-fn plan_template(
-    spec: &TemplateSpec,
-    secrets: &Placeholders,
-    layout: &Layout,
-    var: &dyn Fn(&str) -> Option<String>,
-) -> Result<Plan, String> {
-    let parsed = Parsed::new(&spec.content, secrets)?;
-    let common = Common {
-        name: &spec.name,
-        mode: &spec.mode,
-        path: &spec.path,
-        symlink: spec.symlink,
-        restart_units: &spec.restart_units,
-        reload_units: &spec.reload_units,
-    };
-    common.plan(
-        Source::Template {
-            content: spec.content.clone(),
-            parsed,
-        },
-        &spec.owner,
-        &spec.group,
-        layout,
-        var,
-    )
 }
 
 /// What secrets and templates share in the manifest.
@@ -227,37 +221,80 @@ struct Common<'a> {
     name: &'a str,
     mode: &'a str,
     path: &'a str,
+    owner: &'a str,
+    group: &'a str,
     symlink: bool,
     restart_units: &'a [String],
     reload_units: &'a [String],
+}
+
+/// The [`Common`] part of a [`SecretSpec`] or a [`TemplateSpec`]: two types whose shared
+/// fields have the same names, so one constructor serves both.
+macro_rules! common_of {
+    ($spec:expr) => {
+        Common {
+            name: &$spec.name,
+            mode: &$spec.mode,
+            path: &$spec.path,
+            owner: &$spec.owner,
+            group: &$spec.group,
+            symlink: $spec.symlink,
+            restart_units: &$spec.restart_units,
+            reload_units: &$spec.reload_units,
+        }
+    };
+}
+
+fn plan_one(
+    spec: &SecretSpec,
+    layout: &Layout,
+    var: &dyn Fn(&str) -> Option<String>,
+) -> Result<Plan, PlanError> {
+    if spec.file.is_empty() || spec.file.contains('\0') {
+        paths::check_name(&spec.name).map_err(PlanError::Name)?;
+        return Err(PlanError::NoFile);
+    }
+    common_of!(spec).plan(Source::Age(PathBuf::from(&spec.file)), layout, var)
+}
+
+fn plan_template(
+    spec: &TemplateSpec,
+    secrets: &Placeholders,
+    layout: &Layout,
+    var: &dyn Fn(&str) -> Option<String>,
+) -> Result<Plan, PlanError> {
+    let parsed = Parsed::new(&spec.content, secrets)?;
+    let source = Source::Template {
+        content: spec.content.clone(),
+        parsed,
+    };
+    common_of!(spec).plan(source, layout, var)
 }
 
 impl Common<'_> {
     fn plan(
         &self,
         source: Source,
-        owner: &str,
-        group: &str,
         layout: &Layout,
         var: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Plan, String> {
-        paths::check_name(self.name).map_err(|r| format!("refused: {r}"))?;
-        let mode = super::mode::parse(self.mode).map_err(|e| e.to_string())?;
+    ) -> Result<Plan, PlanError> {
+        paths::check_name(self.name).map_err(PlanError::Name)?;
+        let mode = super::mode::parse(self.mode)?;
         let target = self.target(layout, var)?;
         for (field, list) in [
             ("restartUnits", self.restart_units),
             ("reloadUnits", self.reload_units),
         ] {
             for unit in list {
-                units::check_unit_name(unit).map_err(|r| format!("{field}: {r}"))?;
+                units::check_unit_name(unit).map_err(|source| PlanError::Unit { field, source })?;
             }
         }
         Ok(Plan {
             name: self.name.to_string(),
             source,
             mode,
-            owner: owner.to_string(),
-            group: group.to_string(),
+            owner: self.owner.to_string(),
+            group: self.group.to_string(),
             target,
             restart_units: self.restart_units.to_vec(),
             reload_units: self.reload_units.to_vec(),
@@ -269,18 +306,17 @@ impl Common<'_> {
         &self,
         layout: &Layout,
         var: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Target, String> {
-        let expanded = paths::expand(self.path, var).map_err(|r| format!("path: {r}"))?;
-        let path =
-            paths::check_absolute(&expanded).map_err(|r| format!("path `{expanded}`: {r}"))?;
+    ) -> Result<Target, PlanError> {
+        let expanded = paths::expand(self.path, var).map_err(PlanError::PathVariable)?;
+        let path = paths::check_absolute(&expanded)
+            .map_err(|reason| PlanError::PathNotAbsolute { expanded, reason })?;
         if path == layout.secrets_dir.join(self.name) {
             Ok(Target::Generation)
         } else if path.starts_with(&layout.secrets_dir) || path.starts_with(&layout.mount_point) {
-            Err(format!(
-                "path `{}` is inside secretsDir or secretsMountPoint but is not secretsDir/{}",
-                path.display(),
-                self.name
-            ))
+            Err(PlanError::InsideGenerations {
+                path,
+                name: self.name.to_string(),
+            })
         } else if self.symlink {
             Ok(Target::Link(path))
         } else {
@@ -320,14 +356,129 @@ pub(crate) struct Previous {
 /// A secret's plaintext, zeroized when dropped.
 pub type Plaintext = Zeroizing<Vec<u8>>;
 
+/// Why one secret or template could not be decrypted, rendered, written or given its
+/// owner, or an earlier one's file removed: one line naming the file concerned, never
+/// secret material. Activation reports it for that secret alone.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlaceError {
+    /// A template's plan was given to [`decrypt`].
+    #[error("a template is rendered, not decrypted")]
+    NotASecret,
+    /// A secret's plan was given to be rendered.
+    #[error("a secret is decrypted, not rendered")]
+    NotATemplate,
+    /// The `.age` file could not be decrypted.
+    #[error("{}: {source}", path.display())]
+    Decrypt {
+        /// The `.age` file.
+        path: PathBuf,
+        /// Why (boxed: it is large, and this is the rare path).
+        source: Box<EnvelopeError>,
+    },
+    /// A template could not be rendered.
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    /// A directory on the way to a custom `path` was refused or could not be opened.
+    #[error(transparent)]
+    Walk(#[from] WalkError),
+    /// Reading, writing or linking a file failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file concerned.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The chown phase found no installed file.
+    #[error("{}: not installed", path.display())]
+    NotInstalled {
+        /// Where the file should be.
+        path: PathBuf,
+    },
+    /// The chown phase refused to give the file its owner.
+    #[error("{}: {refusal}; not changing its owner", path.display())]
+    OwnerRefused {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        refusal: OwnerRefusal,
+    },
+    /// Changing the owner failed.
+    #[error("{}: cannot change owner: {source}", path.display())]
+    Chown {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A file an earlier activation wrote could not be opened or unlinked.
+    #[error("{}: not removed: {source}", path.display())]
+    NotRemoved {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file at a path an earlier activation wrote is another file now: it is left.
+    #[error("{}: not removed: it is not the file an earlier activation wrote", path.display())]
+    NotWritten {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A worker thread panicked; its secrets are reported failed.
+    #[error("internal error while installing")]
+    WorkerPanicked,
+}
+
+/// Why the chown phase leaves a file alone: giving it away could hand an attacker's file
+/// (or the target of a planted link) to the secret's owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OwnerRefusal {
+    /// A `symlink = false` file of which the install phase kept no record.
+    #[error("the install phase left no record of it")]
+    NoRecord,
+    /// The file is a symbolic link.
+    #[error("is a symbolic link")]
+    Symlink,
+    /// The file has other hard links.
+    #[error("has other hard links")]
+    HardLinks,
+    /// Not a regular file.
+    #[error("not a regular file")]
+    NotRegular,
+    /// Not the inode and content the install phase wrote.
+    #[error("is not the file the install phase wrote (replaced since)")]
+    Replaced,
+}
+
+impl PlaceError {
+    fn io(path: &Path, source: std::io::Error) -> Self {
+        PlaceError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    fn owner_refused(path: &Path, refusal: OwnerRefusal) -> Self {
+        PlaceError::OwnerRefused {
+            path: path.to_path_buf(),
+            refusal,
+        }
+    }
+}
+
 /// Decrypts a secret's `.age` file into zeroized memory.
-pub fn decrypt(plan: &Plan, ids: &IdentitySet) -> Result<Plaintext, String> {
+pub fn decrypt(plan: &Plan, ids: &IdentitySet) -> Result<Plaintext, PlaceError> {
     let Source::Age(path) = &plan.source else {
-        return Err("a template is rendered, not decrypted".into());
+        return Err(PlaceError::NotASecret);
     };
-    let file = path.display();
-    let ciphertext = crate::fsutil::read_regular(path).map_err(|e| format!("{file}: {e}"))?;
-    crate::envelope::decrypt(&ciphertext, ids).map_err(|e| format!("{file}: {e}"))
+    let ciphertext = crate::fsutil::read_regular(path).map_err(|e| PlaceError::io(path, e))?;
+    crate::envelope::decrypt(&ciphertext, ids).map_err(|e| PlaceError::Decrypt {
+        path: path.clone(),
+        source: Box::new(e),
+    })
 }
 
 /// Whether `new` differs from what the previous generation holds for `plan` (read without
@@ -394,7 +545,7 @@ pub(crate) fn place_one(
     owner: Option<(u32, u32)>,
     prev: Option<&Previous>,
     keep: bool,
-) -> Result<(Installed, Option<Plaintext>), String> {
+) -> Result<(Installed, Option<Plaintext>), PlaceError> {
     let plaintext = decrypt(plan, ids)?;
     let installed = write(plan, &plaintext, gen, gen_path, secrets_dir, owner, prev)?;
     Ok((installed, keep.then_some(plaintext)))
@@ -413,7 +564,7 @@ pub(crate) fn write(
     secrets_dir: &Path,
     owner: Option<(u32, u32)>,
     prev: Option<&Previous>,
-) -> Result<Installed, String> {
+) -> Result<Installed, PlaceError> {
     let content = Fingerprint::of(plaintext);
     let changed = prev.is_some_and(|prev| changed(plan, plaintext, prev));
     let opts = WriteOptions {
@@ -428,9 +579,9 @@ pub(crate) fn write(
             let rel = Path::new(&plan.name);
             let shown = gen_path.join(rel);
             let (dir, base) =
-                open_parent_in(gen, rel, true).map_err(|e| format!("{}: {e}", shown.display()))?;
+                open_parent_in(gen, rel, true).map_err(|e| PlaceError::io(&shown, e))?;
             let id = atomic::write_at(&dir, base, plaintext, opts)
-                .map_err(|e| format!("{}: {e}", shown.display()))?;
+                .map_err(|e| PlaceError::io(&shown, e))?;
             if let Target::Link(path) = &plan.target {
                 link_atomic(&secrets_dir.join(rel), path)?;
             }
@@ -442,9 +593,7 @@ pub(crate) fn write(
             })
         }
         Target::File(path) => {
-            let shown = path.display();
-            let (dir, base) =
-                walk::open_parent(path, Missing::Create(PARENT_MODE)).map_err(|e| e.to_string())?;
+            let (dir, base) = walk::open_parent(path, Missing::Create(PARENT_MODE))?;
             // Outside the mount the file may be on disk: make the rename durable.
             let id = atomic::write_at(
                 &dir,
@@ -455,7 +604,7 @@ pub(crate) fn write(
                     ..opts
                 },
             )
-            .map_err(|e| format!("{shown}: {e}"))?;
+            .map_err(|e| PlaceError::io(path, e))?;
             let on_disk = !sys::fs_kind(&dir).is_ok_and(|k| k.ram_backed());
             Ok(Installed {
                 id,
@@ -479,59 +628,50 @@ pub(crate) fn chown_one(
     uid: u32,
     gid: u32,
     installed: Option<(FileId, Fingerprint)>,
-) -> Result<(), String> {
+) -> Result<(), PlaceError> {
     let (dir, base, shown) = match &plan.target {
         Target::Generation | Target::Link(_) => {
             let rel = Path::new(&plan.name);
             let shown = gen_path.join(rel);
             let (dir, base) =
-                open_parent_in(gen, rel, false).map_err(|e| format!("{}: {e}", shown.display()))?;
+                open_parent_in(gen, rel, false).map_err(|e| PlaceError::io(&shown, e))?;
             (dir, base.to_os_string(), shown)
         }
         Target::File(path) => {
             if installed.is_none() {
-                return Err(format!(
-                    "{}: the install phase left no record of it; not changing its owner",
-                    path.display()
-                ));
+                return Err(PlaceError::owner_refused(path, OwnerRefusal::NoRecord));
             }
-            let (dir, base) = walk::open_parent(path, Missing::Fail).map_err(|e| e.to_string())?;
+            let (dir, base) = walk::open_parent(path, Missing::Fail)?;
             (dir, base, path.clone())
         }
     };
-    let shown = shown.display();
     let fd = sys::open_read_nofollow_at(&dir, Path::new(&base)).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
-            format!("{shown}: not installed")
+            PlaceError::NotInstalled {
+                path: shown.clone(),
+            }
         } else if sys::is_symlink_or_not_dir(&e) {
-            format!("{shown}: is a symbolic link; not changing its owner")
+            PlaceError::owner_refused(&shown, OwnerRefusal::Symlink)
         } else {
-            format!("{shown}: {e}")
+            PlaceError::io(&shown, e)
         }
     })?;
-    match sys::regular_file_links(&fd).map_err(|e| format!("{shown}: {e}"))? {
+    match sys::regular_file_links(&fd).map_err(|e| PlaceError::io(&shown, e))? {
         Some(1) => {}
-        Some(_) => {
-            // A hard link planted in a writable directory would hand its target to `uid`.
-            return Err(format!(
-                "{shown}: has other hard links; not changing its owner"
-            ));
-        }
-        None => {
-            return Err(format!(
-                "{shown}: not a regular file; not changing its owner"
-            ))
-        }
+        // A hard link planted in a writable directory would hand its target to `uid`.
+        Some(_) => return Err(PlaceError::owner_refused(&shown, OwnerRefusal::HardLinks)),
+        None => return Err(PlaceError::owner_refused(&shown, OwnerRefusal::NotRegular)),
     }
     if let Some((id, content)) = installed {
-        if !is_written(&fd, id, &content).map_err(|e| format!("{shown}: {e}"))? {
-            return Err(format!(
-                "{shown}: is not the file the install phase wrote (replaced since); not changing its owner"
-            ));
+        if !is_written(&fd, id, &content).map_err(|e| PlaceError::io(&shown, e))? {
+            return Err(PlaceError::owner_refused(&shown, OwnerRefusal::Replaced));
         }
     }
-    sys::fchown(&fd, uid, gid).map_err(|e| format!("{shown}: cannot change owner: {e}"))?;
-    sys::fchmod(&fd, plan.mode).map_err(|e| format!("{shown}: {e}"))
+    sys::fchown(&fd, uid, gid).map_err(|source| PlaceError::Chown {
+        path: shown.clone(),
+        source,
+    })?;
+    sys::fchmod(&fd, plan.mode).map_err(|e| PlaceError::io(&shown, e))
 }
 
 /// Removes the file an earlier activation wrote at `path` (a `symlink = false` secret the
@@ -541,25 +681,28 @@ pub(crate) fn remove_written(
     path: &Path,
     id: FileId,
     content: &Fingerprint,
-) -> Result<bool, String> {
+) -> Result<bool, PlaceError> {
     let (dir, base) = match walk::open_parent(path, Missing::Fail) {
         Ok(found) => found,
         Err(e) if e.is_not_found() => return Ok(false),
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(e.into()),
     };
-    let shown = path.display();
+    let not_removed = |source| PlaceError::NotRemoved {
+        path: path.to_path_buf(),
+        source,
+    };
     let fd = match sys::open_read_nofollow_at(&dir, Path::new(&base)) {
         Ok(fd) => fd,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(format!("{shown}: not removed: {e}")),
+        Err(e) => return Err(not_removed(e)),
     };
-    if !is_written(&fd, id, content).map_err(|e| format!("{shown}: {e}"))? {
-        return Err(format!(
-            "{shown}: not removed: it is not the file an earlier activation wrote"
-        ));
+    if !is_written(&fd, id, content).map_err(|e| PlaceError::io(path, e))? {
+        return Err(PlaceError::NotWritten {
+            path: path.to_path_buf(),
+        });
     }
-    sys::unlink_at(&dir, Path::new(&base)).map_err(|e| format!("{shown}: not removed: {e}"))?;
-    sys::sync(&dir).map_err(|e| format!("{shown}: {e}"))?;
+    sys::unlink_at(&dir, Path::new(&base)).map_err(not_removed)?;
+    sys::sync(&dir).map_err(|e| PlaceError::io(path, e))?;
     Ok(true)
 }
 
@@ -640,10 +783,9 @@ fn open_parent_in<'a>(
 
 /// Points the symlink `at` to `target`, atomically (temp symlink, rename over `at`); the
 /// parents of `at` are walked as for a custom `path`. The error names the component.
-pub(crate) fn link_atomic(target: &Path, at: &Path) -> Result<(), String> {
-    let (dir, base) =
-        walk::open_parent(at, Missing::Create(PARENT_MODE)).map_err(|e| e.to_string())?;
-    atomic::symlink_at(&dir, &base, target).map_err(|e| format!("{}: {e}", at.display()))
+pub(crate) fn link_atomic(target: &Path, at: &Path) -> Result<(), PlaceError> {
+    let (dir, base) = walk::open_parent(at, Missing::Create(PARENT_MODE))?;
+    atomic::symlink_at(&dir, &base, target).map_err(|e| PlaceError::io(at, e))
 }
 
 #[cfg(test)]
@@ -767,6 +909,19 @@ mod tests {
         assert!(failures[0].reason.contains("secret b"), "{failures:?}");
     }
 
+    fn replaced(e: &PlaceError) -> bool {
+        let replaced = matches!(
+            e,
+            PlaceError::OwnerRefused {
+                refusal: OwnerRefusal::Replaced,
+                ..
+            }
+        );
+        replaced
+            && e.to_string()
+                .contains("is not the file the install phase wrote")
+    }
+
     #[test]
     fn chown_acts_only_on_the_inode_the_install_wrote() {
         let tmp = tempfile::tempdir().unwrap();
@@ -796,7 +951,17 @@ mod tests {
         let my_gid = rustix::process::getegid().as_raw();
         let chown = |id| chown_one(&plan[0], &dir, tmp.path(), me, my_gid, id);
         let e = chown(None).unwrap_err();
-        assert!(e.contains("left no record"), "{e}");
+        assert!(
+            matches!(
+                e,
+                PlaceError::OwnerRefused {
+                    refusal: OwnerRefusal::NoRecord,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().contains("left no record"), "{e}");
         // Another file put in its place (a new inode) is not given away.
         atomic::write_at(
             &dir,
@@ -806,7 +971,7 @@ mod tests {
         )
         .unwrap();
         let e = chown(Some(written)).unwrap_err();
-        assert!(e.contains("is not the file the install phase wrote"), "{e}");
+        assert!(replaced(&e), "{e}");
         use std::os::unix::fs::PermissionsExt;
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
         assert_eq!(mode(&path), 0o400);
@@ -814,7 +979,7 @@ mod tests {
         let now = FileId::of(&fd).unwrap();
         // The right inode with other bytes is still not the file written.
         let e = chown(Some((now, Fingerprint::of(b"y")))).unwrap_err();
-        assert!(e.contains("is not the file the install phase wrote"), "{e}");
+        assert!(replaced(&e), "{e}");
         chown(Some((now, Fingerprint::of(b"x")))).unwrap();
         assert_eq!(mode(&path), 0o440);
     }
@@ -860,13 +1025,10 @@ mod tests {
             }
             let e =
                 chown_one(&plan, &dir, tmp.path(), me, my_gid, Some((id, content))).unwrap_err();
-            assert!(
-                e.contains("is not the file the install phase wrote"),
-                "round {round}: {e}"
-            );
+            assert!(replaced(&e), "round {round}: {e}");
             let e = remove_written(&path, id, &content).unwrap_err();
             assert!(
-                e.contains("not the file an earlier activation wrote"),
+                matches!(e, PlaceError::NotWritten { .. }),
                 "round {round}: {e}"
             );
             assert_eq!(
@@ -877,9 +1039,8 @@ mod tests {
             std::fs::remove_file(&path).unwrap();
             if round % 50 == 0 {
                 let (id, content) = write(secret.as_bytes());
-                assert_eq!(
-                    remove_written(&path, id, &content),
-                    Ok(true),
+                assert!(
+                    matches!(remove_written(&path, id, &content), Ok(true)),
                     "round {round}"
                 );
             }

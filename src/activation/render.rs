@@ -45,6 +45,21 @@ impl Placeholders {
     }
 }
 
+/// Why a template cannot be parsed or rendered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TemplateError {
+    /// A placeholder of a name that is not a secret of the manifest (or a malformed one).
+    #[error("uses the placeholder of a secret that is not in the manifest")]
+    UnknownPlaceholder,
+    /// A secret it uses failed, so there is no plaintext to put in.
+    #[error("uses secret {name:?}, which could not be installed; not rendered")]
+    SecretMissing {
+        /// The secret's name.
+        name: String,
+    },
+}
+
 /// One part of a parsed template.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Piece {
@@ -63,7 +78,7 @@ pub struct Parsed {
 impl Parsed {
     /// Splits `content` at the placeholders of `secrets`. A placeholder of any other name
     /// (a secret not in the manifest) is an error.
-    pub fn new(content: &str, secrets: &Placeholders) -> Result<Parsed, String> {
+    pub fn new(content: &str, secrets: &Placeholders) -> Result<Parsed, TemplateError> {
         let by_token = &secrets.by_token;
         let token_len = OPEN.len() + 65;
         let mut pieces = Vec::new();
@@ -74,9 +89,7 @@ impl Parsed {
             let name = content
                 .get(start..end)
                 .and_then(|token| by_token.get(token))
-                .ok_or_else(|| {
-                    "uses the placeholder of a secret that is not in the manifest".to_string()
-                })?;
+                .ok_or(TemplateError::UnknownPlaceholder)?;
             if start > at {
                 pieces.push(Piece::Text(at..start));
             }
@@ -108,7 +121,7 @@ impl Parsed {
         &self,
         content: &str,
         plaintext: &dyn Fn(&str) -> Option<&'v [u8]>,
-    ) -> Result<Zeroizing<Vec<u8>>, String> {
+    ) -> Result<Zeroizing<Vec<u8>>, TemplateError> {
         let mut len = 0;
         for p in &self.pieces {
             len += match p {
@@ -123,11 +136,7 @@ impl Parsed {
                 Piece::Text(r) => out.extend_from_slice(&content.as_bytes()[r.clone()]),
                 Piece::Secret(n) => match plaintext(n) {
                     Some(bytes) => out.extend_from_slice(bytes),
-                    None => {
-                        return Err(format!(
-                            "uses secret {n:?}, which could not be installed; not rendered"
-                        ))
-                    }
+                    None => return Err(TemplateError::SecretMissing { name: n.clone() }),
                 },
             }
         }
@@ -173,8 +182,9 @@ mod tests {
         let e = p
             .render(&text, &|n| (n == "pw").then_some(&b"x"[..]))
             .unwrap_err();
+        assert_eq!(e, TemplateError::SecretMissing { name: "k".into() });
         assert_eq!(
-            e,
+            e.to_string(),
             "uses secret \"k\", which could not be installed; not rendered"
         );
     }
@@ -183,7 +193,7 @@ mod tests {
     fn undeclared_or_malformed_placeholders_are_refused() {
         let text = format!("a {}", placeholder("other"));
         let e = Parsed::new(&text, &Placeholders::new(["pw"])).unwrap_err();
-        assert!(e.contains("not in the manifest"), "{e}");
+        assert_eq!(e, TemplateError::UnknownPlaceholder);
         assert!(Parsed::new("x <AGEFLEET:PLACEHOLDER:zz>", &Placeholders::new(["pw"])).is_err());
         // Multi-byte text around a cut token never panics.
         assert!(Parsed::new("<AGEFLEET:PLACEHOLDER:ééééé", &Placeholders::new(["pw"])).is_err());

@@ -9,8 +9,8 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use super::manifest::Manifest;
-use super::{one_line, paths, ActivationError};
-use crate::platform::append;
+use super::{paths, ActivationError};
+use crate::platform::append::{self, AppendError};
 
 /// The suffixes of systemd.unit(5).
 const SUFFIXES: [&str; 11] = [
@@ -27,15 +27,23 @@ const SUFFIXES: [&str; 11] = [
     "scope",
 ];
 
+/// A `restartUnits` or `reloadUnits` entry that is not a systemd unit name (quoted
+/// escaped, so the message stays one line).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{name:?} is not a valid systemd unit name (NAME.service, NAME@INSTANCE.timer…)")]
+pub struct InvalidUnitName {
+    /// The name as written.
+    pub name: String,
+}
+
 /// Checks a unit name as systemd.unit(5) defines it: `PREFIX[@INSTANCE].SUFFIX`, at most
 /// 255 characters of `[A-Za-z0-9:_.\-]` (no `/`, no whitespace or control characters),
 /// a known suffix, a non-empty instance after `@`.
-pub fn check_unit_name(name: &str) -> Result<(), String> {
+pub fn check_unit_name(name: &str) -> Result<(), InvalidUnitName> {
     let bad = || {
-        Err(format!(
-            "{:?} is not a valid systemd unit name (NAME.service, NAME@INSTANCE.timer…)",
-            name
-        ))
+        Err(InvalidUnitName {
+            name: name.to_string(),
+        })
     };
     if name.is_empty() || name.len() > 255 {
         return bad();
@@ -116,7 +124,7 @@ impl ListFiles {
             let raw = v.as_deref().unwrap_or(default);
             paths::check_absolute(raw).map_err(|r| ActivationError::Manifest {
                 path: origin.to_path_buf(),
-                reason: one_line(&format!("{field}: {r} ({raw})")),
+                reason: crate::text::escape_controls_owned(format!("{field}: {r} ({raw})")),
             })
         };
         Ok(ListFiles {
@@ -151,7 +159,7 @@ impl ListFiles {
 
     /// Appends `lists` (one unit a line); a missing directory (not a NixOS switch) is a
     /// warning, a refused file an error naming it.
-    pub fn append(&self, lists: &UnitLists, warnings: &mut Vec<String>) -> Result<(), String> {
+    pub fn append(&self, lists: &UnitLists, warnings: &mut Vec<String>) -> Result<(), AppendError> {
         for (units, file) in [
             (&lists.restart, &self.restart),
             (&lists.reload, &self.reload),
@@ -171,7 +179,7 @@ impl ListFiles {
                     file.display(),
                     units.join(" ")
                 )),
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(e),
             }
         }
         Ok(())
@@ -210,7 +218,8 @@ mod tests {
             too_long.as_str(),
         ] {
             let e = check_unit_name(bad).unwrap_err();
-            assert!(!e.contains('\n'), "{e}");
+            assert_eq!(e.name, bad);
+            assert!(!e.to_string().contains('\n'), "{e}");
         }
     }
 

@@ -62,15 +62,64 @@ pub(crate) fn detect(bytes: &[u8]) -> Detected {
     }
 }
 
-/// The message for [`Detected::TextBeforeArmor`].
-pub(crate) const TEXT_BEFORE_ARMOR: &str = "text before the armor BEGIN marker";
+/// What is wrong with an ASCII armor. The text names the line, never its content.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ArmorError {
+    /// Text that is not an age header comes before the begin marker.
+    #[error("text before the armor BEGIN marker")]
+    TextBeforeBegin,
+    /// The begin marker line goes on after the marker.
+    #[error("text after the armor BEGIN marker")]
+    TextAfterBegin,
+    /// The first line is a boundary line, but not age's begin marker.
+    #[error("not an age armor BEGIN marker")]
+    NotBegin,
+    /// The input ends before the end marker.
+    #[error("armor ends without its END marker")]
+    MissingEnd,
+    /// More base64 follows the final (short or padded) line.
+    #[error("armor line {line}: data after the final (short) base64 line")]
+    DataAfterFinalLine {
+        /// 1-based line number, counting the begin marker.
+        line: usize,
+    },
+    /// An empty line inside the armor.
+    #[error("armor line {line}: empty line")]
+    EmptyLine {
+        /// 1-based line number, counting the begin marker.
+        line: usize,
+    },
+    /// A base64 line longer than 64 columns.
+    #[error("armor line {line}: line longer than 64 columns")]
+    LineTooLong {
+        /// 1-based line number, counting the begin marker.
+        line: usize,
+    },
+    /// A base64 line whose length is not a multiple of 4.
+    #[error("armor line {line}: base64 line with missing padding")]
+    MissingPadding {
+        /// 1-based line number, counting the begin marker.
+        line: usize,
+    },
+    /// A line that is not canonical base64.
+    #[error("armor line {line}: invalid base64")]
+    InvalidBase64 {
+        /// 1-based line number, counting the begin marker.
+        line: usize,
+    },
+    /// Something other than whitespace follows the end marker.
+    #[error("data after the armor END marker")]
+    DataAfterEnd,
+}
 
+/// Why one step of decoding stopped.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum ArmorError {
+pub(crate) enum StepError {
     /// The input ends before the armor does (and more input may follow).
     Incomplete,
-    /// The armor is malformed; the message says how (no content).
-    Malformed(String),
+    /// The armor is malformed.
+    Malformed(ArmorError),
 }
 
 /// What one step of decoding produced.
@@ -106,17 +155,13 @@ impl<'a> Decoder<'a> {
     }
 
     /// The next line, without its line ending (`\n` or `\r\n`; nothing else is trimmed).
-    fn next_line(&mut self) -> Result<&'a [u8], ArmorError> {
+    fn next_line(&mut self) -> Result<&'a [u8], StepError> {
         let rest = &self.input[self.pos..];
         let (line, advance) = match rest.iter().position(|&b| b == b'\n') {
             Some(i) => (&rest[..i], i + 1),
             None if self.at_eof && !rest.is_empty() => (rest, rest.len()),
-            None if self.at_eof => {
-                return Err(ArmorError::Malformed(
-                    "armor ends without its END marker".into(),
-                ))
-            }
-            None => return Err(ArmorError::Incomplete),
+            None if self.at_eof => return Err(StepError::Malformed(ArmorError::MissingEnd)),
+            None => return Err(StepError::Incomplete),
         };
         self.pos += advance;
         self.line_no += 1;
@@ -124,14 +169,14 @@ impl<'a> Decoder<'a> {
     }
 
     /// Decodes the next body line into `out`.
-    pub(crate) fn step(&mut self, out: &mut Vec<u8>) -> Result<Step, ArmorError> {
+    pub(crate) fn step(&mut self, out: &mut Vec<u8>) -> Result<Step, StepError> {
         if !self.began {
             let line = self.next_line()?;
             if line != BEGIN {
-                return Err(ArmorError::Malformed(if line.starts_with(BEGIN) {
-                    "text after the armor BEGIN marker".into()
+                return Err(StepError::Malformed(if line.starts_with(BEGIN) {
+                    ArmorError::TextAfterBegin
                 } else {
-                    "not an age armor BEGIN marker".into()
+                    ArmorError::NotBegin
                 }));
             }
             self.began = true;
@@ -141,22 +186,18 @@ impl<'a> Decoder<'a> {
             return Ok(Step::End);
         }
         let line_no = self.line_no;
-        let malformed = |what: &str| {
-            Err(ArmorError::Malformed(format!(
-                "armor line {line_no}: {what}"
-            )))
-        };
+        let malformed = |e| Err(StepError::Malformed(e));
         if self.short_line_seen {
-            return malformed("data after the final (short) base64 line");
+            return malformed(ArmorError::DataAfterFinalLine { line: line_no });
         }
         if line.is_empty() {
-            return malformed("empty line");
+            return malformed(ArmorError::EmptyLine { line: line_no });
         }
         if line.len() > COLUMNS {
-            return malformed("line longer than 64 columns");
+            return malformed(ArmorError::LineTooLong { line: line_no });
         }
         if line.len() % 4 != 0 {
-            return malformed("base64 line with missing padding");
+            return malformed(ArmorError::MissingPadding { line: line_no });
         }
         if line.len() < COLUMNS || line.ends_with(b"=") {
             self.short_line_seen = true;
@@ -170,7 +211,7 @@ impl<'a> Decoder<'a> {
             }
             Err(_) => {
                 out.truncate(start);
-                malformed("invalid base64")
+                malformed(ArmorError::InvalidBase64 { line: line_no })
             }
         }
     }
@@ -183,29 +224,25 @@ impl<'a> Decoder<'a> {
         {
             Ok(())
         } else {
-            Err(ArmorError::Malformed(
-                "data after the armor END marker".into(),
-            ))
+            Err(ArmorError::DataAfterEnd)
         }
     }
 }
 
 /// Decodes a whole armored file (`bytes` starting at the begin marker).
-pub(crate) fn decode_all(bytes: &[u8]) -> Result<Vec<u8>, String> {
+pub(crate) fn decode_all(bytes: &[u8]) -> Result<Vec<u8>, ArmorError> {
     let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
     let mut decoder = Decoder::new(bytes, true);
     loop {
         match decoder.step(&mut out) {
             Ok(Step::Data) => {}
             Ok(Step::End) => break,
-            Err(ArmorError::Malformed(m)) => return Err(m),
-            Err(ArmorError::Incomplete) => return Err("truncated armor".into()),
+            Err(StepError::Malformed(e)) => return Err(e),
+            // The decoder knows it has the whole input: running out is a missing end.
+            Err(StepError::Incomplete) => return Err(ArmorError::MissingEnd),
         }
     }
-    decoder.check_trailer().map_err(|e| match e {
-        ArmorError::Malformed(m) => m,
-        ArmorError::Incomplete => "truncated armor".into(),
-    })?;
+    decoder.check_trailer()?;
     Ok(out)
 }
 
@@ -244,20 +281,50 @@ mod tests {
     }
 
     #[test]
-    fn rejects_malformed_armor() {
+    fn rejects_malformed_armor_saying_how() {
+        // 100 bytes: two full lines of base64 (lines 2 and 3) and a padded short one (4).
         let data = [7u8; 100];
         let good = armor(&data, "\n");
         let cases = [
-            good.replace("-----END AGE ENCRYPTED FILE-----\n", ""),
-            format!("{good}trailing"),
-            good.replacen('A', "*", 1),
-            // Drop one character of a full line.
-            good.replacen(&good[36..100], &good[36..99], 1),
-            good.replace("FILE-----\n", "FILE----- x\n"),
+            (
+                good.replace("-----END AGE ENCRYPTED FILE-----\n", ""),
+                ArmorError::MissingEnd,
+            ),
+            (format!("{good}trailing"), ArmorError::DataAfterEnd),
+            (good.replacen("AGE", "*GE", 1), ArmorError::NotBegin),
+            (
+                good.replace("FILE-----\n", "FILE----- x\n"),
+                ArmorError::TextAfterBegin,
+            ),
+            (
+                good.replacen("-----\n", "-----\n\n", 1),
+                ArmorError::EmptyLine { line: 2 },
+            ),
+            (
+                good.replacen("BwcH", "Bwc*", 1),
+                ArmorError::InvalidBase64 { line: 2 },
+            ),
+            // The first line break dropped: lines 2 and 3 as one.
+            (
+                good.replacen(&good[36..100], &good[36..99], 1),
+                ArmorError::LineTooLong { line: 2 },
+            ),
+            (
+                good.replace("Bw==", "Bw="),
+                ArmorError::MissingPadding { line: 4 },
+            ),
+            (
+                good.replace("Bw==\n", "Bw==\nBwcH\n"),
+                ArmorError::DataAfterFinalLine { line: 5 },
+            ),
         ];
-        for c in &cases {
-            assert!(decode_all(c.as_bytes()).is_err(), "{c:?}");
+        for (c, expected) in &cases {
+            assert_eq!(decode_all(c.as_bytes()).as_ref(), Err(expected), "{c:?}");
         }
+        assert_eq!(
+            ArmorError::InvalidBase64 { line: 2 }.to_string(),
+            "armor line 2: invalid base64"
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! (decoded) header and keeps at most [`MAX_STANZAS`] stanzas, so work is bounded whatever
 //! the file size.
 
-use super::armor::{self, ArmorError, Detected};
+use super::armor::{self, ArmorError, Detected, StepError};
 use super::{Header, StanzaKind};
 
 /// Largest header accepted (a header with hundreds of RSA recipients is far below this).
@@ -29,7 +29,7 @@ pub(crate) enum ParseError {
     /// An age file, but damaged.
     Corrupt(String),
     /// The ASCII armor is malformed before the header could be read.
-    Armor(String),
+    Armor(ArmorError),
 }
 
 /// Parses the header at the start of `bytes`, binary or armored. `at_eof` says `bytes` is
@@ -37,7 +37,7 @@ pub(crate) enum ParseError {
 pub(crate) fn parse(bytes: &[u8], at_eof: bool) -> Result<Header, ParseError> {
     match armor::detect(bytes) {
         Detected::Armored(start) => parse_armored(&bytes[start..], at_eof),
-        Detected::TextBeforeArmor => Err(ParseError::Armor(armor::TEXT_BEFORE_ARMOR.into())),
+        Detected::TextBeforeArmor => Err(ParseError::Armor(ArmorError::TextBeforeBegin)),
         Detected::Undecided if !at_eof => Err(ParseError::Incomplete),
         Detected::Undecided | Detected::Binary => {
             parse_binary(bytes, at_eof).map(|(stanzas, _)| Header {
@@ -58,8 +58,8 @@ fn parse_armored(bytes: &[u8], at_eof: bool) -> Result<Header, ParseError> {
         let ended = match decoder.step(&mut decoded) {
             Ok(armor::Step::Data) => false,
             Ok(armor::Step::End) => true,
-            Err(ArmorError::Incomplete) => return Err(ParseError::Incomplete),
-            Err(ArmorError::Malformed(m)) => {
+            Err(StepError::Incomplete) => return Err(ParseError::Incomplete),
+            Err(StepError::Malformed(e)) => {
                 // A damaged armor after a complete header still has a readable header;
                 // decrypting will report the damage.
                 return match parse_binary(&decoded, true) {
@@ -67,7 +67,7 @@ fn parse_armored(bytes: &[u8], at_eof: bool) -> Result<Header, ParseError> {
                         armored: true,
                         stanzas,
                     }),
-                    Err(_) => Err(ParseError::Armor(m)),
+                    Err(_) => Err(ParseError::Armor(e)),
                 };
             }
         };

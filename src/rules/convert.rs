@@ -86,9 +86,8 @@ pub fn rule_from_json(
     let pq = flag("pq")?;
     let generator = match obj.get("generator") {
         None => None,
-        Some(g) => {
-            super::Generator::from_json(g).map_err(|what| entry_error(location, name, &what))?
-        }
+        Some(g) => super::Generator::from_json(g)
+            .map_err(|e| entry_error(location, name, &e.to_string()))?,
     };
     Ok(Rule {
         public_keys,

@@ -85,38 +85,31 @@ impl Generator {
 
     /// The generator a rule's evaluated `generator` attribute describes; `None` for `null`.
     /// The error says what is wrong, without naming the file or secret.
-    pub fn from_json(v: &serde_json::Value) -> Result<Option<Generator>, String> {
+    pub fn from_json(v: &serde_json::Value) -> Result<Option<Generator>, GeneratorError> {
         use serde_json::Value as J;
         let (kind, params) = match v {
             J::Null => return Ok(None),
             J::String(kind) => (kind.as_str(), None),
             J::Object(set) => match set.get("kind") {
                 Some(J::String(kind)) => (kind.as_str(), Some(set)),
-                Some(other) => {
-                    return Err(format!(
-                        "generator.kind is {} while a string was expected",
-                        super::convert::json_type(other)
-                    ))
-                }
-                None => return Err("generator has no kind attribute".into()),
+                Some(other) => return Err(GeneratorError::wrong_type("kind", other, "a string")),
+                None => return Err(GeneratorError::NoKind),
             },
             other => {
-                return Err(format!(
-                    "generator is {} while a kind name or a set with kind was expected",
-                    super::convert::json_type(other)
-                ))
+                return Err(GeneratorError::NotKindOrSet {
+                    found: super::convert::json_type(other),
+                })
             }
         };
-        let allowed: &[&str] = match kind {
+        let allowed: &'static [&'static str] = match kind {
             "password" => &["length", "symbols"],
             "hex" | "base64" => &["bytes"],
             "command" => &["argv"],
             k if KINDS.contains(&k) => &[],
             other => {
-                return Err(format!(
-                    "generator kind {other:?} is unknown (known: {})",
-                    KINDS.join(", ")
-                ))
+                return Err(GeneratorError::UnknownKind {
+                    kind: other.to_string(),
+                })
             }
         };
         let empty = serde_json::Map::new();
@@ -125,31 +118,30 @@ impl Generator {
             .keys()
             .find(|k| *k != "kind" && !allowed.contains(&k.as_str()))
         {
-            return Err(format!(
-                "generator attribute {extra:?} is not one kind {kind:?} takes ({})",
-                if allowed.is_empty() {
-                    "it takes none".to_string()
-                } else {
-                    allowed.join(", ")
-                }
-            ));
+            return Err(GeneratorError::UnexpectedAttribute {
+                attribute: extra.clone(),
+                kind: kind.to_string(),
+                allowed,
+            });
         }
-        let int = |attr: &str, (min, max, default): (u64, u64, u64)| -> Result<usize, String> {
-            let n = match params.get(attr) {
+        let int = |attribute: &'static str,
+                   (min, max, default): (u64, u64, u64)|
+         -> Result<usize, GeneratorError> {
+            let n = match params.get(attribute) {
                 None => default,
                 Some(J::Number(n)) if !n.is_f64() => match n.as_u64() {
                     Some(n) if (min..=max).contains(&n) => n,
                     _ => {
-                        return Err(format!(
-                            "generator.{attr} = {n} is out of range ({min} to {max})"
-                        ))
+                        return Err(GeneratorError::OutOfRange {
+                            attribute,
+                            value: n.clone(),
+                            min,
+                            max,
+                        })
                     }
                 },
                 Some(other) => {
-                    return Err(format!(
-                        "generator.{attr} is {} while an integer was expected",
-                        super::convert::json_type(other)
-                    ))
+                    return Err(GeneratorError::wrong_type(attribute, other, "an integer"))
                 }
             };
             Ok(usize::try_from(n).unwrap_or(usize::MAX))
@@ -161,10 +153,7 @@ impl Generator {
                     None => false,
                     Some(J::Bool(b)) => *b,
                     Some(other) => {
-                        return Err(format!(
-                            "generator.symbols is {} while a Boolean was expected",
-                            super::convert::json_type(other)
-                        ))
+                        return Err(GeneratorError::wrong_type("symbols", other, "a Boolean"))
                     }
                 },
             },
@@ -185,38 +174,124 @@ impl Generator {
     }
 }
 
+/// Why a rule's `generator` attribute is refused. Says what is wrong, without naming the
+/// file or secret (the rule's error adds them).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum GeneratorError {
+    /// Neither `null`, a kind name nor a set.
+    #[error("generator is {found} while a kind name or a set with kind was expected")]
+    NotKindOrSet {
+        /// What it is instead (`an integer`, `a list`…).
+        found: &'static str,
+    },
+    /// A set without `kind`.
+    #[error("generator has no kind attribute")]
+    NoKind,
+    /// A kind that is not one of [`KINDS`].
+    #[error("generator kind {kind:?} is unknown (known: {})", KINDS.join(", "))]
+    UnknownKind {
+        /// The kind as written.
+        kind: String,
+    },
+    /// An attribute the kind does not take.
+    #[error(
+        "generator attribute {attribute:?} is not one kind {kind:?} takes ({})",
+        if allowed.is_empty() { "it takes none".to_string() } else { allowed.join(", ") }
+    )]
+    UnexpectedAttribute {
+        /// The attribute as written.
+        attribute: String,
+        /// The generator's kind.
+        kind: String,
+        /// The attributes the kind takes besides `kind`.
+        allowed: &'static [&'static str],
+    },
+    /// An attribute (`kind`, `length`, `symbols`, `argv`…) of the wrong type.
+    #[error("generator.{attribute} is {found} while {expected} was expected")]
+    WrongType {
+        /// The attribute.
+        attribute: &'static str,
+        /// What it is (`a string`, `a float`…).
+        found: &'static str,
+        /// What it should be.
+        expected: &'static str,
+    },
+    /// An integer parameter outside its bounds.
+    #[error("generator.{attribute} = {value} is out of range ({min} to {max})")]
+    OutOfRange {
+        /// The attribute (`length`, `bytes`).
+        attribute: &'static str,
+        /// The number as written.
+        value: serde_json::Number,
+        /// The smallest value allowed.
+        min: u64,
+        /// The largest value allowed.
+        max: u64,
+    },
+    /// Kind `command` without `argv`.
+    #[error(
+        "generator kind \"command\" needs argv, e.g. argv = [ \"openssl\" \"rand\" \"-base64\" \"48\" ]"
+    )]
+    NoArgv,
+    /// An `argv` element that is not a string.
+    #[error("generator.argv element {position} is {found} while a string was expected")]
+    ArgvElement {
+        /// 1-based position in the list.
+        position: usize,
+        /// What it is instead.
+        found: &'static str,
+    },
+    /// An empty `argv`.
+    #[error("generator.argv is empty: it needs at least the program to run")]
+    EmptyArgv,
+    /// `argv` whose first element is the empty string.
+    #[error("generator.argv starts with an empty program name")]
+    EmptyProgram,
+    /// An `argv` element with a NUL character (it cannot be passed to a program).
+    #[error("generator.argv holds a NUL character")]
+    ArgvNul,
+}
+
+impl GeneratorError {
+    fn wrong_type(
+        attribute: &'static str,
+        found: &serde_json::Value,
+        expected: &'static str,
+    ) -> Self {
+        GeneratorError::WrongType {
+            attribute,
+            found: super::convert::json_type(found),
+            expected,
+        }
+    }
+}
+
 /// `argv` of a command generator: a non-empty list of strings, the program not empty.
-fn argv(v: Option<&serde_json::Value>) -> Result<Vec<String>, String> {
+fn argv(v: Option<&serde_json::Value>) -> Result<Vec<String>, GeneratorError> {
     let Some(v) = v else {
-        return Err(
-            "generator kind \"command\" needs argv, e.g. argv = [ \"openssl\" \"rand\" \"-base64\" \"48\" ]"
-                .into(),
-        );
+        return Err(GeneratorError::NoArgv);
     };
     let Some(list) = v.as_array() else {
-        return Err(format!(
-            "generator.argv is {} while a list of strings was expected",
-            super::convert::json_type(v)
-        ));
+        return Err(GeneratorError::wrong_type("argv", v, "a list of strings"));
     };
     let argv = list
         .iter()
         .enumerate()
         .map(|(i, a)| {
-            a.as_str().map(str::to_string).ok_or_else(|| {
-                format!(
-                    "generator.argv element {} is {} while a string was expected",
-                    i + 1,
-                    super::convert::json_type(a)
-                )
-            })
+            a.as_str()
+                .map(str::to_string)
+                .ok_or_else(|| GeneratorError::ArgvElement {
+                    position: i + 1,
+                    found: super::convert::json_type(a),
+                })
         })
         .collect::<Result<Vec<_>, _>>()?;
     match argv.first() {
-        None => Err("generator.argv is empty: it needs at least the program to run".into()),
-        Some(p) if p.is_empty() => Err("generator.argv starts with an empty program name".into()),
+        None => Err(GeneratorError::EmptyArgv),
+        Some(p) if p.is_empty() => Err(GeneratorError::EmptyProgram),
         Some(p) if p.contains('\0') || argv.iter().any(|a| a.contains('\0')) => {
-            Err("generator.argv holds a NUL character".into())
+            Err(GeneratorError::ArgvNul)
         }
         Some(_) => Ok(argv),
     }
@@ -227,7 +302,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn parse(v: serde_json::Value) -> Result<Option<Generator>, String> {
+    fn parse(v: serde_json::Value) -> Result<Option<Generator>, GeneratorError> {
         Generator::from_json(&v)
     }
 
@@ -277,7 +352,7 @@ mod tests {
 
     #[test]
     fn wrong_types_unknown_kinds_and_out_of_range_parameters_are_refused() {
-        let e = |v| parse(v).unwrap_err();
+        let e = |v| parse(v).unwrap_err().to_string();
         assert!(e(json!("pasword")).contains("kind \"pasword\" is unknown (known: password"));
         assert!(e(json!(3)).contains("generator is an integer"));
         assert!(e(json!({"length": 3})).contains("no kind attribute"));
@@ -297,5 +372,18 @@ mod tests {
         assert!(e(json!({"kind": "command", "argv": ["ls", 1]})).contains("element 2"));
         assert!(e(json!({"kind": "command", "argv": [""]})).contains("empty program"));
         assert!(!e(json!("a\nb")).contains('\n'));
+        assert_eq!(
+            parse(json!({"kind": "hex", "bytes": 5000})),
+            Err(GeneratorError::OutOfRange {
+                attribute: "bytes",
+                value: 5000.into(),
+                min: 1,
+                max: 4096
+            })
+        );
+        assert_eq!(
+            parse(json!({"kind": "command", "argv": ["ls", "a\u{0}"]})),
+            Err(GeneratorError::ArgvNul)
+        );
     }
 }

@@ -23,7 +23,7 @@ pub(crate) mod syntax;
 mod value;
 
 use eval::{ErrorKind, EvalError, Evaluator};
-pub use generator::{Generator, KINDS as GENERATOR_KINDS};
+pub use generator::{Generator, GeneratorError, KINDS as GENERATOR_KINDS};
 /// The Nix version whose `builtins` names the builtin evaluator's `builtins` holds.
 pub use nix_builtins::NIX_VERSION as NIX_BUILTINS_VERSION;
 use value::Value;
