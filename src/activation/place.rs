@@ -875,6 +875,34 @@ mod tests {
     }
 
     #[test]
+    fn planning_errors_say_which_field_is_wrong() {
+        let plan = |spec: &SecretSpec| plan_one(spec, &layout(), &|_| None);
+        let mut bad_mode = spec("m", "/run/agenix/m", true);
+        bad_mode.mode = "u+s".into();
+        assert!(matches!(plan(&bad_mode), Err(PlanError::Mode(_))));
+        let mut bad_unit = spec("u", "/run/agenix/u", true);
+        bad_unit.reload_units = vec!["nginx".into()];
+        let e = plan(&bad_unit).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                PlanError::Unit {
+                    field: "reloadUnits",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let mut no_file = spec("f", "/run/agenix/f", true);
+        no_file.file = String::new();
+        assert!(matches!(plan(&no_file), Err(PlanError::NoFile)));
+        let e = plan(&spec("h", "$HOME/h", true)).unwrap_err();
+        assert_eq!(e.to_string(), "path: $HOME is not set");
+        let e = plan(&spec("i", "/run/agenix.d/i", true)).unwrap_err();
+        assert!(matches!(e, PlanError::InsideGenerations { .. }), "{e}");
+    }
+
+    #[test]
     fn symlink_replacement_is_atomic_and_does_not_follow() {
         let tmp = tempfile::tempdir().unwrap();
         let victim = tmp.path().join("victim");
