@@ -26,7 +26,7 @@ use crate::rules::{Generator, RuleEntry, Rules};
 
 pub mod values;
 
-pub use values::MakeError;
+pub use values::{CompanionError, MakeError};
 
 /// Why one selected secret was not generated. `Display` is one line naming the file.
 #[derive(Debug, thiserror::Error)]

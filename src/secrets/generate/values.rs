@@ -196,29 +196,52 @@ fn wireguard_public(key: &[u8; 32]) -> String {
     )
 }
 
+/// Why a value is not one of its generator's kind, so that no public half can be derived
+/// from it. `Display` is one line, without the secret's name or any of the value.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CompanionError {
+    /// A kind whose values are text, and the value is not UTF-8.
+    #[error("the value is not UTF-8")]
+    NotUtf8,
+    /// Not the base64 of 32 bytes.
+    #[error("not a WireGuard key (base64 of 32 bytes)")]
+    NotWireguardKey,
+    /// Not an OpenSSH private key (or its public line cannot be encoded).
+    #[error(transparent)]
+    SshKey(#[from] crate::keys::KeyError),
+    /// No line of an age identity file.
+    #[error("no AGE-SECRET-KEY- line in the value")]
+    NoAgeSecretKey,
+    /// The `AGE-SECRET-KEY-` line is not an X25519 identity.
+    #[error("not an age X25519 identity: {0}")]
+    NotX25519Identity(&'static str),
+    /// The `AGE-SECRET-KEY-` line is not a hybrid post-quantum identity.
+    #[error("not a post-quantum age identity: {0}")]
+    NotPqIdentity(&'static str),
+}
+
 /// The companion a `value` of `generator`'s kind implies (one line with its newline), or why
 /// the value is not one of that kind. `None` for kinds without a public half.
-pub fn public_of(generator: &Generator, value: &[u8]) -> Result<Option<String>, String> {
-    let text = || std::str::from_utf8(value).map_err(|_| "the value is not UTF-8".to_string());
+pub fn public_of(generator: &Generator, value: &[u8]) -> Result<Option<String>, CompanionError> {
+    let text = || std::str::from_utf8(value).map_err(|_| CompanionError::NotUtf8);
     Ok(Some(match generator {
         Generator::Wireguard => {
             let mut key = Zeroizing::new([0u8; 32]);
             let decoded = Zeroizing::new(
                 base64::engine::general_purpose::STANDARD
                     .decode(text()?.trim())
-                    .map_err(|_| "not a WireGuard key (base64 of 32 bytes)".to_string())?,
+                    .map_err(|_| CompanionError::NotWireguardKey)?,
             );
             if decoded.len() != 32 {
-                return Err("not a WireGuard key (base64 of 32 bytes)".into());
+                return Err(CompanionError::NotWireguardKey);
             }
             key.copy_from_slice(&decoded);
             wireguard_public(&key)
         }
         Generator::SshEd25519 => {
-            let key = crate::keys::openssh::parse_private(Path::new("the value"), value)
-                .map_err(|e| e.to_string())?;
-            let line =
-                crate::keys::openssh::public_line(key.public_key()).map_err(|e| e.to_string())?;
+            let key = crate::keys::openssh::parse_private(Path::new("the value"), value)?;
+            let line = crate::keys::openssh::public_line(key.public_key())?;
             format!("{line}\n")
         }
         Generator::Age | Generator::AgePq => {
@@ -226,15 +249,15 @@ pub fn public_of(generator: &Generator, value: &[u8]) -> Result<Option<String>, 
                 .lines()
                 .map(str::trim)
                 .find(|l| l.starts_with("AGE-SECRET-KEY-"))
-                .ok_or_else(|| "no AGE-SECRET-KEY- line in the value".to_string())?;
+                .ok_or(CompanionError::NoAgeSecretKey)?;
             let recipient = if matches!(generator, Generator::Age) {
                 line.parse::<age::x25519::Identity>()
-                    .map_err(|e| format!("not an age X25519 identity: {e}"))?
+                    .map_err(CompanionError::NotX25519Identity)?
                     .to_public()
                     .to_string()
             } else {
                 crate::identity::MlKem768X25519Identity::parse(line)
-                    .map_err(|e| format!("not a post-quantum age identity: {e}"))?
+                    .map_err(CompanionError::NotPqIdentity)?
                     .recipient()
             };
             format!("{recipient}\n")
@@ -358,6 +381,10 @@ mod tests {
             assert_ne!(public_of(&g, &other.value).unwrap(), m.public, "{g:?}");
             assert!(public_of(&g, b"garbage").is_err(), "{g:?}");
         }
+        let e = public_of(&Generator::Age, b"\xff").unwrap_err();
+        assert!(matches!(e, CompanionError::NotUtf8), "{e}");
+        let e = public_of(&Generator::AgePq, b"AGE-SECRET-KEY-1X\n").unwrap_err();
+        assert!(matches!(e, CompanionError::NotPqIdentity(_)), "{e}");
         assert_eq!(
             public_of(&Generator::Hex { bytes: 1 }, b"00").unwrap(),
             None
