@@ -160,24 +160,14 @@ in
       default = { };
       description = "Secrets to decrypt for this user.";
     };
-    templates = mkOption {
-      type = types.attrsOf (tpl.templateType { inherit (cfg) secretsDir; });
-      default = { };
-      description = ''
-        Files rendered at activation from a text with placeholders
-        (`config.age.placeholder.<secret>`), each replaced by that secret's plaintext.
-      '';
-    };
-    placeholder = mkOption {
-      type = types.attrsOf types.str;
-      default = tpl.placeholders cfg.secrets;
-      defaultText = literalExpression "a token per secret, derived from its name";
-      readOnly = true;
-      description = ''
-        The placeholder of each secret in `age.templates.<name>.content`: an opaque string
-        derived from the secret's name (never its value).
-      '';
-    };
+    inherit
+      (tpl.templateOptions {
+        templateType = tpl.templateType { inherit (cfg) secretsDir; };
+        inherit (cfg) secrets;
+      })
+      templates
+      placeholder
+      ;
     identityPaths = mkOption {
       type = types.listOf types.path;
       default = [

@@ -225,24 +225,14 @@ in
       default = { };
       description = "Secrets to decrypt at activation.";
     };
-    templates = mkOption {
-      type = types.attrsOf templateType;
-      default = { };
-      description = ''
-        Files rendered at activation from a text with placeholders
-        (`config.age.placeholder.<secret>`), each replaced by that secret's plaintext.
-      '';
-    };
-    placeholder = mkOption {
-      type = types.attrsOf types.str;
-      default = tpl.placeholders cfg.secrets;
-      defaultText = literalExpression "a token per secret, derived from its name";
-      readOnly = true;
-      description = ''
-        The placeholder of each secret in `age.templates.<name>.content`: an opaque string
-        derived from the secret's name (never its value).
-      '';
-    };
+    inherit
+      (tpl.templateOptions {
+        inherit templateType;
+        inherit (cfg) secrets;
+      })
+      templates
+      placeholder
+      ;
     secretsDir = mkOption {
       type = types.path;
       default = "/run/agenix";

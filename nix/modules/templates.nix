@@ -83,6 +83,31 @@ rec {
       }
     );
 
+  # `age.templates` and `age.placeholder`, declared alike by both modules; `templateType`
+  # is the module's own (`templateType` above, with its `extra` options).
+  templateOptions =
+    { templateType, secrets }:
+    {
+      templates = mkOption {
+        type = types.attrsOf templateType;
+        default = { };
+        description = ''
+          Files rendered at activation from a text with placeholders
+          (`config.age.placeholder.<secret>`), each replaced by that secret's plaintext.
+        '';
+      };
+      placeholder = mkOption {
+        type = types.attrsOf types.str;
+        default = placeholders secrets;
+        defaultText = literalExpression "a token per secret, derived from its name";
+        readOnly = true;
+        description = ''
+          The placeholder of each secret in `age.templates.<name>.content`: an opaque string
+          derived from the secret's name (never its value).
+        '';
+      };
+    };
+
   # `config.age.placeholder.<secret>` for every declared secret.
   placeholders = secrets: lib.mapAttrs (_: s: placeholder s.name) secrets;
 
