@@ -35,21 +35,27 @@ impl Target {
     }
 }
 
-/// What creating keys in a directory involves, found without changing anything.
-#[derive(Debug, Clone)]
+/// What creating keys in a directory involves, found without changing anything. In JSON
+/// (the dry run's report, [`CreatePreview`]): `ssh_dir`, `keys`, `would_back_up` and
+/// `pq_identity`.
+#[derive(Debug, Clone, Serialize)]
 pub struct CreatePlan {
     /// The SSH directory the keys go into.
     pub ssh_dir: PathBuf,
     /// What preparing the directory does.
+    #[serde(skip)]
     pub dir_action: DirAction,
     /// The keys to create.
+    #[serde(rename = "keys")]
     pub targets: Vec<Target>,
     /// Target paths that exist now (anything, even a dangling symlink): creating means
     /// refusing, or with `force` moving them to a backup first.
+    #[serde(rename = "would_back_up")]
     pub existing: Vec<PathBuf>,
     /// The post-quantum identity file, when one is to be created too.
     pub pq_identity: Option<PathBuf>,
     /// Whether something is at [`Self::pq_identity`] now (even a dangling symlink).
+    #[serde(skip)]
     pub pq_existing: bool,
 }
 
@@ -83,35 +89,22 @@ pub fn plan(ssh_dir: &Path, roles: &[Role], pq: bool) -> Result<CreatePlan, KeyE
     })
 }
 
-/// What [`execute`] would do with `plan` (`--dry-run`).
-pub fn preview(plan: &CreatePlan) -> CreatePreview {
+/// What [`execute`] would do with `plan` (`--dry-run`): the plan, as a report.
+pub fn preview(plan: &CreatePlan) -> CreatePreview<'_> {
     CreatePreview {
         dry_run: true,
-        ssh_dir: plan.ssh_dir.clone(),
-        keys: plan.targets.clone(),
-        would_back_up: plan.existing.clone(),
-        pq_identity: plan.pq_identity.clone(),
-        pq_existing: plan.pq_existing,
+        plan,
     }
 }
 
-/// What `create-keys --dry-run` would do.
+/// What `create-keys --dry-run` reports.
 #[derive(Debug, Serialize)]
-pub struct CreatePreview {
+pub struct CreatePreview<'a> {
     /// Always `true`: nothing was changed.
     pub dry_run: bool,
-    /// The SSH directory the keys would go into.
-    pub ssh_dir: PathBuf,
-    /// The keys that would be created.
-    pub keys: Vec<Target>,
-    /// Key files that exist and would be moved to a backup first.
-    pub would_back_up: Vec<PathBuf>,
-    /// The post-quantum identity file that would be created, if asked for.
-    pub pq_identity: Option<PathBuf>,
-    /// Something is at [`Self::pq_identity`] and would be moved to a backup first (not in
-    /// JSON).
-    #[serde(skip)]
-    pub pq_existing: bool,
+    /// What would be done.
+    #[serde(flatten)]
+    pub plan: &'a CreatePlan,
 }
 
 /// How to create.

@@ -84,19 +84,20 @@ pub fn run(_ctx: &Context, args: &CreateKeysArgs) -> Result<Outcome> {
 }
 
 /// What a dry run would do, on stderr.
-fn say_preview(preview: &CreatePreview) {
-    for p in &preview.would_back_up {
+fn say_preview(preview: &CreatePreview<'_>) {
+    let plan = preview.plan;
+    for p in &plan.existing {
         ui::info(&format!("would move {} to a backup", p.display()));
     }
-    for k in &preview.keys {
+    for t in &plan.targets {
         ui::info(&format!(
             "would create {} (0600) and {} (0644)",
-            k.private_path.display(),
-            k.public_path.display()
+            t.private_path.display(),
+            t.public_path.display()
         ));
     }
-    if let Some(pq_path) = &preview.pq_identity {
-        if preview.pq_existing {
+    if let Some(pq_path) = &plan.pq_identity {
+        if plan.pq_existing {
             ui::info(&format!("would move {} to a backup", pq_path.display()));
         }
         ui::info(&format!("would create {} (0600)", pq_path.display()));
