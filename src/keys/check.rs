@@ -1,12 +1,12 @@
-//! `check-keys`: the state of each expected key, and which secrets of the rules the agenix
-//! identity can open (from header tags; optionally proven by decrypting to nowhere).
+//! `check-keys`: [`plan`] checks each expected key (and the post-quantum identity) and picks
+//! the identity to check secrets with; [`execute`] finds which secrets of the rules it can
+//! open (from header tags; optionally proven by decrypting to nowhere) → [`CheckReport`].
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use ssh_key::PublicKey;
-
 use serde::{Serialize, Serializer};
+use ssh_key::PublicKey;
 
 use super::check_pq::{self, PqIdentityCheck};
 use super::files;
@@ -97,9 +97,7 @@ pub fn execute(
     Ok(report(plan, secrets, pq_secrets, secrets_unchecked))
 }
 
-/// The report of a plan and the secret checks: `ok` when every key check passed, the
-/// post-quantum identity (if any) too, the secrets could be checked when asked for, and no
-/// secret check ended in an error (a missing file or a secret for others is no failure).
+/// The report of a plan and the secret checks; decides [`CheckReport::ok`].
 fn report(
     plan: CheckPlan,
     secrets: Option<Vec<SecretCheck>>,
@@ -128,7 +126,9 @@ fn report(
 pub struct CheckReport {
     /// Every key's private key file exists.
     pub all_present: bool,
-    /// Nothing failed: see [`execute`].
+    /// Nothing failed: every key check passed, the post-quantum identity's (if any) too, the
+    /// secrets could be checked when the rules were given, and no secret check ended in
+    /// an error (a missing file or a secret for others is no failure).
     pub ok: bool,
     /// The SSH directory.
     pub ssh_dir: PathBuf,

@@ -1,5 +1,5 @@
 //! `copy-keys`: read and validate a key set from a source directory (the templates' USB
-//! layout), compare it with the SSH directory, then install it.
+//! layout), compare it with the SSH directory, then install it → [`CopyReport`].
 //!
 //! Planning reads everything and validates every pair before anything is written: a private
 //! key that does not match its `.pub`, an unparsable key, or a passphrase-protected agenix

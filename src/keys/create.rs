@@ -1,5 +1,6 @@
 //! `create-keys`: plan (what exists, what the directory needs) and execute (generate, back up,
-//! write). Planning has no side effects, so `--dry-run` and refusals touch nothing.
+//! write) → [`CreateReport`]. Planning has no side effects, so `--dry-run` ([`preview`]) and
+//! refusals touch nothing.
 
 use std::path::{Path, PathBuf};
 
