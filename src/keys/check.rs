@@ -562,6 +562,9 @@ mod tests {
         );
         let r = execute(p, None, false).unwrap();
         assert!(r.ok && r.all_present && r.secrets.is_none());
+        // Secrets asked for but not checked fail even with good keys (with good keys the
+        // agenix identity is usable, so this is only the decision's own guard).
+        assert!(!report(plan(&ssh), None, None, true).ok);
 
         // A missing file and a secret for others are reported, not failures.
         let r = execute(plan(&ssh), Some(&rules), false).unwrap();
