@@ -1,19 +1,167 @@
-//! `check-keys`: the state of each expected key, and which secrets of the rules the agenix
-//! identity can open (from header tags; optionally proven by decrypting to nowhere).
+//! `check-keys`: [`plan`] checks each expected key (and the post-quantum identity) and picks
+//! the identity to check secrets with; [`execute`] finds which secrets of the rules it can
+//! open (from header tags; optionally proven by decrypting to nowhere) → [`CheckReport`].
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use serde::{Serialize, Serializer};
 use ssh_key::PublicKey;
 
+use super::check_pq::{self, PqIdentityCheck};
 use super::files;
 use super::openssh;
-use super::{KeyError, Role};
+use super::{DirAction, KeyError, Role};
+use crate::rules::Rules;
 
-/// The SSH directory's state: `Tighten` means it has group/other bits, `Create` that it is
-/// absent.
-pub fn dir_state(dir: &Path) -> Result<super::DirAction, KeyError> {
-    files::inspect_dir(dir)
+/// The key files of an SSH directory, checked, and the identities the secrets are checked
+/// with: what [`execute`] needs, found without the rules.
+#[derive(Debug, Clone)]
+pub struct CheckPlan {
+    /// The SSH directory.
+    pub ssh_dir: PathBuf,
+    /// What preparing the directory would do (`Tighten` means it has group/other bits),
+    /// `None` when it could not be inspected.
+    pub dir_action: Option<DirAction>,
+    /// Each of the fleet's keys, in [`Role::ALL`] order.
+    pub keys: Vec<KeyCheck>,
+    /// The post-quantum identity, when the directory has one.
+    pub pq_identity: Option<PqIdentityCheck>,
+    /// The agenix identity the secrets are checked with: its public key and private key file.
+    agenix: Option<(PublicKey, PathBuf)>,
+}
+
+impl CheckPlan {
+    /// The private key file the secrets are checked with: the agenix key when it parses and
+    /// has no passphrase, even if other checks of it (mode, `.pub`) failed.
+    pub fn agenix_identity(&self) -> Option<&Path> {
+        self.agenix.as_ref().map(|(_, path)| path.as_path())
+    }
+}
+
+/// Checks the keys in `ssh_dir` (and its post-quantum identity, if any) and picks the
+/// identity [`execute`] checks the secrets with. Reads only; never fails: every problem is
+/// in the checks.
+pub fn plan(ssh_dir: &Path) -> CheckPlan {
+    let mut keys = Vec::with_capacity(Role::ALL.len());
+    let mut agenix = None;
+    for role in Role::ALL {
+        let (c, public) = check_key(ssh_dir, role);
+        // Secrets can be checked with any parsable, unencrypted agenix key, even one whose
+        // other checks (mode, .pub) failed: those are reported with the key anyway.
+        if role == Role::Agenix && c.encrypted == Some(false) {
+            agenix = public.map(|p| (p, c.path.clone()));
+        }
+        keys.push(c);
+    }
+    CheckPlan {
+        ssh_dir: ssh_dir.to_path_buf(),
+        dir_action: files::inspect_dir(ssh_dir).ok(),
+        keys,
+        pq_identity: check_pq::check_pq_identity(ssh_dir),
+        agenix,
+    }
+}
+
+/// With `rules`, checks which of its secrets the agenix identity (and the post-quantum
+/// identity, when there is a usable one) can open, headers only unless `try_decrypt`; then
+/// reports. Without `rules`, reports the key checks alone.
+pub fn execute(
+    plan: CheckPlan,
+    rules: Option<&Rules>,
+    try_decrypt: bool,
+) -> Result<CheckReport, KeyError> {
+    let mut secrets = None;
+    let mut pq_secrets = None;
+    let mut secrets_unchecked = false;
+    if let Some(rules) = rules {
+        if let Some((path, recipient)) = plan
+            .pq_identity
+            .as_ref()
+            .and_then(|k| Some((&k.path, k.recipient.as_ref()?)))
+        {
+            pq_secrets = Some(check_pq::check_pq_secrets(
+                rules,
+                path,
+                recipient,
+                try_decrypt,
+            ));
+        }
+        match &plan.agenix {
+            Some((public, path)) => {
+                secrets = Some(check_secrets(rules, public, path, try_decrypt)?);
+            }
+            None => secrets_unchecked = true,
+        }
+    }
+    Ok(report(plan, secrets, pq_secrets, secrets_unchecked))
+}
+
+/// The report of a plan and the secret checks; decides [`CheckReport::ok`].
+fn report(
+    plan: CheckPlan,
+    secrets: Option<Vec<SecretCheck>>,
+    pq_secrets: Option<Vec<SecretCheck>>,
+    secrets_unchecked: bool,
+) -> CheckReport {
+    let mut r = CheckReport {
+        all_present: plan.keys.iter().all(|k| k.present),
+        ok: false,
+        ssh_dir: plan.ssh_dir,
+        keys: plan.keys,
+        secrets,
+        pq_identity: plan.pq_identity,
+        pq_secrets,
+        secrets_unchecked,
+    };
+    r.ok = r.keys.iter().all(|k| k.ok)
+        && r.pq_identity.as_ref().is_none_or(|k| k.ok)
+        && !r.secrets_unchecked
+        && r.secret_errors().next().is_none();
+    r
+}
+
+/// What `check-keys` found.
+#[derive(Debug, Serialize)]
+pub struct CheckReport {
+    /// Every key's private key file exists.
+    pub all_present: bool,
+    /// Nothing failed: every key check passed, the post-quantum identity's (if any) too, the
+    /// secrets could be checked when the rules were given, and no secret check ended in
+    /// an error (a missing file or a secret for others is no failure).
+    pub ok: bool,
+    /// The SSH directory.
+    pub ssh_dir: PathBuf,
+    /// Each of the fleet's keys, in [`Role::ALL`] order.
+    pub keys: Vec<KeyCheck>,
+    /// What the agenix identity can open, per rule; `None` when the secrets were not
+    /// checked (an empty list in JSON).
+    #[serde(serialize_with = "none_as_empty")]
+    pub secrets: Option<Vec<SecretCheck>>,
+    /// The post-quantum identity, when the directory has one.
+    pub pq_identity: Option<PqIdentityCheck>,
+    /// What the post-quantum identity can open, when it was checked against the rules.
+    pub pq_secrets: Option<Vec<SecretCheck>>,
+    /// The rules were given but there is no usable (parsable, unencrypted) agenix identity
+    /// to check the secrets with (a failure; not in JSON).
+    #[serde(skip)]
+    pub secrets_unchecked: bool,
+}
+
+impl CheckReport {
+    /// The secret checks that ended in an error: the agenix identity's, then the
+    /// post-quantum identity's.
+    pub fn secret_errors(&self) -> impl Iterator<Item = &SecretCheck> {
+        self.secrets
+            .iter()
+            .chain(self.pq_secrets.iter())
+            .flatten()
+            .filter(|s| s.status == SecretStatus::Error)
+    }
+}
+
+fn none_as_empty<S: Serializer>(v: &Option<Vec<SecretCheck>>, s: S) -> Result<S::Ok, S::Error> {
+    v.as_deref().unwrap_or_default().serialize(s)
 }
 
 /// The state of one expected key. `problems` is empty exactly when every check passed.
@@ -366,5 +514,156 @@ mod tests {
         let (c, _) = check_key(d, Role::Git);
         assert!(c.present && !c.regular_file);
         assert_eq!(c.problems, ["a symbolic link, not a regular file"]);
+    }
+
+    /// A rules directory with `mine.age` (to `public`), `theirs.age` (to another key) and
+    /// `later.age` (to `public`, no file yet).
+    fn rules_for(dir: &Path, public: &str) -> Rules {
+        let other = generate_ed25519("o", None).unwrap().public_line;
+        std::fs::write(
+            dir.join("secrets.nix"),
+            format!(
+                "{{ \"mine.age\".publicKeys = [ \"{public}\" ]; \
+                 \"theirs.age\".publicKeys = [ \"{other}\" ]; \
+                 \"later.age\".publicKeys = [ \"{public}\" ]; }}\n"
+            ),
+        )
+        .unwrap();
+        for (name, to) in [("mine.age", public), ("theirs.age", other.as_str())] {
+            let r = crate::recipient::Recipient::parse(to).unwrap();
+            let file = crate::envelope::encrypt(b"v", &[&r], false).unwrap();
+            std::fs::write(dir.join(name), file).unwrap();
+        }
+        crate::rules::load(&dir.join("secrets.nix"), crate::rules::EvalMode::Builtin).unwrap()
+    }
+
+    fn public_line(dir: &Path, role: Role) -> String {
+        std::fs::read_to_string(dir.join(role.public_file_name()))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    #[test]
+    fn ok_needs_good_keys_and_no_secret_error_but_not_every_secret() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ssh = tmp.path().join("ssh");
+        std::fs::create_dir(&ssh).unwrap();
+        std::fs::set_permissions(&ssh, std::fs::Permissions::from_mode(0o700)).unwrap();
+        write_key(&ssh, Role::Git, None);
+        write_key(&ssh, Role::Agenix, None);
+        let rules = rules_for(tmp.path(), &public_line(&ssh, Role::Agenix));
+
+        let p = plan(&ssh);
+        assert_eq!(p.dir_action, Some(DirAction::Keep));
+        assert_eq!(
+            p.agenix_identity(),
+            Some(ssh.join("id_ed25519_agenix").as_path())
+        );
+        let r = execute(p, None, false).unwrap();
+        assert!(r.ok && r.all_present && r.secrets.is_none());
+        // Secrets asked for but not checked fail even with good keys (with good keys the
+        // agenix identity is usable, so this is only the decision's own guard).
+        assert!(!report(plan(&ssh), None, None, true).ok);
+
+        // A missing file and a secret for others are reported, not failures.
+        let r = execute(plan(&ssh), Some(&rules), false).unwrap();
+        let statuses: Vec<_> = r
+            .secrets
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|s| (s.file.as_str(), s.status))
+            .collect();
+        assert_eq!(
+            statuses,
+            [
+                ("later.age", SecretStatus::Missing),
+                ("mine.age", SecretStatus::Openable),
+                ("theirs.age", SecretStatus::NotRecipient),
+            ]
+        );
+        assert!(r.ok, "{r:?}");
+        assert_eq!(r.secret_errors().count(), 0);
+
+        // An unreadable header is.
+        std::fs::write(tmp.path().join("later.age"), b"not age").unwrap();
+        let r = execute(plan(&ssh), Some(&rules), false).unwrap();
+        assert!(!r.ok);
+        let errors: Vec<_> = r.secret_errors().map(|s| s.file.as_str()).collect();
+        assert_eq!(errors, ["later.age"]);
+
+        // So is a key that fails a check.
+        std::fs::remove_file(tmp.path().join("later.age")).unwrap();
+        std::fs::remove_file(ssh.join("id_ed25519.pub")).unwrap();
+        let r = execute(plan(&ssh), Some(&rules), false).unwrap();
+        assert!(!r.ok && r.all_present);
+
+        // And a post-quantum identity that fails one.
+        write_key(&ssh, Role::Git, None);
+        crate::keys::age_identity::create_pq_identity(&ssh, false).unwrap();
+        let pq = ssh.join(crate::keys::age_identity::PQ_IDENTITY_FILE);
+        assert!(execute(plan(&ssh), Some(&rules), false).unwrap().ok);
+        std::fs::set_permissions(&pq, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let r = execute(plan(&ssh), Some(&rules), false).unwrap();
+        assert!(!r.pq_identity.as_ref().unwrap().ok && !r.ok);
+        assert_eq!(r.pq_secrets.as_ref().map(Vec::len), Some(3));
+    }
+
+    #[test]
+    fn secrets_are_checked_with_any_parsable_unencrypted_agenix_key() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ssh = tmp.path();
+        write_key(ssh, Role::Agenix, None);
+        let rules = rules_for(ssh, &public_line(ssh, Role::Agenix));
+        // A wide mode fails the key's check, but the secrets are still checked with it.
+        std::fs::set_permissions(
+            ssh.join("id_ed25519_agenix"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        let p = plan(ssh);
+        assert!(p.agenix_identity().is_some());
+        let r = execute(p, Some(&rules), false).unwrap();
+        assert!(!r.ok && !r.all_present && !r.secrets_unchecked);
+        assert_eq!(r.secrets.as_ref().map(Vec::len), Some(3));
+
+        // A passphrase-protected one cannot be used: the secrets are not checked, a failure.
+        write_key(ssh, Role::Agenix, Some(b"pw"));
+        let p = plan(ssh);
+        assert_eq!(p.agenix_identity(), None);
+        let r = execute(p, Some(&rules), false).unwrap();
+        assert!(r.secrets_unchecked && r.secrets.is_none() && !r.ok);
+        // Without the rules nothing was asked of it.
+        let r = execute(plan(ssh), None, false).unwrap();
+        assert!(!r.secrets_unchecked);
+    }
+
+    #[test]
+    fn report_json_keeps_its_fields() {
+        let tmp = tempfile::tempdir().unwrap();
+        write_key(tmp.path(), Role::Git, None);
+        let r = execute(plan(tmp.path()), None, false).unwrap();
+        let v = serde_json::to_value(&r).unwrap();
+        let mut fields: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        fields.sort_unstable();
+        assert_eq!(
+            fields,
+            [
+                "all_present",
+                "keys",
+                "ok",
+                "pq_identity",
+                "pq_secrets",
+                "secrets",
+                "ssh_dir"
+            ]
+        );
+        // Secrets not checked: an empty list; no post-quantum identity: null.
+        assert_eq!(v["secrets"], serde_json::json!([]));
+        assert!(v["pq_identity"].is_null() && v["pq_secrets"].is_null());
+        assert_eq!(v["all_present"], false);
+        assert_eq!(v["keys"][0]["mode"], "0600");
+        assert_eq!(v["keys"][1]["problems"], serde_json::json!(["missing"]));
     }
 }

@@ -1,5 +1,5 @@
 //! `copy-keys`: read and validate a key set from a source directory (the templates' USB
-//! layout), compare it with the SSH directory, then install it.
+//! layout), compare it with the SSH directory, then install it → [`CopyReport`].
 //!
 //! Planning reads everything and validates every pair before anything is written: a private
 //! key that does not match its `.pub`, an unparsable key, or a passphrase-protected agenix
@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
+use serde::Serialize;
 use zeroize::Zeroizing;
 
 use super::files;
@@ -299,8 +300,123 @@ fn compare_dest(
 /// Installs `plan`: refuses with [`KeyError::Exists`] (nothing touched) when a destination
 /// differs and `force` is off; otherwise prepares the directory, moves differing
 /// destinations to a backup, writes new files atomically with their mode and owner, and
-/// fixes mode/owner of identical ones.
-pub fn execute(plan: &CopyPlan, force: bool) -> Result<Option<Backup>, KeyError> {
+/// fixes mode/owner of identical ones. Reports what was done.
+pub fn execute(plan: &CopyPlan, force: bool) -> Result<CopyReport, KeyError> {
+    let backup = install(plan, force)?;
+    Ok(report(plan, backup, false))
+}
+
+/// What [`execute`] would do with `plan` (`--dry-run`): the report, with nothing backed up.
+pub fn preview(plan: &CopyPlan) -> CopyReport {
+    report(plan, None, true)
+}
+
+/// What `copy-keys` did (or, in a dry run, would do).
+#[derive(Debug, Serialize)]
+pub struct CopyReport {
+    /// Nothing was changed: this is what would be done.
+    pub dry_run: bool,
+    /// The destination SSH directory.
+    pub ssh_dir: PathBuf,
+    /// The `--owner` the files and directory are given to, if any.
+    pub owner: Option<Owner>,
+    /// The keys found in the source, in [`Role::ALL`] order.
+    pub keys: Vec<CopiedKey>,
+    /// Every destination file (private and public) and what happened to it.
+    pub actions: Vec<FileAction>,
+    /// The backup of replaced files, when any were moved.
+    pub backup: Option<Backup>,
+}
+
+/// One key of the source and where it goes.
+#[derive(Debug, Serialize)]
+pub struct CopiedKey {
+    /// Which of the fleet's keys it is.
+    pub role: Role,
+    /// The private key's file name in the SSH directory.
+    pub name: &'static str,
+    /// The private key's destination.
+    pub path: PathBuf,
+    /// The private key file it came from.
+    pub source: PathBuf,
+    /// As `ssh-keygen -lf` prints it.
+    pub fingerprint_line: String,
+    /// The private key is passphrase-protected.
+    pub encrypted: bool,
+}
+
+/// One destination file and what happened (or would happen) to it.
+#[derive(Debug, Serialize)]
+pub struct FileAction {
+    /// The destination path in the SSH directory.
+    pub file: PathBuf,
+    /// The source file (for a regenerated `.pub`: the private key it was derived from).
+    pub source: PathBuf,
+    /// The `.pub` is regenerated from the private key (the source had none).
+    pub regenerated: bool,
+    /// What happens to the destination.
+    pub action: Action,
+    /// The mode the destination gets (octal in JSON: `"0600"`).
+    #[serde(serialize_with = "octal")]
+    pub mode: u32,
+    /// The destination's mode before, when it existed as a regular file.
+    #[serde(serialize_with = "octal_opt")]
+    pub previous_mode: Option<u32>,
+    /// Where a replaced destination was moved to (`None` in a dry run).
+    pub backup: Option<PathBuf>,
+}
+
+fn octal<S: serde::Serializer>(mode: &u32, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&format_args!("{mode:04o}"))
+}
+
+fn octal_opt<S: serde::Serializer>(mode: &Option<u32>, s: S) -> Result<S::Ok, S::Error> {
+    match mode {
+        Some(m) => s.serialize_some(&format!("{m:04o}")),
+        None => s.serialize_none(),
+    }
+}
+
+fn report(plan: &CopyPlan, backup: Option<Backup>, dry_run: bool) -> CopyReport {
+    let keys = plan
+        .keys
+        .iter()
+        .map(|k| CopiedKey {
+            role: k.role,
+            name: k.role.file_name(),
+            path: plan.ssh_dir.join(k.role.file_name()),
+            source: k.private_source.clone(),
+            fingerprint_line: k.fingerprint_line.clone(),
+            encrypted: k.encrypted,
+        })
+        .collect();
+    let actions = plan
+        .files
+        .iter()
+        .map(|f| FileAction {
+            file: f.dest.clone(),
+            source: f.source.clone(),
+            regenerated: f.regenerated,
+            action: f.action,
+            mode: f.mode,
+            previous_mode: f.current_mode,
+            backup: backup
+                .as_ref()
+                .and_then(|b| b.moved.iter().find(|m| m.from == f.dest))
+                .map(|m| m.to.clone()),
+        })
+        .collect();
+    CopyReport {
+        dry_run,
+        ssh_dir: plan.ssh_dir.clone(),
+        owner: plan.owner,
+        keys,
+        actions,
+        backup,
+    }
+}
+
+fn install(plan: &CopyPlan, force: bool) -> Result<Option<Backup>, KeyError> {
     if let (Some(first), false) = (plan.conflicts().next(), force) {
         return Err(KeyError::Exists {
             path: first.dest.clone(),
@@ -387,5 +503,103 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let e = plan(tmp.path(), &tmp.path().join("d"), None).unwrap_err();
         assert!(e.to_string().contains("no keys found"), "{e}");
+    }
+
+    #[test]
+    fn report_says_what_happens_to_each_file_and_where_a_replaced_one_went() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("usb");
+        std::fs::create_dir(&src).unwrap();
+        put_key(&src, "id_ed25519", true);
+        put_key(&src, "id_ed25519_agenix", true);
+        let dst = tmp.path().join("ssh");
+        std::fs::create_dir(&dst).unwrap();
+        std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o700)).unwrap();
+        // A different private key (replaced), the same .pub with a wrong mode (fixed).
+        std::fs::write(dst.join("id_ed25519"), b"old key").unwrap();
+        std::fs::set_permissions(
+            dst.join("id_ed25519"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+        std::fs::copy(src.join("id_ed25519.pub"), dst.join("id_ed25519.pub")).unwrap();
+        std::fs::set_permissions(
+            dst.join("id_ed25519.pub"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+        let p = plan(&src, &dst, None).unwrap();
+
+        let dry = preview(&p);
+        assert!(dry.dry_run && dry.backup.is_none());
+        assert!(dry.actions.iter().all(|a| a.backup.is_none()));
+        let v = serde_json::to_value(&dry).unwrap();
+        let rows: Vec<_> = v["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                (
+                    a["file"]
+                        .as_str()
+                        .unwrap()
+                        .rsplit('/')
+                        .next()
+                        .unwrap()
+                        .to_string(),
+                    a["action"].clone(),
+                    a["mode"].clone(),
+                    a["previous_mode"].clone(),
+                )
+            })
+            .collect();
+        let row = |f: &str, action: &str, mode: &str, previous: serde_json::Value| {
+            (f.to_string(), action.into(), mode.into(), previous)
+        };
+        assert_eq!(
+            rows,
+            [
+                row("id_ed25519", "replace", "0600", "0600".into()),
+                row("id_ed25519.pub", "fix", "0644", "0600".into()),
+                row(
+                    "id_ed25519_agenix",
+                    "create",
+                    "0600",
+                    serde_json::Value::Null
+                ),
+                row(
+                    "id_ed25519_agenix.pub",
+                    "create",
+                    "0644",
+                    serde_json::Value::Null
+                ),
+            ]
+        );
+        assert_eq!(v["keys"][0]["name"], "id_ed25519");
+        assert_eq!(
+            v["keys"][0]["path"],
+            dst.join("id_ed25519").to_str().unwrap()
+        );
+        assert_eq!(
+            v["keys"][0]["source"],
+            src.join("id_ed25519").to_str().unwrap()
+        );
+        assert!(v["owner"].is_null() && v["backup"].is_null());
+        assert_eq!(std::fs::read(dst.join("id_ed25519")).unwrap(), b"old key");
+
+        assert!(execute(&p, false).unwrap_err().is_refusal());
+        let done = execute(&p, true).unwrap();
+        assert!(!done.dry_run);
+        let backup = done.backup.as_ref().unwrap();
+        assert_eq!(backup.moved.len(), 1);
+        let moved_to = done.actions[0].backup.as_ref().unwrap();
+        assert_eq!(moved_to, &backup.moved[0].to);
+        assert_eq!(std::fs::read(moved_to).unwrap(), b"old key");
+        assert!(done.actions[1..].iter().all(|a| a.backup.is_none()));
+        assert_eq!(
+            std::fs::read(dst.join("id_ed25519")).unwrap(),
+            std::fs::read(src.join("id_ed25519")).unwrap()
+        );
     }
 }

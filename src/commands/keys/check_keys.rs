@@ -1,113 +1,63 @@
 //! `check-keys`: the SSH directory's keys (modes, `.pub` agreement, passphrases) and, with
 //! the rules, whether the agenix identity opens every secret listing it; a table or JSON.
 
-use serde_json::json;
-
 use super::table;
 use super::{key_error, print_json, ssh_dir, ui};
 use crate::cli::CheckKeysArgs;
 use crate::commands::{Context, Error, Outcome, Result};
-use crate::keys::check::{self, KeyCheck, SecretCheck, SecretStatus};
-use crate::keys::check_pq;
-use crate::keys::{DirAction, Role};
+use crate::keys::check::{self, CheckReport, SecretStatus};
+use crate::keys::DirAction;
 
 pub fn run(ctx: &Context, args: &CheckKeysArgs) -> Result<Outcome> {
     let dir = ssh_dir(args.ssh_dir.as_deref())?;
-    if let Ok(DirAction::Tighten { from }) = check::dir_state(&dir) {
+    let plan = check::plan(&dir);
+    if let Some(DirAction::Tighten { from }) = plan.dir_action {
         ui::warn(&format!(
             "{}: mode {from:04o} gives group/other access (want 0700)",
             dir.display()
         ));
     }
-    let mut keys: Vec<KeyCheck> = Vec::new();
-    let mut agenix = None;
-    for role in Role::ALL {
-        let (c, public) = check::check_key(&dir, role);
-        // Secrets can be checked with any parsable, unencrypted agenix key, even one whose
-        // other checks (mode, .pub) failed: those are reported in the table anyway.
-        if role == Role::Agenix && c.encrypted == Some(false) {
-            agenix = public.map(|p| (p, c.path.clone()));
-        }
-        keys.push(c);
-    }
-    let all_present = keys.iter().all(|k| k.present);
-    let mut failed = keys.iter().any(|k| !k.ok);
-    let pq_key = check_pq::check_pq_identity(&dir);
-    failed |= pq_key.as_ref().is_some_and(|k| !k.ok);
-    let mut pq_secrets: Option<Vec<SecretCheck>> = None;
-
-    let mut secrets: Option<Vec<SecretCheck>> = None;
-    let mut secrets_note = None;
-    if ctx.rules_given() {
-        let rules = ctx.load_rules()?;
-        if let Some((path, recipient)) = pq_key
-            .as_ref()
-            .and_then(|k| Some((&k.path, k.recipient.as_ref()?)))
-        {
-            pq_secrets = Some(check_pq::check_pq_secrets(
-                &rules,
-                path,
-                recipient,
-                args.try_decrypt,
-            ));
-        }
-        match &agenix {
-            Some((public, path)) => {
-                secrets = Some(
-                    check::check_secrets(&rules, public, path, args.try_decrypt)
-                        .map_err(key_error)?,
-                );
-            }
-            None => {
-                failed = true;
-                secrets_note = Some(
-                    "secrets not checked: no usable (parsable, unencrypted) agenix identity"
-                        .to_string(),
-                );
-            }
-        }
+    let rules = if ctx.rules_given() {
+        Some(ctx.load_rules()?)
     } else if args.try_decrypt {
         return Err(Error::Usage(
             "--try-decrypt needs the rules: pass --rules FILE (or set RULES)".into(),
         ));
+    } else {
+        None
+    };
+    let report = check::execute(plan, rules.as_ref(), args.try_decrypt).map_err(key_error)?;
+    for s in report.secret_errors() {
+        ui::error(&format!(
+            "{}: {}",
+            s.path.display(),
+            s.error.as_deref().unwrap_or("error")
+        ));
     }
-    for list in secrets.iter().chain(pq_secrets.iter()) {
-        failed |= list.iter().any(|s| s.status == SecretStatus::Error);
-        for s in list.iter().filter(|s| s.status == SecretStatus::Error) {
-            ui::error(&format!(
-                "{}: {}",
-                s.path.display(),
-                s.error.as_deref().unwrap_or("error")
-            ));
-        }
+    if report.secrets_unchecked {
+        ui::error("secrets not checked: no usable (parsable, unencrypted) agenix identity");
     }
-    if let Some(note) = &secrets_note {
-        ui::error(note);
-    }
-
     if args.json {
-        print_json(&json!({
-            "all_present": all_present,
-            "ok": !failed,
-            "ssh_dir": dir,
-            "keys": keys,
-            "secrets": secrets.unwrap_or_default(),
-            "pq_identity": pq_key,
-            "pq_secrets": pq_secrets,
-        }))?;
-        return Ok(Outcome::from_failed(failed));
+        print_json(&report)?;
+    } else {
+        ui::out_bytes(report_text(&report).as_bytes())?;
     }
+    Ok(Outcome::from_failed(!report.ok))
+}
 
+/// The key table, the post-quantum identity's line and the secret tables.
+fn report_text(report: &CheckReport) -> String {
     let mut out = String::new();
-    out.push_str(if all_present {
+    out.push_str(if report.all_present {
         "All SSH keys are present.\n"
     } else {
         "Some SSH keys are missing.\n"
     });
-    for k in keys.iter().filter(|k| !k.present) {
+    for k in report.keys.iter().filter(|k| !k.present) {
         out.push_str(&format!("Missing: {}\n", k.name));
     }
-    let rows: Vec<[String; 3]> = keys
+    let rows: Vec<[String; 3]> = report
+        .keys
         .iter()
         .map(|k| {
             let checks = if k.ok {
@@ -119,7 +69,7 @@ pub fn run(ctx: &Context, args: &CheckKeysArgs) -> Result<Outcome> {
         })
         .collect();
     out.push_str(&table(&["KEY", "PATH", "CHECKS"], &rows));
-    if let Some(k) = &pq_key {
+    if let Some(k) = &report.pq_identity {
         let checks = if k.ok {
             format!(
                 "ok: {}",
@@ -134,8 +84,8 @@ pub fn run(ctx: &Context, args: &CheckKeysArgs) -> Result<Outcome> {
         ));
     }
     let lists = [
-        (secrets.as_ref(), "AGENIX IDENTITY CAN OPEN"),
-        (pq_secrets.as_ref(), "PQ IDENTITY CAN OPEN"),
+        (report.secrets.as_ref(), "AGENIX IDENTITY CAN OPEN"),
+        (report.pq_secrets.as_ref(), "PQ IDENTITY CAN OPEN"),
     ];
     for (list, column) in lists {
         let Some(list) = list else { continue };
@@ -159,6 +109,5 @@ pub fn run(ctx: &Context, args: &CheckKeysArgs) -> Result<Outcome> {
         out.push('\n');
         out.push_str(&table(&["SECRET", column, "NOTE"], &rows));
     }
-    ui::out_bytes(out.as_bytes())?;
-    Ok(Outcome::from_failed(failed))
+    out
 }

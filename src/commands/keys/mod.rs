@@ -6,7 +6,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
+use serde::Serialize;
 use zeroize::Zeroizing;
 
 use super::{ui, Error, Outcome, Result};
@@ -39,8 +39,9 @@ pub(super) fn ssh_dir(arg: Option<&Path>) -> Result<PathBuf> {
     }
 }
 
-pub(super) fn print_json(v: &Value) -> Result<Outcome> {
-    let s = serde_json::to_string_pretty(v).map_err(Error::failed)?;
+/// A verb's report as pretty-printed JSON on stdout.
+pub(super) fn print_json(report: &impl Serialize) -> Result<Outcome> {
+    let s = serde_json::to_string_pretty(report).map_err(Error::failed)?;
     ui::out(&s)?;
     Ok(Outcome::Success)
 }
