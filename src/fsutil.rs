@@ -345,9 +345,16 @@ impl Batch {
         sound.then_some(dev)
     }
 
-    /// Makes every staged file durable, then renames each into place and syncs the
-    /// directories. Returns one result per target, in staging order; a failed target keeps
-    /// its old content.
+    /// Makes every staged file durable, renames each into place and syncs each directory a
+    /// file was renamed in, once. Returns one result per target, in staging order; a failed
+    /// target keeps its old content.
+    ///
+    /// The renames are made one after the other, after every file is written: on ext4,
+    /// replacing a file frees the old inode inside `rename` (about 0.15 ms each, measured on
+    /// a quiet machine; renames from several threads were no faster, as the journal
+    /// serialises them), and committing slices while other files were still being created
+    /// was much slower: ext4 skips recently freed inodes when it allocates one, so each new
+    /// temp file's allocation scanned past the inodes the renames had just freed.
     pub fn commit(self) -> Vec<(PathBuf, Result<(), FsError>)> {
         let staged = std::mem::take(&mut *lock(&self.staged));
         // One syncfs per filesystem that holds staged files.
@@ -556,9 +563,23 @@ pub(crate) fn read_guarded(path: &Path, guard: ReadGuard) -> Result<GuardedRead,
         Some(l) => l.saturating_add(1),
         None => u64::MAX,
     };
-    file.take(take)
-        .read_to_end(&mut bytes)
-        .map_err(GuardedReadError::Read)?;
+    let mut file = file.take(take);
+    // One read when the file is the size fstat gave (one byte more is asked for, so a read
+    // that stops at that size stopped at the end): 10,000 secrets are 10,000 syscalls fewer.
+    // Any other outcome (a growing file, a short read) goes on to the end as before.
+    let expected = usize::try_from(cap).unwrap_or(0);
+    bytes.resize(expected.saturating_add(1), 0);
+    let n = loop {
+        match file.read(&mut bytes[..]) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => break r.map_err(GuardedReadError::Read)?,
+        }
+    };
+    bytes.truncate(n);
+    if n != expected {
+        file.read_to_end(&mut bytes)
+            .map_err(GuardedReadError::Read)?;
+    }
     too_large(bytes.len() as u64)?;
     Ok(GuardedRead { bytes, meta })
 }

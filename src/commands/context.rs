@@ -42,7 +42,33 @@ impl Context {
 
     /// Evaluates the rules file, saying under `-v` which backend did it and why.
     pub fn load_rules(&self) -> super::Result<crate::rules::Rules> {
-        let mut rules = crate::rules::load(&self.rules_path(), self.eval_mode())?;
+        self.load_rules_alongside(|_| ()).0
+    }
+
+    /// [`Context::load_rules`], running `alongside` (given the rules file's directory) on
+    /// this thread while the rules are evaluated ([`crate::rules::load_alongside`]).
+    pub fn load_rules_alongside<W>(
+        &self,
+        alongside: impl FnOnce(&std::path::Path) -> W,
+    ) -> (super::Result<crate::rules::Rules>, W) {
+        let path = self.rules_path();
+        let dir = crate::rules::dir_of(&path);
+        let (rules, done) =
+            crate::rules::load_alongside(&path, self.eval_mode(), || alongside(&dir));
+        (
+            rules
+                .map_err(Into::into)
+                .and_then(|r| self.chose_name_base(r)),
+            done,
+        )
+    }
+
+    /// Says under `-v` which backend evaluated `rules` and which directory its names are
+    /// relative to.
+    fn chose_name_base(
+        &self,
+        mut rules: crate::rules::Rules,
+    ) -> super::Result<crate::rules::Rules> {
         if let Some(reason) = &rules.fallback_reason {
             self.verbose(&format!("falling back to nix-instantiate: {reason}"));
         }

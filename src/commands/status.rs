@@ -12,9 +12,11 @@ use crate::cli::StatusArgs;
 use crate::secrets::status::{self, Entry, Progress};
 
 pub fn run(ctx: &Context, args: &StatusArgs) -> Result<Outcome> {
-    let rules = ctx.load_rules()?;
+    // The headers under the rules file's directory are read while the rules evaluate.
+    let (rules, prefetch) = ctx.load_rules_alongside(status::Prefetch::read);
+    let rules = rules?;
     let bar = ui::progress(rules.entries.len(), "reading headers");
-    let mut report = status::scan(&rules, &|step| match step {
+    let mut report = status::scan_prefetched(&rules, Some(prefetch), &|step| match step {
         Progress::HeaderRead => bar.inc(1),
         Progress::HeadersDone => bar.finish_and_clear(),
     });

@@ -14,9 +14,31 @@
 use age::secrecy::ExposeSecret;
 use age_core::format::FileKey;
 use age_core::primitives::{aead_encrypt, hkdf};
+use curve25519_dalek::edwards::EdwardsBasepointTable;
+use curve25519_dalek::traits::BasepointTable;
 use curve25519_dalek::EdwardsPoint;
 use rand::RngCore;
 use zeroize::Zeroizing;
+
+/// The point `P` an exchange multiplies, with or without a precomputed table of its
+/// multiples: both give the same point for the same scalar.
+pub(super) enum Multiplier<'a> {
+    /// Variable-base multiplication.
+    Point(&'a EdwardsPoint),
+    /// Fixed-base multiplication from the point's table (about three times faster, for a
+    /// point multiplied many times in one run). The table multiplies by the clamped integer
+    /// itself, not reduced mod ℓ, so a point with a torsion component gets the same result.
+    Table(&'a EdwardsBasepointTable),
+}
+
+impl Multiplier<'_> {
+    fn mul_clamped(&self, bytes: [u8; 32]) -> EdwardsPoint {
+        match self {
+            Multiplier::Point(p) => p.mul_clamped(bytes),
+            Multiplier::Table(t) => t.mul_base_clamped(bytes),
+        }
+    }
+}
 
 /// The result of one exchange: what goes into the stanza.
 pub(super) struct Sealed {
@@ -41,7 +63,7 @@ pub(super) fn ephemeral_secret() -> Result<Zeroizing<[u8; 32]>, age::EncryptErro
 /// Seals `file_key` for the point `point` with recipient u-coordinate `pk` under `label`,
 /// with the ephemeral secret `esk` (random in use; fixed in the known-answer tests).
 pub(super) fn seal(
-    point: &EdwardsPoint,
+    point: &Multiplier<'_>,
     pk: &[u8; 32],
     label: &[u8],
     file_key: &FileKey,

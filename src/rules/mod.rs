@@ -199,20 +199,55 @@ impl Rules {
 
 /// Evaluates `path` and returns every entry. Errors only when the file as a whole fails.
 pub fn load(path: &Path, mode: EvalMode) -> Result<Rules, RulesError> {
+    load_alongside(path, mode, || ()).0
+}
+
+/// [`load`], running `alongside` on the calling thread while the builtin evaluator works on
+/// its own (or before `nix-instantiate` runs): work that does not need the rules, such as
+/// reading the headers of the files they will name. No thread is added, so the process's
+/// address space grows by no more than the work itself allocates (the evaluator's budget
+/// holds under a tight `ulimit -v`).
+pub fn load_alongside<W>(
+    path: &Path,
+    mode: EvalMode,
+    alongside: impl FnOnce() -> W,
+) -> (Result<Rules, RulesError>, W) {
+    let mut pending = Some(alongside);
+    let mut done = None;
+    let mut run = || {
+        if let Some(work) = pending.take() {
+            done = Some(work());
+        }
+    };
+    let rules = load_running(path, mode, &mut run);
+    // Not run yet when no evaluator thread was started (nix-instantiate, an unreadable file).
+    run();
+    (rules, done.expect("the work alongside ran"))
+}
+
+fn load_running(
+    path: &Path,
+    mode: EvalMode,
+    alongside: &mut dyn FnMut(),
+) -> Result<Rules, RulesError> {
     let rules = |mut entries: Vec<RuleEntry>, backend, fallback_reason| {
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         Rules {
             path: path.to_path_buf(),
-            dir: rules_dir(path),
+            dir: dir_of(path),
             entries,
             backend,
             fallback_reason,
         }
     };
     match mode {
-        EvalMode::Builtin => Ok(rules(builtin_entries(path)?, Backend::Builtin, None)),
+        EvalMode::Builtin => Ok(rules(
+            builtin_entries(path, alongside)?,
+            Backend::Builtin,
+            None,
+        )),
         EvalMode::Nix => Ok(rules(nix_entries(path)?, Backend::Nix, None)),
-        EvalMode::Auto => match builtin_entries(path) {
+        EvalMode::Auto => match builtin_entries(path, alongside) {
             Err(e @ RulesError::Unsupported { .. }) if nixcli::available() => {
                 Ok(rules(nix_entries(path)?, Backend::Nix, Some(e.to_string())))
             }
@@ -240,7 +275,7 @@ pub fn evaluate_json(
 }
 
 /// The directory rule names are relative to: the rules file's parent, `.` if it has none.
-fn rules_dir(path: &Path) -> PathBuf {
+pub fn dir_of(path: &Path) -> PathBuf {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -255,9 +290,10 @@ fn read_rules(path: &Path) -> Result<String, RulesError> {
 }
 
 /// Runs `f` on a thread with a large stack, passing it the evaluation depth that stack
-/// affords (at most [`eval::MAX_DEPTH`]).
+/// affords (at most [`eval::MAX_DEPTH`]); `alongside` runs on the calling thread meanwhile.
 fn on_eval_stack<T: Send + 'static>(
     path: &Path,
+    alongside: &mut dyn FnMut(),
     f: impl FnOnce(usize) -> Result<T, RulesError> + Send + Clone + 'static,
 ) -> Result<T, RulesError> {
     let internal = |what: &str| RulesError::Eval {
@@ -274,9 +310,10 @@ fn on_eval_stack<T: Send + 'static>(
             .spawn(move || run(depth))
         {
             Ok(handle) => {
+                alongside();
                 return handle
                     .join()
-                    .map_err(|_| internal("the evaluator panicked"))?
+                    .map_err(|_| internal("the evaluator panicked"))?;
             }
             Err(e) => last_error = Some(e),
         }
@@ -354,24 +391,32 @@ fn builtin_json(path: &Path) -> Result<serde_json::Value, RulesError> {
     let text = read_rules(path)?;
     let root = path.to_path_buf();
     let budget = eval_budget(path)?;
-    on_eval_stack(path, move |max_depth| {
+    on_eval_stack(path, &mut || (), move |max_depth| {
         let mut ev = Evaluator::with_max_depth(max_depth).with_budget(budget);
         let result = ev.eval_root(&root, text).and_then(|v| ev.json_value(&v));
         result.map_err(|e| file_error(&ev, &root, e))
     })
 }
 
-fn builtin_entries(path: &Path) -> Result<Vec<RuleEntry>, RulesError> {
-    evaluate_str(path, read_rules(path)?)
+fn builtin_entries(path: &Path, alongside: &mut dyn FnMut()) -> Result<Vec<RuleEntry>, RulesError> {
+    evaluate_str_alongside(path, read_rules(path)?, alongside)
 }
 
 /// The builtin evaluator's entries for rules `text`, as if read from `path` (which names the
 /// file in errors and anchors relative imports). The in-memory entry point for fuzzing and
 /// property tests; [`load`] is the one for files.
 pub fn evaluate_str(path: &Path, text: String) -> Result<Vec<RuleEntry>, RulesError> {
+    evaluate_str_alongside(path, text, &mut || ())
+}
+
+fn evaluate_str_alongside(
+    path: &Path,
+    text: String,
+    alongside: &mut dyn FnMut(),
+) -> Result<Vec<RuleEntry>, RulesError> {
     let root = path.to_path_buf();
     let budget = eval_budget(path)?;
-    on_eval_stack(path, move |max_depth| {
+    on_eval_stack(path, alongside, move |max_depth| {
         let mut ev = Evaluator::with_max_depth(max_depth).with_budget(budget);
         let set = match ev.eval_root(&root, text.clone()) {
             Ok(Value::Attrs(set)) => set,

@@ -13,7 +13,7 @@ use super::eval::{ErrorKind, Evaluator};
 /// "unsupported" error).
 fn eval_src(src: &str) -> Result<serde_json::Value, (ErrorKind, String)> {
     let src = src.to_string();
-    super::on_eval_stack(Path::new("t.nix"), move |max_depth| {
+    super::on_eval_stack(Path::new("t.nix"), &mut || (), move |max_depth| {
         let mut ev = Evaluator::with_max_depth(max_depth);
         Ok(ev
             .eval_root(Path::new("/nonexistent/t.nix"), src)
@@ -257,7 +257,7 @@ fn outside_the_subset_is_unsupported() {
 /// Evaluates `src` as the file `dir/t.nix`.
 fn eval_in(dir: &Path, src: &str) -> Result<serde_json::Value, (ErrorKind, String)> {
     let (file, src) = (dir.join("t.nix"), src.to_string());
-    super::on_eval_stack(Path::new("t.nix"), move |max_depth| {
+    super::on_eval_stack(Path::new("t.nix"), &mut || (), move |max_depth| {
         let mut ev = Evaluator::with_max_depth(max_depth);
         Ok(ev
             .eval_root(&file, src)

@@ -274,10 +274,15 @@ pub fn read_existing(path: &Path) -> Result<Vec<u8>, SecretError> {
 
 /// Parses a secret's header, naming the file in the error.
 pub fn header_of(path: &Path, bytes: &[u8]) -> Result<Header, SecretError> {
-    Header::parse(bytes).map_err(|source| SecretError::Header {
+    Header::parse(bytes).map_err(|source| header_error(path, source))
+}
+
+/// The error for the secret `path` whose header does not parse.
+pub(crate) fn header_error(path: &Path, source: EnvelopeError) -> SecretError {
+    SecretError::Header {
         path: path.to_path_buf(),
         source: Box::new(source),
-    })
+    }
 }
 
 /// Decrypts the secret `path` (its `bytes`, whose parsed `header` is given). When no

@@ -20,7 +20,7 @@ use agefleet::recipient::Recipient;
 use rand::{Rng, SeedableRng};
 
 /// Secrets in the corpus.
-const FILES: usize = 1_000;
+const FILES: usize = 1_500;
 /// Subdirectories they are spread over (several directories to sync and clean).
 const DIRS: usize = 4;
 /// Killed rekey runs.

@@ -301,3 +301,51 @@ fn a_list_doubling_rules_file_stops_at_the_evaluation_budget() {
         "AGEFLEET_EVAL_BUDGET_MIB=\"lots\" is not a positive number of MiB",
     );
 }
+
+/// `status` reads the headers under the rules directory while the rules evaluate
+/// (`Prefetch`): its report is the one the plain scan gives, entry for entry and error for
+/// error, whatever the files are (clean, drifted, missing, orphaned, garbage, in a
+/// subdirectory, named oddly by the rule, a directory named like a secret).
+#[test]
+#[ignore = "needs `age`, `ssh-keygen`"]
+fn the_prefetched_scan_reports_what_the_plain_scan_reports() {
+    use agefleet::secrets::status::{scan, scan_prefetched, Prefetch};
+    require_tool("age");
+    let f = Fleet::new();
+    let admin = f.admin.public_line.clone();
+    let other = ssh_keygen(f.tmp.path(), "other", "ed25519", "");
+    f.rules(&[
+        ("ok.age", &[&admin], false),
+        ("drift.age", &[&admin, &other.public_line], false),
+        ("missing.age", &[&admin], false),
+        ("garbage.age", &[&admin], false),
+        ("sub/deep.age", &[&admin], false),
+        ("./dotted.age", &[&admin], false),
+        ("dir.age", &[&admin], false),
+    ]);
+    f.age_file("ok.age", &[&admin], b"a");
+    f.age_file("drift.age", &[&admin], b"b");
+    f.age_file("sub/deep.age", &[&admin], b"c");
+    f.age_file("dotted.age", &[&admin], b"d");
+    f.age_file("orphan.age", &[&admin], b"e");
+    std::fs::write(f.path("garbage.age"), b"not age at all\n").unwrap();
+    std::fs::create_dir(f.path("dir.age")).unwrap();
+    let rules = agefleet::load_rules(&f.path("secrets.nix"), agefleet::EvalMode::Builtin).unwrap();
+    let plain = scan(&rules, &|_| {});
+    let prefetched = scan_prefetched(&rules, Some(Prefetch::read(&rules.dir)), &|_| {});
+    let json = |r: &agefleet::secrets::status::Report| {
+        let entries = serde_json::to_value(&r.entries).unwrap();
+        assert!(entries.as_array().unwrap().len() >= 8, "{entries}");
+        entries
+    };
+    assert_eq!(json(&plain), json(&prefetched));
+    let problems = |file: &str| {
+        let v = serde_json::json!({ "files": json(&prefetched) });
+        problems_of(&v, file)
+    };
+    assert_eq!(problems("drift.age"), ["recipients-drift"]);
+    assert_eq!(problems("missing.age"), ["missing-file"]);
+    assert_eq!(problems("garbage.age"), ["unreadable"]);
+    assert_eq!(problems("orphan.age"), ["orphan"]);
+    assert!(problems("ok.age").is_empty() && problems("sub/deep.age").is_empty());
+}
