@@ -9,7 +9,12 @@
 //! ```
 //!
 //! `P` is the Edwards point multiplied (the recipient's point's tweaked multiple) and `pk` the
-//! recipient's own u-coordinate.
+//! recipient's own u-coordinate. [`ReusedPoint`] is how a recipient's point is multiplied by
+//! the ephemeral scalars of many wraps, here and in the X25519 half of the post-quantum
+//! recipient.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use age::secrecy::ExposeSecret;
 use age_core::format::FileKey;
@@ -20,23 +25,47 @@ use curve25519_dalek::EdwardsPoint;
 use rand::RngCore;
 use zeroize::Zeroizing;
 
-/// The point `P` an exchange multiplies, with or without a precomputed table of its
-/// multiples: both give the same point for the same scalar.
-pub(super) enum Multiplier<'a> {
-    /// Variable-base multiplication.
-    Point(&'a EdwardsPoint),
-    /// Fixed-base multiplication from the point's table (about three times faster, for a
-    /// point multiplied many times in one run). The table multiplies by the clamped integer
-    /// itself, not reduced mod ℓ, so a point with a torsion component gets the same result.
-    Table(&'a EdwardsBasepointTable),
+/// Multiplications after which a [`ReusedPoint`] builds its fixed-base table: the table
+/// (256 affine multiples, one field inversion each) costs about as much as 30
+/// variable-base multiplications and makes each later one about three times cheaper, so it
+/// pays for itself only in a run that multiplies the same point many times (a rekey wraps a
+/// file key for every recipient of every file).
+pub(super) const TABLE_AFTER: u32 = 32;
+
+/// A recipient's point, multiplied by a fresh ephemeral scalar for every file key wrapped to
+/// it: by variable-base multiplication at first, from a table of its multiples once it has
+/// been multiplied [`TABLE_AFTER`] times. Both give the same point for the same scalar: the
+/// table multiplies by the clamped integer itself, not reduced mod ℓ, so a point with a
+/// torsion component gets the same result too.
+#[derive(Clone)]
+pub(super) struct ReusedPoint {
+    point: EdwardsPoint,
+    /// Shared by the clones (the recipient cache hands one recipient to every file's
+    /// thread); built by the first thread past [`TABLE_AFTER`], the others wait for it.
+    table: Arc<OnceLock<EdwardsBasepointTable>>,
+    uses: Arc<AtomicU32>,
 }
 
-impl Multiplier<'_> {
-    fn mul_clamped(&self, bytes: [u8; 32]) -> EdwardsPoint {
-        match self {
-            Multiplier::Point(p) => p.mul_clamped(bytes),
-            Multiplier::Table(t) => t.mul_base_clamped(bytes),
+impl ReusedPoint {
+    pub(super) fn new(point: EdwardsPoint) -> Self {
+        ReusedPoint {
+            point,
+            table: Arc::default(),
+            uses: Arc::default(),
         }
+    }
+
+    /// `[clamp(bytes)]·P`.
+    pub(super) fn mul_clamped(&self, bytes: [u8; 32]) -> EdwardsPoint {
+        if let Some(table) = self.table.get() {
+            return table.mul_base_clamped(bytes);
+        }
+        if self.uses.fetch_add(1, Ordering::Relaxed) < TABLE_AFTER {
+            return self.point.mul_clamped(bytes);
+        }
+        self.table
+            .get_or_init(|| EdwardsBasepointTable::create(&self.point))
+            .mul_base_clamped(bytes)
     }
 }
 
@@ -63,7 +92,7 @@ pub(super) fn ephemeral_secret() -> Result<Zeroizing<[u8; 32]>, age::EncryptErro
 /// Seals `file_key` for the point `point` with recipient u-coordinate `pk` under `label`,
 /// with the ephemeral secret `esk` (random in use; fixed in the known-answer tests).
 pub(super) fn seal(
-    point: &Multiplier<'_>,
+    point: &ReusedPoint,
     pk: &[u8; 32],
     label: &[u8],
     file_key: &FileKey,
@@ -82,5 +111,31 @@ pub(super) fn seal(
         epk,
         body: aead_encrypt(&key, file_key.expose_secret()),
         shared_is_zero: shared.iter().all(|&b| b == 0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_and_the_point_give_the_same_multiples() {
+        let mut rng = rand::rngs::OsRng;
+        for torsion in curve25519_dalek::constants::EIGHT_TORSION {
+            let mut bytes = [0u8; 32];
+            rng.fill_bytes(&mut bytes);
+            // Any point: a torsion component too, which a reduced scalar would get wrong.
+            let point = EdwardsPoint::mul_base_clamped(bytes) + torsion;
+            let reused = ReusedPoint::new(point);
+            for i in 0..2 * TABLE_AFTER {
+                rng.fill_bytes(&mut bytes);
+                assert_eq!(
+                    reused.mul_clamped(bytes),
+                    point.mul_clamped(bytes),
+                    "multiplication {i}"
+                );
+            }
+            assert!(reused.table.get().is_some(), "the table was never used");
+        }
     }
 }

@@ -37,6 +37,8 @@ use ml_kem::{EncodedSizeUser, KemCore, MlKem768};
 use sha3::digest::{ExtendableOutput, Update, XofReader};
 use zeroize::Zeroizing;
 
+use super::exchange::ReusedPoint;
+
 type MlKemEncapsulationKey = <MlKem768 as KemCore>::EncapsulationKey;
 type MlKemDecapsulationKey = <MlKem768 as KemCore>::DecapsulationKey;
 
@@ -104,17 +106,20 @@ fn combiner(ss_m: &[u8], ss_x: &[u8; 32], ct_x: &[u8; 32], pk_x: &[u8; 32]) -> Z
 /// point in Edwards form: `X25519(k, u)` is the u-coordinate of `[clamp(k)]·P` for either
 /// point `P` with that u-coordinate, which the Edwards arithmetic computes faster than the
 /// ladder. Points on the twist (and non-canonical encodings) keep the ladder.
+/// The point is multiplied by a fresh scalar for every file key wrapped to this recipient, so
+/// a rekey multiplies it from a table of its multiples ([`ReusedPoint`]).
 #[derive(Clone)]
 struct X25519Key {
     u: [u8; 32],
-    edwards: Option<EdwardsPoint>,
+    edwards: Option<ReusedPoint>,
 }
 
 impl X25519Key {
     fn new(u: [u8; 32]) -> Self {
         let edwards = MontgomeryPoint(u)
             .to_edwards(0)
-            .filter(|p| p.to_montgomery().to_bytes() == u);
+            .filter(|p| p.to_montgomery().to_bytes() == u)
+            .map(ReusedPoint::new);
         X25519Key { u, edwards }
     }
 
@@ -534,6 +539,17 @@ mod tests {
     fn x_wing_matches_the_reference_crate() {
         use rand::{RngCore, SeedableRng};
         let mut seeds = rand::rngs::StdRng::seed_from_u64(0x5eed);
+        // Encapsulates to `pk` on both sides with the same random draws; the results agree.
+        let encap_both = |pk: &PublicKey, round: u64| {
+            let their_pk = x_wing::EncapsulationKey::from(&*pk.bytes);
+            let mut a = rand::rngs::StdRng::seed_from_u64(round);
+            let mut b = rand::rngs::StdRng::seed_from_u64(round);
+            let (ss, enc) = <XWing as hpke::Kem>::encap(pk, None, &mut a).unwrap();
+            let (ct, their_ss) = their_pk.encapsulate(&mut b).unwrap();
+            assert_eq!(enc.0[..], ct.as_bytes()[..], "round {round}");
+            assert_eq!(ss.0[..], their_ss[..], "round {round}");
+            (ss, enc, ct, their_ss)
+        };
         for round in 0..16 {
             let mut seed = [0u8; SEED_LEN];
             seeds.fill_bytes(&mut seed);
@@ -541,17 +557,18 @@ mod tests {
             let theirs = x_wing::DecapsulationKey::from(seed);
             let pk = XWing::sk_to_pk(&ours);
             assert_eq!(pk.bytes[..], theirs.encapsulation_key().as_bytes()[..]);
-            let their_pk = x_wing::EncapsulationKey::from(&*pk.bytes);
-            // The same random draws on both sides.
-            let mut a = rand::rngs::StdRng::seed_from_u64(round);
-            let mut b = rand::rngs::StdRng::seed_from_u64(round);
-            let (ss, enc) = <XWing as hpke::Kem>::encap(&pk, None, &mut a).unwrap();
-            let (ct, their_ss) = their_pk.encapsulate(&mut b).unwrap();
-            assert_eq!(enc.0[..], ct.as_bytes()[..], "round {round}");
-            assert_eq!(ss.0[..], their_ss[..], "round {round}");
+            let (ss, enc, ct, their_ss) = encap_both(&pk, round);
             let back = <XWing as hpke::Kem>::decap(&ours, None, &enc).unwrap();
             assert_eq!(back.0[..], their_ss[..]);
             assert_eq!(theirs.decapsulate(&ct).unwrap()[..], ss.0[..]);
+        }
+        // One recipient many times: past the multiplications after which its X25519 point is
+        // multiplied from a table, still the reference crate's answers.
+        let mut seed = [0u8; SEED_LEN];
+        seeds.fill_bytes(&mut seed);
+        let pk = XWing::sk_to_pk(&PrivateKey::from_seed(seed));
+        for round in 0..2 * u64::from(super::super::exchange::TABLE_AFTER) {
+            encap_both(&pk, round);
         }
         // A recipient whose X25519 half is on the twist (not on the curve): the ladder path.
         let (twist, k) = (2u8..)

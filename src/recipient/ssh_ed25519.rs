@@ -17,34 +17,24 @@
 //! Scalar multiplication commutes, so `shared = X25519(esk, X25519(tweak, pk))`: the point
 //! `[clamp(tweak)]·A` is computed once per recipient, and each wrap costs one fixed-base and
 //! one variable-base multiplication (done on the Edwards form, where curve25519-dalek uses its
-//! vectorised backend when the CPU has one; after [`TABLE_AFTER_WRAPS`] wraps, from a table of
-//! the tweaked point's multiples). Both sides of the equality are clamped-scalar
+//! vectorised backend when the CPU has one; in a rekey, from a table of the tweaked point's
+//! multiples: [`super::exchange::ReusedPoint`]). Both sides of the equality are clamped-scalar
 //! multiples of the same curve point, so the bytes are exactly those the age crate would
 //! produce for the same `esk`; the interop tests check this against the `age` CLI both ways
 //! and the unit test below against the age crate's own identity.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, OnceLock};
 
 use age_core::format::{FileKey, Stanza};
 use age_core::primitives::hkdf;
 use base64::prelude::{Engine, BASE64_STANDARD_NO_PAD};
-use curve25519_dalek::edwards::EdwardsBasepointTable;
-use curve25519_dalek::traits::BasepointTable;
 use curve25519_dalek::EdwardsPoint;
 use zeroize::Zeroizing;
 
-use super::exchange::Multiplier;
+use super::exchange::ReusedPoint;
 
 const LABEL: &[u8] = b"age-encryption.org/v1/ssh-ed25519";
 const STANZA_TYPE: &str = "ssh-ed25519";
-
-/// Wraps after which a recipient builds the fixed-base table of its tweaked point: the table
-/// (256 affine multiples, one field inversion each) costs about as much as 30
-/// variable-base multiplications and makes each later one about three times cheaper, so it
-/// pays for itself only in a run that wraps many file keys for the same recipient (a rekey).
-const TABLE_AFTER_WRAPS: u32 = 32;
 
 /// An ssh-ed25519 recipient with the tweaked point precomputed.
 #[derive(Clone)]
@@ -52,11 +42,7 @@ pub(super) struct SshEd25519 {
     /// The recipient's key as a Montgomery u-coordinate (part of the HKDF salt).
     pk: [u8; 32],
     /// `[clamp(tweak)]·A`, A the recipient's Ed25519 point.
-    tweaked: EdwardsPoint,
-    /// The fixed-base table of `tweaked`, once [`TABLE_AFTER_WRAPS`] wraps were made. Shared
-    /// by the clones (the recipient cache hands out one recipient to every file's thread).
-    table: Arc<OnceLock<EdwardsBasepointTable>>,
-    wraps: Arc<AtomicU32>,
+    tweaked: ReusedPoint,
     tag: String,
 }
 
@@ -68,37 +54,20 @@ impl SshEd25519 {
         let tweak = hkdf(wire, LABEL, &[]);
         SshEd25519 {
             pk: point.to_montgomery().to_bytes(),
-            tweaked: point.mul_clamped(tweak),
-            table: Arc::default(),
-            wraps: Arc::default(),
+            tweaked: ReusedPoint::new(point.mul_clamped(tweak)),
             tag,
         }
     }
 }
 
 impl SshEd25519 {
-    /// How this wrap multiplies the tweaked point: by its table once the recipient has been
-    /// used enough (built by the first thread to get there; the others wait for it).
-    fn multiplier(&self) -> Multiplier<'_> {
-        if let Some(table) = self.table.get() {
-            return Multiplier::Table(table);
-        }
-        if self.wraps.fetch_add(1, Ordering::Relaxed) < TABLE_AFTER_WRAPS {
-            return Multiplier::Point(&self.tweaked);
-        }
-        Multiplier::Table(
-            self.table
-                .get_or_init(|| EdwardsBasepointTable::create(&self.tweaked)),
-        )
-    }
-
     /// The stanza for `file_key` with the ephemeral secret `esk`.
     pub(super) fn stanza(
         &self,
         file_key: &FileKey,
         esk: &Zeroizing<[u8; 32]>,
     ) -> Result<Stanza, age::EncryptError> {
-        let sealed = super::exchange::seal(&self.multiplier(), &self.pk, LABEL, file_key, esk);
+        let sealed = super::exchange::seal(&self.tweaked, &self.pk, LABEL, file_key, esk);
         // Parsing refuses small-order keys; never emit a stanza an all-zero secret sealed.
         if sealed.shared_is_zero {
             return Err(age::EncryptError::Io(std::io::Error::other(
@@ -138,48 +107,9 @@ mod tests {
         let r = Recipient::parse(PUB).unwrap();
         assert_eq!(r.kind, RecipientKind::SshEd25519);
         // Past the wraps after which the tweaked point's table is used: both ways checked.
-        for _ in 0..2 * super::TABLE_AFTER_WRAPS {
+        for _ in 0..2 * super::super::exchange::TABLE_AFTER {
             let out = crate::recipient::age_crate_round_trip(&r, &identity, b"tweak commutes");
             assert_eq!(out, b"tweak commutes");
-        }
-    }
-
-    #[test]
-    fn the_table_and_the_point_seal_the_same_stanza() {
-        use super::super::exchange::{seal, Multiplier};
-        use curve25519_dalek::edwards::EdwardsBasepointTable;
-        use curve25519_dalek::traits::BasepointTable;
-        use rand::RngCore;
-        let file_key = age_core::format::FileKey::new(Box::new([7u8; 16]));
-        let mut rng = rand::rngs::OsRng;
-        for _ in 0..20 {
-            let mut bytes = [0u8; 32];
-            rng.fill_bytes(&mut bytes);
-            // Any point: a torsion component too, which a reduced scalar would get wrong.
-            let point = curve25519_dalek::EdwardsPoint::mul_base_clamped(bytes)
-                + curve25519_dalek::constants::EIGHT_TORSION[1];
-            let table = EdwardsBasepointTable::create(&point);
-            let mut esk = zeroize::Zeroizing::new([0u8; 32]);
-            rng.fill_bytes(esk.as_mut());
-            let pk = [9u8; 32];
-            let a = seal(
-                &Multiplier::Point(&point),
-                &pk,
-                super::LABEL,
-                &file_key,
-                &esk,
-            );
-            let b = seal(
-                &Multiplier::Table(&table),
-                &pk,
-                super::LABEL,
-                &file_key,
-                &esk,
-            );
-            assert_eq!(
-                (a.epk, a.body, a.shared_is_zero),
-                (b.epk, b.body, b.shared_is_zero)
-            );
         }
     }
 }
