@@ -118,52 +118,25 @@ let
   secretType = types.submodule (
     { config, name, ... }:
     {
-      options = {
-        name = mkOption {
-          type = types.str;
-          default = name;
-          description = "Name of the file in `age.secretsDir`.";
-        };
-        file = mkOption {
-          type = types.path;
-          description = "The age file the secret is decrypted from.";
-        };
-        path = mkOption {
-          type = types.str;
-          default = "${cfg.secretsDir}/${config.name}";
-          defaultText = literalExpression ''"''${config.age.secretsDir}/''${name}"'';
-          description = "Where the decrypted secret is available.";
-        };
-        mode = mkOption {
-          type = types.str;
-          default = "0400";
-          description = ''
-            Permissions of the decrypted secret in a format understood by chmod: octal
-            (`"0440"`) or symbolic (`"u=r,g=r,o="`). Setuid, setgid and sticky bits are
-            refused (that secret fails to install; the others are installed).
-          '';
-        };
-        owner = mkOption {
-          type = types.str;
-          default = "0";
-          description = "User (name or uid) owning the decrypted secret.";
-        };
-        group = mkOption {
-          type = types.str;
-          default = users.${config.owner}.group or "0";
-          defaultText = literalExpression ''config.users.users.''${owner}.group or "0"'';
-          description = "Group (name or gid) of the decrypted secret.";
-        };
-        symlink = mkOption {
-          type = types.bool;
-          default = true;
-          description = ''
-            With a custom `path`: make `path` a symlink to `secretsDir/name` (true), or write
-            the decrypted file itself at `path`, atomically (false).
-          '';
-        };
-      }
-      // tpl.unitOptions;
+      options =
+        tpl.secretOptions {
+          inherit config name;
+          inherit (cfg) secretsDir;
+        }
+        // {
+          owner = mkOption {
+            type = types.str;
+            default = "0";
+            description = "User (name or uid) owning the decrypted secret.";
+          };
+          group = mkOption {
+            type = types.str;
+            default = users.${config.owner}.group or "0";
+            defaultText = literalExpression ''config.users.users.''${owner}.group or "0"'';
+            description = "Group (name or gid) of the decrypted secret.";
+          };
+        }
+        // tpl.unitOptions;
     }
   );
 

@@ -1,6 +1,7 @@
 # What the NixOS/nix-darwin module (./age.nix) and the home-manager module (./age-home.nix)
-# share for `restartUnits`/`reloadUnits` and `age.templates`: option declarations, the
-# placeholders, the assertions and what goes into the manifest.
+# share: the `age.secrets.<name>` options both declare, and for `restartUnits`/`reloadUnits`
+# and `age.templates` the option declarations, the placeholders, the assertions and what goes
+# into the manifest.
 { lib }:
 let
   inherit (lib) mkOption literalExpression types;
@@ -8,6 +9,49 @@ let
   marker = "<AGEFLEET:PLACEHOLDER:";
 in
 rec {
+  # The options of `age.secrets.<name>` both modules declare alike (agenix's own, with
+  # `symlink` as agenix spells it): the NixOS/nix-darwin module adds `owner` and `group`.
+  secretOptions =
+    {
+      secretsDir,
+      config,
+      name,
+    }:
+    {
+      name = mkOption {
+        type = types.str;
+        default = name;
+        description = "Name of the file in `age.secretsDir`.";
+      };
+      file = mkOption {
+        type = types.path;
+        description = "The age file the secret is decrypted from.";
+      };
+      path = mkOption {
+        type = types.str;
+        default = "${secretsDir}/${config.name}";
+        defaultText = literalExpression ''"''${config.age.secretsDir}/''${name}"'';
+        description = "Where the decrypted secret is available.";
+      };
+      mode = mkOption {
+        type = types.str;
+        default = "0400";
+        description = ''
+          Permissions of the decrypted secret in a format understood by chmod: octal
+          (`"0440"`) or symbolic (`"u=r,g=r,o="`). Setuid, setgid and sticky bits are
+          refused (that secret fails to install; the others are installed).
+        '';
+      };
+      symlink = mkOption {
+        type = types.bool;
+        default = true;
+        description = ''
+          With a custom `path`: make `path` a symlink to `secretsDir/name` (true), or write
+          the decrypted file itself at `path`, atomically (false).
+        '';
+      };
+    };
+
   # `restartUnits` / `reloadUnits`, as sops-nix spells them.
   unitOptions = {
     restartUnits = mkOption {
