@@ -115,6 +115,21 @@ let
     ${activate phase} || echo "[agenix] WARNING: agefleet activate --phase ${phase} reported failures (above); activation continues" >&2
   '';
 
+  # `owner` and `group` of a secret or of a template's rendered file (`what`).
+  ownerOptions = config: what: {
+    owner = mkOption {
+      type = types.str;
+      default = "0";
+      description = "User (name or uid) owning the ${what}.";
+    };
+    group = mkOption {
+      type = types.str;
+      default = users.${config.owner}.group or "0";
+      defaultText = literalExpression ''config.users.users.''${owner}.group or "0"'';
+      description = "Group (name or gid) of the ${what}.";
+    };
+  };
+
   secretType = types.submodule (
     { config, name, ... }:
     {
@@ -123,38 +138,14 @@ let
           inherit config name;
           inherit (cfg) secretsDir;
         }
-        // {
-          owner = mkOption {
-            type = types.str;
-            default = "0";
-            description = "User (name or uid) owning the decrypted secret.";
-          };
-          group = mkOption {
-            type = types.str;
-            default = users.${config.owner}.group or "0";
-            defaultText = literalExpression ''config.users.users.''${owner}.group or "0"'';
-            description = "Group (name or gid) of the decrypted secret.";
-          };
-        }
+        // ownerOptions config "decrypted secret"
         // tpl.unitOptions;
     }
   );
 
   templateType = tpl.templateType {
     inherit (cfg) secretsDir;
-    extra = config: {
-      owner = mkOption {
-        type = types.str;
-        default = "0";
-        description = "User (name or uid) owning the rendered file.";
-      };
-      group = mkOption {
-        type = types.str;
-        default = users.${config.owner}.group or "0";
-        defaultText = literalExpression ''config.users.users.''${owner}.group or "0"'';
-        description = "Group (name or gid) of the rendered file.";
-      };
-    };
+    extra = config: ownerOptions config "rendered file";
   };
 in
 {
