@@ -771,18 +771,12 @@ fn a_killed_edits_plaintext_is_swept_by_the_next_edit() {
         == Some(1)));
 
     let edit = |input: &[u8]| {
-        use std::io::Write;
-        let mut child = f
-            .cmd()
-            .args(["edit", "x.age"])
-            .env("XDG_RUNTIME_DIR", &xdg.0)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(input).unwrap();
-        child.wait_with_output().unwrap()
+        common::run_with_stdin(
+            f.cmd()
+                .args(["edit", "x.age"])
+                .env("XDG_RUNTIME_DIR", &xdg.0),
+            input,
+        )
     };
     let out = edit(b"new\n");
     assert!(out.status.success(), "{}", stderr(&out));

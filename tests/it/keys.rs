@@ -5,10 +5,9 @@
 use crate::common;
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use crate::common::{agefleet, mode_of, require_root, require_tool, run, stderr, stdout};
 use serde_json::Value;
@@ -27,15 +26,7 @@ fn af(home: &Path, args: &[&str]) -> Output {
 
 /// Runs agefleet with `input` on stdin.
 fn af_stdin(home: &Path, args: &[&str], input: &[u8]) -> Output {
-    let mut child = agefleet(home)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn agefleet");
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    child.wait_with_output().unwrap()
+    common::run_with_stdin(agefleet(home).args(args), input)
 }
 
 fn code(o: &Output) -> i32 {

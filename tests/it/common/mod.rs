@@ -117,6 +117,19 @@ pub fn run(cmd: &mut Command) -> Output {
         .expect("spawn command")
 }
 
+/// Runs `cmd` with `input` on its stdin (a pipe, not a terminal), collecting its output.
+pub fn run_with_stdin(cmd: &mut Command, input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn command");
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -294,17 +307,7 @@ impl Fleet {
 
     /// Runs agefleet with `args`, `input` on stdin (not a terminal).
     pub fn run_stdin(&self, args: &[&str], input: &[u8]) -> Output {
-        use std::io::Write;
-        let mut child = self
-            .cmd()
-            .args(args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(input).unwrap();
-        child.wait_with_output().unwrap()
+        run_with_stdin(self.cmd().args(args), input)
     }
 
     pub fn path(&self, name: &str) -> PathBuf {

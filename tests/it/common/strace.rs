@@ -76,18 +76,7 @@ pub fn record(cmd: &Command, input: Option<&[u8]>) -> (Output, Trace) {
     traced.current_dir(&cwd);
     let out = match input {
         None => run(&mut traced),
-        Some(input) => {
-            use std::io::Write;
-            use std::process::Stdio;
-            let mut child = traced
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("spawn strace");
-            child.stdin.take().unwrap().write_all(input).unwrap();
-            child.wait_with_output().unwrap()
-        }
+        Some(input) => super::run_with_stdin(&mut traced, input),
     };
     let text = std::fs::read_to_string(log.path()).unwrap();
     let trace = Trace::parse(&text, &cwd);
