@@ -345,30 +345,21 @@ pub fn plan_add(
     });
     let new_text = syntax::apply(text, edits);
     let snippet = || add_snippet(&binding_text, name, &expected);
-    let after = match evaluate(path, &new_text) {
-        Ok(a) => a,
-        Err(e) => {
-            return Err(EditError::Unverified {
-                file: path.to_path_buf(),
-                why: format!("the edited file does not evaluate: {e}"),
-                snippet: snippet(),
-            })
-        }
-    };
+    verify_edit(
+        path,
+        &new_text,
+        &before,
+        |name, keys| {
+            let mut keys = keys.to_vec();
+            keys.extend(std::iter::repeat_n(
+                key.to_string(),
+                expected.get(name).copied().unwrap_or(0),
+            ));
+            keys
+        },
+        snippet,
+    )?;
     let changed: Vec<String> = expected.keys().cloned().collect();
-    verify(&before, &after, |name, keys| {
-        let mut keys = keys.to_vec();
-        keys.extend(std::iter::repeat_n(
-            key.to_string(),
-            expected.get(name).copied().unwrap_or(0),
-        ));
-        keys
-    })
-    .map_err(|why| EditError::Unverified {
-        file: path.to_path_buf(),
-        why: why.to_string(),
-        snippet: snippet(),
-    })?;
     Ok(Plan {
         path: path.to_path_buf(),
         old_text: text.to_string(),
@@ -418,27 +409,23 @@ pub fn plan_replace(path: &Path, text: &str, name: &str, key: &str) -> Result<Pl
         .collect();
     let snippet =
         || format!("in the let block, bind {name} to the new key:\n  {name} = {literal};\n");
-    let after = evaluate(path, &new_text).map_err(|e| EditError::Unverified {
-        file: path.to_path_buf(),
-        why: format!("the edited file does not evaluate: {e}"),
-        snippet: snippet(),
-    })?;
-    verify(&before, &after, |_, keys| {
-        keys.iter()
-            .map(|k| {
-                if *k == old_key {
-                    key.to_string()
-                } else {
-                    k.clone()
-                }
-            })
-            .collect()
-    })
-    .map_err(|why| EditError::Unverified {
-        file: path.to_path_buf(),
-        why: why.to_string(),
-        snippet: snippet(),
-    })?;
+    verify_edit(
+        path,
+        &new_text,
+        &before,
+        |_, keys| {
+            keys.iter()
+                .map(|k| {
+                    if *k == old_key {
+                        key.to_string()
+                    } else {
+                        k.clone()
+                    }
+                })
+                .collect()
+        },
+        snippet,
+    )?;
     Ok(Plan {
         path: path.to_path_buf(),
         old_text: text.to_string(),
@@ -500,19 +487,13 @@ pub fn plan_remove(path: &Path, text: &str, name: &str) -> Result<Plan, EditErro
         }
         s
     };
-    let after = evaluate(path, &new_text).map_err(|e| EditError::Unverified {
-        file: path.to_path_buf(),
-        why: format!("the edited file does not evaluate: {e}"),
-        snippet: snippet(),
-    })?;
-    verify(&before, &after, |_, keys| {
-        keys.iter().filter(|k| **k != key).cloned().collect()
-    })
-    .map_err(|why| EditError::Unverified {
-        file: path.to_path_buf(),
-        why: why.to_string(),
-        snippet: snippet(),
-    })?;
+    let after = verify_edit(
+        path,
+        &new_text,
+        &before,
+        |_, keys| keys.iter().filter(|k| **k != key).cloned().collect(),
+        snippet,
+    )?;
     let emptied = after
         .iter()
         .filter(|e| e.rule.as_ref().is_ok_and(|r| r.public_keys.is_empty()))
@@ -527,6 +508,27 @@ pub fn plan_remove(path: &Path, text: &str, name: &str) -> Result<Plan, EditErro
         changed,
         emptied,
     })
+}
+
+/// Evaluates the edited `new_text` and checks its rules are `before`'s with each rule's keys
+/// turned into `expected(name, keys)` ([`verify`]): the rules after the edit, or
+/// [`EditError::Unverified`] with `snippet`, the edit to make by hand.
+fn verify_edit(
+    path: &Path,
+    new_text: &str,
+    before: &[RuleEntry],
+    expected: impl Fn(&str, &[String]) -> Vec<String>,
+    snippet: impl Fn() -> String,
+) -> Result<Vec<RuleEntry>, EditError> {
+    let unverified = |why: String| EditError::Unverified {
+        file: path.to_path_buf(),
+        why,
+        snippet: snippet(),
+    };
+    let after = evaluate(path, new_text)
+        .map_err(|e| unverified(format!("the edited file does not evaluate: {e}")))?;
+    verify(before, &after, expected).map_err(|why| unverified(why.to_string()))?;
+    Ok(after)
 }
 
 /// How an edited file's rules differ from the intended ones.
