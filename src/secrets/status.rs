@@ -218,8 +218,7 @@ impl Prefetch {
     /// measured against (the git index, whose opening initialises OpenSSL, is left to the
     /// scan for the same reason).
     pub fn read(dir: &Path) -> Prefetch {
-        let (mut found, mut temps) = (Vec::new(), Vec::new());
-        find_age_files(dir, dir, &mut found, &mut temps);
+        let (found, temps) = age_files_under(dir);
         let headers = found
             .iter()
             .map(|rel| (rel.clone(), read_header(&dir.join(rel))))
@@ -259,11 +258,7 @@ pub fn scan_prefetched(
     let mut prefetch = prefetch.filter(|p| p.dir == rules.dir);
     let (found, temps) = match prefetch.as_mut() {
         Some(p) => (std::mem::take(&mut p.found), std::mem::take(&mut p.temps)),
-        None => {
-            let (mut found, mut temps) = (Vec::new(), Vec::new());
-            find_age_files(&rules.dir, &rules.dir, &mut found, &mut temps);
-            (found, temps)
-        }
+        None => age_files_under(&rules.dir),
     };
     let prefetch = prefetch.as_ref();
     let read = |rel: &str, path: &Path| {
@@ -499,6 +494,14 @@ fn read_header_bytes(path: &Path) -> std::io::Result<Vec<u8>> {
         Err(GuardedReadError::Directory) => Err(std::io::Error::other("not a regular file")),
         Err(e) => Err(e.into_io()),
     }
+}
+
+/// The `.age` files under `dir` and the temp files killed runs left there, relative to it
+/// ([`find_age_files`]).
+fn age_files_under(dir: &Path) -> (Vec<String>, Vec<(String, String)>) {
+    let (mut found, mut temps) = (Vec::new(), Vec::new());
+    find_age_files(dir, dir, &mut found, &mut temps);
+    (found, temps)
 }
 
 /// Collects `.age` files under `dir` (relative to `root`), skipping hidden directories
